@@ -1,0 +1,15 @@
+#!/usr/bin/env node
+// The `mandate` command. Runs the TypeScript sources directly (Node >= 22.18 strips types) in a
+// checkout, and the compiled JavaScript in dist/ where the sources are not shipped.
+import { existsSync } from 'node:fs';
+
+const [major, minor] = process.versions.node.split('.').map(Number);
+if (major < 22 || (major === 22 && minor < 17)) {
+  process.stderr.write(`mandate: needs Node.js >= 22.17 (this is ${process.version}); run it through scripts/with-node22.sh\n`);
+  process.exit(1);
+}
+const source = new URL('../lib/cli.ts', import.meta.url);
+const built = new URL('../dist/lib/cli.js', import.meta.url);
+const entry = existsSync(source) ? source : built;
+const { main } = await import(entry.href);
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,67 @@
+import type { Em } from '../db/orm.ts';
+
+/**
+ * Caches of access data are valid while the access epoch (one row, bumped by database triggers on
+ * every change to roles, assignments, delegations, user status and tokens) has not moved. Reading
+ * it is one primary-key query, so a change made by any process is seen on the very next check.
+ */
+export class AccessEpoch {
+  private seen: number | undefined;
+  private readonly caches = new Set<{ clear(): void }>();
+
+  /** Bumped each time a moved epoch clears the caches; a result computed before that is dropped. */
+  generation = 0;
+
+  register(cache: { clear(): void }): void {
+    this.caches.add(cache);
+  }
+
+  async sync(em: Em): Promise<number> {
+    const row = await em.execute<{ version: string | number }>(
+      'select "version" from "access_epoch" where "id" = 1',
+      [],
+      'get',
+    );
+    const version = Number(row?.version ?? 0);
+    if (version !== this.seen) {
+      this.seen = version;
+      this.generation++;
+      for (const cache of this.caches) cache.clear();
+    }
+    return this.generation;
+  }
+}
+
+/** A bounded map whose entries also lapse at their own time (an expiring token or delegation). */
+export class EpochCache<V> {
+  private readonly entries = new Map<string, { value: V; validUntil: number; generation: number }>();
+  private readonly epoch: AccessEpoch;
+  private readonly maxEntries: number;
+
+  constructor(epoch: AccessEpoch, maxEntries = 10_000) {
+    this.epoch = epoch;
+    this.maxEntries = maxEntries;
+    epoch.register(this);
+  }
+
+  get(key: string, now: Date): V | undefined {
+    const entry = this.entries.get(key);
+    if (!entry) return undefined;
+    if (entry.generation !== this.epoch.generation || entry.validUntil <= now.getTime()) {
+      this.entries.delete(key);
+      return undefined;
+    }
+    return entry.value;
+  }
+
+  /** Stores a value computed after the sync that returned `generation`, unless the epoch moved since. */
+  set(key: string, value: V, generation: number, validUntil: Date | null): void {
+    if (generation !== this.epoch.generation) return;
+    if (this.entries.size >= this.maxEntries) this.entries.clear();
+    this.entries.set(key, { value, validUntil: validUntil?.getTime() ?? Number.POSITIVE_INFINITY, generation });
+  }
+
+  clear(): void {
+    this.entries.clear();
+  }
+}

@@ -1,0 +1,145 @@
+import type { Em } from '../db/orm.ts';
+import type { UserCaller } from '../identity/caller.ts';
+import { AccessEpoch, EpochCache } from './epoch.ts';
+import { isPermission, type Permission } from './permissions.ts';
+
+export type GrantSource =
+  | { kind: 'role'; role: string; projectId: string | null }
+  | { kind: 'delegation'; delegationId: string; delegatorId: string; projectId: string | null; expiresAt: Date | null };
+
+export type DeadReason = 'user_inactive' | 'user_unknown' | 'token_revoked' | 'token_expired' | 'token_unknown';
+
+export interface EffectivePermissions {
+  /** false: the user is disabled or unknown, or the token is revoked or expired; no permissions. */
+  live: boolean;
+  deadReason?: DeadReason;
+  grants: ReadonlyMap<Permission, readonly GrantSource[]>;
+  /** The token's scopes, when it narrows the user's permissions. */
+  scopes: readonly Permission[] | null;
+}
+
+interface GrantRow {
+  kind: 'role' | 'delegation';
+  permission: string;
+  role_name: string | null;
+  project_id: string | null;
+  delegation_id: string | null;
+  delegator_id: string | null;
+  expires_at: Date | string | null;
+}
+
+interface LivenessRow {
+  active: boolean;
+  token_id: string | null;
+  token_user_id: string | null;
+  scopes: string[] | null;
+  token_expires_at: Date | string | null;
+  revoked_at: Date | string | null;
+}
+
+// Roles (global, or for the project asked about) and live delegations. A delegation counts only
+// while its delegator is active and still holds the permission through a role for the delegation's
+// scope: that is both the no-re-delegation rule and the cascade when the delegator loses it.
+const GRANTS_SQL = `
+select 'role' as kind, perm as permission, r.name as role_name, ra.project_id,
+       null::uuid as delegation_id, null::uuid as delegator_id, null::timestamptz as expires_at
+  from role_assignment ra
+  join role r on r.id = ra.role_id
+  cross join lateral unnest(r.permissions) as perm
+ where ra.user_id = ? and (ra.project_id is null or ra.project_id = ?::uuid)
+union all
+select 'delegation', d.permission, null, d.project_id, d.id, d.delegator_id, d.expires_at
+  from delegation d
+  join app_user delegator on delegator.id = d.delegator_id and delegator.active
+ where d.delegate_id = ?
+   and d.revoked_at is null
+   and (d.expires_at is null or d.expires_at > ?)
+   and (d.project_id is null or d.project_id = ?::uuid)
+   and exists (
+     select 1 from role_assignment ra2 join role r2 on r2.id = ra2.role_id
+      where ra2.user_id = d.delegator_id
+        and d.permission = any(r2.permissions)
+        and (ra2.project_id is null or ra2.project_id = d.project_id))`;
+
+const LIVENESS_SQL = `
+select u.active, t.id as token_id, t.user_id as token_user_id, t.scopes,
+       t.expires_at as token_expires_at, t.revoked_at
+  from app_user u
+  left join api_token t on t.id = ?::uuid
+ where u.id = ?`;
+
+const toDate = (value: Date | string | null): Date | null => (value === null ? null : new Date(value));
+
+function earliest(a: Date | null, b: Date | null): Date | null {
+  if (!a) return b;
+  if (!b) return a;
+  return a < b ? a : b;
+}
+
+const dead = (deadReason: DeadReason): EffectivePermissions => ({ live: false, deadReason, grants: new Map(), scopes: null });
+
+/**
+ * Effective permissions of a caller for a project: (role permissions ∪ live delegations) ∩ token
+ * scopes; nothing for a disabled user or an expired or revoked token. One epoch read per check;
+ * the two resolution queries run only when the epoch moved or an entry lapsed.
+ */
+export class PermissionResolver {
+  readonly epoch: AccessEpoch;
+  private readonly cache: EpochCache<EffectivePermissions>;
+  private readonly now: () => Date;
+
+  constructor(epoch: AccessEpoch, now: () => Date = () => new Date()) {
+    this.epoch = epoch;
+    this.now = now;
+    this.cache = new EpochCache(epoch);
+  }
+
+  async resolve(em: Em, caller: UserCaller, projectId: string | null = null): Promise<EffectivePermissions> {
+    const generation = await this.epoch.sync(em);
+    const now = this.now();
+    const key = `${caller.userId}|${caller.tokenId ?? ''}|${projectId ?? ''}`;
+    const cached = this.cache.get(key, now);
+    if (cached) return cached;
+    const { result, validUntil } = await this.load(em, caller, projectId, now);
+    this.cache.set(key, result, generation, validUntil);
+    return result;
+  }
+
+  private async load(em: Em, caller: UserCaller, projectId: string | null, now: Date) {
+    const liveness = await em.execute<LivenessRow>(LIVENESS_SQL, [caller.tokenId ?? null, caller.userId], 'get');
+    if (!liveness) return { result: dead('user_unknown'), validUntil: null };
+    if (!liveness.active) return { result: dead('user_inactive'), validUntil: null };
+    let validUntil: Date | null = null;
+    let scopes: Permission[] | null = null;
+    if (caller.tokenId) {
+      if (!liveness.token_id || liveness.token_user_id !== caller.userId) return { result: dead('token_unknown'), validUntil: null };
+      if (liveness.revoked_at) return { result: dead('token_revoked'), validUntil: null };
+      const tokenExpiry = toDate(liveness.token_expires_at);
+      if (tokenExpiry && tokenExpiry <= now) return { result: dead('token_expired'), validUntil: null };
+      validUntil = tokenExpiry;
+      scopes = liveness.scopes ? liveness.scopes.filter(isPermission) : null;
+    }
+
+    const rows = await em.execute<GrantRow[]>(GRANTS_SQL, [caller.userId, projectId, caller.userId, now, projectId]);
+    const grants = new Map<Permission, GrantSource[]>();
+    for (const row of rows) {
+      if (!isPermission(row.permission)) continue; // a permission no longer in the catalogue
+      if (scopes && !scopes.includes(row.permission)) continue;
+      const source: GrantSource =
+        row.kind === 'role'
+          ? { kind: 'role', role: row.role_name!, projectId: row.project_id }
+          : {
+              kind: 'delegation',
+              delegationId: row.delegation_id!,
+              delegatorId: row.delegator_id!,
+              projectId: row.project_id,
+              expiresAt: toDate(row.expires_at),
+            };
+      if (source.kind === 'delegation') validUntil = earliest(validUntil, source.expiresAt);
+      const list = grants.get(row.permission) ?? [];
+      list.push(source);
+      grants.set(row.permission, list);
+    }
+    return { result: { live: true, grants, scopes } satisfies EffectivePermissions, validUntil };
+  }
+}

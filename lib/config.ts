@@ -1,0 +1,58 @@
+import { resolve } from 'node:path';
+import { z } from 'zod';
+
+// The only reader of process.env: everything else receives a typed Config.
+const envSchema = z.object({
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+    .optional(),
+  MANDATE_DATA_DIR: z.string().min(1).default('./.mandate'),
+  MANDATE_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
+  MANDATE_LOG_FILE: z.string().min(1).optional(),
+  MANDATE_ADMIN_EMAIL: z.string().optional(),
+  MANDATE_ADMIN_PASSWORD: z.string().optional(),
+  MANDATE_TOKEN: z.string().optional(),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+});
+
+export type DatabaseConfig =
+  | { kind: 'embedded'; dataDir: string }
+  | { kind: 'postgresql'; url: string };
+
+export interface Config {
+  database: DatabaseConfig;
+  /** level unset: each command picks its default (serve: info, one-shot CLI commands: warn). */
+  log: { level?: string; file?: string };
+  admin: { email?: string; password?: string };
+  token?: string;
+  http: { host: string; port: number };
+}
+
+export class ConfigError extends Error {}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ConfigError(`invalid environment variable ${String(issue.path[0])}: ${issue.message}`);
+  }
+  const e = parsed.data;
+  return {
+    database: e.DATABASE_URL
+      ? { kind: 'postgresql', url: e.DATABASE_URL }
+      : { kind: 'embedded', dataDir: resolve(e.MANDATE_DATA_DIR) },
+    log: { ...(e.MANDATE_LOG_LEVEL ? { level: e.MANDATE_LOG_LEVEL } : {}), ...(e.MANDATE_LOG_FILE ? { file: e.MANDATE_LOG_FILE } : {}) },
+    admin: { email: e.MANDATE_ADMIN_EMAIL, password: e.MANDATE_ADMIN_PASSWORD },
+    token: e.MANDATE_TOKEN,
+    http: { host: e.HOST, port: e.PORT },
+  };
+}
+
+/** A description of where the data lives that never includes a password from DATABASE_URL. */
+export function describeDatabase(db: DatabaseConfig): string {
+  if (db.kind === 'embedded') return `embedded PGlite in ${db.dataDir}`;
+  const url = new URL(db.url);
+  return `PostgreSQL at ${url.hostname}:${url.port || 5432}${url.pathname}`;
+}

@@ -1,0 +1,38 @@
+import { randomUUID } from 'node:crypto';
+import { defineEntity, p } from '@mikro-orm/core';
+import { User } from './user.ts';
+import { accessEpochTrigger } from './access-epoch.ts';
+
+const ApiTokenSchema = defineEntity({
+  name: 'ApiToken',
+  properties: {
+    id: p.uuid().primary().onCreate(() => randomUUID()),
+    user: () => p.manyToOne(User).deleteRule('cascade').index('api_token_user_idx'),
+    name: p.string().length(100),
+    // First characters of the raw token, enough for a person to recognise it in a list.
+    prefix: p.string().length(16),
+    // SHA-256 of the raw token, hex; the raw token is never stored.
+    hash: p.string().length(64).unique('api_token_hash_unique').hidden(),
+    // null = no narrowing; otherwise the token carries at most these permissions.
+    scopes: p.array().nullable(),
+    expiresAt: p.datetime().nullable(),
+    lastUsedAt: p.datetime().nullable(),
+    createdAt: p.datetime().onCreate(() => new Date()),
+    createdById: p.uuid().nullable(),
+    revokedAt: p.datetime().nullable(),
+  },
+  // Revocation, expiry and scope changes count; last-used writes must not invalidate every cache.
+  triggers: [
+    accessEpochTrigger(
+      'api_token_access_epoch_update',
+      ['update'],
+      'row',
+      '((old.revoked_at IS DISTINCT FROM new.revoked_at) OR (old.expires_at IS DISTINCT FROM new.expires_at) OR (old.scopes IS DISTINCT FROM new.scopes) OR (old.user_id IS DISTINCT FROM new.user_id))',
+    ),
+    accessEpochTrigger('api_token_access_epoch_delete', ['delete'], 'statement'),
+  ],
+});
+
+export class ApiToken extends ApiTokenSchema.class {}
+ApiTokenSchema.setClass(ApiToken);
+export { ApiTokenSchema };

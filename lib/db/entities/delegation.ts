@@ -1,0 +1,26 @@
+import { randomUUID } from 'node:crypto';
+import { defineEntity, p } from '@mikro-orm/core';
+import { User } from './user.ts';
+import { Project } from './project.ts';
+import { accessEpochTrigger } from './access-epoch.ts';
+
+const DelegationSchema = defineEntity({
+  name: 'Delegation',
+  properties: {
+    id: p.uuid().primary().onCreate(() => randomUUID()),
+    delegator: () => p.manyToOne(User).deleteRule('cascade'),
+    delegate: () => p.manyToOne(User).deleteRule('cascade').index('delegation_delegate_idx'),
+    permission: p.string().length(64),
+    project: () => p.manyToOne(Project).nullable().deleteRule('cascade'),
+    expiresAt: p.datetime().nullable(),
+    reason: p.text().default(''),
+    createdAt: p.datetime().onCreate(() => new Date()),
+    revokedAt: p.datetime().nullable(),
+    revokedById: p.uuid().nullable(),
+  },
+  triggers: [accessEpochTrigger('delegation_access_epoch', ['insert', 'update', 'delete'], 'statement')],
+});
+
+export class Delegation extends DelegationSchema.class {}
+DelegationSchema.setClass(Delegation);
+export { DelegationSchema };

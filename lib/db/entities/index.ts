@@ -1,0 +1,19 @@
+export { User, USER_TYPES, type UserType } from './user.ts';
+export { Project } from './project.ts';
+export { Role } from './role.ts';
+export { RoleAssignment } from './role-assignment.ts';
+export { Delegation } from './delegation.ts';
+export { ApiToken } from './api-token.ts';
+export { AuditEvent, AUDIT_OUTCOMES, type AuditOutcome, type OnBehalfOf } from './audit-event.ts';
+export { AccessEpoch } from './access-epoch.ts';
+
+import { User } from './user.ts';
+import { Project } from './project.ts';
+import { Role } from './role.ts';
+import { RoleAssignment } from './role-assignment.ts';
+import { Delegation } from './delegation.ts';
+import { ApiToken } from './api-token.ts';
+import { AuditEvent } from './audit-event.ts';
+import { AccessEpoch } from './access-epoch.ts';
+
+export const ALL_ENTITIES = [User, Project, Role, RoleAssignment, Delegation, ApiToken, AuditEvent, AccessEpoch];

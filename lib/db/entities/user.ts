@@ -1,0 +1,35 @@
+import { randomUUID } from 'node:crypto';
+import { defineEntity, p } from '@mikro-orm/core';
+import { accessEpochTrigger } from './access-epoch.ts';
+
+export const USER_TYPES = ['human', 'agent', 'service'] as const;
+export type UserType = (typeof USER_TYPES)[number];
+
+const UserSchema = defineEntity({
+  name: 'User',
+  tableName: 'app_user',
+  properties: {
+    id: p.uuid().primary().onCreate(() => randomUUID()),
+    // Login handle and e-mail are stored normalised (lower case), so a plain unique index is
+    // case-insensitive on every database and no expression index can drift between them.
+    name: p.string().length(64).unique('app_user_name_unique'),
+    email: p.string().length(320).unique('app_user_email_unique'),
+    displayName: p.string().length(200),
+    type: p.enum(USER_TYPES).default('human'),
+    passwordHash: p.text().nullable().hidden().lazy(),
+    active: p.boolean().default(true),
+    createdAt: p.datetime().onCreate(() => new Date()),
+    updatedAt: p.datetime().onCreate(() => new Date()).onUpdate(() => new Date()),
+    deactivatedAt: p.datetime().nullable(),
+    // A plain id, not a relation: deleting the creator must not cascade into its creations.
+    createdById: p.uuid().nullable(),
+  },
+  triggers: [
+    accessEpochTrigger('app_user_access_epoch_update', ['update'], 'row', '(old.active IS DISTINCT FROM new.active)'),
+    accessEpochTrigger('app_user_access_epoch_delete', ['delete'], 'statement'),
+  ],
+});
+
+export class User extends UserSchema.class {}
+UserSchema.setClass(User);
+export { UserSchema };

@@ -1,0 +1,101 @@
+import { join } from 'node:path';
+import type { MikroORM, Options } from '@mikro-orm/core';
+import type { AbstractSqlDriver, EntityManager } from '@mikro-orm/sql';
+import { Migrator } from '@mikro-orm/migrations';
+import type { DatabaseConfig } from '../config.ts';
+import { ALL_ENTITIES } from './entities/index.ts';
+import { MIGRATIONS } from './migrations/index.ts';
+import { acquireEmbeddedLock, type EmbeddedLock } from './embedded-lock.ts';
+
+export type Orm = MikroORM<AbstractSqlDriver, EntityManager>;
+export type Em = EntityManager;
+
+export interface Database {
+  orm: Orm;
+  kind: DatabaseConfig['kind'];
+  /** Applies the committed migrations that have not run yet; returns their names. */
+  migrate(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+/** In-memory PGlite, for tests: no data directory, no lock. */
+export const IN_MEMORY = 'memory://';
+
+function baseOptions(): Partial<Options> {
+  return {
+    entities: ALL_ENTITIES,
+    extensions: [Migrator],
+    migrations: {
+      migrationsList: MIGRATIONS,
+      tableName: 'mandate_migrations',
+      silent: true,
+      snapshot: false,
+      snapshotOnMigrate: false,
+      transactional: true,
+      allOrNothing: true,
+    },
+    // Each request works on its own fork; the global context is never used implicitly.
+    allowGlobalContext: false,
+    debug: false,
+    // Identity is by UUID everywhere; no sequences to guess from.
+    forceUtcTimezone: true,
+  };
+}
+
+export interface OpenOptions {
+  /** Names the holder in the embedded lock ("mandate serve", "servers/core"...). */
+  command: string;
+  /** Apply pending migrations before returning (the default at start). */
+  migrate?: boolean;
+  poolMax?: number;
+}
+
+export async function openDatabase(config: DatabaseConfig, options: OpenOptions): Promise<Database> {
+  let lock: EmbeddedLock | undefined;
+  let orm: Orm;
+  if (config.kind === 'embedded') {
+    const inMemory = config.dataDir === IN_MEMORY;
+    if (!inMemory) lock = acquireEmbeddedLock(config.dataDir, options.command);
+    try {
+      const { MikroORM: PgliteOrm } = await import('@mikro-orm/pglite');
+      orm = (await PgliteOrm.init({
+        ...baseOptions(),
+        dbName: inMemory ? IN_MEMORY : join(config.dataDir, 'pgdata'),
+      } as Options as never)) as unknown as Orm;
+    } catch (error) {
+      lock?.release();
+      throw error;
+    }
+  } else {
+    const { MikroORM: PgOrm } = await import('@mikro-orm/postgresql');
+    orm = (await PgOrm.init({
+      ...baseOptions(),
+      clientUrl: config.url,
+      pool: { min: 0, max: options.poolMax ?? 10 },
+    } as Options as never)) as unknown as Orm;
+  }
+  const db: Database = {
+    orm,
+    kind: config.kind,
+    async migrate() {
+      const applied = await orm.migrator.up();
+      return applied.map((m) => m.name);
+    },
+    async close() {
+      try {
+        await orm.close(true);
+      } finally {
+        lock?.release();
+      }
+    },
+  };
+  if (options.migrate !== false) {
+    try {
+      await db.migrate();
+    } catch (error) {
+      await db.close();
+      throw error;
+    }
+  }
+  return db;
+}

@@ -1,0 +1,26 @@
+import type { Permission } from '../access/permissions.ts';
+
+/** Who is calling: a user (maybe through one of its API tokens), or the local system (the CLI). */
+export type Caller = UserCaller | SystemCaller;
+
+export interface UserCaller {
+  kind: 'user';
+  userId: string;
+  name: string;
+  email: string;
+  type: 'human' | 'agent' | 'service';
+  /** Set when the caller authenticated with an API token; its liveness and scopes apply. */
+  tokenId?: string;
+}
+
+/** The operator at the machine (`mandate` CLI with database access): holds every permission. */
+export interface SystemCaller {
+  kind: 'system';
+  name: string;
+}
+
+export function describeCaller(caller: Caller): string {
+  return caller.kind === 'user' ? caller.email : `system:${caller.name}`;
+}
+
+export type { Permission };

@@ -1,0 +1,52 @@
+import type { z } from 'zod';
+import type { Em } from '../db/orm.ts';
+import type { Caller } from '../identity/caller.ts';
+import type { Permission } from '../access/permissions.ts';
+import type { GrantSource, PermissionResolver } from '../access/resolver.ts';
+import type { Logger } from '../log.ts';
+
+export interface OperationAnnotations {
+  readOnlyHint?: boolean;
+  destructiveHint?: boolean;
+  idempotentHint?: boolean;
+  openWorldHint?: boolean;
+}
+
+export interface OperationContext {
+  /** Bound to the operation's transaction. */
+  em: Em;
+  caller: Caller;
+  now: Date;
+  log: Logger;
+  resolver: PermissionResolver;
+  /** The grant the operation's own permission was used through (null: system caller or no permission). */
+  via: GrantSource | null;
+  /** Checks a further permission the operation needs for this particular input (same guard, same errors). */
+  require(permission: Permission, projectId?: string | null, projectKey?: string): Promise<void>;
+  /** Names what the call acted on, for the audit event (e.g. once a created row has its id). */
+  setTarget(target: string): void;
+}
+
+export interface Operation<Schema extends z.ZodType = z.ZodType, Output = unknown> {
+  /** The MCP tool name; REST routes and audit events use it too. */
+  name: string;
+  title: string;
+  /** Written for a model: what it does, when to use it, what it returns. */
+  description: string;
+  input: Schema;
+  /** What the caller must hold; null for operations on the caller's own things. */
+  permission: Permission | null;
+  annotations: OperationAnnotations;
+  /** The project the permission is checked for, when the input names one. */
+  project?: (input: z.output<Schema>) => string | undefined;
+  /** What the call acts on, known from the input, e.g. `user:<id>`. */
+  target?: (input: z.output<Schema>) => string | undefined;
+  run(ctx: OperationContext, input: z.output<Schema>): Promise<Output>;
+}
+
+/** Defines an operation once; the runner, MCP, REST and remote faces all take it from here. */
+export function operation<Schema extends z.ZodType, Output>(definition: Operation<Schema, Output>): Operation<Schema, Output> {
+  return definition;
+}
+
+export type AnyOperation = Operation<z.ZodType, unknown>;

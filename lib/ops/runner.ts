@@ -1,0 +1,160 @@
+import { randomUUID } from 'node:crypto';
+import type { Orm, Em } from '../db/orm.ts';
+import type { AuditOutcome } from '../db/entities/index.ts';
+import type { Caller } from '../identity/caller.ts';
+import type { Permission } from '../access/permissions.ts';
+import { requireLive, requirePermission } from '../access/guard.ts';
+import type { PermissionResolver } from '../access/resolver.ts';
+import { OpError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import type { AnyOperation, Operation, OperationContext } from './operation.ts';
+import { addAuditEvent, type AuditRecord } from './audit.ts';
+import { fromZodError, toOpError } from './error-mapping.ts';
+import { redact, scrubText } from './redact.ts';
+import type { z } from 'zod';
+
+export interface RunMeta {
+  requestId?: string;
+  sessionId?: string;
+  clientAddress?: string;
+}
+
+export type RunResult<Output> = { ok: true; value: Output } | { ok: false; error: OpError };
+
+const OUTCOME_OF: Record<string, AuditOutcome> = {
+  invalid_input: 'invalid',
+  forbidden: 'denied',
+  unauthenticated: 'denied',
+};
+
+export interface RunnerDeps {
+  orm: Orm;
+  resolver: PermissionResolver;
+  log: Logger;
+  now?: () => Date;
+}
+
+/**
+ * The one function that runs an operation, whatever face called it: validate, check the
+ * permission, run in a transaction, map errors, and write exactly one audit event per call.
+ */
+export class OperationRunner {
+  private readonly deps: RunnerDeps;
+  private readonly now: () => Date;
+
+  constructor(deps: RunnerDeps) {
+    this.deps = deps;
+    this.now = deps.now ?? (() => new Date());
+  }
+
+  async run<Schema extends z.ZodType, Output>(
+    op: Operation<Schema, Output>,
+    caller: Caller,
+    rawInput: unknown,
+    meta: RunMeta = {},
+  ): Promise<RunResult<Output>> {
+    const started = performance.now();
+    const requestId = meta.requestId ?? randomUUID();
+    const em = this.deps.orm.em.fork();
+    const audit: PendingAudit = {
+      caller,
+      operation: op.name,
+      permission: op.permission,
+      requestId,
+      sessionId: meta.sessionId,
+      clientAddress: meta.clientAddress,
+      detail: { input: redact(rawInput ?? {}) },
+      via: null,
+    };
+    const actor = caller.kind === 'user' ? caller.userId : `system:${caller.name}`;
+    const finish = (outcome: AuditOutcome, error?: OpError) => {
+      const ms = Math.round(performance.now() - started);
+      this.deps.log.info({ op: op.name, outcome, actor, requestId, ms, ...(error ? { code: error.code } : {}) }, 'operation');
+    };
+
+    const parsed = op.input.safeParse(rawInput ?? {});
+    if (!parsed.success) {
+      const error = fromZodError(parsed.error);
+      await this.auditFailure(audit, 'invalid', error);
+      finish('invalid', error);
+      return { ok: false, error };
+    }
+    const input = parsed.data as z.output<Schema>;
+    audit.projectKey = op.project?.(input);
+    audit.target = op.target?.(input);
+
+    try {
+      const now = this.now();
+      const projectId = audit.projectKey ? await this.projectId(em, audit.projectKey) : null;
+      if (caller.kind === 'user') {
+        const effective = await this.deps.resolver.resolve(em, caller, projectId);
+        requireLive(effective);
+        if (op.permission) {
+          audit.via = requirePermission(effective, op.permission, { operation: op.name, projectKey: audit.projectKey });
+        }
+      }
+      const value = await em.transactional(async (tx) => {
+        const ctx = this.context(tx, op.name, caller, now, audit);
+        const result = await op.run(ctx, input);
+        addAuditEvent(tx, { ...audit, outcome: 'allowed' });
+        return result;
+      });
+      finish('allowed');
+      return { ok: true, value };
+    } catch (thrown) {
+      const { error, unexpected } = toOpError(thrown);
+      if (unexpected) {
+        this.deps.log.error({ op: op.name, requestId, err: scrubErr(thrown) }, 'operation failed unexpectedly');
+      }
+      const outcome = OUTCOME_OF[error.code] ?? 'failed';
+      await this.auditFailure(audit, outcome, error);
+      finish(outcome, error);
+      return { ok: false, error };
+    }
+  }
+
+  private context(tx: Em, operation: string, caller: Caller, now: Date, audit: PendingAudit): OperationContext {
+    return {
+      em: tx,
+      caller,
+      now,
+      log: this.deps.log,
+      resolver: this.deps.resolver,
+      via: audit.via ?? null,
+      require: async (permission: Permission, projectId: string | null = null, projectKey?: string) => {
+        if (caller.kind !== 'user') return;
+        const effective = await this.deps.resolver.resolve(tx, caller, projectId);
+        requirePermission(effective, permission, { operation, projectKey });
+      },
+      setTarget: (target: string) => {
+        audit.target = target;
+      },
+    };
+  }
+
+  private async projectId(em: Em, key: string): Promise<string> {
+    const row = await em.execute<{ id: string }>('select id from project where key = ?', [key], 'get');
+    if (!row) throw new OpError('not_found', `project ${key} not found`, { field: 'project_key' });
+    return row.id;
+  }
+
+  // A failed call's transaction is gone, so its audit event is written on its own.
+  private async auditFailure(audit: PendingAudit, outcome: AuditOutcome, error: OpError) {
+    const em = this.deps.orm.em.fork();
+    addAuditEvent(em, { ...audit, outcome, errorCode: error.code, message: scrubText(error.message) });
+    try {
+      await em.flush();
+    } catch (auditError) {
+      this.deps.log.error({ err: scrubErr(auditError), op: audit.operation }, 'could not write audit event');
+    }
+  }
+}
+
+function scrubErr(error: unknown) {
+  if (!(error instanceof Error)) return { message: scrubText(String(error)) };
+  return { type: error.name, message: scrubText(error.message), stack: error.stack ? scrubText(error.stack) : undefined };
+}
+
+type PendingAudit = Omit<AuditRecord, 'outcome'>;
+
+export type { AnyOperation };

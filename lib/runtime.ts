@@ -1,0 +1,33 @@
+import type { Config } from './config.ts';
+import { openDatabase, type Database } from './db/orm.ts';
+import { AccessEpoch } from './access/epoch.ts';
+import { PermissionResolver } from './access/resolver.ts';
+import { OperationRunner } from './ops/runner.ts';
+import { createLogger, type Logger } from './log.ts';
+
+/** Everything a process needs to run operations: database, resolver, runner, logger. */
+export interface Runtime {
+  db: Database;
+  resolver: PermissionResolver;
+  runner: OperationRunner;
+  log: Logger;
+  close(): Promise<void>;
+}
+
+export interface RuntimeOptions {
+  command: string;
+  log?: Logger;
+  now?: () => Date;
+  migrate?: boolean;
+  /** Log level when MANDATE_LOG_LEVEL is not set. */
+  defaultLogLevel?: string;
+}
+
+export async function openRuntime(config: Config, options: RuntimeOptions): Promise<Runtime> {
+  const log = options.log ?? createLogger({ ...config.log, level: config.log.level ?? options.defaultLogLevel ?? 'info' });
+  const db = await openDatabase(config.database, { command: options.command, migrate: options.migrate ?? true });
+  const now = options.now ?? (() => new Date());
+  const resolver = new PermissionResolver(new AccessEpoch(), now);
+  const runner = new OperationRunner({ orm: db.orm, resolver, log, now });
+  return { db, resolver, runner, log, close: () => db.close() };
+}
