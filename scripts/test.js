@@ -1,0 +1,54 @@
+#!/usr/bin/env node
+// The test command (npm test): runs the whole suite on the embedded database (PGlite) and on a
+// real PostgreSQL cluster started here, then sweeps every log and audit row the suite produced for
+// the secrets it used. Exits non-zero if any pass fails.
+//   npm test                 both databases
+//   npm test -- pglite       only the embedded database
+//   npm test -- postgres     only PostgreSQL
+//   npm test -- postgres test/resolver.test.ts   some files only
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const args = process.argv.slice(2);
+const passes = args.filter((a) => a === 'pglite' || a === 'postgres');
+const files = args.filter((a) => a.endsWith('.ts'));
+const databases = passes.length ? passes : ['pglite', 'postgres'];
+const artifacts = mkdtempSync(join(tmpdir(), 'mandate-test-artifacts-'));
+
+function nodeTest(env, testFiles) {
+  const result = spawnSync(process.execPath, ['--test', '--test-reporter=spec', '--disable-warning=ExperimentalWarning', ...testFiles], {
+    stdio: 'inherit',
+    env: { ...process.env, ...env, MANDATE_TEST_ARTIFACTS: artifacts },
+  });
+  return result.status === 0;
+}
+
+let cluster;
+const failed = [];
+try {
+  if (databases.includes('postgres') || !process.env.MANDATE_TEST_PG_URL) {
+    const { startCluster } = await import('../test/helpers/pg-cluster.ts');
+    cluster = await startCluster();
+    process.stdout.write(`\n# throwaway PostgreSQL cluster on 127.0.0.1:${cluster.port}\n`);
+  }
+  const pgUrl = process.env.MANDATE_TEST_PG_URL ?? cluster.url;
+  for (const db of databases) {
+    process.stdout.write(`\n# test pass: ${db === 'pglite' ? 'embedded PGlite' : 'PostgreSQL'}\n`);
+    const ok = nodeTest({ MANDATE_TEST_DB: db, MANDATE_TEST_PG_URL: pgUrl }, files.length ? files : ['test/**/*.test.ts']);
+    if (!ok) failed.push(db);
+  }
+  if (!files.length) {
+    process.stdout.write('\n# secret sweep over every log and audit row of the passes above\n');
+    if (!nodeTest({}, ['test/sweep/secrets.sweep.ts'])) failed.push('secret sweep');
+  }
+} finally {
+  cluster?.stop();
+  rmSync(artifacts, { recursive: true, force: true });
+}
+if (failed.length) {
+  process.stdout.write(`\n# FAILED: ${failed.join(', ')}\n`);
+  process.exit(1);
+}
+process.stdout.write(`\n# all passes green: ${databases.join(', ')}\n`);

@@ -1,0 +1,110 @@
+import { randomBytes } from 'node:crypto';
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import pg from 'pg';
+import { loadConfig, type Config } from '../../lib/config.ts';
+import { IN_MEMORY } from '../../lib/db/orm.ts';
+import { createLogger } from '../../lib/log.ts';
+import { openRuntime, type Runtime } from '../../lib/runtime.ts';
+import { startCluster, type Cluster } from './pg-cluster.ts';
+
+// Which database the suite runs on: MANDATE_TEST_DB=pglite (default) or postgres. On postgres,
+// MANDATE_TEST_PG_URL names the cluster scripts/test.js started; a file run on its own starts one.
+export const TEST_DB: 'pglite' | 'postgres' = process.env.MANDATE_TEST_DB === 'postgres' ? 'postgres' : 'pglite';
+const ARTIFACTS = process.env.MANDATE_TEST_ARTIFACTS;
+
+let ownCluster: Promise<Cluster> | undefined;
+
+/** The admin URL of a real PostgreSQL cluster (the harness's, or one started for this process). */
+export async function clusterUrl(): Promise<string> {
+  if (process.env.MANDATE_TEST_PG_URL) return process.env.MANDATE_TEST_PG_URL;
+  ownCluster ??= startCluster().then((cluster) => {
+    process.on('exit', () => cluster.stop());
+    return cluster;
+  });
+  return (await ownCluster).url;
+}
+
+/** A fresh, empty database on the cluster; returns its URL. */
+export async function createPostgresDatabase(): Promise<string> {
+  const admin = await clusterUrl();
+  const name = `mandate_test_${randomBytes(6).toString('hex')}`;
+  const client = new pg.Client({ connectionString: admin });
+  await client.connect();
+  try {
+    await client.query(`create database ${name}`);
+  } finally {
+    await client.end();
+  }
+  const url = new URL(admin);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+/** Config for a fresh database of the kind this pass tests. */
+export async function freshDatabaseConfig(overrides: Record<string, string> = {}): Promise<Config> {
+  const env: Record<string, string> = { MANDATE_LOG_LEVEL: 'info', ...overrides };
+  if (TEST_DB === 'postgres') env.DATABASE_URL = await createPostgresDatabase();
+  else env.MANDATE_DATA_DIR = IN_MEMORY;
+  const config = loadConfig(env);
+  // loadConfig resolves data dirs to absolute paths; memory:// is not a path.
+  if (config.database.kind === 'embedded' && !env.MANDATE_DATA_DIR?.startsWith('/')) config.database.dataDir = env.MANDATE_DATA_DIR!;
+  return config;
+}
+
+/** Every secret a test used; the suite's final sweep looks for each in all logs and audit rows. */
+export function recordSecret(secret: string): string {
+  if (ARTIFACTS) {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    appendFileSync(join(ARTIFACTS, 'secrets.txt'), `${secret}\n`);
+  }
+  localSecrets.add(secret);
+  return secret;
+}
+const localSecrets = new Set<string>();
+
+/** Keeps output a test produced (logs, CLI output) for the final sweep. */
+export function keepArtifact(kind: string, text: string): void {
+  if (!ARTIFACTS || !text) return;
+  mkdirSync(ARTIFACTS, { recursive: true });
+  appendFileSync(join(ARTIFACTS, `${kind}-${process.pid}.log`), text.endsWith('\n') ? text : `${text}\n`);
+}
+
+export interface TestRuntime extends Runtime {
+  logs: string[];
+  config: Config;
+  /** Audit rows as JSON text. */
+  auditRows(): Promise<Record<string, unknown>[]>;
+}
+
+/** A runtime on a fresh database, logging into memory; close() checks that no secret leaked. */
+export async function testRuntime(options: { now?: () => Date } = {}): Promise<TestRuntime> {
+  const config = await freshDatabaseConfig();
+  const logs: string[] = [];
+  const stream = new Writable({
+    write(chunk, _encoding, done) {
+      logs.push(String(chunk));
+      done();
+    },
+  });
+  const runtime = await openRuntime(config, { command: 'test', log: createLogger({ level: 'debug', stream }), ...(options.now ? { now: options.now } : {}) });
+  const auditRows = async () =>
+    (await runtime.db.orm.em.fork().execute('select * from audit_event order by at')) as Record<string, unknown>[];
+  return {
+    ...runtime,
+    logs,
+    config,
+    auditRows,
+    async close() {
+      const audit = JSON.stringify(await auditRows());
+      const log = logs.join('');
+      keepArtifact('audit', audit);
+      keepArtifact('log', log);
+      await runtime.close();
+      for (const secret of localSecrets) {
+        if (audit.includes(secret) || log.includes(secret)) throw new Error('a secret used by this test appears in the audit log or the logs');
+      }
+    },
+  };
+}
