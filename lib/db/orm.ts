@@ -21,8 +21,9 @@ export interface Database {
 /** In-memory PGlite, for tests: no data directory, no lock. */
 export const IN_MEMORY = 'memory://';
 
-function baseOptions(): Partial<Options> {
+function baseOptions(options: OpenOptions): Partial<Options> {
   return {
+    ...(options.onQuery ? { debug: ['query'], logger: options.onQuery } : { debug: false }),
     entities: ALL_ENTITIES,
     extensions: [Migrator],
     migrations: {
@@ -36,7 +37,6 @@ function baseOptions(): Partial<Options> {
     },
     // Each request works on its own fork; the global context is never used implicitly.
     allowGlobalContext: false,
-    debug: false,
     // Identity is by UUID everywhere; no sequences to guess from.
     forceUtcTimezone: true,
   };
@@ -48,6 +48,8 @@ export interface OpenOptions {
   /** Apply pending migrations before returning (the default at start). */
   migrate?: boolean;
   poolMax?: number;
+  /** Sees every SQL statement (tests count queries with it). */
+  onQuery?: (sql: string) => void;
 }
 
 export async function openDatabase(config: DatabaseConfig, options: OpenOptions): Promise<Database> {
@@ -59,7 +61,7 @@ export async function openDatabase(config: DatabaseConfig, options: OpenOptions)
     try {
       const { MikroORM: PgliteOrm } = await import('@mikro-orm/pglite');
       orm = (await PgliteOrm.init({
-        ...baseOptions(),
+        ...baseOptions(options),
         dbName: inMemory ? IN_MEMORY : join(config.dataDir, 'pgdata'),
       } as Options as never)) as unknown as Orm;
     } catch (error) {
@@ -69,7 +71,7 @@ export async function openDatabase(config: DatabaseConfig, options: OpenOptions)
   } else {
     const { MikroORM: PgOrm } = await import('@mikro-orm/postgresql');
     orm = (await PgOrm.init({
-      ...baseOptions(),
+      ...baseOptions(options),
       clientUrl: config.url,
       pool: { min: 0, max: options.poolMax ?? 10 },
     } as Options as never)) as unknown as Orm;

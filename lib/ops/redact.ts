@@ -12,9 +12,25 @@ function isSecretField(key: string): boolean {
   return SECRET_FIELD.test(snake);
 }
 
-/** Removes API-token-shaped substrings from free text (messages, names someone pasted a token into). */
-export function scrubText(text: string): string {
-  return text.replace(API_TOKEN_IN_TEXT, REDACTED);
+/**
+ * Removes API-token-shaped substrings, and the given secret values, from free text: an error thrown
+ * deep inside an operation may quote its input, and its message still gets logged.
+ */
+export function scrubText(text: string, secrets: readonly string[] = []): string {
+  let out = text.replace(API_TOKEN_IN_TEXT, REDACTED);
+  for (const secret of secrets) if (secret.length >= 4) out = out.split(secret).join(REDACTED);
+  return out;
+}
+
+/** The string values held under secret field names anywhere in a value (all strings below them). */
+export function secretValues(value: unknown, underSecret = false, depth = 0, found: string[] = []): string[] {
+  if (depth > 8) return found;
+  if (typeof value === 'string') {
+    if (underSecret) found.push(value);
+  } else if (value && typeof value === 'object') {
+    for (const [key, item] of Object.entries(value)) secretValues(item, underSecret || isSecretField(key), depth + 1, found);
+  }
+  return found;
 }
 
 /** A copy of a value fit for audit details: secret fields and token-shaped strings replaced. */

@@ -10,7 +10,7 @@ import type { Logger } from '../log.ts';
 import type { AnyOperation, Operation, OperationContext } from './operation.ts';
 import { addAuditEvent, type AuditRecord } from './audit.ts';
 import { fromZodError, toOpError } from './error-mapping.ts';
-import { redact, scrubText } from './redact.ts';
+import { redact, scrubText, secretValues } from './redact.ts';
 import type { z } from 'zod';
 
 export interface RunMeta {
@@ -66,6 +66,7 @@ export class OperationRunner {
       detail: { input: redact(rawInput ?? {}) },
       via: null,
     };
+    const secrets = secretValues(rawInput);
     const actor = caller.kind === 'user' ? caller.userId : `system:${caller.name}`;
     const finish = (outcome: AuditOutcome, error?: OpError) => {
       const ms = Math.round(performance.now() - started);
@@ -75,7 +76,7 @@ export class OperationRunner {
     const parsed = op.input.safeParse(rawInput ?? {});
     if (!parsed.success) {
       const error = fromZodError(parsed.error);
-      await this.auditFailure(audit, 'invalid', error);
+      await this.auditFailure(audit, 'invalid', error, secrets);
       finish('invalid', error);
       return { ok: false, error };
     }
@@ -104,10 +105,10 @@ export class OperationRunner {
     } catch (thrown) {
       const { error, unexpected } = toOpError(thrown);
       if (unexpected) {
-        this.deps.log.error({ op: op.name, requestId, err: scrubErr(thrown) }, 'operation failed unexpectedly');
+        this.deps.log.error({ op: op.name, requestId, err: scrubErr(thrown, secrets) }, 'operation failed unexpectedly');
       }
       const outcome = OUTCOME_OF[error.code] ?? 'failed';
-      await this.auditFailure(audit, outcome, error);
+      await this.auditFailure(audit, outcome, error, secrets);
       finish(outcome, error);
       return { ok: false, error };
     }
@@ -139,9 +140,9 @@ export class OperationRunner {
   }
 
   // A failed call's transaction is gone, so its audit event is written on its own.
-  private async auditFailure(audit: PendingAudit, outcome: AuditOutcome, error: OpError) {
+  private async auditFailure(audit: PendingAudit, outcome: AuditOutcome, error: OpError, secrets: string[] = []) {
     const em = this.deps.orm.em.fork();
-    addAuditEvent(em, { ...audit, outcome, errorCode: error.code, message: scrubText(error.message) });
+    addAuditEvent(em, { ...audit, outcome, errorCode: error.code, message: scrubText(error.message, secrets) });
     try {
       await em.flush();
     } catch (auditError) {
@@ -150,9 +151,9 @@ export class OperationRunner {
   }
 }
 
-function scrubErr(error: unknown) {
-  if (!(error instanceof Error)) return { message: scrubText(String(error)) };
-  return { type: error.name, message: scrubText(error.message), stack: error.stack ? scrubText(error.stack) : undefined };
+function scrubErr(error: unknown, secrets: string[] = []) {
+  if (!(error instanceof Error)) return { message: scrubText(String(error), secrets) };
+  return { type: error.name, message: scrubText(error.message, secrets), stack: error.stack ? scrubText(error.stack, secrets) : undefined };
 }
 
 type PendingAudit = Omit<AuditRecord, 'outcome'>;
