@@ -187,6 +187,7 @@ const commands: Record<string, Command> = {
       const who = str(args, 'user');
       if (!who) throw new UsageError('--user is required (an email or a user id)');
       if (!str(args, 'name')) throw new UsageError('--name is required (what the token is for)');
+      const expiresInDays = int(args, 'expires-days');
       return withRuntime(io, 'token create', async (runtime) => {
         const em = runtime.db.orm.em.fork();
         const user = await em.findOne(User, who.includes('@') ? { email: who.toLowerCase() } : /^[0-9a-f-]{36}$/i.test(who) ? { id: who } : { name: who.toLowerCase() });
@@ -194,7 +195,7 @@ const commands: Record<string, Command> = {
         const token = await runAsSystem<{ token: string; expires_at: string; id: string }>(runtime, createTokenForUser, {
           user_id: user.id,
           name: str(args, 'name'),
-          expires_in_days: int(args, 'expires-days'),
+          expires_in_days: expiresInDays,
           scopes: args.scope,
         });
         io.out(`API token ${token.id} for ${user.email}, expires ${token.expires_at}; it is shown this once, store it now:`);
