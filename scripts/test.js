@@ -7,7 +7,7 @@
 //   npm test -- postgres     only PostgreSQL
 //   npm test -- postgres test/resolver.test.ts   some files only
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -16,12 +16,27 @@ const passes = args.filter((a) => a === 'pglite' || a === 'postgres');
 const files = args.filter((a) => a.endsWith('.ts'));
 const databases = passes.length ? passes : ['pglite', 'postgres'];
 const artifacts = mkdtempSync(join(tmpdir(), 'mandate-test-artifacts-'));
+const reports = mkdtempSync(join(tmpdir(), 'mandate-test-reports-'));
 
+const totals = { passed: 0, failed: 0 };
+let run = 0;
+
+// Spec output for people, TAP into a file for the totals printed at the end.
 function nodeTest(env, testFiles) {
-  const result = spawnSync(process.execPath, ['--test', '--test-reporter=spec', '--disable-warning=ExperimentalWarning', ...testFiles], {
-    stdio: 'inherit',
-    env: { ...process.env, ...env, MANDATE_TEST_ARTIFACTS: artifacts },
-  });
+  const tap = join(reports, `tap-${run++}.txt`);
+  const result = spawnSync(
+    process.execPath,
+    ['--test', '--test-reporter=spec', '--test-reporter-destination=stdout', '--test-reporter=tap', `--test-reporter-destination=${tap}`, '--disable-warning=ExperimentalWarning', ...testFiles],
+    { stdio: 'inherit', env: { ...process.env, ...env, MANDATE_TEST_ARTIFACTS: artifacts } },
+  );
+  try {
+    const text = readFileSync(tap, 'utf8');
+    totals.passed += Number(/^# pass (\d+)$/m.exec(text)?.[1] ?? 0);
+    totals.failed += Number(/^# fail (\d+)$/m.exec(text)?.[1] ?? 0);
+  } catch {
+    totals.failed += 1; // the runner did not even report
+  }
+  rmSync(tap, { force: true });
   return result.status === 0;
 }
 
@@ -46,9 +61,11 @@ try {
 } finally {
   cluster?.stop();
   rmSync(artifacts, { recursive: true, force: true });
+  rmSync(reports, { recursive: true, force: true });
 }
-if (failed.length) {
-  process.stdout.write(`\n# FAILED: ${failed.join(', ')}\n`);
+process.stdout.write(`\ntotal: ${totals.passed} passed, ${totals.failed} failed\n`);
+if (failed.length || totals.passed === 0) {
+  process.stdout.write(`# FAILED: ${failed.join(', ') || 'no test ran'}\n`);
   process.exit(1);
 }
-process.stdout.write(`\n# all passes green: ${databases.join(', ')}\n`);
+process.stdout.write(`# all passes green: ${databases.join(', ')}\n`);
