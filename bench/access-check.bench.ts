@@ -4,8 +4,7 @@
 //   uncached - a full resolution every time (liveness + grants queries)
 // On the embedded database, and on PostgreSQL when BENCH_DATABASE_URL is set (or a throwaway
 // cluster can be started here).
-import { loadConfig, type Config } from '../lib/config.ts';
-import { IN_MEMORY } from '../lib/db/orm.ts';
+import { IN_MEMORY, loadConfig, type Config } from '../lib/config.ts';
 import { openRuntime, type Runtime } from '../lib/runtime.ts';
 import { createLogger } from '../lib/log.ts';
 import { AccessEpoch } from '../lib/access/epoch.ts';
@@ -58,9 +57,7 @@ async function run(label: string, config: Config) {
   }
 }
 
-const embedded = loadConfig({ MANDATE_DATA_DIR: '/unused' });
-embedded.database = { kind: 'embedded', dataDir: IN_MEMORY };
-await run('PGlite', embedded);
+await run('PGlite', loadConfig({ MANDATE_DATA_DIR: IN_MEMORY }));
 
 let stop: (() => void) | undefined;
 let url = process.env.BENCH_DATABASE_URL;

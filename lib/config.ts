@@ -17,6 +17,9 @@ const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
 });
 
+/** MANDATE_DATA_DIR=memory:// keeps the embedded database in memory (tests, benchmarks). */
+export const IN_MEMORY = 'memory://';
+
 export type DatabaseConfig =
   | { kind: 'embedded'; dataDir: string }
   | { kind: 'postgresql'; url: string };
@@ -42,7 +45,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     database: e.DATABASE_URL
       ? { kind: 'postgresql', url: e.DATABASE_URL }
-      : { kind: 'embedded', dataDir: resolve(e.MANDATE_DATA_DIR) },
+      : { kind: 'embedded', dataDir: e.MANDATE_DATA_DIR === IN_MEMORY ? IN_MEMORY : resolve(e.MANDATE_DATA_DIR) },
     log: { ...(e.MANDATE_LOG_LEVEL ? { level: e.MANDATE_LOG_LEVEL } : {}), ...(e.MANDATE_LOG_FILE ? { file: e.MANDATE_LOG_FILE } : {}) },
     admin: { email: e.MANDATE_ADMIN_EMAIL, password: e.MANDATE_ADMIN_PASSWORD },
     token: e.MANDATE_TOKEN,

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import type { MikroORM, Options } from '@mikro-orm/core';
 import type { AbstractSqlDriver, EntityManager } from '@mikro-orm/sql';
 import { Migrator } from '@mikro-orm/migrations';
-import type { DatabaseConfig } from '../config.ts';
+import { IN_MEMORY, type DatabaseConfig } from '../config.ts';
 import { ALL_ENTITIES } from './entities/index.ts';
 import { MIGRATIONS } from './migrations/index.ts';
 import { acquireEmbeddedLock, type EmbeddedLock } from './embedded-lock.ts';
@@ -18,8 +18,7 @@ export interface Database {
   close(): Promise<void>;
 }
 
-/** In-memory PGlite, for tests: no data directory, no lock. */
-export const IN_MEMORY = 'memory://';
+export { IN_MEMORY };
 
 function baseOptions(options: OpenOptions): Partial<Options> {
   return {

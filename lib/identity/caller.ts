@@ -1,5 +1,3 @@
-import type { Permission } from '../access/permissions.ts';
-
 /** Who is calling: a user (maybe through one of its API tokens), or the local system (the CLI). */
 export type Caller = UserCaller | SystemCaller;
 
@@ -18,9 +16,3 @@ export interface SystemCaller {
   kind: 'system';
   name: string;
 }
-
-export function describeCaller(caller: Caller): string {
-  return caller.kind === 'user' ? caller.email : `system:${caller.name}`;
-}
-
-export type { Permission };

@@ -47,10 +47,7 @@ export async function freshDatabaseConfig(overrides: Record<string, string> = {}
   const env: Record<string, string> = { MANDATE_LOG_LEVEL: 'info', ...overrides };
   if (TEST_DB === 'postgres') env.DATABASE_URL = await createPostgresDatabase();
   else env.MANDATE_DATA_DIR = IN_MEMORY;
-  const config = loadConfig(env);
-  // loadConfig resolves data dirs to absolute paths; memory:// is not a path.
-  if (config.database.kind === 'embedded' && !env.MANDATE_DATA_DIR?.startsWith('/')) config.database.dataDir = env.MANDATE_DATA_DIR!;
-  return config;
+  return loadConfig(env);
 }
 
 /** Every secret a test used; the suite's final sweep looks for each in all logs and audit rows. */
