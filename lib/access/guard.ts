@@ -1,5 +1,5 @@
 import { OpError } from '../errors.ts';
-import type { Permission } from './permissions.ts';
+import { isPermission, type Permission } from './permissions.ts';
 import type { EffectivePermissions, GrantSource } from './resolver.ts';
 
 const DEAD_MESSAGES = {
@@ -34,4 +34,13 @@ export function requirePermission(
     throw new OpError('forbidden', `permission denied: ${where.operation} needs ${permission}${scope}${narrowed}`);
   }
   return sources.find((source) => source.kind === 'role') ?? sources[0]!;
+}
+
+/** Refuses unless the caller holds every one of `permissions` (e.g. all of a role it hands out). */
+export function requireAllPermissions(effective: EffectivePermissions, permissions: readonly string[], what: string): void {
+  requireLive(effective);
+  const missing = permissions.filter((p) => isPermission(p) && !effective.grants.has(p));
+  if (missing.length > 0) {
+    throw new OpError('forbidden', `permission denied: ${what} needs ${missing.join(', ')}, which you do not hold`, { field: 'role' });
+  }
 }

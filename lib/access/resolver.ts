@@ -76,6 +76,9 @@ function earliest(a: Date | null, b: Date | null): Date | null {
   return a < b ? a : b;
 }
 
+/** Whose permissions: a user, maybe through one of its API tokens. */
+export type Subject = Pick<UserCaller, 'userId' | 'tokenId'>;
+
 const dead = (deadReason: DeadReason): EffectivePermissions => ({ live: false, deadReason, grants: new Map(), scopes: null });
 
 /**
@@ -94,7 +97,8 @@ export class PermissionResolver {
     this.cache = new EpochCache(epoch);
   }
 
-  async resolve(em: Em, caller: UserCaller, projectId: string | null = null): Promise<EffectivePermissions> {
+  /** Resolves for a user, through one of its tokens when `tokenId` is set. */
+  async resolve(em: Em, caller: Subject, projectId: string | null = null): Promise<EffectivePermissions> {
     const generation = await this.epoch.sync(em);
     const now = this.now();
     const key = `${caller.userId}|${caller.tokenId ?? ''}|${projectId ?? ''}`;
@@ -105,7 +109,7 @@ export class PermissionResolver {
     return result;
   }
 
-  private async load(em: Em, caller: UserCaller, projectId: string | null, now: Date) {
+  private async load(em: Em, caller: Subject, projectId: string | null, now: Date) {
     const liveness = await em.execute<LivenessRow>(LIVENESS_SQL, [caller.tokenId ?? null, caller.userId], 'get');
     if (!liveness) return { result: dead('user_unknown'), validUntil: null };
     if (!liveness.active) return { result: dead('user_inactive'), validUntil: null };

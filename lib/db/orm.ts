@@ -36,7 +36,7 @@ function baseOptions(options: OpenOptions): Partial<Options> {
     },
     // Each request works on its own fork; the global context is never used implicitly.
     allowGlobalContext: false,
-    // Identity is by UUID everywhere; no sequences to guess from.
+    // Timestamps are written and read as UTC whatever the server's time zone.
     forceUtcTimezone: true,
   };
 }

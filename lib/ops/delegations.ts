@@ -34,6 +34,7 @@ export const createDelegation = operation({
     const expiresAt = input.expires_at ? new Date(input.expires_at) : null;
     await checkDelegation(
       ctx.em,
+      ctx.resolver,
       { delegatorId, delegateId: input.delegate_id, permission: input.permission, projectId: project?.id ?? null, projectKey: project?.key, expiresAt },
       ctx.now,
     );

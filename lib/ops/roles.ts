@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import { RoleAssignment, type Project, type User } from '../db/entities/index.ts';
-import { OpError } from '../errors.ts';
-import { isPermission } from '../access/permissions.ts';
+import { requireAllPermissions } from '../access/guard.ts';
 import { operation, type OperationContext } from './operation.ts';
 import { findProject, findRole, findUser } from './lookups.ts';
 import { projectKeyField, uuidField } from './schemas.ts';
@@ -14,10 +13,7 @@ export async function grantRole(ctx: OperationContext, user: User, roleName: str
   const role = await findRole(ctx.em, roleName);
   if (ctx.caller.kind === 'user') {
     const held = await ctx.resolver.resolve(ctx.em, ctx.caller, project?.id ?? null);
-    const missing = role.permissions.filter((p) => isPermission(p) && !held.grants.has(p));
-    if (missing.length > 0) {
-      throw new OpError('forbidden', `permission denied: assigning role "${role.name}" needs ${missing.join(', ')}, which you do not hold`, { field: 'role' });
-    }
+    requireAllPermissions(held, role.permissions, `assigning role "${role.name}"`);
   }
   const existing = await ctx.em.findOne(RoleAssignment, { user, role, project });
   if (existing) return { assignment: existing, role, created: false };

@@ -5,11 +5,12 @@ import type { Caller } from '../identity/caller.ts';
 import type { Permission } from '../access/permissions.ts';
 import { requireLive, requirePermission } from '../access/guard.ts';
 import type { PermissionResolver } from '../access/resolver.ts';
-import { OpError } from '../errors.ts';
+import type { OpError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { AnyOperation, Operation, OperationContext } from './operation.ts';
 import { addAuditEvent, type AuditRecord } from './audit.ts';
 import { fromZodError, toOpError } from './error-mapping.ts';
+import { findProject } from './lookups.ts';
 import { redact, scrubText, secretValues } from './redact.ts';
 import type { z } from 'zod';
 
@@ -86,12 +87,13 @@ export class OperationRunner {
 
     try {
       const now = this.now();
-      const projectId = audit.projectKey ? await this.projectId(em, audit.projectKey) : null;
+      const projectId = audit.projectKey ? (await findProject(em, audit.projectKey)).id : null;
       if (caller.kind === 'user') {
         const effective = await this.deps.resolver.resolve(em, caller, projectId);
-        requireLive(effective);
         if (op.permission) {
           audit.via = requirePermission(effective, op.permission, { operation: op.name, projectKey: audit.projectKey });
+        } else {
+          requireLive(effective);
         }
       }
       const value = await em.transactional(async (tx) => {
@@ -131,12 +133,6 @@ export class OperationRunner {
         audit.target = target;
       },
     };
-  }
-
-  private async projectId(em: Em, key: string): Promise<string> {
-    const row = await em.execute<{ id: string }>('select id from project where key = ?', [key], 'get');
-    if (!row) throw new OpError('not_found', `project ${key} not found`, { field: 'project_key' });
-    return row.id;
   }
 
   // A failed call's transaction is gone, so its audit event is written on its own.

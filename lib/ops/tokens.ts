@@ -28,7 +28,7 @@ export const createTokenForUser = operation({
     const user = await findUser(ctx.em, input.user_id);
     if (!user.active) throw new OpError('invalid_input', 'user_id: the user is deactivated', { field: 'user_id' });
     if (input.scopes) {
-      const held = await ctx.resolver.resolve(ctx.em, { kind: 'user', userId: user.id, name: user.name, email: user.email, type: user.type });
+      const held = await ctx.resolver.resolve(ctx.em, { userId: user.id });
       const beyond = input.scopes.filter((scope) => !held.grants.has(scope));
       if (beyond.length > 0) {
         throw new OpError('invalid_input', `scopes: the user does not hold ${beyond.join(', ')}`, { field: 'scopes' });

@@ -16,13 +16,11 @@ export async function makeUser(runtime: Runtime, options: { email?: string; role
   const id = randomBytes(4).toString('hex');
   const email = options.email ?? `user-${id}@example.test`;
   const user = em.create(User, { name: email.split('@')[0]!, email, displayName: email, type: options.type ?? 'human', active: true });
+  await em.flush();
   for (const spec of options.roles ?? []) {
     const [roleName, projectKey] = Array.isArray(spec) ? spec : [spec, undefined];
-    const role = await em.findOneOrFail(Role, { name: roleName });
-    const project = projectKey ? await em.findOneOrFail(Project, { key: projectKey }) : null;
-    em.create(RoleAssignment, { user, role, project });
+    await assign(runtime, user, roleName, projectKey);
   }
-  await em.flush();
   return user;
 }
 
