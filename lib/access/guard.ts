@@ -8,6 +8,7 @@ const DEAD_MESSAGES = {
   token_revoked: 'this API token has been revoked',
   token_expired: 'this API token has expired',
   token_unknown: 'this API token is not valid',
+  session_ended: 'this session has been ended; start a new one',
 } as const;
 
 /** Refuses a caller who is no longer live (disabled user, revoked or expired token). */

@@ -7,7 +7,7 @@ export type GrantSource =
   | { kind: 'role'; role: string; projectId: string | null }
   | { kind: 'delegation'; delegationId: string; delegatorId: string; projectId: string | null; expiresAt: Date | null };
 
-export type DeadReason = 'user_inactive' | 'user_unknown' | 'token_revoked' | 'token_expired' | 'token_unknown';
+export type DeadReason = 'user_inactive' | 'user_unknown' | 'token_revoked' | 'token_expired' | 'token_unknown' | 'session_ended';
 
 export interface EffectivePermissions {
   /** false: the user is disabled or unknown, or the token is revoked or expired; no permissions. */
@@ -35,6 +35,8 @@ interface LivenessRow {
   scopes: string[] | null;
   token_expires_at: Date | string | null;
   revoked_at: Date | string | null;
+  session_user_id: string | null;
+  session_ended_at: Date | string | null;
 }
 
 // Roles (global, or for the project asked about) and live delegations. A delegation counts only
@@ -63,9 +65,11 @@ select 'delegation', d.permission, null, d.project_id, d.id, d.delegator_id, d.e
 
 const LIVENESS_SQL = `
 select u.active, t.id as token_id, t.user_id as token_user_id, t.scopes,
-       t.expires_at as token_expires_at, t.revoked_at
+       t.expires_at as token_expires_at, t.revoked_at,
+       s.user_id as session_user_id, s.ended_at as session_ended_at
   from app_user u
   left join api_token t on t.id = ?::uuid
+  left join mcp_session s on s.id = ?::uuid
  where u.id = ?`;
 
 const toDate = (value: Date | string | null): Date | null => (value === null ? null : new Date(value));
@@ -76,8 +80,8 @@ function earliest(a: Date | null, b: Date | null): Date | null {
   return a < b ? a : b;
 }
 
-/** Whose permissions: a user, maybe through one of its API tokens. */
-export type Subject = Pick<UserCaller, 'userId' | 'tokenId'>;
+/** Whose permissions: a user, maybe through one of its API tokens, maybe within an MCP session. */
+export type Subject = Pick<UserCaller, 'userId' | 'tokenId' | 'sessionId'>;
 
 const dead = (deadReason: DeadReason): EffectivePermissions => ({ live: false, deadReason, grants: new Map(), scopes: null });
 
@@ -101,7 +105,7 @@ export class PermissionResolver {
   async resolve(em: Em, caller: Subject, projectId: string | null = null): Promise<EffectivePermissions> {
     const generation = await this.epoch.sync(em);
     const now = this.now();
-    const key = `${caller.userId}|${caller.tokenId ?? ''}|${projectId ?? ''}`;
+    const key = `${caller.userId}|${caller.tokenId ?? ''}|${caller.sessionId ?? ''}|${projectId ?? ''}`;
     const cached = this.cache.get(key, now);
     if (cached) return cached;
     const { result, validUntil } = await this.load(em, caller, projectId, now);
@@ -110,9 +114,12 @@ export class PermissionResolver {
   }
 
   private async load(em: Em, caller: Subject, projectId: string | null, now: Date) {
-    const liveness = await em.execute<LivenessRow>(LIVENESS_SQL, [caller.tokenId ?? null, caller.userId], 'get');
+    const liveness = await em.execute<LivenessRow>(LIVENESS_SQL, [caller.tokenId ?? null, caller.sessionId ?? null, caller.userId], 'get');
     if (!liveness) return { result: dead('user_unknown'), validUntil: null };
     if (!liveness.active) return { result: dead('user_inactive'), validUntil: null };
+    if (caller.sessionId && (liveness.session_user_id !== caller.userId || liveness.session_ended_at)) {
+      return { result: dead('session_ended'), validUntil: null };
+    }
     let validUntil: Date | null = null;
     let scopes: Permission[] | null = null;
     if (caller.tokenId) {

@@ -6,6 +6,7 @@ import { operation } from './operation.ts';
 import { findProject } from './lookups.ts';
 import { permissionField, projectKeyField, reasonField, uuidField } from './schemas.ts';
 import { delegationView } from './views.ts';
+import { afterCursor, cursorField, decodeCursor, limitField, page } from './pagination.ts';
 
 export const createDelegation = operation({
   name: 'create_delegation',
@@ -73,3 +74,52 @@ export const revokeDelegation = operation({
     return delegationView(delegation, delegation.project?.key ?? null);
   },
 });
+
+export const listDelegations = operation({
+  name: 'list_delegations',
+  title: 'List delegations',
+  description:
+    'List delegations, newest first, a page at a time; filter by delegator_id, delegate_id, permission, and whether to include revoked and expired ones (active_only, default true). Returns {items, next_cursor}.',
+  input: z.strictObject({
+    delegator_id: uuidField('the delegating user').optional(),
+    delegate_id: uuidField('the receiving user').optional(),
+    permission: permissionField.optional(),
+    active_only: z.boolean().default(true),
+    limit: limitField,
+    cursor: cursorField,
+  }),
+  permission: 'delegations:read',
+  annotations: { readOnlyHint: true },
+  async run(ctx, input) {
+    const where: Record<string, unknown>[] = [afterCursor(decodeCursor(input.cursor), 'createdAt', 'desc')];
+    if (input.delegator_id) where.push({ delegator: input.delegator_id });
+    if (input.delegate_id) where.push({ delegate: input.delegate_id });
+    if (input.permission) where.push({ permission: input.permission });
+    if (input.active_only) where.push({ revokedAt: null, $or: [{ expiresAt: null }, { expiresAt: { $gt: ctx.now } }] });
+    const rows = await ctx.em.find(Delegation, { $and: where }, { populate: ['project'], orderBy: { createdAt: 'desc', id: 'desc' }, limit: input.limit + 1 });
+    const { items, next_cursor } = page(rows, input.limit, (d) => d.createdAt);
+    return { items: items.map((d) => delegationView(d, d.project?.key ?? null)), next_cursor };
+  },
+});
+
+export const getDelegation = operation({
+  name: 'get_delegation',
+  title: 'Get a delegation',
+  description: 'Get one delegation. Its delegator and delegate may always see it; anyone else needs delegations:read.',
+  input: z.strictObject({ delegation_id: uuidField('the delegation') }),
+  permission: null,
+  annotations: { readOnlyHint: true },
+  target: (input) => `delegation:${input.delegation_id}`,
+  async run(ctx, input) {
+    const delegation = await ctx.em.findOne(Delegation, { id: input.delegation_id }, { populate: ['project'] });
+    const self = ctx.caller.kind === 'user' ? ctx.caller.userId : undefined;
+    // Outsiders get the permission check before learning whether the id exists.
+    if (!delegation || (delegation.delegator.id !== self && delegation.delegate.id !== self)) await ctx.require('delegations:read');
+    if (!delegation) throw new OpError('not_found', `delegation ${input.delegation_id} not found`, { field: 'delegation_id' });
+    return { ...delegationView(delegation, delegation.project?.key ?? null), active: isActive(delegation, ctx.now) };
+  },
+});
+
+function isActive(delegation: Delegation, now: Date): boolean {
+  return !delegation.revokedAt && (!delegation.expiresAt || delegation.expiresAt > now);
+}

@@ -1,12 +1,42 @@
 import type { AnyOperation } from './operation.ts';
-import { createUser } from './users.ts';
-import { assignRole } from './roles.ts';
-import { createDelegation, revokeDelegation } from './delegations.ts';
-import { createTokenForUser } from './tokens.ts';
+import { createUser, deactivateUser, deleteUser, getUser, listUsers, reactivateUser, resetPassword, updateUser } from './users.ts';
+import {
+  assignRole, createRole, deleteRole, getRole, getUserPermissions, listPermissions, listRoleMembers, listRoles, removeRole, updateRole,
+} from './roles.ts';
+import { createDelegation, getDelegation, listDelegations, revokeDelegation } from './delegations.ts';
+import { createTokenForUser, listUserTokens, revokeUserToken } from './tokens.ts';
+import { listUserSessions, revokeUserSessions } from './sessions.ts';
+import { queryAudit } from './audit-log.ts';
+import { createMyToken, getMyPermissions, health, listMyDelegations, listMyTokens, revokeMyToken, whoami } from './self.ts';
+import { endAgentSessionOp, listMyAgentSessions, startAgentSession } from './agents.ts';
 
-export { createUser, assignRole, createDelegation, revokeDelegation, createTokenForUser };
+export {
+  createUser, deactivateUser, deleteUser, getUser, listUsers, reactivateUser, resetPassword, updateUser,
+  assignRole, createRole, deleteRole, getRole, getUserPermissions, listPermissions, listRoleMembers, listRoles, removeRole, updateRole,
+  createDelegation, getDelegation, listDelegations, revokeDelegation,
+  createTokenForUser, listUserTokens, revokeUserToken,
+  listUserSessions, revokeUserSessions, queryAudit,
+  createMyToken, getMyPermissions, health, listMyDelegations, listMyTokens, revokeMyToken, whoami,
+  endAgentSessionOp, listMyAgentSessions, startAgentSession,
+};
+
+/** Operations about the caller itself: the `core` toolset. */
+export const SELF_OPERATIONS: AnyOperation[] = [
+  whoami, getMyPermissions, listMyDelegations, listMyTokens, createMyToken, revokeMyToken,
+  startAgentSession, endAgentSessionOp, listMyAgentSessions, health,
+] as AnyOperation[];
+
+/** Administration of other users and the platform: the `admin` toolset. */
+export const ADMIN_OPERATIONS: AnyOperation[] = [
+  listUsers, getUser, createUser, updateUser, deactivateUser, reactivateUser, deleteUser, resetPassword,
+  listRoles, getRole, createRole, updateRole, deleteRole, assignRole, removeRole, listRoleMembers, getUserPermissions, listPermissions,
+  listDelegations, getDelegation, createDelegation, revokeDelegation,
+  createTokenForUser, listUserTokens, revokeUserToken,
+  listUserSessions, revokeUserSessions,
+  queryAudit,
+] as AnyOperation[];
 
 /** Every operation, by name: the one registry the servers, REST routes and CLI draw from. */
 export const OPERATIONS: Record<string, AnyOperation> = Object.fromEntries(
-  ([createUser, assignRole, createDelegation, revokeDelegation, createTokenForUser] as AnyOperation[]).map((op) => [op.name, op]),
+  [...SELF_OPERATIONS, ...ADMIN_OPERATIONS].map((op) => [op.name, op]),
 );

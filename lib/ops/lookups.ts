@@ -2,15 +2,18 @@ import type { Em } from '../db/orm.ts';
 import { Project, Role, User } from '../db/entities/index.ts';
 import { OpError } from '../errors.ts';
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 export async function findUser(em: Em, id: string, field = 'user_id'): Promise<User> {
   const user = await em.findOne(User, { id });
   if (!user) throw new OpError('not_found', `user ${id} not found`, { field });
   return user;
 }
 
-export async function findRole(em: Em, name: string, field = 'role'): Promise<Role> {
-  const role = await em.findOne(Role, { name });
-  if (!role) throw new OpError('not_found', `role "${name}" not found`, { field });
+/** A role by name, or by id (REST routes name roles by id). */
+export async function findRole(em: Em, nameOrId: string, field = 'role'): Promise<Role> {
+  const role = await em.findOne(Role, UUID.test(nameOrId) ? { id: nameOrId } : { name: nameOrId.toLowerCase() });
+  if (!role) throw new OpError('not_found', `role "${nameOrId}" not found; list_roles shows them`, { field });
   return role;
 }
 

@@ -1,20 +1,42 @@
 import { z } from 'zod';
-import { RoleAssignment, type Project, type User } from '../db/entities/index.ts';
+import { Role, RoleAssignment, type Project, type User } from '../db/entities/index.ts';
 import { requireAllPermissions } from '../access/guard.ts';
+import { ALL_PERMISSIONS, PERMISSIONS } from '../access/permissions.ts';
+import { conflict, OpError } from '../errors.ts';
 import { operation, type OperationContext } from './operation.ts';
+import { describePermissions } from './effective.ts';
+import { keepAnAdmin } from './guards.ts';
 import { findProject, findRole, findUser } from './lookups.ts';
-import { projectKeyField, uuidField } from './schemas.ts';
+import { afterCursor, cursorField, decodeCursor, limitField, page } from './pagination.ts';
+import { permissionField, projectKeyField, uuidField } from './schemas.ts';
+import { assignmentView, roleView, userView } from './views.ts';
+
+const roleRef = z.string().trim().min(1, 'must name a role (its name or id)').max(64, 'must be at most 64 characters');
+const roleName = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .regex(/^[a-z][a-z0-9_-]{1,63}$/, 'must be 2-64 characters: letters, digits, "_" or "-", starting with a letter');
+const permissionList = z.array(permissionField).max(ALL_PERMISSIONS.length, `must list at most ${ALL_PERMISSIONS.length} permissions`);
+
+/** Refuses to hand out, through a role, permissions the caller does not hold itself for that scope. */
+async function requireHoldsAll(ctx: OperationContext, permissions: readonly string[], what: string, project: Project | null = null) {
+  if (ctx.caller.kind !== 'user') return;
+  const held = await ctx.resolver.resolve(ctx.em, ctx.caller, project?.id ?? null);
+  requireAllPermissions(held, permissions, what);
+}
+
+function notSystem(role: Role, what: string) {
+  if (role.system) throw new OpError('invalid_input', `role: "${role.name}" is a system role and cannot be ${what}`, { field: 'role' });
+}
 
 /**
  * Assigns a role, refusing to hand out permissions the assigner does not hold itself for that
  * scope: roles:write alone must not let anyone mint a role richer than their own.
  */
-export async function grantRole(ctx: OperationContext, user: User, roleName: string, project: Project | null) {
-  const role = await findRole(ctx.em, roleName);
-  if (ctx.caller.kind === 'user') {
-    const held = await ctx.resolver.resolve(ctx.em, ctx.caller, project?.id ?? null);
-    requireAllPermissions(held, role.permissions, `assigning role "${role.name}"`);
-  }
+export async function grantRole(ctx: OperationContext, user: User, roleRefValue: string, project: Project | null) {
+  const role = await findRole(ctx.em, roleRefValue);
+  await requireHoldsAll(ctx, role.permissions, `assigning role "${role.name}"`, project);
   const existing = await ctx.em.findOne(RoleAssignment, { user, role, project });
   if (existing) return { assignment: existing, role, created: false };
   const assignment = ctx.em.create(RoleAssignment, {
@@ -27,6 +49,133 @@ export async function grantRole(ctx: OperationContext, user: User, roleName: str
   return { assignment, role, created: true };
 }
 
+export const listPermissions = operation({
+  name: 'list_permissions',
+  title: 'List permissions',
+  description: 'List every permission in the catalogue with what it lets a caller do. Roles and delegations are made of these.',
+  input: z.strictObject({}),
+  permission: 'roles:read',
+  annotations: { readOnlyHint: true },
+  async run() {
+    return { items: ALL_PERMISSIONS.map((permission) => ({ permission, description: PERMISSIONS[permission] })) };
+  },
+});
+
+export const listRoles = operation({
+  name: 'list_roles',
+  title: 'List roles',
+  description: 'List all roles (system and custom) with their permissions and how many assignments each has.',
+  input: z.strictObject({}),
+  permission: 'roles:read',
+  annotations: { readOnlyHint: true },
+  async run(ctx) {
+    const roles = await ctx.em.find(Role, {}, { orderBy: { system: 'desc', name: 'asc' } });
+    const counts = await ctx.em.execute<{ role_id: string; n: string | number }[]>(
+      'select role_id, count(*) as n from role_assignment group by role_id',
+    );
+    const countOf = new Map(counts.map((row) => [row.role_id, Number(row.n)]));
+    return { items: roles.map((role) => ({ ...roleView(role), assignments: countOf.get(role.id) ?? 0 })) };
+  },
+});
+
+export const getRole = operation({
+  name: 'get_role',
+  title: 'Get a role',
+  description: 'Get one role by name or id: description, permissions (with descriptions), whether it is a system role, and how many assignments it has.',
+  input: z.strictObject({ role: roleRef }),
+  permission: 'roles:read',
+  annotations: { readOnlyHint: true },
+  target: (input) => `role:${input.role}`,
+  async run(ctx, input) {
+    const role = await findRole(ctx.em, input.role);
+    const assignments = await ctx.em.count(RoleAssignment, { role });
+    return {
+      ...roleView(role),
+      permission_details: roleView(role).permissions.map((p) => ({ permission: p, description: PERMISSIONS[p as keyof typeof PERMISSIONS] ?? null })),
+      assignments,
+    };
+  },
+});
+
+export const createRole = operation({
+  name: 'create_role',
+  title: 'Create a custom role',
+  description:
+    'Create a custom role from permissions in the catalogue (list_permissions). You can only put permissions you hold yourself into a role. Returns the role.',
+  input: z.strictObject({
+    name: roleName,
+    description: z.string().trim().max(1000, 'must be at most 1000 characters').default(''),
+    permissions: permissionList.min(1, 'must list at least one permission'),
+  }),
+  permission: 'roles:write',
+  annotations: {},
+  target: (input) => `role:${input.name}`,
+  async run(ctx, input) {
+    await requireHoldsAll(ctx, input.permissions, `creating role "${input.name}"`);
+    if (await ctx.em.findOne(Role, { name: input.name })) throw conflict('a role with this name already exists', 'name');
+    const role = ctx.em.create(Role, { name: input.name, description: input.description, system: false, permissions: [...new Set(input.permissions)] });
+    await ctx.em.flush();
+    return roleView(role);
+  },
+});
+
+export const updateRole = operation({
+  name: 'update_role',
+  title: 'Update a custom role',
+  description:
+    "Change a custom role's description or its permissions (the full new list). Every member gets the change at once. System roles are read-only. " +
+    'You can only add permissions you hold yourself. Returns the role.',
+  input: z
+    .strictObject({
+      role: roleRef,
+      description: z.string().trim().max(1000, 'must be at most 1000 characters').optional(),
+      permissions: permissionList.optional(),
+    })
+    .refine((input) => input.description !== undefined || input.permissions !== undefined, {
+      message: 'give description or permissions',
+      path: ['permissions'],
+    }),
+  permission: 'roles:write',
+  annotations: { idempotentHint: true },
+  target: (input) => `role:${input.role}`,
+  async run(ctx, input) {
+    const role = await findRole(ctx.em, input.role);
+    notSystem(role, 'changed');
+    if (input.permissions) {
+      const added = input.permissions.filter((p) => !role.permissions.includes(p));
+      await requireHoldsAll(ctx, added, `adding permissions to role "${role.name}"`);
+      role.permissions = [...new Set(input.permissions)];
+    }
+    if (input.description !== undefined) role.description = input.description;
+    await ctx.em.flush();
+    return roleView(role);
+  },
+});
+
+export const deleteRole = operation({
+  name: 'delete_role',
+  title: 'Delete a custom role',
+  description:
+    'Delete a custom role. Refused while it is assigned to anyone, unless cascade is true, which removes those assignments too (their members lose its permissions at once). System roles cannot be deleted.',
+  input: z.strictObject({ role: roleRef, cascade: z.boolean().default(false) }),
+  permission: 'roles:write',
+  annotations: { destructiveHint: true },
+  target: (input) => `role:${input.role}`,
+  async run(ctx, input) {
+    const role = await findRole(ctx.em, input.role);
+    notSystem(role, 'deleted');
+    const assignments = await ctx.em.count(RoleAssignment, { role });
+    if (assignments > 0 && !input.cascade) {
+      throw conflict(`role "${role.name}" has ${assignments} assignment(s); remove them first or pass cascade: true`, 'cascade');
+    }
+    await requireHoldsAll(ctx, role.permissions, `deleting role "${role.name}"`);
+    const view = roleView(role);
+    ctx.em.remove(role);
+    await ctx.em.flush();
+    return { ...view, deleted: true, assignments_removed: assignments };
+  },
+});
+
 export const assignRole = operation({
   name: 'assign_role',
   title: 'Assign a role',
@@ -35,7 +184,7 @@ export const assignRole = operation({
     'You can only assign a role whose permissions you hold yourself. Returns the assignment.',
   input: z.strictObject({
     user_id: uuidField('the user'),
-    role: z.string().min(1, 'must name a role').max(64),
+    role: roleRef,
     project_key: projectKeyField.optional(),
   }),
   permission: 'roles:write',
@@ -46,12 +195,83 @@ export const assignRole = operation({
     const user = await findUser(ctx.em, input.user_id);
     const project = input.project_key ? await findProject(ctx.em, input.project_key) : null;
     const { assignment, role, created } = await grantRole(ctx, user, input.role, project);
-    return {
-      id: assignment.id,
-      user_id: user.id,
-      role: role.name,
-      project_key: project?.key ?? null,
-      created,
-    };
+    return { ...assignmentView(assignment), role: role.name, project_key: project?.key ?? null, created };
+  },
+});
+
+export const removeRole = operation({
+  name: 'remove_role',
+  title: 'Remove a role assignment',
+  description:
+    'Take a role away from a user: name the assignment (assignment_id, from get_user) or the role (and project_key for a project assignment). ' +
+    'The user loses its permissions at once, on every instance. You can only remove a role whose permissions you hold yourself. Returns the removed assignment.',
+  input: z
+    .strictObject({
+      user_id: uuidField('the user'),
+      assignment_id: uuidField('the role assignment').optional(),
+      role: roleRef.optional(),
+      project_key: projectKeyField.optional(),
+    })
+    .refine((input) => (input.assignment_id === undefined) !== (input.role === undefined), {
+      message: 'give either assignment_id or role',
+      path: ['role'],
+    }),
+  permission: 'roles:write',
+  annotations: { destructiveHint: true, idempotentHint: true },
+  target: (input) => `user:${input.user_id}`,
+  async run(ctx, input) {
+    const user = await findUser(ctx.em, input.user_id);
+    let assignment: RoleAssignment | null;
+    if (input.assignment_id) {
+      assignment = await ctx.em.findOne(RoleAssignment, { id: input.assignment_id, user }, { populate: ['role', 'project'] });
+    } else {
+      const role = await findRole(ctx.em, input.role!);
+      const project = input.project_key ? await findProject(ctx.em, input.project_key) : null;
+      assignment = await ctx.em.findOne(RoleAssignment, { user, role, project }, { populate: ['role', 'project'] });
+    }
+    if (!assignment) throw new OpError('not_found', 'this user has no such role assignment', { field: input.assignment_id ? 'assignment_id' : 'role' });
+    await requireHoldsAll(ctx, assignment.role.permissions, `removing role "${assignment.role.name}"`, assignment.project ?? null);
+    if (assignment.role.name === 'admin' && !assignment.project) await keepAnAdmin(ctx.em, user.id, 'removing this admin role');
+    const view = assignmentView(assignment);
+    ctx.em.remove(assignment);
+    await ctx.em.flush();
+    return { ...view, removed: true };
+  },
+});
+
+export const listRoleMembers = operation({
+  name: 'list_role_members',
+  title: "List a role's members",
+  description: 'List the users a role is assigned to (globally or per project), a page at a time. Returns {items: [{assignment, user}], next_cursor}.',
+  input: z.strictObject({ role: roleRef, limit: limitField, cursor: cursorField }),
+  permission: 'roles:read',
+  annotations: { readOnlyHint: true },
+  target: (input) => `role:${input.role}`,
+  async run(ctx, input) {
+    const role = await findRole(ctx.em, input.role);
+    const rows = await ctx.em.find(
+      RoleAssignment,
+      { $and: [{ role }, afterCursor(decodeCursor(input.cursor), 'createdAt')] },
+      { populate: ['user', 'project', 'role'], orderBy: { createdAt: 'asc', id: 'asc' }, limit: input.limit + 1 },
+    );
+    const { items, next_cursor } = page(rows, input.limit, (a) => a.createdAt);
+    return { items: items.map((a) => ({ assignment: assignmentView(a), user: userView(a.user) })), next_cursor };
+  },
+});
+
+export const getUserPermissions = operation({
+  name: 'get_user_permissions',
+  title: "A user's effective permissions",
+  description:
+    "What a user may do, globally or in one project (project_key), and where each permission comes from: a role, or a delegation (who delegated it, until when). " +
+    'Exactly what the guard would allow the user.',
+  input: z.strictObject({ user_id: uuidField('the user'), project_key: projectKeyField.optional() }),
+  permission: 'users:read',
+  annotations: { readOnlyHint: true },
+  target: (input) => `user:${input.user_id}`,
+  async run(ctx, input) {
+    const user = await findUser(ctx.em, input.user_id);
+    if (!user.active) return { user_id: user.id, active: false, project_key: input.project_key ?? null, token_scopes: null, permissions: [] };
+    return { user_id: user.id, active: true, ...(await describePermissions(ctx.em, ctx.resolver, { userId: user.id }, input.project_key)) };
   },
 });

@@ -62,7 +62,7 @@ export class OperationRunner {
       operation: op.name,
       permission: op.permission,
       requestId,
-      sessionId: meta.sessionId,
+      sessionId: meta.sessionId ?? (caller.kind === 'user' ? caller.sessionId : undefined),
       clientAddress: meta.clientAddress,
       detail: { input: redact(rawInput ?? {}) },
       via: null,

@@ -1,50 +1,111 @@
 import { z } from 'zod';
-import { ApiToken } from '../db/entities/index.ts';
+import { ApiToken, type User } from '../db/entities/index.ts';
+import type { Permission } from '../access/permissions.ts';
 import { OpError } from '../errors.ts';
 import { generateApiToken } from '../identity/tokens.ts';
-import { operation } from './operation.ts';
+import { operation, type OperationContext } from './operation.ts';
 import { findUser } from './lookups.ts';
 import { permissionField, uuidField } from './schemas.ts';
 import { tokenView } from './views.ts';
 
 const DAY_MS = 86_400_000;
 
+export const tokenNameField = z.string().trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters');
+export const expiresInDaysField = z
+  .number()
+  .int('must be a whole number of days')
+  .min(1, 'must be at least 1 day')
+  .max(365, 'must be at most 365 days')
+  .default(90);
+export const scopesField = z.array(permissionField).min(1, 'must list at least one permission, or be left out').max(50).optional();
+
+export interface TokenRequest {
+  name: string;
+  expiresAt: Date;
+  scopes?: readonly Permission[] | undefined;
+}
+
+/** Issues a token for `user`; the raw value is in the result once and stored only as a hash. */
+export async function issueToken(ctx: OperationContext, user: User, request: TokenRequest) {
+  if (!user.active) throw new OpError('invalid_input', 'user_id: the user is deactivated', { field: 'user_id' });
+  if (request.scopes) {
+    const held = await ctx.resolver.resolve(ctx.em, { userId: user.id });
+    const beyond = request.scopes.filter((scope) => !held.grants.has(scope));
+    if (beyond.length > 0) {
+      throw new OpError('invalid_input', `scopes: the user does not hold ${beyond.join(', ')}`, { field: 'scopes' });
+    }
+  }
+  const secret = generateApiToken();
+  const token = ctx.em.create(ApiToken, {
+    user,
+    name: request.name,
+    prefix: secret.prefix,
+    hash: secret.hash,
+    scopes: request.scopes ? [...new Set(request.scopes)] : null,
+    expiresAt: request.expiresAt,
+    createdById: ctx.caller.kind === 'user' ? ctx.caller.userId : null,
+  });
+  await ctx.em.flush();
+  return { ...tokenView(token), token: secret.raw };
+}
+
+export const expiryIn = (now: Date, days: number) => new Date(now.getTime() + days * DAY_MS);
+
+export async function revokeToken(ctx: OperationContext, userId: string, tokenId: string) {
+  const token = await ctx.em.findOne(ApiToken, { id: tokenId, user: userId });
+  if (!token) throw new OpError('not_found', `token ${tokenId} not found for this user`, { field: 'token_id' });
+  if (!token.revokedAt) {
+    token.revokedAt = ctx.now;
+    await ctx.em.flush();
+  }
+  return tokenView(token);
+}
+
+export async function listTokens(ctx: OperationContext, userId: string, includeRevoked: boolean) {
+  const rows = await ctx.em.find(ApiToken, includeRevoked ? { user: userId } : { user: userId, revokedAt: null }, { orderBy: { createdAt: 'desc' } });
+  return { items: rows.map(tokenView) };
+}
+
 export const createTokenForUser = operation({
   name: 'create_token_for_user',
-  title: "Create an API token for a user",
+  title: 'Create an API token for a user',
   description:
     'Create an API token for a user (for example an agent or service account). expires_in_days is 1-365 (default 90); scopes narrow the token to some of the ' +
     "user's permissions and must be among them. The raw token is in this result once and can never be shown again: hand it to its owner now.",
-  input: z.strictObject({
-    user_id: uuidField('the user'),
-    name: z.string().trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters'),
-    expires_in_days: z.number().int('must be a whole number of days').min(1, 'must be at least 1 day').max(365, 'must be at most 365 days').default(90),
-    scopes: z.array(permissionField).min(1, 'must list at least one permission, or be left out').max(50).optional(),
-  }),
+  input: z.strictObject({ user_id: uuidField('the user'), name: tokenNameField, expires_in_days: expiresInDaysField, scopes: scopesField }),
   permission: 'tokens:write',
   annotations: {},
   target: (input) => `user:${input.user_id}`,
   async run(ctx, input) {
     const user = await findUser(ctx.em, input.user_id);
-    if (!user.active) throw new OpError('invalid_input', 'user_id: the user is deactivated', { field: 'user_id' });
-    if (input.scopes) {
-      const held = await ctx.resolver.resolve(ctx.em, { userId: user.id });
-      const beyond = input.scopes.filter((scope) => !held.grants.has(scope));
-      if (beyond.length > 0) {
-        throw new OpError('invalid_input', `scopes: the user does not hold ${beyond.join(', ')}`, { field: 'scopes' });
-      }
-    }
-    const secret = generateApiToken();
-    const token = ctx.em.create(ApiToken, {
-      user,
-      name: input.name,
-      prefix: secret.prefix,
-      hash: secret.hash,
-      scopes: input.scopes ? [...new Set(input.scopes)] : null,
-      expiresAt: new Date(ctx.now.getTime() + input.expires_in_days * DAY_MS),
-      createdById: ctx.caller.kind === 'user' ? ctx.caller.userId : null,
-    });
-    await ctx.em.flush();
-    return { ...tokenView(token), token: secret.raw };
+    return issueToken(ctx, user, { name: input.name, expiresAt: expiryIn(ctx.now, input.expires_in_days), scopes: input.scopes });
+  },
+});
+
+export const listUserTokens = operation({
+  name: 'list_user_tokens',
+  title: "List a user's API tokens",
+  description: "List a user's API tokens: name, prefix, scopes, expiry, last use. Never the tokens themselves. Revoked ones only with include_revoked.",
+  input: z.strictObject({ user_id: uuidField('the user'), include_revoked: z.boolean().default(false) }),
+  permission: 'tokens:read',
+  annotations: { readOnlyHint: true },
+  target: (input) => `user:${input.user_id}`,
+  async run(ctx, input) {
+    await findUser(ctx.em, input.user_id);
+    return listTokens(ctx, input.user_id, input.include_revoked);
+  },
+});
+
+export const revokeUserToken = operation({
+  name: 'revoke_user_token',
+  title: "Revoke a user's API token",
+  description: 'Revoke one API token of a user at once, on every instance: its next call fails. Idempotent. Returns the token metadata.',
+  input: z.strictObject({ user_id: uuidField('the user'), token_id: uuidField('the API token') }),
+  permission: 'tokens:write',
+  annotations: { destructiveHint: true, idempotentHint: true },
+  target: (input) => `token:${input.token_id}`,
+  async run(ctx, input) {
+    await findUser(ctx.em, input.user_id);
+    return revokeToken(ctx, input.user_id, input.token_id);
   },
 });

@@ -1,16 +1,23 @@
 import { z } from 'zod';
-import { User, USER_TYPES } from '../db/entities/index.ts';
-import { conflict } from '../errors.ts';
+import { AgentSession, ApiToken, Delegation, RoleAssignment, User, USER_TYPES } from '../db/entities/index.ts';
+import { conflict, OpError } from '../errors.ts';
 import { hashPassword, passwordSchema } from '../identity/passwords.ts';
+import { deactivateAccount, endAgentSession, endSessions } from '../identity/account-lifecycle.ts';
 import { operation } from './operation.ts';
 import { grantRole } from './roles.ts';
-import { displayNameField, emailField, userNameField } from './schemas.ts';
-import { userView } from './views.ts';
+import { keepAnAdmin, notSelf } from './guards.ts';
+import { findUser } from './lookups.ts';
+import { afterCursor, cursorField, decodeCursor, limitField, page } from './pagination.ts';
+import { displayNameField, emailField, userNameField, uuidField } from './schemas.ts';
+import { assignmentView, delegationView, tokenView, userView } from './views.ts';
 
 function nameFromEmail(email: string): string {
   const local = email.split('@')[0]!.replace(/[^a-z0-9._-]/g, '-').replace(/^[^a-z0-9]+/, '');
   return (local.length >= 2 ? local : `user-${local}`).slice(0, 64);
 }
+
+const userIdInput = z.strictObject({ user_id: uuidField('the user') });
+const userTarget = (input: { user_id: string }) => `user:${input.user_id}`;
 
 export const createUser = operation({
   name: 'create_user',
@@ -55,5 +62,186 @@ export const createUser = operation({
       roles.push(role.name);
     }
     return { ...userView(user), roles };
+  },
+});
+
+export const listUsers = operation({
+  name: 'list_users',
+  title: 'List users',
+  description:
+    'List users, oldest first, a page at a time (limit up to 100; pass next_cursor back as cursor for the next page). ' +
+    'search matches part of the name, email or display name; type and active filter. Returns {items, next_cursor}.',
+  input: z.strictObject({
+    search: z.string().trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters').optional(),
+    type: z.enum(USER_TYPES).optional(),
+    active: z.boolean().optional(),
+    limit: limitField,
+    cursor: cursorField,
+  }),
+  permission: 'users:read',
+  annotations: { readOnlyHint: true },
+  async run(ctx, input) {
+    const where: Record<string, unknown>[] = [afterCursor(decodeCursor(input.cursor), 'createdAt')];
+    if (input.type) where.push({ type: input.type });
+    if (input.active !== undefined) where.push({ active: input.active });
+    if (input.search) {
+      const like = `%${input.search.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+      where.push({ $or: [{ name: { $ilike: like } }, { email: { $ilike: like } }, { displayName: { $ilike: like } }] });
+    }
+    const rows = await ctx.em.find(User, { $and: where }, { orderBy: { createdAt: 'asc', id: 'asc' }, limit: input.limit + 1 });
+    const { items, next_cursor } = page(rows, input.limit, (u) => u.createdAt);
+    return { items: items.map(userView), next_cursor };
+  },
+});
+
+export const getUser = operation({
+  name: 'get_user',
+  title: 'Get a user',
+  description:
+    "Get one user with its role assignments, its active delegations (given and received) and its API tokens' metadata (never the tokens themselves). " +
+    'Use get_user_permissions for what the user may actually do.',
+  input: userIdInput,
+  permission: 'users:read',
+  annotations: { readOnlyHint: true },
+  target: userTarget,
+  async run(ctx, input) {
+    const user = await findUser(ctx.em, input.user_id);
+    const [assignments, delegations, tokens, agent] = await Promise.all([
+      ctx.em.find(RoleAssignment, { user }, { populate: ['role', 'project'], orderBy: { createdAt: 'asc' } }),
+      ctx.em.find(
+        Delegation,
+        { $or: [{ delegator: user }, { delegate: user }], revokedAt: null, $and: [{ $or: [{ expiresAt: null }, { expiresAt: { $gt: ctx.now } }] }] },
+        { populate: ['project'], orderBy: { createdAt: 'asc' } },
+      ),
+      ctx.em.find(ApiToken, { user, revokedAt: null }, { orderBy: { createdAt: 'asc' } }),
+      user.type === 'agent' ? ctx.em.findOne(AgentSession, { agent: user }) : null,
+    ]);
+    const view = (d: Delegation) => delegationView(d, d.project?.key ?? null);
+    return {
+      ...userView(user),
+      roles: assignments.map(assignmentView),
+      delegations: {
+        given: delegations.filter((d) => d.delegator.id === user.id).map(view),
+        received: delegations.filter((d) => d.delegate.id === user.id).map(view),
+      },
+      tokens: tokens.map(tokenView).map((t) => ({ ...t, expired: t.expires_at !== null && t.expires_at <= ctx.now.toISOString() })),
+      agent_session_id: agent?.id ?? null,
+    };
+  },
+});
+
+export const updateUser = operation({
+  name: 'update_user',
+  title: 'Update a user',
+  description: "Change a user's email, login name or display name (give at least one). Fails with a conflict if the email or name is taken. Returns the user.",
+  input: z
+    .strictObject({ user_id: uuidField('the user'), email: emailField.optional(), name: userNameField.optional(), display_name: displayNameField.optional() })
+    .refine((input) => input.email !== undefined || input.name !== undefined || input.display_name !== undefined, {
+      message: 'give at least one of email, name, display_name',
+      path: ['email'],
+    }),
+  permission: 'users:write',
+  annotations: { idempotentHint: true },
+  target: userTarget,
+  async run(ctx, input) {
+    const user = await findUser(ctx.em, input.user_id);
+    if (input.email !== undefined) user.email = input.email;
+    if (input.name !== undefined) user.name = input.name;
+    if (input.display_name !== undefined) user.displayName = input.display_name;
+    await ctx.em.flush();
+    return userView(user);
+  },
+});
+
+export const deactivateUser = operation({
+  name: 'deactivate_user',
+  title: 'Deactivate a user',
+  description:
+    'Deactivate a user: it can no longer sign in, all its API tokens are revoked and all its sessions end at once, on every instance (its running servers refuse their next call). ' +
+    'Reversible with reactivate_user (tokens stay revoked; issue new ones). You cannot deactivate yourself or the last admin. Returns the user and what was ended.',
+  input: userIdInput,
+  permission: 'users:write',
+  annotations: { destructiveHint: true, idempotentHint: true },
+  target: userTarget,
+  async run(ctx, input) {
+    notSelf(ctx.caller, input.user_id, 'deactivate');
+    const user = await findUser(ctx.em, input.user_id);
+    await keepAnAdmin(ctx.em, user.id, 'deactivating this user');
+    const ended = await deactivateAccount(ctx.em, user, ctx.now, 'user deactivated');
+    return { ...userView(user), ...ended };
+  },
+});
+
+export const reactivateUser = operation({
+  name: 'reactivate_user',
+  title: 'Reactivate a user',
+  description:
+    'Reactivate a deactivated user so it can sign in again. Its old API tokens stay revoked: create new ones with create_token_for_user. Returns the user.',
+  input: userIdInput,
+  permission: 'users:write',
+  annotations: { idempotentHint: true },
+  target: userTarget,
+  async run(ctx, input) {
+    const user = await findUser(ctx.em, input.user_id);
+    if (user.type === 'agent' && (await ctx.em.count(AgentSession, { agent: user }))) {
+      throw conflict('an agent identity ends with its agent session; start a new agent session instead', 'user_id');
+    }
+    user.active = true;
+    user.deactivatedAt = null;
+    await ctx.em.flush();
+    return userView(user);
+  },
+});
+
+export const deleteUser = operation({
+  name: 'delete_user',
+  title: 'Delete a user',
+  description:
+    'Delete a user for good, with its role assignments, tokens and sessions (audit events keep its id and name). ' +
+    'Refused while it owns things others depend on (active delegations it gave, running agent sessions it started) unless cascade is true, which ends those too. ' +
+    'Prefer deactivate_user when in doubt: it is reversible. Returns what was removed.',
+  input: z.strictObject({ user_id: uuidField('the user'), cascade: z.boolean().default(false) }),
+  permission: 'users:write',
+  annotations: { destructiveHint: true },
+  target: userTarget,
+  async run(ctx, input) {
+    notSelf(ctx.caller, input.user_id, 'delete');
+    const user = await findUser(ctx.em, input.user_id);
+    await keepAnAdmin(ctx.em, user.id, 'deleting this user');
+    const [delegations, agents] = await Promise.all([
+      ctx.em.count(Delegation, { delegator: user, revokedAt: null, $or: [{ expiresAt: null }, { expiresAt: { $gt: ctx.now } }] }),
+      ctx.em.find(AgentSession, { spawner: user, endedAt: null }),
+    ]);
+    if ((delegations > 0 || agents.length > 0) && !input.cascade) {
+      throw conflict(
+        `the user owns ${delegations} active delegation(s) and ${agents.length} running agent session(s); revoke them first or pass cascade: true`,
+        'cascade',
+      );
+    }
+    for (const agent of agents) await endAgentSession(ctx.em, agent, ctx.now, 'spawner deleted');
+    const removed = { delegations_removed: delegations, agent_sessions_ended: agents.length };
+    const view = userView(user);
+    ctx.em.remove(user);
+    await ctx.em.flush();
+    return { ...view, deleted: true, ...removed };
+  },
+});
+
+export const resetPassword = operation({
+  name: 'reset_password',
+  title: "Reset a user's password",
+  description:
+    "Set a new password for a user (8-1024 characters). Sessions the user opened with its old password end; API tokens keep working. The password is never shown again or logged. Returns the user.",
+  input: z.strictObject({ user_id: uuidField('the user'), password: passwordSchema }),
+  permission: 'users:write',
+  annotations: { idempotentHint: true },
+  target: userTarget,
+  async run(ctx, input) {
+    const user = await findUser(ctx.em, input.user_id);
+    if (!user.active) throw new OpError('invalid_input', 'user_id: the user is deactivated; reactivate it first', { field: 'user_id' });
+    user.passwordHash = await hashPassword(input.password);
+    await ctx.em.flush();
+    const sessionsEnded = await endSessions(ctx.em, user.id, ctx.now, 'password reset', { passwordOnly: true });
+    return { ...userView(user), sessions_ended: sessionsEnded };
   },
 });

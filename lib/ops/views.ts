@@ -1,4 +1,4 @@
-import type { ApiToken, Delegation, User } from '../db/entities/index.ts';
+import type { AgentSession, ApiToken, AuditEvent, Delegation, Role, RoleAssignment, Session, User } from '../db/entities/index.ts';
 
 // What a response may show of a record: never a password hash or a token hash.
 export function userView(user: User) {
@@ -39,5 +39,79 @@ export function delegationView(delegation: Delegation, projectKey: string | null
     reason: delegation.reason,
     created_at: delegation.createdAt.toISOString(),
     revoked_at: delegation.revokedAt?.toISOString() ?? null,
+  };
+}
+
+export function sessionView(session: Session) {
+  return {
+    id: session.id,
+    user_id: session.user.id,
+    transport: session.transport,
+    servers: session.servers ? session.servers.split(',') : [],
+    client_name: session.clientName,
+    client_address: session.clientAddress,
+    authenticated_with: session.tokenId ? 'api_token' : 'password',
+    token_id: session.tokenId,
+    created_at: session.createdAt.toISOString(),
+    last_seen_at: session.lastSeenAt.toISOString(),
+    ended_at: session.endedAt?.toISOString() ?? null,
+    end_reason: session.endReason,
+  };
+}
+
+export function roleView(role: Role) {
+  return {
+    id: role.id,
+    name: role.name,
+    description: role.description,
+    system: role.system,
+    permissions: [...role.permissions].sort(),
+    created_at: role.createdAt.toISOString(),
+    updated_at: role.updatedAt.toISOString(),
+  };
+}
+
+export function assignmentView(assignment: RoleAssignment) {
+  return {
+    id: assignment.id,
+    user_id: assignment.user.id,
+    role: assignment.role.name,
+    project_key: assignment.project?.key ?? null,
+    granted_by_id: assignment.grantedById,
+    created_at: assignment.createdAt.toISOString(),
+  };
+}
+
+export function agentSessionView(session: AgentSession) {
+  return {
+    id: session.id,
+    agent_id: session.agent.id,
+    spawner_id: session.spawner?.id ?? null,
+    role: session.role,
+    token_id: session.tokenId,
+    created_at: session.createdAt.toISOString(),
+    expires_at: session.expiresAt.toISOString(),
+    ended_at: session.endedAt?.toISOString() ?? null,
+    end_reason: session.endReason,
+  };
+}
+
+export function auditView(event: AuditEvent) {
+  return {
+    id: event.id,
+    at: event.at.toISOString(),
+    actor_id: event.actorId,
+    actor_name: event.actorName,
+    on_behalf_of: event.onBehalfOf,
+    operation: event.operation,
+    permission: event.permission,
+    project_key: event.projectKey,
+    target: event.target,
+    outcome: event.outcome,
+    error_code: event.errorCode,
+    message: event.message,
+    detail: event.detail,
+    request_id: event.requestId,
+    session_id: event.sessionId,
   };
 }

@@ -6,6 +6,8 @@ export { Delegation } from './delegation.ts';
 export { ApiToken } from './api-token.ts';
 export { AuditEvent, AUDIT_OUTCOMES, type AuditOutcome, type OnBehalfOf } from './audit-event.ts';
 export { AccessEpoch } from './access-epoch.ts';
+export { Session, SESSION_TRANSPORTS, type SessionTransport } from './session.ts';
+export { AgentSession } from './agent-session.ts';
 
 import { User } from './user.ts';
 import { Project } from './project.ts';
@@ -15,5 +17,7 @@ import { Delegation } from './delegation.ts';
 import { ApiToken } from './api-token.ts';
 import { AuditEvent } from './audit-event.ts';
 import { AccessEpoch } from './access-epoch.ts';
+import { Session } from './session.ts';
+import { AgentSession } from './agent-session.ts';
 
-export const ALL_ENTITIES = [User, Project, Role, RoleAssignment, Delegation, ApiToken, AuditEvent, AccessEpoch];
+export const ALL_ENTITIES = [User, Project, Role, RoleAssignment, Delegation, ApiToken, AuditEvent, AccessEpoch, Session, AgentSession];

@@ -25,7 +25,13 @@ const UserSchema = defineEntity({
     createdById: p.uuid().nullable(),
   },
   triggers: [
-    accessEpochTrigger('app_user_access_epoch_update', ['update'], 'row', '(old.active IS DISTINCT FROM new.active)'),
+    // A password change counts too: HTTP caches of verified credentials must drop it everywhere.
+    accessEpochTrigger(
+      'app_user_access_epoch_update',
+      ['update'],
+      'row',
+      '((old.active IS DISTINCT FROM new.active) OR (old.password_hash IS DISTINCT FROM new.password_hash))',
+    ),
     accessEpochTrigger('app_user_access_epoch_delete', ['delete'], 'statement'),
   ],
 });

@@ -1,6 +1,8 @@
 import { Migration20261122000000_initial } from './Migration20261122000000_initial.ts';
+import { Migration20261122010000_sessions } from './Migration20261122010000_sessions.ts';
 
 /** Every migration, in order. Listed explicitly so the same list runs from .ts sources and built .js. */
 export const MIGRATIONS = [
   { name: 'Migration20261122000000_initial', class: Migration20261122000000_initial },
+  { name: 'Migration20261122010000_sessions', class: Migration20261122010000_sessions },
 ];

@@ -1,0 +1,37 @@
+import { randomUUID } from 'node:crypto';
+import { defineEntity, p } from '@mikro-orm/core';
+import { User } from './user.ts';
+import { accessEpochTrigger } from './access-epoch.ts';
+
+export const SESSION_TRANSPORTS = ['stdio', 'http'] as const;
+export type SessionTransport = (typeof SESSION_TRANSPORTS)[number];
+
+// One row per MCP session (a stdio process, or an HTTP session id): what an admin lists and ends.
+// Ending a session bumps the access epoch, so every instance refuses its next call.
+const SessionSchema = defineEntity({
+  name: 'Session',
+  tableName: 'mcp_session',
+  properties: {
+    id: p.uuid().primary().onCreate(() => randomUUID()),
+    user: () => p.manyToOne(User).deleteRule('cascade').index('mcp_session_user_idx'),
+    // The API token the session authenticated with; a plain id so token rows can be deleted freely.
+    tokenId: p.uuid().nullable(),
+    transport: p.enum(SESSION_TRANSPORTS),
+    // Which servers the session serves, e.g. "core,admin".
+    servers: p.string().length(100).default(''),
+    clientName: p.string().length(200).nullable(),
+    clientAddress: p.string().length(100).nullable(),
+    createdAt: p.datetime().onCreate(() => new Date()),
+    lastSeenAt: p.datetime().onCreate(() => new Date()),
+    endedAt: p.datetime().nullable(),
+    endReason: p.string().length(100).nullable(),
+  },
+  triggers: [
+    accessEpochTrigger('mcp_session_access_epoch_update', ['update'], 'row', '(old.ended_at IS DISTINCT FROM new.ended_at)'),
+    accessEpochTrigger('mcp_session_access_epoch_delete', ['delete'], 'statement'),
+  ],
+});
+
+export class Session extends SessionSchema.class {}
+SessionSchema.setClass(Session);
+export { SessionSchema };

@@ -1,0 +1,50 @@
+import type { Em } from '../db/orm.ts';
+import { AgentSession, ApiToken, Delegation, Session, User } from '../db/entities/index.ts';
+
+// What ending an account's access means, in one place: deactivation, agent-session end and expiry
+// all revoke the same things. Bulk updates fire the access-epoch triggers, so every instance
+// refuses the next call at once.
+
+export async function endSessions(em: Em, userId: string, now: Date, reason: string, only?: { sessionId?: string; passwordOnly?: boolean }) {
+  const where: Record<string, unknown> = { user: userId, endedAt: null };
+  if (only?.sessionId) where.id = only.sessionId;
+  if (only?.passwordOnly) where.tokenId = null;
+  return em.nativeUpdate(Session, where, { endedAt: now, endReason: reason });
+}
+
+export async function revokeTokens(em: Em, userId: string, now: Date) {
+  return em.nativeUpdate(ApiToken, { user: userId, revokedAt: null }, { revokedAt: now });
+}
+
+/** Deactivates a user and ends its sessions and tokens; an agent's own agent session ends with it. */
+export async function deactivateAccount(em: Em, user: User, now: Date, reason: string) {
+  const summary = { tokens_revoked: 0, sessions_ended: 0 };
+  if (user.active) {
+    user.active = false;
+    user.deactivatedAt = now;
+    await em.flush();
+  }
+  summary.tokens_revoked = await revokeTokens(em, user.id, now);
+  summary.sessions_ended = await endSessions(em, user.id, now, reason);
+  await em.nativeUpdate(AgentSession, { agent: user.id, endedAt: null }, { endedAt: now, endReason: reason });
+  return summary;
+}
+
+/** Ends an agent session: its token, the delegations it was given, its sessions, and the agent user. */
+export async function endAgentSession(em: Em, session: AgentSession, now: Date, reason: string) {
+  if (session.endedAt) return { ended: false };
+  session.endedAt = now;
+  session.endReason = reason;
+  await em.nativeUpdate(Delegation, { delegate: session.agent.id, revokedAt: null }, { revokedAt: now });
+  const agent = await em.findOneOrFail(User, { id: session.agent.id });
+  await deactivateAccount(em, agent, now, reason);
+  await em.flush();
+  return { ended: true };
+}
+
+/** Ends every agent session past its expiry; long-running processes call it periodically. */
+export async function endExpiredAgentSessions(em: Em, now: Date): Promise<number> {
+  const expired = await em.find(AgentSession, { endedAt: null, expiresAt: { $lte: now } });
+  for (const session of expired) await endAgentSession(em, session, now, 'expired');
+  return expired.length;
+}

@@ -1,0 +1,135 @@
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { AgentSession, Delegation, Project, User } from '../db/entities/index.ts';
+import { isPermission, type Permission } from '../access/permissions.ts';
+import { OpError } from '../errors.ts';
+import { endAgentSession, endExpiredAgentSessions } from '../identity/account-lifecycle.ts';
+import { AGENT_LIFETIME_DEFAULT_MINUTES, AGENT_LIFETIME_MAX_MINUTES, planAgentGrants, type RoleHeld } from '../identity/agents.ts';
+import { operation } from './operation.ts';
+import { findRole } from './lookups.ts';
+import { me } from './self.ts';
+import { uuidField } from './schemas.ts';
+import { issueToken } from './tokens.ts';
+import { agentSessionView, userView } from './views.ts';
+
+const ROLE_HELD_SQL = `
+select perm as permission, ra.project_id
+  from role_assignment ra join role r on r.id = ra.role_id
+  cross join lateral unnest(r.permissions) as perm
+ where ra.user_id = ?`;
+
+export const startAgentSession = operation({
+  name: 'start_agent_session',
+  title: 'Start an agent session',
+  description:
+    'Start an AI agent under your mandate for a role: creates an agent user and an API token for it. The agent gets the permissions of the role that you hold yourself ' +
+    '(delegate_admin: true adds the admin permissions you hold), as delegations from you, for lifetime_minutes (default 120, at most 1440). ' +
+    'Permissions you do not hold, or hold only through a delegation, are listed in skipped. ' +
+    'Returns the agent session, the role, and the token to launch it with (AGENT_ROLE=<role> MANDATE_TOKEN=<token> entrypoint.sh serve), shown once. End it with end_agent_session.',
+  input: z.strictObject({
+    role: z.string().trim().min(1, 'must name a role').max(64, 'must be at most 64 characters'),
+    lifetime_minutes: z
+      .number()
+      .int('must be a whole number of minutes')
+      .min(5, 'must be at least 5 minutes')
+      .max(AGENT_LIFETIME_MAX_MINUTES, `must be at most ${AGENT_LIFETIME_MAX_MINUTES} minutes (24 h)`)
+      .default(AGENT_LIFETIME_DEFAULT_MINUTES),
+    delegate_admin: z.boolean().default(false),
+    label: z.string().trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters').optional(),
+  }),
+  permission: null,
+  annotations: {},
+  async run(ctx, input) {
+    const caller = me(ctx);
+    await endExpiredAgentSessions(ctx.em, ctx.now);
+    const role = await findRole(ctx.em, input.role);
+    const [roleHeldRows, effective] = await Promise.all([
+      ctx.em.execute<{ permission: string; project_id: string | null }[]>(ROLE_HELD_SQL, [caller.userId]),
+      ctx.resolver.resolve(ctx.em, caller),
+    ]);
+    const roleHeld: RoleHeld[] = roleHeldRows
+      .filter((row) => isPermission(row.permission))
+      .map((row) => ({ permission: row.permission as Permission, projectId: row.project_id }));
+    const { grants, skipped } = planAgentGrants({
+      rolePermissions: role.permissions,
+      delegateAdmin: input.delegate_admin,
+      roleHeld,
+      effective: new Set(effective.grants.keys()),
+      scopes: effective.scopes,
+    });
+
+    const suffix = randomBytes(4).toString('hex');
+    const spawner = await ctx.em.findOneOrFail(User, { id: caller.userId });
+    const expiresAt = new Date(ctx.now.getTime() + input.lifetime_minutes * 60_000);
+    const agent = ctx.em.create(User, {
+      name: `agent-${role.name}-${suffix}`.slice(0, 64),
+      email: `agent-${suffix}@agents.mandate.invalid`,
+      displayName: input.label ?? `${role.name} agent of ${spawner.name}`,
+      type: 'agent',
+      passwordHash: null,
+      active: true,
+      createdById: spawner.id,
+    });
+    await ctx.em.flush();
+    ctx.setTarget(`user:${agent.id}`);
+    for (const grant of grants) {
+      ctx.em.create(Delegation, {
+        delegator: spawner,
+        delegate: agent,
+        permission: grant.permission,
+        project: grant.projectId ? ctx.em.getReference(Project, grant.projectId) : null,
+        expiresAt,
+        reason: `agent session (role ${role.name})`,
+      });
+    }
+    const token = await issueToken(ctx, agent, { name: `agent session (${role.name})`, expiresAt });
+    const session = ctx.em.create(AgentSession, { agent, spawner, role: role.name, tokenId: token.id, expiresAt });
+    await ctx.em.flush();
+    const projectKeys = new Map(
+      (await ctx.em.find(Project, { id: { $in: grants.flatMap((g) => (g.projectId ? [g.projectId] : [])) } })).map((p) => [p.id, p.key]),
+    );
+    return {
+      agent_session: agentSessionView(session),
+      agent: userView(agent),
+      role: role.name,
+      token: token.token,
+      granted: grants.map((g) => ({ permission: g.permission, project_key: g.projectId ? (projectKeys.get(g.projectId) ?? null) : null })),
+      skipped,
+    };
+  },
+});
+
+export const endAgentSessionOp = operation({
+  name: 'end_agent_session',
+  title: 'End an agent session',
+  description:
+    'End an agent session at once: its token and delegations are revoked, its sessions end and the agent user is deactivated, on every instance. ' +
+    'Its spawner and the agent itself may end it; anyone else needs users:write. Idempotent.',
+  input: z.strictObject({ agent_session_id: uuidField('the agent session') }),
+  permission: null,
+  annotations: { destructiveHint: true, idempotentHint: true },
+  target: (input) => `agent_session:${input.agent_session_id}`,
+  async run(ctx, input) {
+    const session = await ctx.em.findOne(AgentSession, { id: input.agent_session_id });
+    const self = ctx.caller.kind === 'user' ? ctx.caller.userId : undefined;
+    if (!session || (session.spawner?.id !== self && session.agent.id !== self)) await ctx.require('users:write');
+    if (!session) throw new OpError('not_found', `agent session ${input.agent_session_id} not found`, { field: 'agent_session_id' });
+    const { ended } = await endAgentSession(ctx.em, session, ctx.now, self === session.agent.id ? 'ended by the agent' : 'ended');
+    return { ...agentSessionView(session), ended_now: ended };
+  },
+});
+
+export const listMyAgentSessions = operation({
+  name: 'list_my_agent_sessions',
+  title: 'My agent sessions',
+  description: 'The agent sessions you started, newest first: role, agent user, expiry, whether ended. Running ones only unless include_ended is true.',
+  input: z.strictObject({ include_ended: z.boolean().default(false) }),
+  permission: null,
+  annotations: { readOnlyHint: true, idempotentHint: true },
+  async run(ctx, input) {
+    const { userId } = me(ctx);
+    const where = input.include_ended ? { spawner: userId } : { spawner: userId, endedAt: null, expiresAt: { $gt: ctx.now } };
+    const rows = await ctx.em.find(AgentSession, where, { orderBy: { createdAt: 'desc' }, limit: 100 });
+    return { items: rows.map(agentSessionView) };
+  },
+});

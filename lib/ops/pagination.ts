@@ -1,0 +1,49 @@
+import { z } from 'zod';
+import { invalid } from '../errors.ts';
+
+// Lists page by keyset (sort time, id), so a page never skips or repeats rows as rows are added.
+// The cursor is opaque to clients: base64url of the last row's sort key.
+
+export const limitField = z
+  .number()
+  .int('must be a whole number')
+  .min(1, 'must be at least 1')
+  .max(100, 'must be at most 100')
+  .default(50);
+export const cursorField = z.string().max(200, 'must be at most 200 characters').optional();
+
+export interface CursorKey {
+  at: Date;
+  id: string;
+}
+
+export function encodeCursor(key: CursorKey): string {
+  return Buffer.from(JSON.stringify([key.at.toISOString(), key.id])).toString('base64url');
+}
+
+export function decodeCursor(cursor: string | undefined): CursorKey | null {
+  if (!cursor) return null;
+  try {
+    const [at, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [string, string];
+    const date = new Date(at);
+    if (typeof id !== 'string' || !/^[0-9a-f-]{36}$/.test(id) || Number.isNaN(date.getTime())) throw new Error('shape');
+    return { at: date, id };
+  } catch {
+    throw invalid('cursor', 'is not a cursor this list returned; start again without one');
+  }
+}
+
+/** Keyset condition for rows after the cursor, ascending or descending by (`timeField`, id). */
+export function afterCursor(key: CursorKey | null, timeField: string, direction: 'asc' | 'desc' = 'asc'): Record<string, unknown> {
+  if (!key) return {};
+  const op = direction === 'asc' ? '$gt' : '$lt';
+  return { $or: [{ [timeField]: { [op]: key.at } }, { [timeField]: key.at, id: { [op]: key.id } }] };
+}
+
+/** Cuts one extra row fetched to learn whether another page follows. */
+export function page<T extends { id: string }>(rows: T[], limit: number, timeOf: (row: T) => Date) {
+  const more = rows.length > limit;
+  const items = more ? rows.slice(0, limit) : rows;
+  const last = items.at(-1);
+  return { items, next_cursor: more && last ? encodeCursor({ at: timeOf(last), id: last.id }) : null };
+}

@@ -1,0 +1,159 @@
+import { z } from 'zod';
+import { AgentSession, ApiToken, Delegation, RoleAssignment, User } from '../db/entities/index.ts';
+import { OpError } from '../errors.ts';
+import type { UserCaller } from '../identity/caller.ts';
+import { VERSION } from '../version.ts';
+import { operation, type OperationContext } from './operation.ts';
+import { describePermissions } from './effective.ts';
+import { projectKeyField, uuidField } from './schemas.ts';
+import { expiresInDaysField, expiryIn, issueToken, listTokens, revokeToken, scopesField, tokenNameField } from './tokens.ts';
+import { agentSessionView, assignmentView, delegationView, tokenView, userView } from './views.ts';
+
+/** The calling user; operations about "me" make no sense for the local system caller. */
+export function me(ctx: OperationContext): UserCaller {
+  if (ctx.caller.kind !== 'user') throw new OpError('invalid_input', 'this operation acts on the calling user; call it with a user token');
+  return ctx.caller;
+}
+
+export const whoami = operation({
+  name: 'whoami',
+  title: 'Who am I',
+  description:
+    'Who this session acts as: the user (id, name, email, type), its roles, the API token it authenticated with (name, scopes, expiry) and the session id. ' +
+    'Call it first when unsure whose mandate you are acting under. get_my_permissions says what you may do.',
+  input: z.strictObject({}),
+  permission: null,
+  annotations: { readOnlyHint: true, idempotentHint: true },
+  async run(ctx) {
+    const caller = me(ctx);
+    const [user, assignments, token, agent] = await Promise.all([
+      ctx.em.findOneOrFail(User, { id: caller.userId }),
+      ctx.em.find(RoleAssignment, { user: caller.userId }, { populate: ['role', 'project'], orderBy: { createdAt: 'asc' } }),
+      caller.tokenId ? ctx.em.findOne(ApiToken, { id: caller.tokenId }) : null,
+      ctx.em.findOne(AgentSession, { agent: caller.userId }),
+    ]);
+    return {
+      user: userView(user),
+      roles: assignments.map(assignmentView),
+      token: token ? tokenView(token) : null,
+      session_id: caller.sessionId ?? null,
+      agent_session: agent ? agentSessionView(agent) : null,
+    };
+  },
+});
+
+export const getMyPermissions = operation({
+  name: 'get_my_permissions',
+  title: 'My effective permissions',
+  description:
+    'What you may do, globally or in one project (project_key), and where each permission comes from: one of your roles, or a delegation (who delegated it, until when). ' +
+    "If you authenticated with a scoped API token, only the token's scopes count. This is exactly what the guard allows.",
+  input: z.strictObject({ project_key: projectKeyField.optional() }),
+  permission: null,
+  annotations: { readOnlyHint: true, idempotentHint: true },
+  project: (input) => input.project_key,
+  async run(ctx, input) {
+    return describePermissions(ctx.em, ctx.resolver, me(ctx), input.project_key);
+  },
+});
+
+export const listMyDelegations = operation({
+  name: 'list_my_delegations',
+  title: 'My delegations',
+  description:
+    'Delegations you gave (given) and received (received), each with its permission, project, expiry and reason. Active ones only unless include_inactive is true. ' +
+    'Revoke one you gave with revoke_delegation.',
+  input: z.strictObject({ include_inactive: z.boolean().default(false) }),
+  permission: null,
+  annotations: { readOnlyHint: true, idempotentHint: true },
+  async run(ctx, input) {
+    const { userId } = me(ctx);
+    const active = input.include_inactive ? {} : { revokedAt: null, $and: [{ $or: [{ expiresAt: null }, { expiresAt: { $gt: ctx.now } }] }] };
+    const rows = await ctx.em.find(
+      Delegation,
+      { $or: [{ delegator: userId }, { delegate: userId }], ...active },
+      { populate: ['project'], orderBy: { createdAt: 'desc' } },
+    );
+    const view = (d: Delegation) => ({ ...delegationView(d, d.project?.key ?? null), active: !d.revokedAt && (!d.expiresAt || d.expiresAt > ctx.now) });
+    return {
+      given: rows.filter((d) => d.delegator.id === userId).map(view),
+      received: rows.filter((d) => d.delegate.id === userId).map(view),
+    };
+  },
+});
+
+export const listMyTokens = operation({
+  name: 'list_my_tokens',
+  title: 'My API tokens',
+  description: 'Your API tokens: name, prefix, scopes, expiry, last use (never the tokens themselves). Revoked ones only with include_revoked.',
+  input: z.strictObject({ include_revoked: z.boolean().default(false) }),
+  permission: null,
+  annotations: { readOnlyHint: true, idempotentHint: true },
+  async run(ctx, input) {
+    return listTokens(ctx, me(ctx).userId, input.include_revoked);
+  },
+});
+
+export const createMyToken = operation({
+  name: 'create_my_token',
+  title: 'Create an API token for myself',
+  description:
+    'Create an API token for yourself, e.g. for another client. It can carry at most what you can do now: scopes must be among your current permissions, and when you are ' +
+    'calling with a scoped or expiring token, the new one gets no more scopes and no later expiry. expires_in_days 1-365 (default 90, or your token\'s expiry if sooner). ' +
+    'The raw token is in this result once and never again.',
+  input: z.strictObject({ name: tokenNameField, expires_in_days: expiresInDaysField.optional(), scopes: scopesField }),
+  permission: null,
+  annotations: {},
+  async run(ctx, input) {
+    const caller = me(ctx);
+    const current = await ctx.resolver.resolve(ctx.em, caller);
+    const beyond = (input.scopes ?? []).filter((scope) => !current.grants.has(scope));
+    if (beyond.length > 0) throw new OpError('invalid_input', `scopes: you do not hold ${beyond.join(', ')}`, { field: 'scopes' });
+    const scopes = input.scopes ?? (current.scopes ? [...current.scopes] : undefined);
+    const callerToken = caller.tokenId ? await ctx.em.findOne(ApiToken, { id: caller.tokenId }) : null;
+    const ceiling = callerToken?.expiresAt ?? null;
+    let expiresAt = expiryIn(ctx.now, input.expires_in_days ?? 90);
+    if (ceiling && expiresAt > ceiling) {
+      if (input.expires_in_days !== undefined) {
+        throw new OpError('invalid_input', `expires_in_days: cannot outlive the token you are calling with (it expires ${ceiling.toISOString()})`, {
+          field: 'expires_in_days',
+        });
+      }
+      expiresAt = ceiling;
+    }
+    const user = await ctx.em.findOneOrFail(User, { id: caller.userId });
+    ctx.setTarget(`user:${user.id}`);
+    return issueToken(ctx, user, { name: input.name, expiresAt, scopes });
+  },
+});
+
+export const revokeMyToken = operation({
+  name: 'revoke_my_token',
+  title: 'Revoke one of my API tokens',
+  description: 'Revoke one of your API tokens at once (list_my_tokens shows their ids). Revoking the token this session uses ends your own access. Idempotent.',
+  input: z.strictObject({ token_id: uuidField('your API token') }),
+  permission: null,
+  annotations: { destructiveHint: true, idempotentHint: true },
+  target: (input) => `token:${input.token_id}`,
+  async run(ctx, input) {
+    return revokeToken(ctx, me(ctx).userId, input.token_id);
+  },
+});
+
+export const health = operation({
+  name: 'health',
+  title: 'Health',
+  description: "Whether Mandate's database is reachable, how long a round trip takes, and the server's version.",
+  input: z.strictObject({}),
+  permission: null,
+  annotations: { readOnlyHint: true, idempotentHint: true },
+  async run(ctx) {
+    const started = performance.now();
+    const row = await ctx.em.execute<{ server_version: string }>('show server_version', [], 'get');
+    return {
+      status: 'ok',
+      version: VERSION,
+      database: { reachable: true, server_version: row?.server_version ?? null, round_trip_ms: Math.round((performance.now() - started) * 100) / 100 },
+    };
+  },
+});
