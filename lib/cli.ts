@@ -10,55 +10,8 @@ import { openRuntime, type Runtime } from './runtime.ts';
 import { createTokenForUser, createUser } from './ops/index.ts';
 import type { AnyOperation } from './ops/operation.ts';
 import { VERSION } from './version.ts';
-
-/** A mistake in how the command was called: one line on stderr, exit 2. */
-class UsageError extends Error {}
-
-type Options = NonNullable<ParseArgsConfig['options']>;
-
-interface Command {
-  usage: string;
-  summary: string;
-  options: Options;
-  run(args: Record<string, unknown>, io: Io): Promise<number>;
-}
-
-interface Io {
-  out(line: string): void;
-  err(line: string): void;
-  config: Config;
-  stdin: NodeJS.ReadableStream;
-}
-
-const SYSTEM: SystemCaller = { kind: 'system', name: 'cli' };
-const help = { help: { type: 'boolean', short: 'h' } } as const satisfies Options;
-
-async function withRuntime<T>(io: Io, command: string, fn: (runtime: Runtime) => Promise<T>): Promise<T> {
-  const runtime = await openRuntime(io.config, { command: `mandate ${command}`, defaultLogLevel: 'warn' });
-  try {
-    return await fn(runtime);
-  } finally {
-    await runtime.close();
-  }
-}
-
-async function runAsSystem<O>(runtime: Runtime, op: AnyOperation, input: unknown): Promise<O> {
-  const result = await runtime.runner.run(op, SYSTEM, input);
-  if (!result.ok) throw result.error;
-  return result.value as O;
-}
-
-function str(args: Record<string, unknown>, key: string): string | undefined {
-  const value = args[key];
-  return typeof value === 'string' ? value : undefined;
-}
-
-function int(args: Record<string, unknown>, key: string): number | undefined {
-  const value = str(args, key);
-  if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value)) throw new UsageError(`--${key} must be a whole number`);
-  return Number(value);
-}
+import { agentCommands, mcpCommands } from './cli-mcp.ts';
+import { help, int, runAsSystem, str, UsageError, withRuntime, type Command } from './cli-support.ts';
 
 const commands: Record<string, Command> = {
   init: {
@@ -206,6 +159,8 @@ const commands: Record<string, Command> = {
   },
 };
 
+Object.assign(commands, agentCommands, mcpCommands);
+
 function topHelp(): string {
   const lines = [`mandate ${VERSION} — MCP servers that act under someone's mandate`, '', 'Usage: mandate <command> [options]', '', 'Commands:'];
   for (const [name, command] of Object.entries(commands)) lines.push(`  ${name.padEnd(14)} ${command.summary}`);
@@ -249,9 +204,11 @@ export async function main(argv: string[], streams = { stdout: process.stdout, s
       out(commandHelp(name, command));
       return 0;
     }
-    if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}" (see mandate ${name} --help)`);
+    if (positionals.length > (command.positionals ?? 0)) {
+      throw new UsageError(`unexpected argument "${positionals[command.positionals ?? 0]}" (see mandate ${name} --help)`);
+    }
     const config = loadConfig();
-    return await command.run(values, { out, err, config, stdin: streams.stdin });
+    return await command.run(values, { out, err, config, stdin: streams.stdin }, positionals);
   } catch (error) {
     if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       err(`mandate ${name}: ${(error as Error).message.split('\n')[0]!.split('. To specify')[0]}`);

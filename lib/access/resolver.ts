@@ -48,7 +48,7 @@ select 'role' as kind, perm as permission, r.name as role_name, ra.project_id,
   from role_assignment ra
   join role r on r.id = ra.role_id
   cross join lateral unnest(r.permissions) as perm
- where ra.user_id = ? and (ra.project_id is null or ra.project_id = ?::uuid)
+ where ra.user_id = ? and (?::boolean or ra.project_id is null or ra.project_id = ?::uuid)
 union all
 select 'delegation', d.permission, null, d.project_id, d.id, d.delegator_id, d.expires_at
   from delegation d
@@ -56,7 +56,7 @@ select 'delegation', d.permission, null, d.project_id, d.id, d.delegator_id, d.e
  where d.delegate_id = ?
    and d.revoked_at is null
    and (d.expires_at is null or d.expires_at > ?)
-   and (d.project_id is null or d.project_id = ?::uuid)
+   and (?::boolean or d.project_id is null or d.project_id = ?::uuid)
    and exists (
      select 1 from role_assignment ra2 join role r2 on r2.id = ra2.role_id
       where ra2.user_id = d.delegator_id
@@ -83,6 +83,8 @@ function earliest(a: Date | null, b: Date | null): Date | null {
 /** Whose permissions: a user, maybe through one of its API tokens, maybe within an MCP session. */
 export type Subject = Pick<UserCaller, 'userId' | 'tokenId' | 'sessionId'>;
 
+const ANY_PROJECT = Symbol('any project');
+
 const dead = (deadReason: DeadReason): EffectivePermissions => ({ live: false, deadReason, grants: new Map(), scopes: null });
 
 /**
@@ -103,9 +105,22 @@ export class PermissionResolver {
 
   /** Resolves for a user, through one of its tokens when `tokenId` is set. */
   async resolve(em: Em, caller: Subject, projectId: string | null = null): Promise<EffectivePermissions> {
+    return this.resolveFor(em, caller, projectId);
+  }
+
+  /**
+   * What the caller holds globally or in any project: what tool lists show. Never use it to
+   * authorise a call; that is `resolve` for the project in question.
+   */
+  async resolveAnywhere(em: Em, caller: Subject): Promise<EffectivePermissions> {
+    return this.resolveFor(em, caller, ANY_PROJECT);
+  }
+
+  private async resolveFor(em: Em, caller: Subject, projectId: string | null | typeof ANY_PROJECT): Promise<EffectivePermissions> {
     const generation = await this.epoch.sync(em);
     const now = this.now();
-    const key = `${caller.userId}|${caller.tokenId ?? ''}|${caller.sessionId ?? ''}|${projectId ?? ''}`;
+    const projectKey = projectId === ANY_PROJECT ? '*' : (projectId ?? '');
+    const key = `${caller.userId}|${caller.tokenId ?? ''}|${caller.sessionId ?? ''}|${projectKey}`;
     const cached = this.cache.get(key, now);
     if (cached) return cached;
     const { result, validUntil } = await this.load(em, caller, projectId, now);
@@ -113,7 +128,7 @@ export class PermissionResolver {
     return result;
   }
 
-  private async load(em: Em, caller: Subject, projectId: string | null, now: Date) {
+  private async load(em: Em, caller: Subject, projectId: string | null | typeof ANY_PROJECT, now: Date) {
     const liveness = await em.execute<LivenessRow>(LIVENESS_SQL, [caller.tokenId ?? null, caller.sessionId ?? null, caller.userId], 'get');
     if (!liveness) return { result: dead('user_unknown'), validUntil: null };
     if (!liveness.active) return { result: dead('user_inactive'), validUntil: null };
@@ -131,7 +146,9 @@ export class PermissionResolver {
       scopes = liveness.scopes ? liveness.scopes.filter(isPermission) : null;
     }
 
-    const rows = await em.execute<GrantRow[]>(GRANTS_SQL, [caller.userId, projectId, caller.userId, now, projectId]);
+    const any = projectId === ANY_PROJECT;
+    const project = any ? null : projectId;
+    const rows = await em.execute<GrantRow[]>(GRANTS_SQL, [caller.userId, any, project, caller.userId, now, any, project]);
     const grants = new Map<Permission, GrantSource[]>();
     for (const row of rows) {
       if (!isPermission(row.permission)) continue; // a permission no longer in the catalogue

@@ -51,3 +51,21 @@ export async function authenticatePassword(em: Em, email: string, password: stri
   if (!row || !ok || !row.active) throw rejected();
   return { kind: 'user', userId: row.id, name: row.name, email: row.email, type: row.type };
 }
+
+/**
+ * Why a token was refused, for the one line a local stdio server prints at start. Only the
+ * holder of the token sees it (it is never an HTTP answer), so naming the reason is safe.
+ */
+export async function explainTokenFailure(em: Em, raw: string, now = new Date()): Promise<string> {
+  if (!looksLikeApiToken(raw)) return 'is not a Mandate API token (they start with mnd_)';
+  const row = await em.execute<{ active: boolean; expires_at: Date | string | null; revoked_at: Date | string | null }>(
+    'select u.active, t.expires_at, t.revoked_at from api_token t join app_user u on u.id = t.user_id where t.hash = ?',
+    [hashApiToken(raw)],
+    'get',
+  );
+  if (!row) return 'is not known to this Mandate database';
+  if (row.revoked_at) return 'has been revoked';
+  if (row.expires_at && new Date(row.expires_at) <= now) return 'has expired';
+  if (!row.active) return "belongs to a deactivated user";
+  return 'was refused';
+}

@@ -116,6 +116,21 @@ export class OperationRunner {
     }
   }
 
+  /** Audits a call refused before it could run (e.g. a tool this server does not serve). */
+  async refuse(op: AnyOperation, caller: Caller, rawInput: unknown, error: OpError, meta: RunMeta = {}): Promise<void> {
+    const audit: PendingAudit = {
+      caller,
+      operation: op.name,
+      permission: op.permission,
+      requestId: meta.requestId ?? randomUUID(),
+      sessionId: meta.sessionId ?? (caller.kind === 'user' ? caller.sessionId : undefined),
+      clientAddress: meta.clientAddress,
+      detail: { input: redact(rawInput ?? {}) },
+      via: null,
+    };
+    await this.auditFailure(audit, OUTCOME_OF[error.code] ?? 'failed', error, secretValues(rawInput));
+  }
+
   private context(tx: Em, operation: string, caller: Caller, now: Date, audit: PendingAudit): OperationContext {
     return {
       em: tx,

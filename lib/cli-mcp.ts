@@ -1,0 +1,140 @@
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { IN_MEMORY } from './config.ts';
+import { OpError } from './errors.ts';
+import { authenticateToken, explainTokenFailure } from './identity/authenticate.ts';
+import type { UserCaller } from './identity/caller.ts';
+import { endAgentSessionOp, startAgentSession } from './ops/index.ts';
+import type { Runtime } from './runtime.ts';
+import { CLIENTS, clientConfig, type Client } from './mcp/client-config.ts';
+import { AGENT_ROLES, SERVERS, type RoleServers } from '../servers/index.ts';
+import { help, int, str, UsageError, withRuntime, type Command, type Io } from './cli-support.ts';
+
+const roleNames = Object.keys(AGENT_ROLES).join(', ');
+const serverNames = Object.keys(SERVERS).join(', ');
+
+function roleServers(role: string | undefined): RoleServers {
+  if (!role) throw new UsageError(`no role: set AGENT_ROLE or pass --role (${roleNames})`);
+  const servers = AGENT_ROLES[role];
+  if (!servers) throw new UsageError(`unknown role "${role}"; roles: ${roleNames}`);
+  return servers;
+}
+
+/** The servers to run: all of the role's when none is named; a named one must be the role's. */
+function chooseServers(role: string | undefined, named: string[]): { names: string[]; readOnly: boolean } {
+  for (const name of named) if (!SERVERS[name]) throw new UsageError(`unknown server "${name}"; servers: ${serverNames}`);
+  if (!role) {
+    if (!named.length) throw new UsageError(`name a server (${serverNames}) or pass --role`);
+    return { names: named, readOnly: false };
+  }
+  const allowed = roleServers(role);
+  const refused = named.filter((name) => !allowed.servers.includes(name as never));
+  if (refused.length) throw new UsageError(`role ${role} does not get the ${refused.join(', ')} server (it gets ${allowed.servers.join(', ')})`);
+  return { names: named.length ? named : allowed.servers, readOnly: allowed.readOnly };
+}
+
+async function asTokenUser(runtime: Runtime, io: Io): Promise<UserCaller> {
+  const token = io.config.token;
+  if (!token) throw new UsageError('MANDATE_TOKEN is not set: agent sessions are started by a user, with that user\'s API token');
+  const em = runtime.db.orm.em.fork();
+  try {
+    return await authenticateToken(em, token);
+  } catch (error) {
+    if (!(error instanceof OpError)) throw error;
+    throw new OpError('unauthenticated', `MANDATE_TOKEN ${await explainTokenFailure(em, token)}`);
+  }
+}
+
+async function runAsUser<O>(runtime: Runtime, io: Io, op: Parameters<Runtime['runner']['run']>[0], input: unknown): Promise<O> {
+  const caller = await asTokenUser(runtime, io);
+  const result = await runtime.runner.run(op, caller, input);
+  if (!result.ok) throw result.error;
+  return result.value as O;
+}
+
+export const mcpCommands: Record<string, Command> = {
+  stdio: {
+    usage: 'mandate stdio [--role R] [server...]',
+    summary: `Serve MCP over stdio as the user of MANDATE_TOKEN: the named servers (${serverNames}) in one process, or all of the role's.`,
+    options: { ...help, role: { type: 'string' } },
+    positionals: 3,
+    async run(args, _io, positionals) {
+      const { names, readOnly } = chooseServers(str(args, 'role'), positionals);
+      const { serveStdio } = await import('./mcp/stdio.ts');
+      await serveStdio({ toolsets: names.map((name) => SERVERS[name]!), readOnly });
+      return 0;
+    },
+  },
+  config: {
+    usage: `mandate config --role R --client ${CLIENTS.join('|')} [--entrypoint PATH]`,
+    summary: "Print the MCP client configuration (mcpServers JSON) for a role's servers: one entry per server on PostgreSQL, one composed entry on the embedded database.",
+    options: { ...help, role: { type: 'string' }, client: { type: 'string' }, entrypoint: { type: 'string' } },
+    async run(args, io) {
+      const role = str(args, 'role');
+      const servers = roleServers(role);
+      const client = str(args, 'client');
+      if (!client || !CLIENTS.includes(client as Client)) throw new UsageError(`--client must be one of ${CLIENTS.join(', ')}`);
+      const entrypoint = resolve(str(args, 'entrypoint') ?? fileURLToPath(new URL('../entrypoint.sh', import.meta.url)));
+      const db = io.config.database;
+      const embedded = db.kind === 'embedded';
+      const dataDir = db.kind === 'embedded' && db.dataDir !== IN_MEMORY ? resolve(db.dataDir) : undefined;
+      io.out(JSON.stringify(clientConfig({ role: role!, roleServers: servers, client: client as Client, entrypoint, embedded, dataDir }), null, 2));
+      return 0;
+    },
+  },
+};
+
+export const agentCommands: Record<string, Command> = {
+  'agent start': {
+    usage: 'mandate agent start --role R [--lifetime-minutes N] [--delegate-admin] [--label L] [--format json|env]',
+    summary: "Start an agent session under MANDATE_TOKEN's user: prints the agent's token and role (JSON, or env lines for a runner).",
+    options: {
+      ...help,
+      role: { type: 'string' },
+      'lifetime-minutes': { type: 'string' },
+      'delegate-admin': { type: 'boolean' },
+      label: { type: 'string' },
+      format: { type: 'string' },
+    },
+    async run(args, io) {
+      const format = str(args, 'format') ?? 'json';
+      if (format !== 'json' && format !== 'env') throw new UsageError('--format must be json or env');
+      if (!str(args, 'role')) throw new UsageError('--role is required');
+      const input = {
+        role: str(args, 'role'),
+        lifetime_minutes: int(args, 'lifetime-minutes'),
+        delegate_admin: Boolean(args['delegate-admin']),
+        label: str(args, 'label'),
+      };
+      return withRuntime(io, 'agent start', async (runtime) => {
+        const started = await runAsUser<{ role: string; token: string; agent_session: { id: string; expires_at: string }; skipped: { permission: string; reason: string }[] }>(
+          runtime, io, startAgentSession, input,
+        );
+        if (format === 'env') {
+          for (const skip of started.skipped) io.err(`skipped ${skip.permission}: ${skip.reason}`);
+          io.out(`AGENT_ROLE=${started.role}`);
+          io.out(`MANDATE_AGENT_SESSION=${started.agent_session.id}`);
+          io.out(`MANDATE_TOKEN=${started.token}`);
+        } else {
+          io.out(JSON.stringify(started, null, 2));
+        }
+        return 0;
+      });
+    },
+  },
+  'agent end': {
+    usage: 'mandate agent end AGENT_SESSION_ID',
+    summary: 'End an agent session: revokes its token and delegations, ends its sessions, deactivates the agent (as MANDATE_TOKEN\'s user).',
+    options: { ...help },
+    positionals: 1,
+    async run(_args, io, positionals) {
+      const id = positionals[0];
+      if (!id) throw new UsageError('give the agent session id (mandate agent end ID)');
+      return withRuntime(io, 'agent end', async (runtime) => {
+        const ended = await runAsUser<{ id: string; ended_now: boolean }>(runtime, io, endAgentSessionOp, { agent_session_id: id });
+        io.out(ended.ended_now ? `agent session ${ended.id} ended` : `agent session ${ended.id} had already ended`);
+        return 0;
+      });
+    },
+  },
+};

@@ -1,0 +1,34 @@
+import type { Caller } from '../identity/caller.ts';
+import type { AnyOperation } from '../ops/operation.ts';
+import type { RunResult } from '../ops/runner.ts';
+import type { OpError } from '../errors.ts';
+import type { Runtime } from '../runtime.ts';
+
+/**
+ * What an MCP server needs to serve one caller: which tools it may see, and a way to run one.
+ * Locally that is the operation runner; in remote mode (MANDATE_URL) it is the REST API.
+ */
+export interface ToolBackend {
+  /** The subset of `operations` the caller holds the permission of (listing is a convenience, not authorisation). */
+  visible(operations: readonly AnyOperation[]): Promise<AnyOperation[]>;
+  call(op: AnyOperation, args: unknown): Promise<RunResult<unknown>>;
+  /** Records a refused call of a tool this server does not serve to the caller. */
+  refuse(op: AnyOperation, args: unknown, error: OpError): Promise<void>;
+}
+
+export function localBackend(runtime: Runtime, caller: Caller, sessionId?: string): ToolBackend {
+  return {
+    async visible(operations) {
+      if (caller.kind !== 'user') return [...operations];
+      const held = await runtime.resolver.resolveAnywhere(runtime.db.orm.em.fork(), caller);
+      if (!held.live) return [];
+      return operations.filter((op) => op.permission === null || held.grants.has(op.permission));
+    },
+    call(op, args) {
+      return runtime.runner.run(op, caller, args, sessionId ? { sessionId } : {});
+    },
+    refuse(op, args, error) {
+      return runtime.runner.refuse(op, caller, args, error, sessionId ? { sessionId } : {});
+    },
+  };
+}

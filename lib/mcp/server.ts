@@ -1,0 +1,77 @@
+import { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import { CallToolRequestSchema, ListToolsRequestSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { OpError, type ErrorBody } from '../errors.ts';
+import { OPERATIONS } from '../ops/index.ts';
+import type { AnyOperation } from '../ops/operation.ts';
+import { VERSION } from '../version.ts';
+import type { ToolBackend } from './backend.ts';
+import { composeOperations, toolDescriptor, type Toolset } from './toolset.ts';
+
+export interface McpServerOptions {
+  toolsets: readonly Toolset[];
+  /** Serve only read-only tools (viewer, auditor). */
+  readOnly?: boolean;
+  /** Waited for before any tool is listed or run (e.g. the stdio process still authenticating). */
+  ready?: Promise<ToolBackend>;
+  backend?: ToolBackend;
+}
+
+/**
+ * One MCP server for one caller (the SDK refuses to share a server between clients). Built on the
+ * SDK's low-level Server: tools are listed per request from the caller's current permissions, and
+ * every call goes through the backend, whose guard and audit are the law.
+ */
+export function createMcpServer(options: McpServerOptions): Server {
+  const operations = composeOperations(options.toolsets, options.readOnly ?? false);
+  const served = new Map(operations.map((op) => [op.name, op]));
+  const name = `mandate-${options.toolsets.map((t) => t.name).join('-')}`;
+  const backend = async () => options.backend ?? (await options.ready!);
+
+  const server = new Server(
+    { name, title: `Mandate (${options.toolsets.map((t) => t.name).join(' + ')})`, version: VERSION },
+    {
+      capabilities: { tools: { listChanged: false } },
+      instructions: options.toolsets.map((t) => t.instructions).join('\n'),
+    },
+  );
+
+  server.setRequestHandler(ListToolsRequestSchema, async () => {
+    const visible = await (await backend()).visible(operations);
+    return { tools: visible.map(toolDescriptor) };
+  });
+
+  server.setRequestHandler(CallToolRequestSchema, async (request): Promise<CallToolResult> => {
+    const { name: toolName, arguments: args } = request.params;
+    const tools = await backend();
+    const op = served.get(toolName);
+    if (!op) return refuseUnserved(tools, toolName, args, name, options.readOnly ?? false);
+    const result = await tools.call(op, args ?? {});
+    return result.ok ? toolResult(result.value) : toolError(result.error);
+  });
+
+  return server;
+}
+
+async function refuseUnserved(tools: ToolBackend, toolName: string, args: unknown, serverName: string, readOnly: boolean): Promise<CallToolResult> {
+  const known: AnyOperation | undefined = OPERATIONS[toolName];
+  if (!known) return toolError(new OpError('not_found', `unknown tool "${toolName}"; tools/list shows the tools you can call`));
+  const why = readOnly && !known.annotations.readOnlyHint ? 'this server serves read-only tools only' : `${serverName} does not serve it`;
+  const error = new OpError('forbidden', `permission denied: ${toolName} is not available here (${why})`);
+  await tools.refuse(known, args, error);
+  return toolError(error);
+}
+
+/** Structured JSON for clients that read it, and the same JSON as text for those that do not. */
+export function toolResult(value: unknown): CallToolResult {
+  const structured = value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : { result: value };
+  return { content: [{ type: 'text', text: JSON.stringify(structured) }], structuredContent: structured };
+}
+
+export function toolError(error: OpError): CallToolResult {
+  const body: ErrorBody = error.toBody();
+  return {
+    isError: true,
+    content: [{ type: 'text', text: `${body.code}: ${body.message}` }],
+    structuredContent: { error: body },
+  };
+}

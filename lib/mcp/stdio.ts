@@ -1,0 +1,124 @@
+import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import { ConfigError, loadConfig } from '../config.ts';
+import { EmbeddedDatabaseBusyError } from '../db/embedded-lock.ts';
+import { Session } from '../db/entities/index.ts';
+import { OpError } from '../errors.ts';
+import { authenticateToken, explainTokenFailure } from '../identity/authenticate.ts';
+import { endExpiredAgentSessions } from '../identity/account-lifecycle.ts';
+import type { UserCaller } from '../identity/caller.ts';
+import { addAuditEvent } from '../ops/audit.ts';
+import { openRuntime, type Runtime } from '../runtime.ts';
+import { localBackend, type ToolBackend } from './backend.ts';
+import { createMcpServer } from './server.ts';
+import type { Toolset } from './toolset.ts';
+
+const SWEEP_INTERVAL_MS = 60_000;
+
+export interface StdioOptions {
+  toolsets: readonly Toolset[];
+  readOnly?: boolean;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** A refusal at start: one line on stderr, and the process exits non-zero. */
+class StartupError extends Error {
+  readonly exitCode: number;
+  constructor(message: string, exitCode = 1) {
+    super(message);
+    this.exitCode = exitCode;
+  }
+}
+
+/**
+ * Serves toolsets over stdio as the user MANDATE_TOKEN belongs to. The transport starts at once so
+ * the client's initialize is answered while the database opens; every tool request waits for the
+ * token check, and a refused token ends the process with one clear line on stderr. Nothing but
+ * protocol messages ever goes to stdout (logs go to stderr or MANDATE_LOG_FILE).
+ */
+export async function serveStdio(options: StdioOptions): Promise<void> {
+  const label = `mandate ${options.toolsets.map((t) => t.name).join('+')}`;
+  const fail = (error: unknown): never => {
+    const known = error instanceof StartupError || error instanceof ConfigError || error instanceof EmbeddedDatabaseBusyError;
+    process.stderr.write(`${label}: ${known ? (error as Error).message : `could not start: ${(error as Error)?.message ?? error}`}\n`);
+    process.exit(error instanceof StartupError ? error.exitCode : error instanceof ConfigError ? 2 : 1);
+  };
+
+  let runtime: Runtime | undefined;
+  let sessionId: string | undefined;
+  const ready = (async (): Promise<ToolBackend> => {
+    const config = loadConfig(options.env ?? process.env);
+    if (!config.token) {
+      throw new StartupError('MANDATE_TOKEN is not set; give the server an API token (mandate token create, or create_my_token)', 2);
+    }
+    runtime = await openRuntime(config, { command: label, defaultLogLevel: 'warn' });
+    const caller = await authenticate(runtime, config.token);
+    sessionId = await openSession(runtime, caller, options.toolsets);
+    sweepAgentSessions(runtime);
+    return localBackend(runtime, { ...caller, sessionId }, sessionId);
+  })();
+  ready.catch(fail);
+
+  const server = createMcpServer({ toolsets: options.toolsets, readOnly: options.readOnly ?? false, ready });
+  const transport = new StdioServerTransport();
+  let closing = false;
+  const shutdown = async () => {
+    if (closing) return;
+    closing = true;
+    try {
+      if (runtime && sessionId) {
+        await runtime.db.orm.em.fork().nativeUpdate(Session, { id: sessionId, endedAt: null }, { endedAt: new Date(), endReason: 'closed' });
+      }
+      await runtime?.close();
+    } finally {
+      process.exit(0);
+    }
+  };
+  transport.onclose = () => void shutdown();
+  process.stdin.on('end', () => void shutdown());
+  process.on('SIGINT', () => void shutdown());
+  process.on('SIGTERM', () => void shutdown());
+  await server.connect(transport);
+}
+
+async function authenticate(runtime: Runtime, token: string): Promise<UserCaller> {
+  const em = runtime.db.orm.em.fork();
+  try {
+    return await authenticateToken(em, token);
+  } catch (error) {
+    if (!(error instanceof OpError)) throw error;
+    throw new StartupError(`MANDATE_TOKEN ${await explainTokenFailure(em, token)}; create a new one (mandate token create, or create_my_token)`);
+  }
+}
+
+/** The session row an admin sees and can end; the `session_start` audit event is its login record. */
+async function openSession(runtime: Runtime, caller: UserCaller, toolsets: readonly Toolset[]): Promise<string> {
+  const em = runtime.db.orm.em.fork();
+  const session = em.create(Session, {
+    user: caller.userId,
+    tokenId: caller.tokenId ?? null,
+    transport: 'stdio',
+    servers: toolsets.map((t) => t.name).join(','),
+    clientName: null,
+    clientAddress: null,
+  });
+  addAuditEvent(em, {
+    caller,
+    operation: 'session_start',
+    outcome: 'allowed',
+    target: `session:${session.id}`,
+    detail: { transport: 'stdio', servers: toolsets.map((t) => t.name), pid: process.pid },
+    sessionId: session.id,
+  });
+  await em.flush();
+  return session.id;
+}
+
+// Expired agent sessions are refused at once by their token's expiry; the sweep also revokes
+// what they were given and deactivates the agent user, as ending them by hand does.
+function sweepAgentSessions(runtime: Runtime) {
+  const sweep = () => endExpiredAgentSessions(runtime.db.orm.em.fork(), new Date()).catch((error: unknown) => {
+    runtime.log.warn({ err: { message: (error as Error).message } }, 'agent session sweep failed');
+  });
+  void sweep();
+  setInterval(sweep, SWEEP_INTERVAL_MS).unref();
+}

@@ -1,0 +1,63 @@
+import { z } from 'zod';
+import type { AnyOperation } from '../ops/operation.ts';
+
+/** A named list of operations served together as one MCP server (`core`, `admin`, `pm`). */
+export interface Toolset {
+  name: string;
+  title: string;
+  /** Told to the model at initialize: what this server is for. */
+  instructions: string;
+  operations: AnyOperation[];
+}
+
+export interface ToolDescriptor {
+  name: string;
+  title: string;
+  description: string;
+  inputSchema: { type: 'object'; [key: string]: unknown };
+  annotations: {
+    title: string;
+    readOnlyHint: boolean;
+    destructiveHint: boolean;
+    idempotentHint: boolean;
+    openWorldHint: boolean;
+  };
+}
+
+const descriptors = new WeakMap<AnyOperation, ToolDescriptor>();
+
+/** The MCP tool an operation is, computed once per operation (JSON Schema from its zod input). */
+export function toolDescriptor(op: AnyOperation): ToolDescriptor {
+  let descriptor = descriptors.get(op);
+  if (!descriptor) {
+    const { $schema: _ignored, ...schema } = z.toJSONSchema(op.input, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+    const readOnly = op.annotations.readOnlyHint ?? false;
+    descriptor = {
+      name: op.name,
+      title: op.title,
+      description: op.description,
+      inputSchema: { ...schema, type: 'object' },
+      annotations: {
+        title: op.title,
+        readOnlyHint: readOnly,
+        destructiveHint: !readOnly && (op.annotations.destructiveHint ?? false),
+        idempotentHint: readOnly || (op.annotations.idempotentHint ?? false),
+        openWorldHint: op.annotations.openWorldHint ?? false,
+      },
+    };
+    descriptors.set(op, descriptor);
+  }
+  return descriptor;
+}
+
+/** The operations of several toolsets, each once, in order; read-only ones only if asked. */
+export function composeOperations(toolsets: readonly Toolset[], readOnly: boolean): AnyOperation[] {
+  const seen = new Map<string, AnyOperation>();
+  for (const toolset of toolsets) {
+    for (const op of toolset.operations) {
+      if (readOnly && !op.annotations.readOnlyHint) continue;
+      if (!seen.has(op.name)) seen.set(op.name, op);
+    }
+  }
+  return [...seen.values()];
+}

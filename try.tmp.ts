@@ -1,0 +1,16 @@
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { readFileSync } from 'node:fs';
+const t0 = performance.now();
+const transport = new StdioClientTransport({ command: process.execPath, args: ['servers/core.ts'], env: { ...process.env, MANDATE_TOKEN: readFileSync('/tmp/tok','utf8').trim() } as any, stderr: 'inherit' });
+const client = new Client({ name: 't', version: '1' });
+await client.connect(transport);
+const r = await client.callTool({ name: 'whoami', arguments: {} });
+console.log('first result ms', Math.round(performance.now() - t0));
+console.log(JSON.stringify(r).slice(0, 300));
+const l = await client.listTools();
+console.log(l.tools.map(t => t.name).join(','));
+console.log(JSON.stringify(await client.callTool({ name: 'list_users', arguments: {} })));
+console.log(JSON.stringify(await client.callTool({ name: 'create_my_token', arguments: {name: 5} })));
+let t1 = performance.now(); for (let i=0;i<200;i++) await client.callTool({ name: 'whoami', arguments: {} }); console.log('calls/s', Math.round(200000/(performance.now()-t1)));
+await client.close();
