@@ -64,6 +64,8 @@ export async function serveStdio(options: StdioOptions): Promise<void> {
   const shutdown = async () => {
     if (closing) return;
     closing = true;
+    // A refused start exits through fail() with its own line and code, even if stdin closed first.
+    if (!(await ready.then(() => true, () => false))) return;
     try {
       if (runtime && sessionId) {
         await runtime.db.orm.em.fork().nativeUpdate(Session, { id: sessionId, endedAt: null }, { endedAt: new Date(), endReason: 'closed' });

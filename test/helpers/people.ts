@@ -1,0 +1,38 @@
+import type { Runtime } from '../../lib/runtime.ts';
+import { makeToken, makeUser } from './fixtures.ts';
+import { recordSecret } from './db.ts';
+
+/** One user per system role, each with an API token (raw token recorded for the secret sweep). */
+export async function peopleForRoles(runtime: Runtime) {
+  const people: Record<string, { id: string; email: string; token: string; tokenId: string }> = {};
+  for (const role of ['admin', 'developer', 'viewer', 'auditor', 'agent']) {
+    const user = await makeUser(runtime, { email: `${role}-${Math.random().toString(36).slice(2, 8)}@example.test`, roles: [role], type: role === 'agent' ? 'agent' : 'human' });
+    const { token, raw } = await makeToken(runtime, user);
+    people[role] = { id: user.id, email: user.email, token: recordSecret(raw), tokenId: token.id };
+  }
+  return people as Record<'admin' | 'developer' | 'viewer' | 'auditor' | 'agent', { id: string; email: string; token: string; tokenId: string }>;
+}
+
+// The tool lists each role must see: written out here as the specification, not derived from code.
+export const CORE_TOOLS = [
+  'create_my_token', 'end_agent_session', 'get_my_permissions', 'health', 'list_my_agent_sessions', 'list_my_delegations',
+  'list_my_tokens', 'revoke_my_token', 'start_agent_session', 'whoami',
+];
+export const CORE_READ_ONLY_TOOLS = ['get_my_permissions', 'health', 'list_my_agent_sessions', 'list_my_delegations', 'list_my_tokens', 'whoami'];
+export const ADMIN_TOOLS = [
+  'assign_role', 'create_delegation', 'create_role', 'create_token_for_user', 'create_user', 'deactivate_user', 'delete_role', 'delete_user',
+  'get_delegation', 'get_role', 'get_user', 'get_user_permissions', 'list_delegations', 'list_permissions', 'list_role_members', 'list_roles',
+  'list_user_sessions', 'list_user_tokens', 'list_users', 'query_audit', 'reactivate_user', 'remove_role', 'reset_password', 'revoke_delegation',
+  'revoke_user_sessions', 'revoke_user_token', 'update_role', 'update_user',
+];
+export const AUDITOR_ADMIN_TOOLS = [
+  'get_delegation', 'get_role', 'get_user', 'get_user_permissions', 'list_delegations', 'list_permissions', 'list_role_members', 'list_roles',
+  'list_user_sessions', 'list_user_tokens', 'list_users', 'query_audit',
+];
+export const EXPECTED_TOOLS: Record<string, string[]> = {
+  admin: [...CORE_TOOLS, ...ADMIN_TOOLS].sort(),
+  developer: [...CORE_TOOLS].sort(),
+  viewer: [...CORE_READ_ONLY_TOOLS].sort(),
+  auditor: [...CORE_READ_ONLY_TOOLS, ...AUDITOR_ADMIN_TOOLS].sort(),
+  agent: [...CORE_TOOLS].sort(),
+};

@@ -1,0 +1,123 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { loadConfig } from '../../lib/config.ts';
+import { createLogger } from '../../lib/log.ts';
+import { openRuntime, type Runtime } from '../../lib/runtime.ts';
+import { createPostgresDatabase, keepArtifact, recordSecret, TEST_DB } from './db.ts';
+
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const ENTRYPOINT = join(ROOT, 'entrypoint.sh');
+
+/**
+ * A database that separate server processes can open: a data directory on the embedded
+ * database (one process at a time), a fresh PostgreSQL database otherwise.
+ */
+export interface ProcessDatabase {
+  env: Record<string, string>;
+  /** Opens a runtime on it in this process, runs `fn`, closes it (embedded: frees it for a server). */
+  use<T>(fn: (runtime: Runtime) => Promise<T>): Promise<T>;
+  dispose(): void;
+}
+
+export async function processDatabase(): Promise<ProcessDatabase> {
+  const env: Record<string, string> = { MANDATE_LOG_LEVEL: 'info' };
+  let dir: string | undefined;
+  if (TEST_DB === 'postgres') env.DATABASE_URL = await createPostgresDatabase();
+  else env.MANDATE_DATA_DIR = dir = mkdtempSync(join(tmpdir(), 'mandate-stdio-'));
+  return {
+    env,
+    async use(fn) {
+      const logs: string[] = [];
+      const stream = new Writable({ write: (chunk, _e, done) => (logs.push(String(chunk)), done()) });
+      const runtime = await openRuntime(loadConfig(env), { command: 'test', log: createLogger({ level: 'info', stream }) });
+      try {
+        return await fn(runtime);
+      } finally {
+        await runtime.close();
+        keepArtifact('log', logs.join(''));
+      }
+    },
+    dispose() {
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface ServerProcess {
+  client: Client;
+  stderr(): string;
+  call(name: string, args?: Record<string, unknown>): Promise<CallToolResult>;
+  toolNames(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+/** Starts a Mandate stdio server process (`command args`) as `token` and connects the SDK client. */
+export async function startServer(args: string[], env: Record<string, string>, token: string, command = process.execPath): Promise<ServerProcess> {
+  recordSecret(token);
+  const transport = new StdioClientTransport({
+    command,
+    args: command === process.execPath ? ['--disable-warning=ExperimentalWarning', ...args] : args,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env, MANDATE_TOKEN: token },
+    stderr: 'pipe',
+    cwd: ROOT,
+  });
+  let stderr = '';
+  transport.stderr?.on('data', (chunk) => (stderr += chunk));
+  const client = new Client({ name: 'mandate-test', version: '1.0.0' });
+  await client.connect(transport);
+  return {
+    client,
+    stderr: () => stderr,
+    call: async (name, callArgs = {}) => (await client.callTool({ name, arguments: callArgs })) as CallToolResult,
+    toolNames: async () => (await client.listTools()).tools.map((tool) => tool.name).sort(),
+    async close() {
+      await client.close();
+      keepArtifact('stdio-stderr', stderr);
+    },
+  };
+}
+
+export interface ProcessResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a process to its end with the given environment (plus PATH and HOME). */
+export function runProcess(command: string, args: string[], env: Record<string, string>, stdin = ''): Promise<ProcessResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, command === process.execPath ? ['--disable-warning=ExperimentalWarning', ...args] : args, {
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
+      cwd: ROOT,
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      keepArtifact('stdio-stderr', stderr);
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin.end(stdin);
+  });
+}
+
+/** The structured result of a successful tool call; fails loudly on a tool error. */
+export function ok<T = Record<string, unknown>>(result: CallToolResult): T {
+  if (result.isError) throw new Error(`tool error: ${JSON.stringify(result.structuredContent ?? result.content)}`);
+  return result.structuredContent as T;
+}
+
+/** The error of a failed tool call; fails loudly on success. */
+export function toolError(result: CallToolResult): { code: string; message: string; field?: string } {
+  if (!result.isError) throw new Error(`expected a tool error, got ${JSON.stringify(result.structuredContent)}`);
+  return (result.structuredContent as { error: { code: string; message: string; field?: string } }).error;
+}
