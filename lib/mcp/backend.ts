@@ -16,7 +16,8 @@ export interface ToolBackend {
   refuse(op: AnyOperation, args: unknown, error: OpError): Promise<void>;
 }
 
-export function localBackend(runtime: Runtime, caller: Caller, sessionId?: string): ToolBackend {
+/** Runs tools in this process as `caller` (bound to its session, when it has one). */
+export function localBackend(runtime: Runtime, caller: Caller): ToolBackend {
   return {
     async visible(operations) {
       if (caller.kind !== 'user') return [...operations];
@@ -25,10 +26,10 @@ export function localBackend(runtime: Runtime, caller: Caller, sessionId?: strin
       return operations.filter((op) => op.permission === null || held.grants.has(op.permission));
     },
     call(op, args) {
-      return runtime.runner.run(op, caller, args, sessionId ? { sessionId } : {});
+      return runtime.runner.run(op, caller, args);
     },
     refuse(op, args, error) {
-      return runtime.runner.refuse(op, caller, args, error, sessionId ? { sessionId } : {});
+      return runtime.runner.refuse(op, caller, args, error);
     },
   };
 }

@@ -1,12 +1,11 @@
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { ConfigError, loadConfig } from '../config.ts';
 import { EmbeddedDatabaseBusyError } from '../db/embedded-lock.ts';
-import { Session } from '../db/entities/index.ts';
 import { OpError } from '../errors.ts';
 import { authenticateToken, explainTokenFailure } from '../identity/authenticate.ts';
 import { endExpiredAgentSessions } from '../identity/account-lifecycle.ts';
 import type { UserCaller } from '../identity/caller.ts';
-import { addAuditEvent } from '../ops/audit.ts';
+import { endSession, startSession } from '../identity/sessions.ts';
 import { openRuntime, type Runtime } from '../runtime.ts';
 import { localBackend, type ToolBackend } from './backend.ts';
 import { createMcpServer } from './server.ts';
@@ -52,9 +51,10 @@ export async function serveStdio(options: StdioOptions): Promise<void> {
     }
     runtime = await openRuntime(config, { command: label, defaultLogLevel: 'warn' });
     const caller = await authenticate(runtime, config.token);
-    sessionId = await openSession(runtime, caller, options.toolsets);
+    const bound = await startSession(runtime.db.orm.em.fork(), caller, { transport: 'stdio', servers: options.toolsets.map((t) => t.name) });
+    sessionId = bound.sessionId;
     sweepAgentSessions(runtime);
-    return localBackend(runtime, { ...caller, sessionId }, sessionId);
+    return localBackend(runtime, bound);
   })();
   ready.catch(fail);
 
@@ -68,7 +68,7 @@ export async function serveStdio(options: StdioOptions): Promise<void> {
     if (!(await ready.then(() => true, () => false))) return;
     try {
       if (runtime && sessionId) {
-        await runtime.db.orm.em.fork().nativeUpdate(Session, { id: sessionId, endedAt: null }, { endedAt: new Date(), endReason: 'closed' });
+        await endSession(runtime.db.orm.em.fork(), sessionId, 'closed');
       }
       await runtime?.close();
     } finally {
@@ -90,29 +90,6 @@ async function authenticate(runtime: Runtime, token: string): Promise<UserCaller
     if (!(error instanceof OpError)) throw error;
     throw new StartupError(`MANDATE_TOKEN ${await explainTokenFailure(em, token)}; create a new one (mandate token create, or create_my_token)`);
   }
-}
-
-/** The session row an admin sees and can end; the `session_start` audit event is its login record. */
-async function openSession(runtime: Runtime, caller: UserCaller, toolsets: readonly Toolset[]): Promise<string> {
-  const em = runtime.db.orm.em.fork();
-  const session = em.create(Session, {
-    user: caller.userId,
-    tokenId: caller.tokenId ?? null,
-    transport: 'stdio',
-    servers: toolsets.map((t) => t.name).join(','),
-    clientName: null,
-    clientAddress: null,
-  });
-  addAuditEvent(em, {
-    caller,
-    operation: 'session_start',
-    outcome: 'allowed',
-    target: `session:${session.id}`,
-    detail: { transport: 'stdio', servers: toolsets.map((t) => t.name), pid: process.pid },
-    sessionId: session.id,
-  });
-  await em.flush();
-  return session.id;
 }
 
 // Expired agent sessions are refused at once by their token's expiry; the sweep also revokes

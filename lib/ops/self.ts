@@ -6,7 +6,7 @@ import { VERSION } from '../version.ts';
 import { operation, type OperationContext } from './operation.ts';
 import { describePermissions } from './effective.ts';
 import { projectKeyField, uuidField } from './schemas.ts';
-import { expiresInDaysField, expiryIn, issueToken, listTokens, revokeToken, scopesField, tokenNameField } from './tokens.ts';
+import { daysField, DEFAULT_TOKEN_DAYS, expiryIn, issueToken, listTokens, revokeToken, scopesField, tokenNameField } from './tokens.ts';
 import { agentSessionView, assignmentView, delegationView, tokenView, userView } from './views.ts';
 
 /** The calling user; operations about "me" make no sense for the local system caller. */
@@ -101,7 +101,7 @@ export const createMyToken = operation({
     'Create an API token for yourself, e.g. for another client. It can carry at most what you can do now: scopes must be among your current permissions, and when you are ' +
     'calling with a scoped or expiring token, the new one gets no more scopes and no later expiry. expires_in_days 1-365 (default 90, or your token\'s expiry if sooner). ' +
     'The raw token is in this result once and never again.',
-  input: z.strictObject({ name: tokenNameField, expires_in_days: expiresInDaysField.optional(), scopes: scopesField }),
+  input: z.strictObject({ name: tokenNameField, expires_in_days: daysField.optional(), scopes: scopesField }),
   permission: null,
   annotations: {},
   async run(ctx, input) {
@@ -112,7 +112,7 @@ export const createMyToken = operation({
     const scopes = input.scopes ?? (current.scopes ? [...current.scopes] : undefined);
     const callerToken = caller.tokenId ? await ctx.em.findOne(ApiToken, { id: caller.tokenId }) : null;
     const ceiling = callerToken?.expiresAt ?? null;
-    let expiresAt = expiryIn(ctx.now, input.expires_in_days ?? 90);
+    let expiresAt = expiryIn(ctx.now, input.expires_in_days ?? DEFAULT_TOKEN_DAYS);
     if (ceiling && expiresAt > ceiling) {
       if (input.expires_in_days !== undefined) {
         throw new OpError('invalid_input', `expires_in_days: cannot outlive the token you are calling with (it expires ${ceiling.toISOString()})`, {

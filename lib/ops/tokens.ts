@@ -11,12 +11,9 @@ import { tokenView } from './views.ts';
 const DAY_MS = 86_400_000;
 
 export const tokenNameField = z.string().trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters');
-export const expiresInDaysField = z
-  .number()
-  .int('must be a whole number of days')
-  .min(1, 'must be at least 1 day')
-  .max(365, 'must be at most 365 days')
-  .default(90);
+export const DEFAULT_TOKEN_DAYS = 90;
+export const daysField = z.number().int('must be a whole number of days').min(1, 'must be at least 1 day').max(365, 'must be at most 365 days');
+export const expiresInDaysField = daysField.default(DEFAULT_TOKEN_DAYS);
 export const scopesField = z.array(permissionField).min(1, 'must list at least one permission, or be left out').max(50).optional();
 
 export interface TokenRequest {
