@@ -1,0 +1,27 @@
+import { startCluster } from './test/helpers/pg-cluster.ts';
+import { loadConfig } from './lib/config.ts';
+import { openRuntime } from './lib/runtime.ts';
+import { createLogger } from './lib/log.ts';
+import { makeUser, makeToken, callerOf } from './test/helpers/fixtures.ts';
+import * as ops from './lib/ops/index.ts';
+import { Writable } from 'node:stream';
+const kind = process.argv[2] ?? 'pg';
+const c = kind === 'pg' ? await startCluster() : null;
+const config = loadConfig(c ? { DATABASE_URL: c.url } : { MANDATE_DATA_DIR: 'memory://' });
+const rt = await openRuntime(config, { command: 'perf', log: createLogger({ level: 'warn', stream: new Writable({ write: (_c, _e, d) => d() }) }) });
+const user = await makeUser(rt, { roles: ['admin'] });
+const { token } = await makeToken(rt, user);
+const caller = { ...callerOf(user), tokenId: token.id };
+const time = async (label: string, n: number, fn: () => Promise<unknown>) => {
+  for (let i = 0; i < 50; i++) await fn();
+  const t = performance.now(); for (let i = 0; i < n; i++) await fn();
+  console.log(label, ((performance.now() - t) / n).toFixed(3), 'ms');
+};
+const em = () => rt.db.orm.em.fork();
+await time('select 1 via em.execute', 1000, () => em().execute('select 1'));
+await time('epoch sync', 1000, () => rt.resolver.epoch.sync(em()));
+await time('resolve cached', 1000, () => rt.resolver.resolve(em(), caller));
+await time('empty transaction', 500, () => em().transactional(async () => {}));
+await time('runner health', 500, () => rt.runner.run(ops.health, caller, {}));
+await time('runner whoami', 500, () => rt.runner.run(ops.whoami, caller, {}));
+await rt.close(); await c?.stop();
