@@ -29,5 +29,9 @@ export async function openRuntime(config: Config, options: RuntimeOptions): Prom
   const now = options.now ?? (() => new Date());
   const resolver = new PermissionResolver(new AccessEpoch(), now);
   const runner = new OperationRunner({ orm: db.orm, resolver, log, now });
-  return { db, resolver, runner, log, close: () => db.close() };
+  const close = async () => {
+    await runner.audit.flush();
+    await db.close();
+  };
+  return { db, resolver, runner, log, close };
 }

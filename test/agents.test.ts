@@ -81,10 +81,10 @@ test('ending the session revokes token and delegations, ends sessions and deacti
   const ended = await run(ops.endAgentSessionOp, spawner, { agent_session_id: started.agent_session.id });
   assert.equal(ended.ended_now, true);
   await assert.rejects(authenticateToken(rt.db.orm.em.fork(), started.token, clock));
-  const [delegations] = await Promise.all([rt.db.orm.em.fork().execute('select count(*)::int as n from delegation where delegate_id = ? and revoked_at is null', [started.agent.id], 'get')]);
-  assert.equal((delegations as { n: number }).n, 0);
-  const agentRow = await rt.db.orm.em.fork().execute('select active from app_user where id = ?', [started.agent.id], 'get');
-  assert.equal((agentRow as { active: boolean }).active, false);
+  const delegations = await rt.db.orm.em.fork().execute<{ n: number }>('select count(*)::int as n from delegation where delegate_id = ? and revoked_at is null', [started.agent.id], 'get');
+  assert.equal(delegations?.n, 0);
+  const agentRow = await rt.db.orm.em.fork().execute<{ active: boolean }>('select active from app_user where id = ?', [started.agent.id], 'get');
+  assert.equal(agentRow?.active, false);
   assert.equal((await run(ops.listMyAgentSessions, spawner, {})).items.length, 0);
 });
 

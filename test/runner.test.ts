@@ -16,6 +16,7 @@ before(async () => {
 after(() => rt.close());
 
 async function auditFor(requestId: string) {
+  await rt.runner.audit.flush();
   return (await rt.db.orm.em.fork().execute('select * from audit_event where request_id = ?', [requestId])) as Record<string, any>[];
 }
 

@@ -30,6 +30,7 @@ export const queryAudit = operation({
     const since = input.since ? new Date(input.since) : undefined;
     const until = input.until ? new Date(input.until) : undefined;
     if (since && until && since >= until) throw invalid('until', 'must be later than since');
+    await ctx.settleAudit();
     const where: Record<string, unknown>[] = [afterCursor(decodeCursor(input.cursor), 'at', 'desc')];
     if (input.actor_id) where.push({ actorId: input.actor_id });
     if (input.operation) where.push({ operation: input.operation });

@@ -1,9 +1,14 @@
-import type { Em } from '../db/orm.ts';
+import type { Em, Orm } from '../db/orm.ts';
+import type { Logger } from '../log.ts';
+import { uuidv7 } from '../ids.ts';
 import { AuditEvent, type AuditOutcome, type OnBehalfOf } from '../db/entities/index.ts';
 import type { Caller } from '../identity/caller.ts';
 import type { GrantSource } from '../access/resolver.ts';
 
 export interface AuditRecord {
+  /** Stamped when the event happens (a batched event is written later). */
+  id?: string;
+  at?: Date;
   caller: Caller;
   operation: string;
   outcome: AuditOutcome;
@@ -27,6 +32,8 @@ function chainOf(via: GrantSource | null | undefined): OnBehalfOf[] {
 export function addAuditEvent(em: Em, record: AuditRecord): void {
   const caller = record.caller;
   em.create(AuditEvent, {
+    id: record.id ?? uuidv7(),
+    at: record.at ?? new Date(),
     actorId: caller.kind === 'user' ? caller.userId : null,
     actorName: caller.kind === 'user' ? caller.email : `system:${caller.name}`,
     onBehalfOf: chainOf(record.via),
@@ -42,4 +49,53 @@ export function addAuditEvent(em: Em, record: AuditRecord): void {
     sessionId: record.sessionId ?? null,
     clientAddress: record.clientAddress ?? null,
   });
+}
+
+/**
+ * Audit events of calls that changed nothing (read-only operations, refusals, invalid input) are
+ * written in batches, a few milliseconds after the call, instead of costing every call its own
+ * transaction. Events of writing operations never come here: they commit with the change.
+ * Flushed on close; a failed flush is logged (counts only) and retried with the next batch.
+ */
+export class AuditWriter {
+  private queue: AuditRecord[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> = Promise.resolve();
+  private readonly orm: Orm;
+  private readonly log: Logger;
+  private readonly maxDelayMs: number;
+  private readonly maxBatch: number;
+
+  constructor(orm: Orm, log: Logger, options: { maxDelayMs?: number; maxBatch?: number } = {}) {
+    this.orm = orm;
+    this.log = log;
+    this.maxDelayMs = options.maxDelayMs ?? 20;
+    this.maxBatch = options.maxBatch ?? 500;
+  }
+
+  enqueue(record: AuditRecord): void {
+    this.queue.push({ ...record, id: uuidv7(), at: new Date() });
+    if (this.queue.length >= this.maxBatch) void this.flush();
+    else this.timer ??= setTimeout(() => void this.flush(), this.maxDelayMs).unref();
+  }
+
+  /** Writes everything enqueued so far; resolves once it is in the database. */
+  flush(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const batch = this.queue;
+    this.queue = [];
+    this.flushing = this.flushing.then(async () => {
+      if (batch.length === 0) return;
+      const em = this.orm.em.fork();
+      for (const record of batch) addAuditEvent(em, record);
+      try {
+        await em.flush();
+      } catch (error) {
+        this.queue.unshift(...batch);
+        this.log.error({ events: batch.length, err: { type: (error as Error).name } }, 'could not write audit events; will retry');
+      }
+    });
+    return this.flushing;
+  }
 }

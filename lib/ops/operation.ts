@@ -25,6 +25,13 @@ export interface OperationContext {
   require(permission: Permission, projectId?: string | null, projectKey?: string): Promise<void>;
   /** Names what the call acted on, for the audit event (e.g. once a created row has its id). */
   setTarget(target: string): void;
+  /**
+   * Computes a value once and reuses it until the access epoch moves (any change to users, roles,
+   * assignments, delegations, tokens or sessions, by any process). Only for values derived from those.
+   */
+  memo<T>(key: string, compute: () => Promise<T>): Promise<T>;
+  /** Writes this process's batched audit events, so a query of the audit log sees them. */
+  settleAudit(): Promise<void>;
 }
 
 export interface Operation<Schema extends z.ZodType = z.ZodType, Output = unknown> {

@@ -8,7 +8,8 @@ import type { PermissionResolver } from '../access/resolver.ts';
 import type { OpError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { AnyOperation, Operation, OperationContext } from './operation.ts';
-import { addAuditEvent, type AuditRecord } from './audit.ts';
+import { addAuditEvent, AuditWriter, type AuditRecord } from './audit.ts';
+import { EpochCache } from '../access/epoch.ts';
 import { fromZodError, toOpError } from './error-mapping.ts';
 import { findProject } from './lookups.ts';
 import { redact, scrubText, secretValues } from './redact.ts';
@@ -42,10 +43,15 @@ export interface RunnerDeps {
 export class OperationRunner {
   private readonly deps: RunnerDeps;
   private readonly now: () => Date;
+  private readonly memos: EpochCache<unknown>;
+  /** Batches the audit events of calls that changed nothing; see AuditWriter. */
+  readonly audit: AuditWriter;
 
   constructor(deps: RunnerDeps) {
     this.deps = deps;
     this.now = deps.now ?? (() => new Date());
+    this.memos = new EpochCache(deps.resolver.epoch);
+    this.audit = new AuditWriter(deps.orm, deps.log);
   }
 
   async run<Schema extends z.ZodType, Output>(
@@ -96,12 +102,18 @@ export class OperationRunner {
           requireLive(effective);
         }
       }
-      const value = await em.transactional(async (tx) => {
-        const ctx = this.context(tx, op.name, caller, now, audit);
-        const result = await op.run(ctx, input);
-        addAuditEvent(tx, { ...audit, outcome: 'allowed' });
-        return result;
-      });
+      let value: Output;
+      if (op.annotations.readOnlyHint) {
+        // Reads need no transaction; their audit event is batched.
+        value = await op.run(this.context(em, op.name, caller, now, audit), input);
+        this.audit.enqueue({ ...audit, outcome: 'allowed' });
+      } else {
+        value = await em.transactional(async (tx) => {
+          const result = await op.run(this.context(tx, op.name, caller, now, audit), input);
+          addAuditEvent(tx, { ...audit, outcome: 'allowed' });
+          return result;
+        });
+      }
       finish('allowed');
       return { ok: true, value };
     } catch (thrown) {
@@ -147,18 +159,23 @@ export class OperationRunner {
       setTarget: (target: string) => {
         audit.target = target;
       },
+      settleAudit: () => this.audit.flush(),
+      memo: async <T>(key: string, compute: () => Promise<T>): Promise<T> => {
+        const memoKey = `${operation}|${key}`;
+        const cached = this.memos.get(memoKey, now) as T | undefined;
+        if (cached !== undefined) return cached;
+        // The epoch was read at the start of this call; a value computed now belongs to it.
+        const generation = this.deps.resolver.epoch.generation;
+        const value = await compute();
+        this.memos.set(memoKey, value, generation, null);
+        return value;
+      },
     };
   }
 
-  // A failed call's transaction is gone, so its audit event is written on its own.
+  // A failed call changed nothing (its transaction, if any, rolled back): its event is batched.
   private async auditFailure(audit: PendingAudit, outcome: AuditOutcome, error: OpError, secrets: string[] = []) {
-    const em = this.deps.orm.em.fork();
-    addAuditEvent(em, { ...audit, outcome, errorCode: error.code, message: scrubText(error.message, secrets) });
-    try {
-      await em.flush();
-    } catch (auditError) {
-      this.deps.log.error({ err: scrubErr(auditError), op: audit.operation }, 'could not write audit event');
-    }
+    this.audit.enqueue({ ...audit, outcome, errorCode: error.code, message: scrubText(error.message, secrets) });
   }
 }
 

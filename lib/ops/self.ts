@@ -26,19 +26,24 @@ export const whoami = operation({
   annotations: { readOnlyHint: true, idempotentHint: true },
   async run(ctx) {
     const caller = me(ctx);
-    const [user, assignments, token, agent] = await Promise.all([
-      ctx.em.findOneOrFail(User, { id: caller.userId }),
-      ctx.em.find(RoleAssignment, { user: caller.userId }, { populate: ['role', 'project'], orderBy: { createdAt: 'asc' } }),
-      caller.tokenId ? ctx.em.findOne(ApiToken, { id: caller.tokenId }) : null,
-      ctx.em.findOne(AgentSession, { agent: caller.userId }),
-    ]);
-    return {
-      user: userView(user),
-      roles: assignments.map(assignmentView),
-      token: token ? tokenView(token) : null,
-      session_id: caller.sessionId ?? null,
-      agent_session: agent ? agentSessionView(agent) : null,
-    };
+    // Everything shown here changes only with the access epoch, so it is computed once per epoch.
+    return ctx.memo(`${caller.userId}|${caller.tokenId ?? ''}|${caller.sessionId ?? ''}`, async () => {
+      const [user, assignments, token, agent] = await Promise.all([
+        ctx.em.findOneOrFail(User, { id: caller.userId }),
+        ctx.em.find(RoleAssignment, { user: caller.userId }, { populate: ['role', 'project'], orderBy: { createdAt: 'asc' } }),
+        caller.tokenId ? ctx.em.findOne(ApiToken, { id: caller.tokenId }) : null,
+        ctx.em.findOne(AgentSession, { agent: caller.userId }),
+      ]);
+      // last_used_at is left out: it moves without the epoch.
+      const { last_used_at: _lastUsed, ...tokenInfo } = token ? tokenView(token) : { last_used_at: null };
+      return {
+        user: userView(user),
+        roles: assignments.map(assignmentView),
+        token: token ? tokenInfo : null,
+        session_id: caller.sessionId ?? null,
+        agent_session: agent ? agentSessionView(agent) : null,
+      };
+    });
   },
 });
 

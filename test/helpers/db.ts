@@ -86,8 +86,10 @@ export async function testRuntime(options: { now?: () => Date } = {}): Promise<T
     },
   });
   const runtime = await openRuntime(config, { command: 'test', log: createLogger({ level: 'debug', stream }), ...(options.now ? { now: options.now } : {}) });
-  const auditRows = async () =>
-    (await runtime.db.orm.em.fork().execute('select * from audit_event order by at')) as Record<string, unknown>[];
+  const auditRows = async () => {
+    await runtime.runner.audit.flush();
+    return (await runtime.db.orm.em.fork().execute('select * from audit_event order by at')) as Record<string, unknown>[];
+  };
   return {
     ...runtime,
     logs,

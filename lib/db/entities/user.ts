@@ -25,13 +25,9 @@ const UserSchema = defineEntity({
     createdById: p.uuid().nullable(),
   },
   triggers: [
-    // A password change counts too: HTTP caches of verified credentials must drop it everywhere.
-    accessEpochTrigger(
-      'app_user_access_epoch_update',
-      ['update'],
-      'row',
-      '((old.active IS DISTINCT FROM new.active) OR (old.password_hash IS DISTINCT FROM new.password_hash))',
-    ),
+    // Any change to a user counts (status, password, name, email): caches of identity and of
+    // verified credentials drop it everywhere. Users change rarely; token last-use lives elsewhere.
+    accessEpochTrigger('app_user_access_epoch_update', ['update'], 'statement'),
     accessEpochTrigger('app_user_access_epoch_delete', ['delete'], 'statement'),
   ],
 });

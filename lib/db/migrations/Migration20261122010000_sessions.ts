@@ -1,6 +1,6 @@
 import { Migration } from '@mikro-orm/migrations';
 
-// MCP sessions and agent sessions; a password change now bumps the access epoch too.
+// MCP sessions and agent sessions; any change to a user now bumps the access epoch.
 export class Migration20261122010000_sessions extends Migration {
   override name = 'Migration20261122010000_sessions';
 
@@ -18,8 +18,7 @@ export class Migration20261122010000_sessions extends Migration {
     this.addSql(`alter table "agent_session" add constraint "agent_session_spawner_id_foreign" foreign key ("spawner_id") references "app_user" ("id") on delete set null;`);
 
     this.addSql(`drop trigger if exists "app_user_access_epoch_update" on "app_user";`);
-    this.addSql(`create trigger "app_user_access_epoch_update" AFTER UPDATE on "app_user" for each ROW
-  when (((old.active IS DISTINCT FROM new.active) OR (old.password_hash IS DISTINCT FROM new.password_hash))) execute function "app_user_app_user_access_epoch_update_fn"();`);
+    this.addSql(`create trigger "app_user_access_epoch_update" AFTER UPDATE on "app_user" for each STATEMENT execute function "app_user_app_user_access_epoch_update_fn"();`);
     this.addSql(`create or replace function "mcp_session_mcp_session_access_epoch_update_fn"() returns trigger as $$ begin update "access_epoch" set "version" = "version" + 1 where "id" = 1; return null; end; $$ language plpgsql;`);
     this.addSql(`create trigger "mcp_session_access_epoch_update" AFTER UPDATE on "mcp_session" for each ROW
   when ((old.ended_at IS DISTINCT FROM new.ended_at)) execute function "mcp_session_mcp_session_access_epoch_update_fn"();`);
