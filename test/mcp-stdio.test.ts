@@ -125,7 +125,7 @@ describe('start-up refusals: exit non-zero, one clear line on stderr, nothing on
   }
 });
 
-test('stdout carries nothing but JSON-RPC messages, even with debug logging', async () => {
+test('stdout carries nothing but JSON-RPC messages, even with debug logging', { timeout: 30_000 }, async () => {
   const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', 'servers/core.ts'], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', ...db.env, MANDATE_LOG_LEVEL: 'debug', MANDATE_TOKEN: people.admin.token },
@@ -138,7 +138,7 @@ test('stdout carries nothing but JSON-RPC messages, even with debug logging', as
   const answered = new Promise<void>((resolve) => {
     reader.on('line', (line) => {
       lines.push(line);
-      if (line.includes('"id":3')) resolve();
+      if (lines.length === 3) resolve();
     });
   });
   send({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
@@ -151,6 +151,25 @@ test('stdout carries nothing but JSON-RPC messages, even with debug logging', as
   assert.equal(lines.length, 3);
   for (const line of lines) assert.equal(JSON.parse(line).jsonrpc, '2.0');
   assert.match(stderr, /"msg":"operation"/, 'debug logs go to stderr');
+});
+
+test('a client closing stdin with calls in flight still gets every answer, and the server exits 0', { timeout: 30_000 }, async () => {
+  const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', 'servers/core.ts'], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', ...db.env, MANDATE_TOKEN: people.admin.token },
+  });
+  const lines: string[] = [];
+  createInterface({ input: child.stdout }).on('line', (line) => lines.push(line));
+  const send = (message: object) => child.stdin.write(`${JSON.stringify(message)}\n`);
+  send({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
+  send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+  for (let id = 2; id <= 6; id++) send({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: id % 2 ? 'health' : 'whoami', arguments: {} } });
+  child.stdin.end();
+  const code = await new Promise((resolve) => child.on('close', resolve));
+  assert.equal(code, 0);
+  const answers = lines.map((line) => JSON.parse(line) as { id: number; result?: { isError?: boolean } });
+  assert.deepEqual(answers.map((a) => a.id).sort(), [1, 2, 3, 4, 5, 6]);
+  assert.ok(answers.every((a) => a.result && !a.result.isError), 'every call answered successfully');
 });
 
 test('a running stdio server refuses the call after its own token is revoked', async () => {

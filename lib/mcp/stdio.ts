@@ -12,6 +12,9 @@ import { createMcpServer } from './server.ts';
 import type { Toolset } from './toolset.ts';
 
 const SWEEP_INTERVAL_MS = 60_000;
+/** How long a closing server lets calls in flight finish, and the point where it exits regardless. */
+const DRAIN_MS = 5_000;
+const FORCE_EXIT_MS = 10_000;
 
 export interface StdioOptions {
   toolsets: readonly Toolset[];
@@ -44,6 +47,7 @@ export async function serveStdio(options: StdioOptions): Promise<void> {
 
   let runtime: Runtime | undefined;
   let sessionId: string | undefined;
+  const inFlight = new Set<Promise<unknown>>();
   const ready = (async (): Promise<ToolBackend> => {
     const config = loadConfig(options.env ?? process.env);
     if (!config.token) {
@@ -54,7 +58,7 @@ export async function serveStdio(options: StdioOptions): Promise<void> {
     const bound = await startSession(runtime.db.orm.em.fork(), caller, { transport: 'stdio', servers: options.toolsets.map((t) => t.name) });
     sessionId = bound.sessionId;
     sweepAgentSessions(runtime);
-    return localBackend(runtime, bound);
+    return trackCalls(localBackend(runtime, bound), inFlight);
   })();
   ready.catch(fail);
 
@@ -66,6 +70,9 @@ export async function serveStdio(options: StdioOptions): Promise<void> {
     closing = true;
     // A refused start exits through fail() with its own line and code, even if stdin closed first.
     if (!(await ready.then(() => true, () => false))) return;
+    setTimeout(() => process.exit(1), FORCE_EXIT_MS).unref();
+    // A client may close stdin with calls still running: let them finish (and answer) first.
+    await Promise.race([Promise.allSettled([...inFlight]), new Promise((resolve) => setTimeout(resolve, DRAIN_MS).unref())]);
     try {
       if (runtime && sessionId) {
         await endSession(runtime.db.orm.em.fork(), sessionId, 'closed');
@@ -80,6 +87,18 @@ export async function serveStdio(options: StdioOptions): Promise<void> {
   process.on('SIGINT', () => void shutdown());
   process.on('SIGTERM', () => void shutdown());
   await server.connect(transport);
+}
+
+function trackCalls(backend: ToolBackend, inFlight: Set<Promise<unknown>>): ToolBackend {
+  return {
+    ...backend,
+    call(op, args) {
+      const running = backend.call(op, args);
+      inFlight.add(running);
+      void running.finally(() => inFlight.delete(running));
+      return running;
+    },
+  };
 }
 
 async function authenticate(runtime: Runtime, token: string): Promise<UserCaller> {
