@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { isPermission, type Permission } from '../access/permissions.ts';
+import { ALL_PERMISSIONS, type Permission } from '../access/permissions.ts';
 
 // Field schemas shared by operations, so every face reports the same field names and messages.
 export const uuidField = (what: string) => z.uuid(`must be the UUID of ${what}`);
@@ -20,8 +20,8 @@ export const projectKeyField = z
   .trim()
   .toUpperCase()
   .regex(/^[A-Z][A-Z0-9_]{0,31}$/, 'must be a project key: a letter then letters, digits or "_" (at most 32)');
-export const permissionField = z
-  .string()
-  .refine(isPermission, { message: 'must be a permission from the catalogue (list_permissions)' })
-  .transform((value) => value as Permission);
+// An enum, so a model sees the catalogue in the tool's JSON Schema.
+export const permissionField = z.enum(ALL_PERMISSIONS as [Permission, ...Permission[]], {
+  message: 'must be a permission from the catalogue (list_permissions)',
+});
 export const reasonField = z.string().trim().max(1000, 'must be at most 1000 characters');
