@@ -13,7 +13,7 @@ export interface ToolBackend {
   visible(operations: readonly AnyOperation[]): Promise<AnyOperation[]>;
   call(op: AnyOperation, args: unknown): Promise<RunResult<unknown>>;
   /** Records a refused call of a tool this server does not serve to the caller. */
-  refuse(op: AnyOperation, args: unknown, error: OpError): Promise<void>;
+  refuse(op: AnyOperation, args: unknown, error: OpError): void | Promise<void>;
 }
 
 /** Runs tools in this process as `caller` (bound to its session, when it has one). */

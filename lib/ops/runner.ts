@@ -63,16 +63,7 @@ export class OperationRunner {
     const started = performance.now();
     const requestId = meta.requestId ?? randomUUID();
     const em = this.deps.orm.em.fork();
-    const audit: PendingAudit = {
-      caller,
-      operation: op.name,
-      permission: op.permission,
-      requestId,
-      sessionId: meta.sessionId ?? (caller.kind === 'user' ? caller.sessionId : undefined),
-      clientAddress: meta.clientAddress,
-      detail: { input: redact(rawInput ?? {}) },
-      via: null,
-    };
+    const audit = pendingAudit(op, caller, rawInput, { ...meta, requestId });
     const secrets = secretValues(rawInput);
     const actor = caller.kind === 'user' ? caller.userId : `system:${caller.name}`;
     const finish = (outcome: AuditOutcome, error?: OpError) => {
@@ -83,7 +74,7 @@ export class OperationRunner {
     const parsed = op.input.safeParse(rawInput ?? {});
     if (!parsed.success) {
       const error = fromZodError(parsed.error);
-      await this.auditFailure(audit, 'invalid', error, secrets);
+      this.auditFailure(audit, 'invalid', error, secrets);
       finish('invalid', error);
       return { ok: false, error };
     }
@@ -122,25 +113,15 @@ export class OperationRunner {
         this.deps.log.error({ op: op.name, requestId, err: scrubErr(thrown, secrets) }, 'operation failed unexpectedly');
       }
       const outcome = OUTCOME_OF[error.code] ?? 'failed';
-      await this.auditFailure(audit, outcome, error, secrets);
+      this.auditFailure(audit, outcome, error, secrets);
       finish(outcome, error);
       return { ok: false, error };
     }
   }
 
   /** Audits a call refused before it could run (e.g. a tool this server does not serve). */
-  async refuse(op: AnyOperation, caller: Caller, rawInput: unknown, error: OpError, meta: RunMeta = {}): Promise<void> {
-    const audit: PendingAudit = {
-      caller,
-      operation: op.name,
-      permission: op.permission,
-      requestId: meta.requestId ?? randomUUID(),
-      sessionId: meta.sessionId ?? (caller.kind === 'user' ? caller.sessionId : undefined),
-      clientAddress: meta.clientAddress,
-      detail: { input: redact(rawInput ?? {}) },
-      via: null,
-    };
-    await this.auditFailure(audit, OUTCOME_OF[error.code] ?? 'failed', error, secretValues(rawInput));
+  refuse(op: AnyOperation, caller: Caller, rawInput: unknown, error: OpError, meta: RunMeta = {}): void {
+    this.auditFailure(pendingAudit(op, caller, rawInput, meta), OUTCOME_OF[error.code] ?? 'failed', error, secretValues(rawInput));
   }
 
   private context(tx: Em, operation: string, caller: Caller, now: Date, audit: PendingAudit): OperationContext {
@@ -174,7 +155,7 @@ export class OperationRunner {
   }
 
   // A failed call changed nothing (its transaction, if any, rolled back): its event is batched.
-  private async auditFailure(audit: PendingAudit, outcome: AuditOutcome, error: OpError, secrets: string[] = []) {
+  private auditFailure(audit: PendingAudit, outcome: AuditOutcome, error: OpError, secrets: string[] = []): void {
     this.audit.enqueue({ ...audit, outcome, errorCode: error.code, message: scrubText(error.message, secrets) });
   }
 }
@@ -185,5 +166,18 @@ function scrubErr(error: unknown, secrets: string[] = []) {
 }
 
 type PendingAudit = Omit<AuditRecord, 'outcome'>;
+
+function pendingAudit(op: AnyOperation, caller: Caller, rawInput: unknown, meta: RunMeta): PendingAudit {
+  return {
+    caller,
+    operation: op.name,
+    permission: op.permission,
+    requestId: meta.requestId ?? randomUUID(),
+    sessionId: meta.sessionId ?? (caller.kind === 'user' ? caller.sessionId : undefined),
+    clientAddress: meta.clientAddress,
+    detail: { input: redact(rawInput ?? {}) },
+    via: null,
+  };
+}
 
 export type { AnyOperation };
