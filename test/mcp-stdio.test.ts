@@ -77,6 +77,12 @@ test('an admin onboards a user over stdio; the new token sees exactly the new pe
   } finally {
     await core.close();
   }
+  const sessions = await db.use(async (rt) => rt.db.orm.em.fork().execute<{ transport: string; servers: string; client_name: string | null; ended_at: Date | null }[]>(
+    'select transport, servers, client_name, ended_at from mcp_session where user_id = ?', [userId],
+  ));
+  assert.equal(sessions.length, 1, 'the core process was one session');
+  assert.deepEqual([sessions[0]!.transport, sessions[0]!.servers, sessions[0]!.client_name], ['stdio', 'core', 'mandate-test 1.0.0']);
+  assert.ok(sessions[0]!.ended_at, 'closing the process ended its session');
 });
 
 describe('start-up refusals: exit non-zero, one clear line on stderr, nothing on stdout', () => {

@@ -36,3 +36,7 @@ export async function startSession(
 export async function endSession(em: Em, sessionId: string, reason: string): Promise<void> {
   await em.nativeUpdate(Session, { id: sessionId, endedAt: null }, { endedAt: new Date(), endReason: reason });
 }
+
+export async function nameSessionClient(em: Em, sessionId: string, clientName: string): Promise<void> {
+  await em.nativeUpdate(Session, { id: sessionId }, { clientName });
+}

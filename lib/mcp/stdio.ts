@@ -5,7 +5,7 @@ import { OpError } from '../errors.ts';
 import { authenticateToken, explainTokenFailure } from '../identity/authenticate.ts';
 import { endExpiredAgentSessions } from '../identity/account-lifecycle.ts';
 import type { UserCaller } from '../identity/caller.ts';
-import { endSession, startSession } from '../identity/sessions.ts';
+import { endSession, nameSessionClient, startSession } from '../identity/sessions.ts';
 import { openRuntime, type Runtime } from '../runtime.ts';
 import { localBackend, type ToolBackend } from './backend.ts';
 import { createMcpServer } from './server.ts';
@@ -81,6 +81,18 @@ export async function serveStdio(options: StdioOptions): Promise<void> {
     } finally {
       process.exit(0);
     }
+  };
+  // The session row names the client (e.g. "claude-code 2.1.0") once it has introduced itself.
+  server.oninitialized = () => {
+    const client = server.getClientVersion();
+    if (!client) return;
+    const naming = ready
+      .then(async () => {
+        if (runtime && sessionId) await nameSessionClient(runtime.db.orm.em.fork(), sessionId, `${client.name} ${client.version}`.slice(0, 200));
+      })
+      .catch(() => undefined);
+    inFlight.add(naming);
+    void naming.finally(() => inFlight.delete(naming));
   };
   transport.onclose = () => void shutdown();
   process.stdin.on('end', () => void shutdown());
