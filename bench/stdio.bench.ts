@@ -2,8 +2,9 @@
 // one tool), both spawned and driven by the SDK's own client in this run:
 //   spawn -> first result   median of BENCH_SPAWNS spawns (connect, initialize, one tools/call)
 //   sequential calls/s      one session, one call at a time, BENCH_SECONDS long
-// Mandate runs on PostgreSQL (a throwaway cluster started here) and on the embedded database, from
-// the compiled dist/ when it is built (npm run build) and from the TypeScript sources.
+// Mandate runs on PostgreSQL (a throwaway cluster started here) and on the embedded database, as
+// `node servers/core.js` (the TypeScript sources in a checkout) and `node dist/servers/core.js`
+// (compiled; npm run build). Both use Node's compile cache, so the first spawn warms it.
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -101,7 +102,7 @@ try {
   const embeddedEnv = { MANDATE_DATA_DIR: dataDir };
   const pgToken = await seedAdmin(pgEnv);
   const embeddedToken = await seedAdmin(embeddedEnv);
-  const entries: [string, string][] = [['src', 'servers/core.ts']];
+  const entries: [string, string][] = [['src', 'servers/core.js']];
   if (existsSync(join(ROOT, 'dist/servers/core.js'))) entries.unshift(['dist', 'dist/servers/core.js']);
   else console.log('(dist/ not built: run npm run build first to measure the compiled servers too)');
 

@@ -2,12 +2,15 @@
 // The `mandate` command. Runs the TypeScript sources directly (Node >= 22.18 strips types) in a
 // checkout, and the compiled JavaScript in dist/ where the sources are not shipped.
 import { existsSync } from 'node:fs';
+import module from 'node:module';
 
 const [major, minor] = process.versions.node.split('.').map(Number);
 if (major < 22 || (major === 22 && minor < 17)) {
   process.stderr.write(`mandate: needs Node.js >= 22.17 (this is ${process.version}); run it through scripts/with-node22.sh\n`);
   process.exit(1);
 }
+// Node's compile cache (in the OS temp dir) takes about 90 ms off each start of a stdio server.
+module.enableCompileCache?.();
 const source = new URL('../lib/cli.ts', import.meta.url);
 const built = new URL('../dist/lib/cli.js', import.meta.url);
 const entry = existsSync(source) ? source : built;

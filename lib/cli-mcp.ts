@@ -60,8 +60,8 @@ export const mcpCommands: Record<string, Command> = {
     positionals: 3,
     async run(args, _io, positionals) {
       const { names, readOnly } = chooseServers(str(args, 'role'), positionals);
-      const { serveStdio } = await import('./mcp/stdio.ts');
-      await serveStdio({ toolsets: names.map((name) => SERVERS[name]!), readOnly });
+      const { launchServers } = await import('./mcp/launch.ts');
+      await launchServers(names, readOnly);
       return 0;
     },
   },

@@ -30,11 +30,11 @@ describe('tool lists over real stdio processes', () => {
     });
   }
 
-  test('one server per process: servers/core.ts and servers/admin.ts serve their own toolset only', async () => {
-    const core = await startServer(['servers/core.ts'], db.env, people.admin.token);
+  test('one server per process: node servers/core.js and servers/admin.js serve their own toolset only', async () => {
+    const core = await startServer(['servers/core.js'], db.env, people.admin.token);
     const coreTools = await core.toolNames();
     await core.close();
-    const admin = await startServer(['servers/admin.ts'], db.env, people.admin.token);
+    const admin = await startServer(['servers/admin.js'], db.env, people.admin.token);
     const adminTools = await admin.toolNames();
     const crossCall = toolError(await admin.call('whoami'));
     await admin.close();

@@ -1,4 +1,5 @@
 import { realpathSync } from 'node:fs';
+import module from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { Toolset } from './toolset.ts';
 
@@ -6,6 +7,8 @@ import type { Toolset } from './toolset.ts';
 export async function runIfMain(moduleUrl: string, toolsets: Toolset[]): Promise<void> {
   const entry = process.argv[1];
   if (!entry || realpathSync(entry) !== realpathSync(fileURLToPath(moduleUrl))) return;
+  // The compile cache still helps everything loaded from here on (SDK, database driver).
+  module.enableCompileCache?.();
   const { serveStdio } = await import('./stdio.ts');
   await serveStdio({ toolsets });
 }
