@@ -2,31 +2,35 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Runtime } from '../runtime.ts';
 import { VERSION } from '../version.ts';
+import { OPERATIONS } from '../ops/index.ts';
+import { HttpAuthenticator } from './authenticate.ts';
+import { RestApi } from './rest.ts';
+import { sendJson } from './respond.ts';
 
-// The HTTP face. For now it answers /health and /ready; /mcp and /api/... mount here.
-
-function send(res: import('node:http').ServerResponse, status: number, body: unknown) {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
+// The HTTP face: /health, /ready, and /api/... (one REST route per operation); /mcp mounts here next.
 
 export function createHttpServer(runtime: Runtime): Server {
+  const rest = new RestApi(runtime, new HttpAuthenticator(runtime), Object.values(OPERATIONS));
   return createServer((req, res) => {
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const path = url.pathname;
+    if (path.startsWith('/api/')) {
+      void rest.handle(req, res, url);
+      return;
+    }
     if (req.method === 'GET' && path === '/health') {
-      send(res, 200, { status: 'ok', version: VERSION });
+      sendJson(res, 200, { status: 'ok', version: VERSION });
       return;
     }
     if (req.method === 'GET' && path === '/ready') {
       runtime.db.orm.em
         .fork()
         .execute('select 1 as ok', [], 'get')
-        .then(() => send(res, 200, { status: 'ready', database: runtime.db.kind }))
-        .catch(() => send(res, 503, { error: { code: 'unavailable', message: 'the database is not reachable' } }));
+        .then(() => sendJson(res, 200, { status: 'ready', database: runtime.db.kind }))
+        .catch(() => sendJson(res, 503, { error: { code: 'unavailable', message: 'the database is not reachable' } }));
       return;
     }
-    send(res, 404, { error: { code: 'not_found', message: `no route for ${req.method} ${path}` } });
+    sendJson(res, 404, { error: { code: 'not_found', message: `no route for ${req.method} ${path}` } });
   });
 }
 

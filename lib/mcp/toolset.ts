@@ -1,5 +1,5 @@
-import { z } from 'zod';
 import type { AnyOperation } from '../ops/operation.ts';
+import { inputJsonSchema } from '../ops/json-schema.ts';
 
 /** A named list of operations served together as one MCP server (`core`, `admin`, `pm`). */
 export interface Toolset {
@@ -30,13 +30,12 @@ const descriptors = new WeakMap<AnyOperation, ToolDescriptor>();
 export function toolDescriptor(op: AnyOperation): ToolDescriptor {
   let descriptor = descriptors.get(op);
   if (!descriptor) {
-    const { $schema: _ignored, ...schema } = z.toJSONSchema(op.input, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
     const readOnly = op.annotations.readOnlyHint ?? false;
     descriptor = {
       name: op.name,
       title: op.title,
       description: op.description,
-      inputSchema: { ...schema, type: 'object' },
+      inputSchema: inputJsonSchema(op),
       annotations: {
         title: op.title,
         readOnlyHint: readOnly,

@@ -20,6 +20,7 @@ select perm as permission, ra.project_id
 
 export const startAgentSession = operation({
   name: 'start_agent_session',
+  route: { method: 'POST', path: '/api/agent-sessions' },
   title: 'Start an agent session',
   description:
     'Start an AI agent under your mandate for a role: creates an agent user and an API token for it. The agent gets the permissions of the role that you hold yourself ' +
@@ -101,6 +102,7 @@ export const startAgentSession = operation({
 
 export const endAgentSessionOp = operation({
   name: 'end_agent_session',
+  route: { method: 'DELETE', path: '/api/agent-sessions/{agent_session_id}' },
   title: 'End an agent session',
   description:
     'End an agent session at once: its token and delegations are revoked, its sessions end and the agent user is deactivated, on every instance. ' +
@@ -121,6 +123,7 @@ export const endAgentSessionOp = operation({
 
 export const listMyAgentSessions = operation({
   name: 'list_my_agent_sessions',
+  route: { method: 'GET', path: '/api/agent-sessions' },
   title: 'My agent sessions',
   description: 'The agent sessions you started, newest first: role, agent user, expiry, whether ended. Running ones only unless include_ended is true.',
   input: z.strictObject({ include_ended: z.boolean().default(false) }),

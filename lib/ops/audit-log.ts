@@ -10,6 +10,7 @@ const timeField = z.iso.datetime({ offset: true, message: 'must be an ISO 8601 d
 
 export const queryAudit = operation({
   name: 'query_audit',
+  route: { method: 'GET', path: '/api/admin/audit' },
   title: 'Query the audit log',
   description:
     'Search the audit log, newest first, a page at a time: filter by actor_id, operation (tool name), outcome (allowed, denied, invalid, failed), target (e.g. "user:<id>") and time range (since inclusive, until exclusive). ' +

@@ -10,6 +10,7 @@ import { afterCursor, cursorField, decodeCursor, limitField, page } from './pagi
 
 export const createDelegation = operation({
   name: 'create_delegation',
+  route: { method: 'POST', path: '/api/admin/delegations' },
   title: 'Delegate a permission',
   description:
     'Let another user (the delegate) use one permission you hold through a role, optionally only for one project and until an expiry time. ' +
@@ -54,6 +55,7 @@ export const createDelegation = operation({
 
 export const revokeDelegation = operation({
   name: 'revoke_delegation',
+  route: { method: 'DELETE', path: '/api/admin/delegations/{delegation_id}' },
   title: 'Revoke a delegation',
   description:
     'End a delegation at once, on every instance. Its delegator may revoke it; anyone else needs delegations:write. Revoking an already revoked delegation returns it unchanged.',
@@ -77,6 +79,7 @@ export const revokeDelegation = operation({
 
 export const listDelegations = operation({
   name: 'list_delegations',
+  route: { method: 'GET', path: '/api/admin/delegations' },
   title: 'List delegations',
   description:
     'List delegations, newest first, a page at a time; filter by delegator_id, delegate_id, permission, and whether to include revoked and expired ones (active_only, default true). Returns {items, next_cursor}.',
@@ -104,6 +107,7 @@ export const listDelegations = operation({
 
 export const getDelegation = operation({
   name: 'get_delegation',
+  route: { method: 'GET', path: '/api/admin/delegations/{delegation_id}' },
   title: 'Get a delegation',
   description: 'Get one delegation. Its delegator and delegate may always see it; anyone else needs delegations:read.',
   input: z.strictObject({ delegation_id: uuidField('the delegation') }),

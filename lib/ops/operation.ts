@@ -34,9 +34,16 @@ export interface OperationContext {
   settleAudit(): Promise<void>;
 }
 
+export type HttpMethod = 'GET' | 'POST' | 'PATCH' | 'DELETE';
+
 export interface Operation<Schema extends z.ZodType = z.ZodType, Output = unknown> {
   /** The MCP tool name; REST routes and audit events use it too. */
   name: string;
+  /**
+   * The REST face: `{name}` segments of the path fill the input fields of that name; GET and DELETE
+   * take the rest from the query string, POST and PATCH from the JSON body.
+   */
+  route: { method: HttpMethod; path: string };
   title: string;
   /** Written for a model: what it does, when to use it, what it returns. */
   description: string;

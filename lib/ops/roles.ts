@@ -51,6 +51,7 @@ export async function grantRole(ctx: OperationContext, user: User, roleRefValue:
 
 export const listPermissions = operation({
   name: 'list_permissions',
+  route: { method: 'GET', path: '/api/admin/permissions' },
   title: 'List permissions',
   description: 'List every permission in the catalogue with what it lets a caller do. Roles and delegations are made of these.',
   input: z.strictObject({}),
@@ -63,6 +64,7 @@ export const listPermissions = operation({
 
 export const listRoles = operation({
   name: 'list_roles',
+  route: { method: 'GET', path: '/api/admin/roles' },
   title: 'List roles',
   description: 'List all roles (system and custom) with their permissions and how many assignments each has.',
   input: z.strictObject({}),
@@ -80,6 +82,7 @@ export const listRoles = operation({
 
 export const getRole = operation({
   name: 'get_role',
+  route: { method: 'GET', path: '/api/admin/roles/{role}' },
   title: 'Get a role',
   description: 'Get one role by name or id: description, permissions (with descriptions), whether it is a system role, and how many assignments it has.',
   input: z.strictObject({ role: roleRef }),
@@ -99,6 +102,7 @@ export const getRole = operation({
 
 export const createRole = operation({
   name: 'create_role',
+  route: { method: 'POST', path: '/api/admin/roles' },
   title: 'Create a custom role',
   description:
     'Create a custom role from permissions in the catalogue (list_permissions). You can only put permissions you hold yourself into a role. Returns the role.',
@@ -121,6 +125,7 @@ export const createRole = operation({
 
 export const updateRole = operation({
   name: 'update_role',
+  route: { method: 'PATCH', path: '/api/admin/roles/{role}' },
   title: 'Update a custom role',
   description:
     "Change a custom role's description or its permissions (the full new list). Every member gets the change at once. System roles are read-only. " +
@@ -154,6 +159,7 @@ export const updateRole = operation({
 
 export const deleteRole = operation({
   name: 'delete_role',
+  route: { method: 'DELETE', path: '/api/admin/roles/{role}' },
   title: 'Delete a custom role',
   description:
     'Delete a custom role. Refused while it is assigned to anyone, unless cascade is true, which removes those assignments too (their members lose its permissions at once). System roles cannot be deleted.',
@@ -178,6 +184,7 @@ export const deleteRole = operation({
 
 export const assignRole = operation({
   name: 'assign_role',
+  route: { method: 'POST', path: '/api/admin/users/{user_id}/roles' },
   title: 'Assign a role',
   description:
     'Give a user a role, globally or for one project (project_key). Idempotent: assigning a role the user already has returns the existing assignment. ' +
@@ -201,6 +208,7 @@ export const assignRole = operation({
 
 export const removeRole = operation({
   name: 'remove_role',
+  route: { method: 'DELETE', path: '/api/admin/users/{user_id}/roles/{assignment_id}' },
   title: 'Remove a role assignment',
   description:
     'Take a role away from a user: name the assignment (assignment_id, from get_user) or the role (and project_key for a project assignment). ' +
@@ -241,6 +249,7 @@ export const removeRole = operation({
 
 export const listRoleMembers = operation({
   name: 'list_role_members',
+  route: { method: 'GET', path: '/api/admin/roles/{role}/members' },
   title: "List a role's members",
   description: 'List the users a role is assigned to (globally or per project), a page at a time. Returns {items: [{assignment, user}], next_cursor}.',
   input: z.strictObject({ role: roleRef, limit: limitField, cursor: cursorField }),
@@ -261,6 +270,7 @@ export const listRoleMembers = operation({
 
 export const getUserPermissions = operation({
   name: 'get_user_permissions',
+  route: { method: 'GET', path: '/api/admin/users/{user_id}/permissions' },
   title: "A user's effective permissions",
   description:
     "What a user may do, globally or in one project (project_key), and where each permission comes from: a role, or a delegation (who delegated it, until when). " +

@@ -17,6 +17,7 @@ export function me(ctx: OperationContext): UserCaller {
 
 export const whoami = operation({
   name: 'whoami',
+  route: { method: 'GET', path: '/api/me' },
   title: 'Who am I',
   description:
     'Who this session acts as: the user (id, name, email, type), its roles, the API token it authenticated with (name, scopes, expiry) and the session id. ' +
@@ -49,6 +50,7 @@ export const whoami = operation({
 
 export const getMyPermissions = operation({
   name: 'get_my_permissions',
+  route: { method: 'GET', path: '/api/me/permissions' },
   title: 'My effective permissions',
   description:
     'What you may do, globally or in one project (project_key), and where each permission comes from: one of your roles, or a delegation (who delegated it, until when). ' +
@@ -64,6 +66,7 @@ export const getMyPermissions = operation({
 
 export const listMyDelegations = operation({
   name: 'list_my_delegations',
+  route: { method: 'GET', path: '/api/me/delegations' },
   title: 'My delegations',
   description:
     'Delegations you gave (given) and received (received), each with its permission, project, expiry and reason. Active ones only unless include_inactive is true. ' +
@@ -89,6 +92,7 @@ export const listMyDelegations = operation({
 
 export const listMyTokens = operation({
   name: 'list_my_tokens',
+  route: { method: 'GET', path: '/api/me/tokens' },
   title: 'My API tokens',
   description: 'Your API tokens: name, prefix, scopes, expiry, last use (never the tokens themselves). Revoked ones only with include_revoked.',
   input: z.strictObject({ include_revoked: z.boolean().default(false) }),
@@ -101,6 +105,7 @@ export const listMyTokens = operation({
 
 export const createMyToken = operation({
   name: 'create_my_token',
+  route: { method: 'POST', path: '/api/me/tokens' },
   title: 'Create an API token for myself',
   description:
     'Create an API token for yourself, e.g. for another client. It can carry at most what you can do now: scopes must be among your current permissions, and when you are ' +
@@ -134,6 +139,7 @@ export const createMyToken = operation({
 
 export const revokeMyToken = operation({
   name: 'revoke_my_token',
+  route: { method: 'DELETE', path: '/api/me/tokens/{token_id}' },
   title: 'Revoke one of my API tokens',
   description: 'Revoke one of your API tokens at once (list_my_tokens shows their ids). Revoking the token this session uses ends your own access. Idempotent.',
   input: z.strictObject({ token_id: uuidField('your API token') }),
@@ -147,6 +153,7 @@ export const revokeMyToken = operation({
 
 export const health = operation({
   name: 'health',
+  route: { method: 'GET', path: '/api/health' },
   title: 'Health',
   description: "Whether Mandate's database is reachable, how long a round trip takes, and the server's version.",
   input: z.strictObject({}),

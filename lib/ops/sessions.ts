@@ -9,6 +9,7 @@ import { sessionView } from './views.ts';
 
 export const listUserSessions = operation({
   name: 'list_user_sessions',
+  route: { method: 'GET', path: '/api/admin/users/{user_id}/sessions' },
   title: "List a user's sessions",
   description: "List a user's MCP sessions (stdio processes and HTTP sessions), newest first: transport, servers, client, how it authenticated, last seen. Ended ones only with include_ended.",
   input: z.strictObject({ user_id: uuidField('the user'), include_ended: z.boolean().default(false) }),
@@ -25,6 +26,7 @@ export const listUserSessions = operation({
 
 export const revokeUserSessions = operation({
   name: 'revoke_user_sessions',
+  route: { method: 'DELETE', path: '/api/admin/users/{user_id}/sessions' },
   title: "End a user's sessions",
   description:
     "End one session of a user (session_id) or all of them: their next call is refused on every instance. The user's API tokens keep working for new sessions; use deactivate_user to stop everything. Returns how many ended.",

@@ -65,6 +65,7 @@ export async function listTokens(ctx: OperationContext, userId: string, includeR
 
 export const createTokenForUser = operation({
   name: 'create_token_for_user',
+  route: { method: 'POST', path: '/api/admin/users/{user_id}/tokens' },
   title: 'Create an API token for a user',
   description:
     'Create an API token for a user (for example an agent or service account). expires_in_days is 1-365 (default 90); scopes narrow the token to some of the ' +
@@ -81,6 +82,7 @@ export const createTokenForUser = operation({
 
 export const listUserTokens = operation({
   name: 'list_user_tokens',
+  route: { method: 'GET', path: '/api/admin/users/{user_id}/tokens' },
   title: "List a user's API tokens",
   description: "List a user's API tokens: name, prefix, scopes, expiry, last use. Never the tokens themselves. Revoked ones only with include_revoked.",
   input: z.strictObject({ user_id: uuidField('the user'), include_revoked: z.boolean().default(false) }),
@@ -95,6 +97,7 @@ export const listUserTokens = operation({
 
 export const revokeUserToken = operation({
   name: 'revoke_user_token',
+  route: { method: 'DELETE', path: '/api/admin/users/{user_id}/tokens/{token_id}' },
   title: "Revoke a user's API token",
   description: 'Revoke one API token of a user at once, on every instance: its next call fails. Idempotent. Returns the token metadata.',
   input: z.strictObject({ user_id: uuidField('the user'), token_id: uuidField('the API token') }),

@@ -21,6 +21,7 @@ const userTarget = (input: { user_id: string }) => `user:${input.user_id}`;
 
 export const createUser = operation({
   name: 'create_user',
+  route: { method: 'POST', path: '/api/admin/users' },
   title: 'Create a user',
   description:
     'Create a user (human, agent or service) with an email, optional login name, display name and password, and optionally give it global roles at once (that also needs roles:write). ' +
@@ -67,6 +68,7 @@ export const createUser = operation({
 
 export const listUsers = operation({
   name: 'list_users',
+  route: { method: 'GET', path: '/api/admin/users' },
   title: 'List users',
   description:
     'List users, oldest first, a page at a time (limit up to 100; pass next_cursor back as cursor for the next page). ' +
@@ -96,6 +98,7 @@ export const listUsers = operation({
 
 export const getUser = operation({
   name: 'get_user',
+  route: { method: 'GET', path: '/api/admin/users/{user_id}' },
   title: 'Get a user',
   description:
     "Get one user with its role assignments, its active delegations (given and received) and its API tokens' metadata (never the tokens themselves). " +
@@ -132,6 +135,7 @@ export const getUser = operation({
 
 export const updateUser = operation({
   name: 'update_user',
+  route: { method: 'PATCH', path: '/api/admin/users/{user_id}' },
   title: 'Update a user',
   description: "Change a user's email, login name or display name (give at least one). Fails with a conflict if the email or name is taken. Returns the user.",
   input: z
@@ -155,6 +159,7 @@ export const updateUser = operation({
 
 export const deactivateUser = operation({
   name: 'deactivate_user',
+  route: { method: 'POST', path: '/api/admin/users/{user_id}/deactivate' },
   title: 'Deactivate a user',
   description:
     'Deactivate a user: it can no longer sign in, all its API tokens are revoked and all its sessions end at once, on every instance (its running servers refuse their next call). ' +
@@ -174,6 +179,7 @@ export const deactivateUser = operation({
 
 export const reactivateUser = operation({
   name: 'reactivate_user',
+  route: { method: 'POST', path: '/api/admin/users/{user_id}/reactivate' },
   title: 'Reactivate a user',
   description:
     'Reactivate a deactivated user so it can sign in again. Its old API tokens stay revoked: create new ones with create_token_for_user. Returns the user.',
@@ -195,6 +201,7 @@ export const reactivateUser = operation({
 
 export const deleteUser = operation({
   name: 'delete_user',
+  route: { method: 'DELETE', path: '/api/admin/users/{user_id}' },
   title: 'Delete a user',
   description:
     'Delete a user for good, with its role assignments, tokens and sessions (audit events keep its id and name). ' +
@@ -229,6 +236,7 @@ export const deleteUser = operation({
 
 export const resetPassword = operation({
   name: 'reset_password',
+  route: { method: 'POST', path: '/api/admin/users/{user_id}/password' },
   title: "Reset a user's password",
   description:
     "Set a new password for a user (8-1024 characters). Sessions the user opened with its old password end; API tokens keep working. The password is never shown again or logged. Returns the user.",

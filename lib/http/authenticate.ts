@@ -1,0 +1,57 @@
+import { createHash } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { OpError } from '../errors.ts';
+import { authenticatePassword, authenticateToken } from '../identity/authenticate.ts';
+import type { UserCaller } from '../identity/caller.ts';
+import { EpochCache } from '../access/epoch.ts';
+import type { Runtime } from '../runtime.ts';
+
+const VERIFIED_TTL_MS = 5 * 60_000;
+
+export type Credentials = { kind: 'bearer'; token: string } | { kind: 'basic'; email: string; password: string };
+
+/** The credentials in an Authorization header; a 401 for a malformed one, null when there is none. */
+export function parseAuthorization(header: string | undefined): Credentials | null {
+  if (!header) return null;
+  const [scheme, ...rest] = header.trim().split(/\s+/);
+  const value = rest.join(' ');
+  if (/^bearer$/i.test(scheme ?? '') && value) return { kind: 'bearer', token: value };
+  if (/^basic$/i.test(scheme ?? '') && value) {
+    const decoded = Buffer.from(value, 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    // The password may itself contain ':' — only the first one separates it from the email.
+    if (colon > 0) return { kind: 'basic', email: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+  }
+  throw new OpError('unauthenticated', 'the Authorization header must be "Bearer <API token>" or "Basic base64(email:password)"');
+}
+
+/**
+ * Authenticates HTTP requests. API tokens are looked up by hash on every request (one indexed
+ * read). A password pays its argon2 verify once; the verified result is then reused while the
+ * access epoch stands still (any change to the user — password, deactivation — moves it, on every
+ * instance) and for at most five minutes. The cache key is a hash, never the password itself.
+ */
+export class HttpAuthenticator {
+  private readonly runtime: Runtime;
+  private readonly verified: EpochCache<UserCaller>;
+
+  constructor(runtime: Runtime) {
+    this.runtime = runtime;
+    this.verified = new EpochCache(runtime.resolver.epoch);
+  }
+
+  async authenticate(req: IncomingMessage): Promise<UserCaller> {
+    const credentials = parseAuthorization(req.headers.authorization);
+    if (!credentials) throw new OpError('unauthenticated', 'authentication required: send an API token (Bearer) or email and password (Basic)');
+    const em = this.runtime.db.orm.em.fork();
+    if (credentials.kind === 'bearer') return authenticateToken(em, credentials.token);
+    const key = createHash('sha256').update(`${credentials.email.trim().toLowerCase()}\0${credentials.password}`).digest('hex');
+    const generation = await this.runtime.resolver.epoch.sync(em);
+    const now = new Date();
+    const cached = this.verified.get(key, now);
+    if (cached) return cached;
+    const caller = await authenticatePassword(em, credentials.email, credentials.password);
+    this.verified.set(key, caller, generation, new Date(now.getTime() + VERIFIED_TTL_MS));
+    return caller;
+  }
+}

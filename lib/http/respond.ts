@@ -1,0 +1,45 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { OpError } from '../errors.ts';
+
+export const WWW_AUTHENTICATE = 'Bearer realm="mandate", Basic realm="mandate", charset="UTF-8"';
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+/** `{error: {code, message, field?}}` with the status of its code; 401s say how to authenticate. */
+export function sendError(res: ServerResponse, error: OpError, headers: Record<string, string> = {}): void {
+  const extra = error.code === 'unauthenticated' ? { 'www-authenticate': WWW_AUTHENTICATE, ...headers } : headers;
+  sendJson(res, error.status, { error: error.toBody() }, extra);
+}
+
+const MAX_BODY_BYTES = 1024 * 1024;
+
+/** The JSON object in a request body ({} when empty); a clear 400 for anything else. */
+export async function readJsonBody(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) throw new OpError('invalid_input', `the request body is larger than ${MAX_BODY_BYTES} bytes`, { field: '(body)' });
+    chunks.push(chunk as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString('utf8').trim();
+  if (!text) return {};
+  const type = req.headers['content-type'] ?? '';
+  if (!/^application\/(.+\+)?json\b/i.test(type)) {
+    throw new OpError('invalid_input', 'send the body as JSON (content-type: application/json)', { field: '(body)' });
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new OpError('invalid_input', 'the request body is not valid JSON', { field: '(body)' });
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new OpError('invalid_input', 'the request body must be a JSON object', { field: '(body)' });
+  }
+  return parsed as Record<string, unknown>;
+}

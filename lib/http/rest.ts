@@ -1,0 +1,107 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { OpError } from '../errors.ts';
+import { inputJsonSchema } from '../ops/json-schema.ts';
+import type { AnyOperation, HttpMethod } from '../ops/operation.ts';
+import type { Runtime } from '../runtime.ts';
+import type { HttpAuthenticator } from './authenticate.ts';
+import { readJsonBody, sendError, sendJson } from './respond.ts';
+
+interface Route {
+  op: AnyOperation;
+  method: HttpMethod;
+  pattern: RegExp;
+  params: string[];
+}
+
+function compile(op: AnyOperation): Route {
+  const params: string[] = [];
+  const source = op.route.path.replace(/\{([a-z_]+)\}/g, (_m, name: string) => {
+    params.push(name);
+    return '([^/]+)';
+  });
+  return { op, method: op.route.method, pattern: new RegExp(`^${source}/?$`), params };
+}
+
+/** Query-string values are text: turn them into what the operation's schema expects. */
+function fromQuery(op: AnyOperation, query: URLSearchParams): Record<string, unknown> {
+  const properties = inputJsonSchema(op).properties ?? {};
+  const input: Record<string, unknown> = {};
+  for (const key of new Set(query.keys())) {
+    const values = query.getAll(key);
+    const type = properties[key]?.type;
+    const one = values[values.length - 1]!;
+    if (type === 'array') input[key] = values;
+    else if ((type === 'integer' || type === 'number') && /^-?\d+(\.\d+)?$/.test(one)) input[key] = Number(one);
+    else if (type === 'boolean' && (one === 'true' || one === 'false')) input[key] = one === 'true';
+    else input[key] = one;
+  }
+  return input;
+}
+
+/**
+ * The REST face of every operation: one route each, from the operation's own `route`. The input
+ * is the path's `{fields}` plus the query string (GET, DELETE) or the JSON body (POST, PATCH), and
+ * goes through the same runner (validation, guard, audit) as an MCP tool call.
+ */
+export class RestApi {
+  private readonly routes: Route[];
+  private readonly runtime: Runtime;
+  private readonly auth: HttpAuthenticator;
+
+  constructor(runtime: Runtime, auth: HttpAuthenticator, operations: readonly AnyOperation[]) {
+    this.runtime = runtime;
+    this.auth = auth;
+    this.routes = operations.map(compile);
+  }
+
+  /** Handles the request if it is an /api route; false when it is not. */
+  async handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
+    if (!url.pathname.startsWith('/api/')) return false;
+    const matching = this.routes.filter((route) => route.pattern.test(url.pathname));
+    if (matching.length === 0) {
+      sendError(res, new OpError('not_found', `no route for ${req.method} ${url.pathname}`));
+      return true;
+    }
+    const route = matching.find((candidate) => candidate.method === req.method);
+    if (!route) {
+      const allow = matching.map((candidate) => candidate.method).join(', ');
+      sendJson(res, 405, { error: { code: 'method_not_allowed', message: `${url.pathname} takes ${allow}` } }, { allow });
+      return true;
+    }
+    try {
+      const caller = await this.auth.authenticate(req);
+      const input = await this.input(route, req, url);
+      const result = await this.runtime.runner.run(route.op, caller, input, {
+        requestId: requestIdOf(req),
+        clientAddress: req.socket.remoteAddress,
+      });
+      if (result.ok) sendJson(res, 200, result.value);
+      else sendError(res, result.error);
+    } catch (error) {
+      if (error instanceof OpError) sendError(res, error);
+      else {
+        this.runtime.log.error({ err: { type: (error as Error)?.name } , route: route.op.name }, 'REST request failed');
+        sendError(res, new OpError('internal', 'internal error; the server log has the details'));
+      }
+    }
+    return true;
+  }
+
+  private async input(route: Route, req: IncomingMessage, url: URL): Promise<Record<string, unknown>> {
+    const values = route.pattern.exec(url.pathname)!.slice(1);
+    const fromPath = Object.fromEntries(route.params.map((name, i) => [name, decodeURIComponent(values[i]!)]));
+    const rest = route.method === 'GET' || route.method === 'DELETE' ? fromQuery(route.op, url.searchParams) : await readJsonBody(req);
+    for (const name of route.params) {
+      if (name in rest && rest[name] !== fromPath[name]) {
+        throw new OpError('invalid_input', `${name}: given in the path; leave it out of the request`, { field: name });
+      }
+    }
+    return { ...rest, ...fromPath };
+  }
+}
+
+function requestIdOf(req: IncomingMessage): string {
+  const given = req.headers['x-request-id'];
+  return typeof given === 'string' && /^[\w.:-]{1,100}$/.test(given) ? given : randomUUID();
+}
