@@ -28,13 +28,16 @@ export class OpError extends Error {
   readonly code: ErrorCode;
   readonly field?: string;
   readonly issues?: FieldIssue[];
+  /** For rate_limited: when to try again (HTTP Retry-After). */
+  readonly retryAfterSeconds?: number;
 
-  constructor(code: ErrorCode, message: string, options: { field?: string; issues?: FieldIssue[] } = {}) {
+  constructor(code: ErrorCode, message: string, options: { field?: string; issues?: FieldIssue[]; retryAfterSeconds?: number } = {}) {
     super(message);
     this.name = 'OpError';
     this.code = code;
     if (options.field !== undefined) this.field = options.field;
     if (options.issues !== undefined) this.issues = options.issues;
+    if (options.retryAfterSeconds !== undefined) this.retryAfterSeconds = options.retryAfterSeconds;
   }
 
   get status(): number {

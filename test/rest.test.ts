@@ -6,6 +6,7 @@ import { OPERATIONS } from '../lib/ops/index.ts';
 import { inputJsonSchema } from '../lib/ops/json-schema.ts';
 import * as ops from '../lib/ops/index.ts';
 import { passwordStats } from '../lib/identity/passwords.ts';
+import { LoginLimiter } from '../lib/identity/login-limiter.ts';
 import { makeToken, makeUser } from './helpers/fixtures.ts';
 import { recordSecret, testRuntime, type TestRuntime } from './helpers/db.ts';
 
@@ -130,4 +131,36 @@ test('a token created over REST is in that response once and works at once', asy
   assert.equal((await api('GET', '/api/me/tokens', bearer(token))).body.items.some((t: { id: string; token?: string }) => t.id === mine.body.id && !t.token), true);
   assert.equal((await api('DELETE', `/api/me/tokens/${mine.body.id}`, bearer(token))).status, 200);
   assert.equal((await api('GET', '/api/me', bearer(token))).status, 401, 'a revoked token is refused on the next request');
+});
+
+test('failed-login limiter over HTTP: bad passwords lead to 429 with Retry-After, unverified, even with the right password', async () => {
+  const email = 'brute-target@example.test';
+  const password = recordSecret('the right password 3');
+  assert.ok((await rt.runner.run(ops.createUser, { kind: 'system', name: 'test' }, { email, password })).ok);
+  assert.equal((await api('GET', '/api/me', { authorization: 'Basic %%%' })).status, 401, 'a malformed header is not a credential failure');
+  // Earlier tests in this file failed from this IP too, and the per-IP count is shared: the block
+  // comes at the latest with the fifth failure here.
+  const statuses: number[] = [];
+  for (let i = 0; i < 6 && statuses.at(-1) !== 429; i++) statuses.push((await api('GET', '/api/me', basic(email, recordSecret(`wrong guess ${i}`)))).status);
+  assert.equal(statuses.at(-1), 429, `statuses ${statuses.join(',')}`);
+  assert.ok(statuses.length <= 6);
+  const before = passwordStats.verifications;
+  const blocked = await api('GET', '/api/me', basic(email, password));
+  assert.equal(blocked.status, 429);
+  assert.equal(blocked.body.error.code, 'rate_limited');
+  const retryAfter = Number(blocked.headers.get('retry-after'));
+  assert.ok(retryAfter >= 1 && retryAfter <= 60, `Retry-After ${retryAfter}`);
+  assert.equal(passwordStats.verifications, before, 'a blocked attempt is not even verified');
+  assert.equal((await api('GET', '/api/me', bearer(adminToken))).status, 200, 'API tokens are not affected');
+  const rows = await rt.db.orm.em.fork().execute<{ key: string }[]>('select key from login_limit');
+  assert.ok(rows.length >= 3 && rows.every((row) => !row.key.includes(email)), 'emails are stored hashed');
+});
+
+test('the limiter counts per IP, per IP + email and per email: another IP cannot keep guessing one account', async () => {
+  const limiter = new LoginLimiter(rt.db.orm);
+  for (let i = 0; i < 5; i++) await limiter.check('10.0.0.1', 'victim@example.test').then(() => limiter.failed('10.0.0.1', 'victim@example.test'));
+  const refused = async (ip: string, email: string) => limiter.check(ip, email).then(() => false, (e: { code: string }) => e.code === 'rate_limited');
+  assert.equal(await refused('10.0.0.2', 'victim@example.test'), true, 'per email, from any IP');
+  assert.equal(await refused('10.0.0.1', 'someone-else@example.test'), true, 'per IP, for any email');
+  assert.equal(await refused('10.0.0.2', 'someone-else@example.test'), false, 'others are not affected');
 });

@@ -5,6 +5,7 @@ import { authenticatePassword, authenticateToken } from '../identity/authenticat
 import type { UserCaller } from '../identity/caller.ts';
 import { EpochCache } from '../access/epoch.ts';
 import type { Runtime } from '../runtime.ts';
+import { LoginLimiter } from '../identity/login-limiter.ts';
 
 const VERIFIED_TTL_MS = 5 * 60_000;
 
@@ -34,10 +35,12 @@ export function parseAuthorization(header: string | undefined): Credentials | nu
 export class HttpAuthenticator {
   private readonly runtime: Runtime;
   private readonly verified: EpochCache<UserCaller>;
+  private readonly limiter: LoginLimiter;
 
   constructor(runtime: Runtime) {
     this.runtime = runtime;
     this.verified = new EpochCache(runtime.resolver.epoch);
+    this.limiter = new LoginLimiter(runtime.db.orm);
   }
 
   async authenticate(req: IncomingMessage): Promise<UserCaller> {
@@ -50,7 +53,15 @@ export class HttpAuthenticator {
     const now = new Date();
     const cached = this.verified.get(key, now);
     if (cached) return cached;
-    const caller = await authenticatePassword(em, credentials.email, credentials.password);
+    const ip = req.socket.remoteAddress ?? 'unknown';
+    await this.limiter.check(ip, credentials.email);
+    let caller: UserCaller;
+    try {
+      caller = await authenticatePassword(em, credentials.email, credentials.password);
+    } catch (error) {
+      if (error instanceof OpError && error.code === 'unauthenticated') await this.limiter.failed(ip, credentials.email);
+      throw error;
+    }
     this.verified.set(key, caller, generation, new Date(now.getTime() + VERIFIED_TTL_MS));
     return caller;
   }

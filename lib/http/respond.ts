@@ -11,7 +11,9 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 
 /** `{error: {code, message, field?}}` with the status of its code; 401s say how to authenticate. */
 export function sendError(res: ServerResponse, error: OpError, headers: Record<string, string> = {}): void {
-  const extra = error.code === 'unauthenticated' ? { 'www-authenticate': WWW_AUTHENTICATE, ...headers } : headers;
+  const extra: Record<string, string> = { ...headers };
+  if (error.code === 'unauthenticated') extra['www-authenticate'] = WWW_AUTHENTICATE;
+  if (error.retryAfterSeconds !== undefined) extra['retry-after'] = String(error.retryAfterSeconds);
   sendJson(res, error.status, { error: error.toBody() }, extra);
 }
 

@@ -8,6 +8,7 @@ export { AuditEvent, AUDIT_OUTCOMES, type AuditOutcome, type OnBehalfOf } from '
 export { AccessEpoch } from './access-epoch.ts';
 export { Session, SESSION_TRANSPORTS, type SessionTransport } from './session.ts';
 export { AgentSession } from './agent-session.ts';
+export { LoginLimit } from './login-limit.ts';
 
 import { User } from './user.ts';
 import { Project } from './project.ts';
@@ -19,5 +20,6 @@ import { AuditEvent } from './audit-event.ts';
 import { AccessEpoch } from './access-epoch.ts';
 import { Session } from './session.ts';
 import { AgentSession } from './agent-session.ts';
+import { LoginLimit } from './login-limit.ts';
 
-export const ALL_ENTITIES = [User, Project, Role, RoleAssignment, Delegation, ApiToken, AuditEvent, AccessEpoch, Session, AgentSession];
+export const ALL_ENTITIES = [User, Project, Role, RoleAssignment, Delegation, ApiToken, AuditEvent, AccessEpoch, Session, AgentSession, LoginLimit];

@@ -1,6 +1,7 @@
 import { Migration } from '@mikro-orm/migrations';
 
-// MCP sessions and agent sessions; any change to a user now bumps the access epoch.
+// MCP sessions, agent sessions and the failed-login limiter's store; any change to a user now
+// bumps the access epoch.
 export class Migration20261122010000_sessions extends Migration {
   override name = 'Migration20261122010000_sessions';
 
@@ -17,6 +18,8 @@ export class Migration20261122010000_sessions extends Migration {
     this.addSql(`alter table "agent_session" add constraint "agent_session_agent_id_foreign" foreign key ("agent_id") references "app_user" ("id") on delete cascade;`);
     this.addSql(`alter table "agent_session" add constraint "agent_session_spawner_id_foreign" foreign key ("spawner_id") references "app_user" ("id") on delete set null;`);
 
+    this.addSql(`create table "login_limit" ("key" varchar(255) not null, "points" int not null default 0, "expire" bigint null, primary key ("key"));`);
+
     this.addSql(`drop trigger if exists "app_user_access_epoch_update" on "app_user";`);
     this.addSql(`create trigger "app_user_access_epoch_update" AFTER UPDATE on "app_user" for each STATEMENT execute function "app_user_app_user_access_epoch_update_fn"();`);
     this.addSql(`create or replace function "mcp_session_mcp_session_access_epoch_update_fn"() returns trigger as $$ begin update "access_epoch" set "version" = "version" + 1 where "id" = 1; return null; end; $$ language plpgsql;`);
@@ -27,6 +30,7 @@ export class Migration20261122010000_sessions extends Migration {
   }
 
   override down(): void {
+    this.addSql(`drop table if exists "login_limit" cascade;`);
     this.addSql(`drop table if exists "agent_session" cascade;`);
     this.addSql(`drop table if exists "mcp_session" cascade;`);
     this.addSql(`drop function if exists "mcp_session_mcp_session_access_epoch_update_fn"();`);
