@@ -5,17 +5,28 @@ import { VERSION } from '../version.ts';
 import { OPERATIONS } from '../ops/index.ts';
 import { HttpAuthenticator } from './authenticate.ts';
 import { RestApi } from './rest.ts';
+import { McpHttp } from './mcp.ts';
+import { SERVERS } from '../../servers/index.ts';
 import { sendJson } from './respond.ts';
 
-// The HTTP face: /health, /ready, and /api/... (one REST route per operation); /mcp mounts here next.
+// The HTTP face: /health, /ready, /api/... (one REST route per operation) and /mcp (/mcp/core,
+// /mcp/admin, /mcp/pm: one server each; /mcp: all of them, listed by the caller's permissions).
 
 export function createHttpServer(runtime: Runtime): Server {
-  const rest = new RestApi(runtime, new HttpAuthenticator(runtime), Object.values(OPERATIONS));
+  const auth = new HttpAuthenticator(runtime);
+  const rest = new RestApi(runtime, auth, Object.values(OPERATIONS));
+  const mcp = new McpHttp(runtime, auth, SERVERS);
   return createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname;
     if (path.startsWith('/api/')) {
       void rest.handle(req, res, url);
+      return;
+    }
+    if (path === '/mcp' || path.startsWith('/mcp/')) {
+      void mcp.handle(req, res, url).then((handled) => {
+        if (!handled) sendJson(res, 404, { error: { code: 'not_found', message: `no MCP server at ${path} (try /mcp, /mcp/core, /mcp/admin, /mcp/pm)` } });
+      });
       return;
     }
     if (req.method === 'GET' && path === '/health') {

@@ -1,0 +1,142 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { OpError } from '../errors.ts';
+import { Session } from '../db/entities/index.ts';
+import type { UserCaller } from '../identity/caller.ts';
+import { endSession, startSession } from '../identity/sessions.ts';
+import { EpochCache } from '../access/epoch.ts';
+import { localBackend } from '../mcp/backend.ts';
+import { createMcpServer } from '../mcp/server.ts';
+import type { Toolset } from '../mcp/toolset.ts';
+import type { Runtime } from '../runtime.ts';
+import type { HttpAuthenticator } from './authenticate.ts';
+import { readJsonBody, sendError, sendJson } from './respond.ts';
+
+const SESSION_HEADER = 'mcp-session-id';
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+interface SessionRow {
+  userId: string;
+  ended: boolean;
+}
+
+function isInitialize(body: unknown): boolean {
+  const messages = Array.isArray(body) ? body : [body];
+  return messages.some((message) => (message as { method?: unknown })?.method === 'initialize');
+}
+
+function clientNameOf(body: unknown): string | undefined {
+  const messages = Array.isArray(body) ? body : [body];
+  const init = messages.find((message) => (message as { method?: unknown })?.method === 'initialize') as
+    | { params?: { clientInfo?: { name?: unknown; version?: unknown } } }
+    | undefined;
+  const info = init?.params?.clientInfo;
+  return typeof info?.name === 'string' ? `${info.name} ${typeof info.version === 'string' ? info.version : ''}`.trim().slice(0, 200) : undefined;
+}
+
+/**
+ * MCP over Streamable HTTP. Every request is authenticated on its own (Basic or Bearer), and the
+ * session it names must belong to that same user: a session id alone is worth nothing. The
+ * session lives in the database (its id is the mcp_session row), and each request is served by a
+ * fresh server for the caller, so any instance can serve any session and a session initialised on
+ * one instance continues on another. Ending a session, deactivating its user or revoking its
+ * token refuses the next request everywhere (the access epoch).
+ */
+export class McpHttp {
+  private readonly runtime: Runtime;
+  private readonly auth: HttpAuthenticator;
+  private readonly toolsetsByPath: Map<string, Toolset[]>;
+  private readonly sessions: EpochCache<SessionRow>;
+
+  constructor(runtime: Runtime, auth: HttpAuthenticator, toolsets: Record<string, Toolset>) {
+    this.runtime = runtime;
+    this.auth = auth;
+    this.toolsetsByPath = new Map([['/mcp', Object.values(toolsets)], ...Object.entries(toolsets).map(([name, t]): [string, Toolset[]] => [`/mcp/${name}`, [t]])]);
+    this.sessions = new EpochCache(runtime.resolver.epoch);
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
+    const toolsets = this.toolsetsByPath.get(url.pathname.replace(/\/$/, ''));
+    if (!toolsets) return false;
+    try {
+      const caller = await this.auth.authenticate(req);
+      const sessionId = req.headers[SESSION_HEADER];
+      if (req.method === 'GET') {
+        // No server-initiated stream: the protocol lets a server answer 405 here.
+        sendJson(res, 405, { error: { code: 'method_not_allowed', message: 'this server sends no stream on GET; POST requests' } }, { allow: 'POST, DELETE' });
+        return true;
+      }
+      if (req.method === 'DELETE') {
+        const bound = await this.boundSession(caller, sessionId);
+        await endSession(this.runtime.db.orm.em.fork(), bound, 'closed by the client');
+        res.writeHead(204).end();
+        return true;
+      }
+      if (req.method !== 'POST') {
+        sendJson(res, 405, { error: { code: 'method_not_allowed', message: `${url.pathname} takes POST and DELETE` } }, { allow: 'POST, DELETE' });
+        return true;
+      }
+      const body = await readJsonBody(req);
+      let bound: string;
+      if (sessionId === undefined) {
+        if (!isInitialize(body)) throw new OpError('invalid_input', `no ${SESSION_HEADER}: start with an initialize request`, { field: SESSION_HEADER });
+        const started = await startSession(this.runtime.db.orm.em.fork(), caller, {
+          transport: 'http',
+          servers: toolsets.map((t) => t.name),
+          clientName: clientNameOf(body),
+          clientAddress: req.socket.remoteAddress,
+        });
+        bound = started.sessionId;
+        res.setHeader(SESSION_HEADER, bound);
+      } else {
+        bound = await this.boundSession(caller, sessionId);
+      }
+      await this.serve(req, res, body, toolsets, { ...caller, sessionId: bound });
+    } catch (error) {
+      if (error instanceof OpError) sendError(res, error);
+      else {
+        this.runtime.log.error({ err: { type: (error as Error)?.name, message: (error as Error)?.message } }, 'MCP request failed');
+        if (!res.headersSent) sendError(res, new OpError('internal', 'internal error; the server log has the details'));
+      }
+    }
+    return true;
+  }
+
+  /** The session the request names, which must be live and the caller's own. */
+  private async boundSession(caller: UserCaller, header: string | string[] | undefined): Promise<string> {
+    const id = typeof header === 'string' ? header : undefined;
+    if (!id) throw new OpError('invalid_input', `${SESSION_HEADER} is missing`, { field: SESSION_HEADER });
+    const row = UUID.test(id) ? await this.sessionRow(id) : null;
+    // Unknown or ended: 404 tells a client to initialise a new session.
+    if (!row || row.ended) throw new OpError('not_found', 'this MCP session does not exist or has ended; initialize a new one');
+    if (row.userId !== caller.userId) {
+      this.runtime.log.warn({ sessionId: id, actor: caller.userId }, 'MCP session used with another user\'s credentials');
+      throw new OpError('unauthenticated', 'these credentials do not belong to this MCP session');
+    }
+    return id;
+  }
+
+  private async sessionRow(id: string): Promise<SessionRow | null> {
+    const em = this.runtime.db.orm.em.fork();
+    const generation = await this.runtime.resolver.epoch.sync(em);
+    const now = new Date();
+    const cached = this.sessions.get(id, now);
+    if (cached) return cached;
+    const session = await em.findOne(Session, { id });
+    if (!session) return null;
+    const row = { userId: session.user.id, ended: session.endedAt !== null };
+    this.sessions.set(id, row, generation, null);
+    return row;
+  }
+
+  private async serve(req: IncomingMessage, res: ServerResponse, body: unknown, toolsets: Toolset[], caller: UserCaller & { sessionId: string }) {
+    const server = createMcpServer({ toolsets, backend: localBackend(this.runtime, caller) });
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+    res.on('close', () => {
+      void transport.close();
+      void server.close();
+    });
+    await server.connect(transport);
+    await transport.handleRequest(req, res, body);
+  }
+}

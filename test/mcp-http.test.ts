@@ -1,0 +1,140 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Server } from 'node:http';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { createHttpServer, listen } from '../lib/http/server.ts';
+import * as ops from '../lib/ops/index.ts';
+import { makeToken, makeUser } from './helpers/fixtures.ts';
+import { recordSecret, testRuntime, type TestRuntime } from './helpers/db.ts';
+import { ADMIN_TOOLS, CORE_TOOLS } from './helpers/people.ts';
+
+let rt: TestRuntime;
+let server: Server;
+let base: string;
+const password = recordSecret('http test password 1');
+let alice: { id: string; email: string; token: string; tokenId: string };
+let bob: { id: string; email: string; token: string; tokenId: string };
+
+async function person(email: string, roles: string[]) {
+  const created = await rt.runner.run(ops.createUser, { kind: 'system', name: 'test' }, { email, password, roles });
+  assert.ok(created.ok);
+  const id = (created.value as { id: string }).id;
+  const user = await rt.db.orm.em.fork().findOneOrFail((await import('../lib/db/entities/index.ts')).User, { id });
+  const { token, raw } = await makeToken(rt, user);
+  return { id, email, token: recordSecret(raw), tokenId: token.id };
+}
+
+before(async () => {
+  rt = await testRuntime();
+  alice = await person('alice-http@example.test', ['admin']);
+  bob = await person('bob-http@example.test', ['developer']);
+  server = createHttpServer(rt);
+  base = `http://127.0.0.1:${(await listen(server, '127.0.0.1', 0)).port}`;
+});
+after(async () => {
+  await new Promise((resolve) => server.close(resolve));
+  await rt.close();
+});
+
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+const basic = (email: string, secret: string) => ({ authorization: `Basic ${Buffer.from(`${email}:${secret}`).toString('base64')}` });
+
+async function connect(path: string, headers: Record<string, string>) {
+  const transport = new StreamableHTTPClientTransport(new URL(`${base}${path}`), { requestInit: { headers } });
+  const client = new Client({ name: 'http-test', version: '1.0.0' });
+  await client.connect(transport);
+  return { client, transport, call: async (name: string, args: Record<string, unknown> = {}) => (await client.callTool({ name, arguments: args })) as CallToolResult };
+}
+
+async function rpc(path: string, headers: Record<string, string>, body: object) {
+  const response = await fetch(`${base}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-06-18', ...headers },
+    body: JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, headers: response.headers, text };
+}
+
+const initialize = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } };
+const whoamiCall = (id: number) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'whoami', arguments: {} } });
+
+test('the SDK client over Streamable HTTP, with Bearer and with Basic; /mcp/admin serves admin tools only', async () => {
+  for (const headers of [bearer(alice.token), basic(alice.email, password)]) {
+    const session = await connect('/mcp', headers);
+    const me = (await session.call('whoami')).structuredContent as { user: { id: string }; session_id: string };
+    assert.equal(me.user.id, alice.id);
+    assert.match(me.session_id, /^[0-9a-f-]{36}$/);
+    assert.equal(session.transport.sessionId, me.session_id, 'the MCP session is the session row');
+    assert.deepEqual((await session.client.listTools()).tools.map((t) => t.name).sort(), [...CORE_TOOLS, ...ADMIN_TOOLS].sort());
+    await session.client.close();
+  }
+  const adminOnly = await connect('/mcp/admin', bearer(alice.token));
+  assert.deepEqual((await adminOnly.client.listTools()).tools.map((t) => t.name).sort(), [...ADMIN_TOOLS].sort());
+  await adminOnly.client.close();
+});
+
+test('wrong password, unknown user, revoked token, disabled user: 401 before anything runs', async () => {
+  const carol = await person('carol-http@example.test', ['developer']);
+  const dave = await person('dave-http@example.test', ['developer']);
+  await rt.runner.run(ops.revokeUserToken, { kind: 'system', name: 'test' }, { user_id: carol.id, token_id: carol.tokenId });
+  await rt.runner.run(ops.deactivateUser, { kind: 'system', name: 'test' }, { user_id: dave.id });
+  for (const headers of [basic(alice.email, 'not the password'), basic('nobody@example.test', password), bearer(carol.token), basic(dave.email, password), {}]) {
+    const answer = await rpc('/mcp', headers, initialize);
+    assert.equal(answer.status, 401, JSON.stringify(headers).slice(0, 40));
+    assert.match(answer.headers.get('www-authenticate') ?? '', /Basic realm="mandate"/);
+  }
+});
+
+test("a session id replayed with another user's credentials, or with none, is 401 and nothing runs", async () => {
+  const init = await rpc('/mcp', bearer(alice.token), initialize);
+  assert.equal(init.status, 200, init.text);
+  const sessionId = init.headers.get('mcp-session-id')!;
+  assert.ok(sessionId);
+  const ok = await rpc('/mcp', { ...bearer(alice.token), 'mcp-session-id': sessionId }, whoamiCall(2));
+  assert.equal(ok.status, 200, ok.text);
+  const before = (await rt.auditRows()).length;
+  const asBob = await rpc('/mcp', { ...bearer(bob.token), 'mcp-session-id': sessionId }, whoamiCall(3));
+  assert.equal(asBob.status, 401);
+  const anonymous = await rpc('/mcp', { 'mcp-session-id': sessionId }, whoamiCall(4));
+  assert.equal(anonymous.status, 401);
+  const bobsBasic = await rpc('/mcp', { ...basic(bob.email, password), 'mcp-session-id': sessionId }, whoamiCall(5));
+  assert.equal(bobsBasic.status, 401);
+  const after = await rt.auditRows();
+  assert.equal(after.length, before, 'no operation ran, so nothing was audited');
+});
+
+test('a login happens once per session: one session row and one session_start, however many calls', async () => {
+  const session = await connect('/mcp/core', basic(bob.email, password));
+  for (let i = 0; i < 5; i++) assert.ok(!(await session.call('whoami')).isError);
+  const sessionId = session.transport.sessionId!;
+  const rows = await rt.db.orm.em.fork().execute<{ n: number }>('select count(*)::int as n from mcp_session where id = ?', [sessionId], 'get');
+  assert.equal(rows?.n, 1);
+  const starts = (await rt.auditRows()).filter((row) => row.operation === 'session_start' && row.session_id === sessionId);
+  assert.equal(starts.length, 1);
+  await session.client.close();
+});
+
+test('revocation, deactivation and ending the session stop a live HTTP session at its next request', async () => {
+  const erin = await person('erin-http@example.test', ['developer']);
+  const session = await connect('/mcp/core', bearer(erin.token));
+  assert.ok(!(await session.call('whoami')).isError);
+  await rt.runner.run(ops.revokeUserSessions, { kind: 'system', name: 'test' }, { user_id: erin.id });
+  await assert.rejects(session.call('whoami'), /404|not exist|ended/i);
+  const fresh = await connect('/mcp/core', bearer(erin.token));
+  assert.ok(!(await fresh.call('whoami')).isError);
+  await rt.runner.run(ops.revokeUserToken, { kind: 'system', name: 'test' }, { user_id: erin.id, token_id: erin.tokenId });
+  await assert.rejects(fresh.call('whoami'), /401|credentials/i);
+});
+
+test('DELETE ends the session; the id is then refused', async () => {
+  const init = await rpc('/mcp', bearer(bob.token), initialize);
+  const sessionId = init.headers.get('mcp-session-id')!;
+  const closed = await fetch(`${base}/mcp`, { method: 'DELETE', headers: { ...bearer(bob.token), 'mcp-session-id': sessionId } });
+  assert.equal(closed.status, 204);
+  assert.equal((await rpc('/mcp', { ...bearer(bob.token), 'mcp-session-id': sessionId }, whoamiCall(2))).status, 404);
+  assert.equal((await rpc('/mcp', bearer(bob.token), whoamiCall(3))).status, 400, 'no session and no initialize');
+  assert.equal((await fetch(`${base}/mcp/billing`, { headers: bearer(bob.token) })).status, 404);
+});
