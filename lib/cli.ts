@@ -79,7 +79,7 @@ const commands: Record<string, Command> = {
       if (port > 65535) throw new UsageError('--port must be at most 65535');
       const host = str(args, 'host') ?? io.config.http.host;
       const runtime = await openRuntime(io.config, { command: 'mandate serve' });
-      const server = createHttpServer(runtime);
+      const server = createHttpServer(runtime, io.config.http);
       const address = await listen(server, host, port).catch(async (error: Error) => {
         await runtime.close();
         throw new Error(`cannot listen on ${host}:${port}: ${error.message}`);

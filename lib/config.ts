@@ -13,6 +13,14 @@ const envSchema = z.object({
   MANDATE_ADMIN_EMAIL: z.string().optional(),
   MANDATE_ADMIN_PASSWORD: z.string().optional(),
   MANDATE_TOKEN: z.string().optional(),
+  // Remote mode: a stdio server with no database, forwarding every call to this Mandate.
+  MANDATE_URL: z.url({ protocol: /^https?$/, message: 'must be an http:// or https:// URL' }).optional(),
+  // HTTP: the API token used when a request carries no credentials at all (a deployment's
+  // service account), and a shared secret every /mcp and /api request must carry in X-MCP-Token.
+  MANDATE_SERVICE_TOKEN: z.string().min(1).optional(),
+  MANDATE_MCP_GUARD_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  // Behind a reverse proxy: take the client address from X-Forwarded-For (failed-login limits).
+  MANDATE_TRUST_PROXY: z.enum(['true', 'false']).default('false'),
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
 });
@@ -30,7 +38,9 @@ export interface Config {
   log: { level?: string; file?: string };
   admin: { email?: string; password?: string };
   token?: string;
-  http: { host: string; port: number };
+  /** Set: stdio servers forward every call to this Mandate's REST API instead of using a database. */
+  remoteUrl?: string;
+  http: { host: string; port: number; serviceToken?: string; guardToken?: string; trustProxy: boolean };
 }
 
 export class ConfigError extends Error {}
@@ -49,7 +59,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     log: { ...(e.MANDATE_LOG_LEVEL ? { level: e.MANDATE_LOG_LEVEL } : {}), ...(e.MANDATE_LOG_FILE ? { file: e.MANDATE_LOG_FILE } : {}) },
     admin: { email: e.MANDATE_ADMIN_EMAIL, password: e.MANDATE_ADMIN_PASSWORD },
     token: e.MANDATE_TOKEN,
-    http: { host: e.HOST, port: e.PORT },
+    ...(e.MANDATE_URL ? { remoteUrl: e.MANDATE_URL.replace(/\/+$/, '') } : {}),
+    http: {
+      host: e.HOST,
+      port: e.PORT,
+      ...(e.MANDATE_SERVICE_TOKEN ? { serviceToken: e.MANDATE_SERVICE_TOKEN } : {}),
+      ...(e.MANDATE_MCP_GUARD_TOKEN ? { guardToken: e.MANDATE_MCP_GUARD_TOKEN } : {}),
+      trustProxy: e.MANDATE_TRUST_PROXY === 'true',
+    },
   };
 }
 

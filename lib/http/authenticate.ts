@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { OpError } from '../errors.ts';
 import { authenticatePassword, authenticateToken } from '../identity/authenticate.ts';
@@ -8,6 +8,17 @@ import type { Runtime } from '../runtime.ts';
 import { LoginLimiter } from '../identity/login-limiter.ts';
 
 const VERIFIED_TTL_MS = 5 * 60_000;
+
+export interface HttpAuthOptions {
+  /** API token used for requests that carry no credentials at all. */
+  serviceToken?: string | undefined;
+  /** Shared secret every request must carry in X-MCP-Token. */
+  guardToken?: string | undefined;
+  /** Take the client address from X-Forwarded-For. */
+  trustProxy?: boolean | undefined;
+}
+
+const digest = (value: string) => createHash('sha256').update(value).digest();
 
 export type Credentials = { kind: 'bearer'; token: string } | { kind: 'basic'; email: string; password: string };
 
@@ -34,26 +45,47 @@ export function parseAuthorization(header: string | undefined): Credentials | nu
  */
 export class HttpAuthenticator {
   private readonly runtime: Runtime;
+  private readonly options: HttpAuthOptions;
   private readonly verified: EpochCache<UserCaller>;
   private readonly limiter: LoginLimiter;
+  private readonly guardDigest: Buffer | undefined;
 
-  constructor(runtime: Runtime) {
+  constructor(runtime: Runtime, options: HttpAuthOptions = {}) {
     this.runtime = runtime;
+    this.options = options;
     this.verified = new EpochCache(runtime.resolver.epoch);
     this.limiter = new LoginLimiter(runtime.db.orm);
+    this.guardDigest = options.guardToken ? digest(options.guardToken) : undefined;
+  }
+
+  /** The address failed logins are counted against. */
+  clientAddress(req: IncomingMessage): string {
+    const forwarded = this.options.trustProxy ? req.headers['x-forwarded-for'] : undefined;
+    const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim();
+    return first || req.socket.remoteAddress || 'unknown';
   }
 
   async authenticate(req: IncomingMessage): Promise<UserCaller> {
+    if (this.guardDigest) {
+      const given = req.headers['x-mcp-token'];
+      // Compared as digests, so the comparison takes the same time whatever the length.
+      if (typeof given !== 'string' || !timingSafeEqual(digest(given), this.guardDigest)) {
+        throw new OpError('unauthenticated', 'missing or wrong X-MCP-Token header');
+      }
+    }
     const credentials = parseAuthorization(req.headers.authorization);
-    if (!credentials) throw new OpError('unauthenticated', 'authentication required: send an API token (Bearer) or email and password (Basic)');
     const em = this.runtime.db.orm.em.fork();
+    if (!credentials) {
+      if (this.options.serviceToken) return authenticateToken(em, this.options.serviceToken);
+      throw new OpError('unauthenticated', 'authentication required: send an API token (Bearer) or email and password (Basic)');
+    }
     if (credentials.kind === 'bearer') return authenticateToken(em, credentials.token);
     const key = createHash('sha256').update(`${credentials.email.trim().toLowerCase()}\0${credentials.password}`).digest('hex');
     const generation = await this.runtime.resolver.epoch.sync(em);
     const now = new Date();
     const cached = this.verified.get(key, now);
     if (cached) return cached;
-    const ip = req.socket.remoteAddress ?? 'unknown';
+    const ip = this.clientAddress(req);
     await this.limiter.check(ip, credentials.email);
     let caller: UserCaller;
     try {

@@ -84,7 +84,7 @@ export class McpHttp {
           transport: 'http',
           servers: toolsets.map((t) => t.name),
           clientName: clientNameOf(body),
-          clientAddress: req.socket.remoteAddress,
+          clientAddress: this.auth.clientAddress(req),
         });
         bound = started.sessionId;
         res.setHeader(SESSION_HEADER, bound);

@@ -7,6 +7,11 @@ import type { Runtime } from '../runtime.ts';
 import type { HttpAuthenticator } from './authenticate.ts';
 import { readJsonBody, sendError, sendJson } from './respond.ts';
 
+/** A path segment that means "this field was not given". */
+export const ABSENT = '~';
+/** Carries a GET or DELETE call's exact input (base64url JSON), as the remote stdio client sends it. */
+export const INPUT_HEADER = 'x-mandate-input';
+
 interface Route {
   op: AnyOperation;
   method: HttpMethod;
@@ -58,6 +63,10 @@ export class RestApi {
   /** Handles the request if it is an /api route; false when it is not. */
   async handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
     if (!url.pathname.startsWith('/api/')) return false;
+    if (url.pathname === '/api/me/tools' && req.method === 'GET') {
+      await this.visibleTools(req, res);
+      return true;
+    }
     const matching = this.routes.filter((route) => route.pattern.test(url.pathname));
     if (matching.length === 0) {
       sendError(res, new OpError('not_found', `no route for ${req.method} ${url.pathname}`));
@@ -74,7 +83,7 @@ export class RestApi {
       const input = await this.input(route, req, url);
       const result = await this.runtime.runner.run(route.op, caller, input, {
         requestId: requestIdOf(req),
-        clientAddress: req.socket.remoteAddress,
+        clientAddress: this.auth.clientAddress(req),
       });
       if (result.ok) sendJson(res, 200, result.value);
       else sendError(res, result.error);
@@ -88,16 +97,50 @@ export class RestApi {
     return true;
   }
 
+  /** The operations the caller may see listed (remote stdio servers list tools from this). */
+  private async visibleTools(req: IncomingMessage, res: ServerResponse) {
+    try {
+      const caller = await this.auth.authenticate(req);
+      const held = await this.runtime.resolver.resolveAnywhere(this.runtime.db.orm.em.fork(), caller);
+      if (!held.live) throw new OpError('unauthenticated', 'invalid or expired credentials');
+      const names = this.routes.filter(({ op }) => op.permission === null || held.grants.has(op.permission)).map(({ op }) => op.name);
+      sendJson(res, 200, { tools: names });
+    } catch (error) {
+      sendError(res, error instanceof OpError ? error : new OpError('internal', 'internal error; the server log has the details'));
+    }
+  }
+
   private async input(route: Route, req: IncomingMessage, url: URL): Promise<Record<string, unknown>> {
     const values = route.pattern.exec(url.pathname)!.slice(1);
-    const fromPath = Object.fromEntries(route.params.map((name, i) => [name, decodeURIComponent(values[i]!)]));
-    const rest = route.method === 'GET' || route.method === 'DELETE' ? fromQuery(route.op, url.searchParams) : await readJsonBody(req);
-    for (const name of route.params) {
+    const fromPath: Record<string, string> = {};
+    route.params.forEach((name, i) => {
+      // "~" stands for "not given" (the remote client's way to pass a missing or non-text value
+      // in the body or X-Mandate-Input instead, so validation sees exactly what the tool got).
+      if (values[i] !== ABSENT) fromPath[name] = decodeURIComponent(values[i]!);
+    });
+    const rest = route.method === 'GET' || route.method === 'DELETE' ? this.queryInput(route.op, req, url) : await readJsonBody(req);
+    for (const name of Object.keys(fromPath)) {
       if (name in rest && rest[name] !== fromPath[name]) {
         throw new OpError('invalid_input', `${name}: given in the path; leave it out of the request`, { field: name });
       }
     }
     return { ...rest, ...fromPath };
+  }
+
+  /** GET and DELETE: typed query parameters, or the exact input as JSON in X-Mandate-Input. */
+  private queryInput(op: AnyOperation, req: IncomingMessage, url: URL): Record<string, unknown> {
+    const header = req.headers[INPUT_HEADER];
+    if (typeof header !== 'string') return fromQuery(op, url.searchParams);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(Buffer.from(header, 'base64url').toString('utf8'));
+    } catch {
+      throw new OpError('invalid_input', `${INPUT_HEADER} must be base64url of a JSON object`, { field: INPUT_HEADER });
+    }
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+      throw new OpError('invalid_input', `${INPUT_HEADER} must be base64url of a JSON object`, { field: INPUT_HEADER });
+    }
+    return parsed as Record<string, unknown>;
   }
 }
 

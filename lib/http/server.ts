@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Runtime } from '../runtime.ts';
 import { VERSION } from '../version.ts';
 import { OPERATIONS } from '../ops/index.ts';
-import { HttpAuthenticator } from './authenticate.ts';
+import { HttpAuthenticator, type HttpAuthOptions } from './authenticate.ts';
 import { RestApi } from './rest.ts';
 import { McpHttp } from './mcp.ts';
 import { SERVERS } from '../../servers/index.ts';
@@ -12,8 +12,8 @@ import { sendJson } from './respond.ts';
 // The HTTP face: /health, /ready, /api/... (one REST route per operation) and /mcp (/mcp/core,
 // /mcp/admin, /mcp/pm: one server each; /mcp: all of them, listed by the caller's permissions).
 
-export function createHttpServer(runtime: Runtime): Server {
-  const auth = new HttpAuthenticator(runtime);
+export function createHttpServer(runtime: Runtime, options: HttpAuthOptions = {}): Server {
+  const auth = new HttpAuthenticator(runtime, options);
   const rest = new RestApi(runtime, auth, Object.values(OPERATIONS));
   const mcp = new McpHttp(runtime, auth, SERVERS);
   return createServer((req, res) => {

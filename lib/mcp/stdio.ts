@@ -8,6 +8,7 @@ import type { UserCaller } from '../identity/caller.ts';
 import { endSession, nameSessionClient, startSession } from '../identity/sessions.ts';
 import { openRuntime, type Runtime } from '../runtime.ts';
 import { localBackend, type ToolBackend } from './backend.ts';
+import { RemoteBackend } from './remote.ts';
 import { createMcpServer } from './server.ts';
 import type { Toolset } from './toolset.ts';
 
@@ -53,6 +54,7 @@ export async function serveStdio(options: StdioOptions): Promise<void> {
     if (!config.token) {
       throw new StartupError('MANDATE_TOKEN is not set; give the server an API token (mandate token create, or create_my_token)', 2);
     }
+    if (config.remoteUrl) return trackCalls(await connectRemote(config.remoteUrl, config.token), inFlight);
     runtime = await openRuntime(config, { command: label, defaultLogLevel: 'warn' });
     const caller = await authenticate(runtime, config.token);
     const bound = await startSession(runtime.db.orm.em.fork(), caller, { transport: 'stdio', servers: options.toolsets.map((t) => t.name) });
@@ -103,7 +105,8 @@ export async function serveStdio(options: StdioOptions): Promise<void> {
 
 function trackCalls(backend: ToolBackend, inFlight: Set<Promise<unknown>>): ToolBackend {
   return {
-    ...backend,
+    visible: (operations) => backend.visible(operations),
+    refuse: (op, args, error) => backend.refuse(op, args, error),
     call(op, args) {
       const running = backend.call(op, args);
       inFlight.add(running);
@@ -111,6 +114,20 @@ function trackCalls(backend: ToolBackend, inFlight: Set<Promise<unknown>>): Tool
       return running;
     },
   };
+}
+
+/** Remote mode (MANDATE_URL): no database here; the token is checked by the server at start. */
+async function connectRemote(url: string, token: string): Promise<ToolBackend> {
+  const remote = new RemoteBackend(url, token);
+  try {
+    await remote.whoami();
+  } catch (error) {
+    if (!(error instanceof OpError)) throw error;
+    throw new StartupError(
+      error.code === 'unauthenticated' ? `MANDATE_TOKEN was refused by ${url}: ${error.message}` : error.message,
+    );
+  }
+  return remote;
 }
 
 async function authenticate(runtime: Runtime, token: string): Promise<UserCaller> {

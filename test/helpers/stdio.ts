@@ -10,7 +10,8 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { loadConfig } from '../../lib/config.ts';
 import { createLogger } from '../../lib/log.ts';
 import { openRuntime, type Runtime } from '../../lib/runtime.ts';
-import { createPostgresDatabase, keepArtifact, recordSecret, TEST_DB } from './db.ts';
+import { createPostgresDatabase, keepArtifact, recordSecret, TEST_DB, testRuntime } from './db.ts';
+import { createHttpServer, listen } from '../../lib/http/server.ts';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const ENTRYPOINT = join(ROOT, 'entrypoint.sh');
@@ -23,7 +24,31 @@ export interface ProcessDatabase {
   env: Record<string, string>;
   /** Opens a runtime on it in this process, runs `fn`, closes it (embedded: frees it for a server). */
   use<T>(fn: (runtime: Runtime) => Promise<T>): Promise<T>;
-  dispose(): void;
+  dispose(): void | Promise<void>;
+}
+
+export type StdioMode = 'local' | 'remote';
+export const STDIO_MODES: StdioMode[] = ['local', 'remote'];
+
+/**
+ * Where stdio servers under test get their data. local: a database they open themselves.
+ * remote: a Mandate HTTP server in this process (on a fresh database), reached through
+ * MANDATE_URL; the server processes get no database settings at all.
+ */
+export async function stdioBackend(mode: StdioMode): Promise<ProcessDatabase> {
+  if (mode === 'local') return processDatabase();
+  const runtime = await testRuntime();
+  const server = createHttpServer(runtime);
+  const { port } = await listen(server, '127.0.0.1', 0);
+  return {
+    env: { MANDATE_URL: `http://127.0.0.1:${port}`, MANDATE_LOG_LEVEL: 'info' },
+    use: (fn) => fn(runtime),
+    async dispose() {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      await runtime.close();
+    },
+  };
 }
 
 export async function processDatabase(): Promise<ProcessDatabase> {
