@@ -1,23 +1,15 @@
-import { after, before, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { z } from 'zod';
 import type { Runtime } from '../lib/runtime.ts';
 import { OPERATIONS } from '../lib/ops/index.ts';
 import { peopleForRoles } from './helpers/people.ts';
-import { ok, processDatabase, startServer, type ProcessDatabase } from './helpers/stdio.ts';
+import { ok, startServer, stdioBackend, STDIO_MODES, type ProcessDatabase, type StdioMode } from './helpers/stdio.ts';
 
 // Every tool, called over a real stdio process with inputs generated from its own zod schema to
 // be invalid: each answer must be a tool error naming the field, the process must survive, and
-// nothing may change in the database.
-
-let db: ProcessDatabase;
-let adminToken: string;
-before(async () => {
-  db = await processDatabase();
-  adminToken = (await db.use((runtime) => peopleForRoles(runtime))).admin.token;
-});
-after(() => db.dispose());
+// nothing may change in the database. In both modes: local database, and remote (MANDATE_URL).
 
 // Rows the call path legitimately touches: audit events (invalid calls are audited), the server's
 // own session row (its end bumps the access epoch), and a token's last-used time.
@@ -54,52 +46,64 @@ function shapeOf(schema: z.ZodType): Record<string, z.ZodType> {
 
 const jsonValue = fc.jsonValue({ maxDepth: 2 });
 
-test('generated invalid inputs to every tool: a tool error naming the field, the process survives, the database is unchanged', async () => {
-  const before = await db.use(digest);
-  const server = await startServer(['bin/mandate.js', 'stdio', '--role', 'admin'], db.env, adminToken);
-  let calls = 0;
-  try {
-    const tools = await server.toolNames();
-    assert.ok(tools.length >= 38);
-    for (const name of tools) {
-      const op = OPERATIONS[name]!;
-      const shape = shapeOf(op.input);
-      const expectField = async (input: Record<string, unknown>, field: string) => {
-        const result = await server.call(name, input);
-        calls++;
-        assert.equal(result.isError, true, `${name}(${JSON.stringify(input)}) must fail`);
-        const error = (result.structuredContent as { error: { code: string; message: string; issues?: { field: string }[] } }).error;
-        assert.equal(error.code, 'invalid_input', `${name}: ${error.message}`);
-        const fields = (error.issues ?? []).map((issue) => issue.field);
-        assert.ok(fields.some((f) => f === field || f.startsWith(`${field}.`)), `${name}: issues ${fields.join(', ')} should name ${field}`);
-        assert.ok(error.message.includes(field), `${name}: the message names ${field}`);
-      };
+for (const mode of STDIO_MODES) describe(`${mode} stdio server`, () => suite(mode));
 
-      // A property with a value its own schema rejects.
-      for (const [key, schema] of Object.entries(shape)) {
+function suite(mode: StdioMode) {
+  let db: ProcessDatabase;
+  let adminToken: string;
+  before(async () => {
+    db = await stdioBackend(mode);
+    adminToken = (await db.use((runtime) => peopleForRoles(runtime))).admin.token;
+  });
+  after(() => db.dispose());
+
+  test('generated invalid inputs to every tool: a tool error naming the field, the process survives, the database is unchanged', async () => {
+    const before = await db.use(digest);
+    const server = await startServer(['bin/mandate.js', 'stdio', '--role', 'admin'], db.env, adminToken);
+    let calls = 0;
+    try {
+      const tools = await server.toolNames();
+      assert.ok(tools.length >= 38);
+      for (const name of tools) {
+        const op = OPERATIONS[name]!;
+        const shape = shapeOf(op.input);
+        const expectField = async (input: Record<string, unknown>, field: string) => {
+          const result = await server.call(name, input);
+          calls++;
+          assert.equal(result.isError, true, `${name}(${JSON.stringify(input)}) must fail`);
+          const error = (result.structuredContent as { error: { code: string; message: string; issues?: { field: string }[] } }).error;
+          assert.equal(error.code, 'invalid_input', `${name}: ${error.message}`);
+          const fields = (error.issues ?? []).map((issue) => issue.field);
+          assert.ok(fields.some((f) => f === field || f.startsWith(`${field}.`)), `${name}: issues ${fields.join(', ')} should name ${field}`);
+          assert.ok(error.message.includes(field), `${name}: the message names ${field}`);
+        };
+
+        // A property with a value its own schema rejects.
+        for (const [key, schema] of Object.entries(shape)) {
+          await fc.assert(
+            fc.asyncProperty(jsonValue.filter((value) => !schema.safeParse(value).success && value !== undefined), async (value) => {
+              await expectField({ [key]: value }, key);
+            }),
+            { numRuns: 4 },
+          );
+        }
+        // A property the tool does not take.
         await fc.assert(
-          fc.asyncProperty(jsonValue.filter((value) => !schema.safeParse(value).success && value !== undefined), async (value) => {
+          fc.asyncProperty(fc.stringMatching(/^[a-z][a-z_]{2,12}$/).filter((key) => !(key in shape)), jsonValue, async (key, value) => {
             await expectField({ [key]: value }, key);
           }),
-          { numRuns: 4 },
+          { numRuns: 2 },
         );
+        // A required property left out.
+        for (const [key, schema] of Object.entries(shape)) {
+          if (!schema.safeParse(undefined).success) await expectField({}, key);
+        }
       }
-      // A property the tool does not take.
-      await fc.assert(
-        fc.asyncProperty(fc.stringMatching(/^[a-z][a-z_]{2,12}$/).filter((key) => !(key in shape)), jsonValue, async (key, value) => {
-          await expectField({ [key]: value }, key);
-        }),
-        { numRuns: 2 },
-      );
-      // A required property left out.
-      for (const [key, schema] of Object.entries(shape)) {
-        if (!schema.safeParse(undefined).success) await expectField({}, key);
-      }
+      assert.equal(ok<{ status: string }>(await server.call('health')).status, 'ok', 'the server survived');
+    } finally {
+      await server.close();
     }
-    assert.equal(ok<{ status: string }>(await server.call('health')).status, 'ok', 'the server survived');
-  } finally {
-    await server.close();
-  }
-  assert.ok(calls > 150, `made ${calls} invalid calls`);
-  assert.deepEqual(await db.use(digest), before, 'the database is unchanged');
-});
+    assert.ok(calls > 150, `made ${calls} invalid calls`);
+    assert.deepEqual(await db.use(digest), before, 'the database is unchanged');
+  });
+}
