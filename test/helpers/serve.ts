@@ -1,0 +1,43 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { keepArtifact } from './db.ts';
+import { ROOT } from './stdio.ts';
+
+export interface ServeProcess {
+  url: string;
+  logs(): string;
+  stop(): Promise<void>;
+}
+
+/** Starts `mandate serve` on a free port and waits until it listens. */
+export async function startServe(env: Record<string, string>): Promise<ServeProcess> {
+  const child: ChildProcess = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', 'bin/mandate.js', 'serve', '--port', '0'], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let logs = '';
+  child.stdout!.on('data', (d) => (logs += d));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`mandate serve did not start:\n${logs}`)), 30_000);
+    createInterface({ input: child.stderr! }).on('line', (line) => {
+      logs += `${line}\n`;
+      const match = /listening on (http:\/\/[\d.]+:\d+)/.exec(line);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]!);
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`mandate serve exited with ${code}:\n${logs}`)));
+  });
+  return {
+    url,
+    logs: () => logs,
+    async stop() {
+      const exited = new Promise((resolve) => child.on('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+      keepArtifact('serve', logs);
+    },
+  };
+}
