@@ -34,6 +34,7 @@ before(async () => {
   base = `http://127.0.0.1:${(await listen(server, '127.0.0.1', 0)).port}`;
 });
 after(async () => {
+  server.closeAllConnections();
   await new Promise((resolve) => server.close(resolve));
   await rt.close();
 });
@@ -137,4 +138,27 @@ test('DELETE ends the session; the id is then refused', async () => {
   assert.equal((await rpc('/mcp', { ...bearer(bob.token), 'mcp-session-id': sessionId }, whoamiCall(2))).status, 404);
   assert.equal((await rpc('/mcp', bearer(bob.token), whoamiCall(3))).status, 400, 'no session and no initialize');
   assert.equal((await fetch(`${base}/mcp/billing`, { headers: bearer(bob.token) })).status, 404);
+});
+
+test('deployment options: a service account answers requests without credentials; the X-MCP-Token guard is required when set', async () => {
+  const service = await person('service-http@example.test', ['viewer']);
+  const guard = recordSecret('a-shared-guard-secret-1234');
+  const guarded = createHttpServer(rt, { serviceToken: service.token, guardToken: guard });
+  const url = `http://127.0.0.1:${(await listen(guarded, '127.0.0.1', 0)).port}`;
+  try {
+    const get = (headers: Record<string, string>) => fetch(`${url}/api/me`, { headers }).then(async (r) => ({ status: r.status, body: (await r.json()) as { user?: { id: string }; error?: { message: string } } }));
+    const noGuard = await get({});
+    assert.equal(noGuard.status, 401);
+    assert.match(noGuard.body.error!.message, /X-MCP-Token/);
+    assert.equal((await get({ 'x-mcp-token': 'a-shared-guard-secret-1235' })).status, 401, 'a near miss is a miss');
+    const asService = await get({ 'x-mcp-token': guard });
+    assert.equal(asService.status, 200);
+    assert.equal(asService.body.user!.id, service.id, 'no credentials: the service account');
+    const asAlice = await get({ 'x-mcp-token': guard, ...bearer(alice.token) });
+    assert.equal(asAlice.body.user!.id, alice.id, 'credentials, when sent, always win');
+    assert.equal((await get({ 'x-mcp-token': guard, ...basic(alice.email, 'wrong password') })).status, 401, 'bad credentials never fall back to the service account');
+  } finally {
+    guarded.closeAllConnections();
+    await new Promise((resolve) => guarded.close(resolve));
+  }
 });

@@ -30,6 +30,7 @@ before(async () => {
   base = `http://127.0.0.1:${address.port}`;
 });
 after(async () => {
+  server.closeAllConnections();
   await new Promise((resolve) => server.close(resolve));
   await rt.close();
 });
