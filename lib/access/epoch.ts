@@ -8,6 +8,9 @@ import type { Em } from '../db/orm.ts';
 export class AccessEpoch {
   private seen: number | undefined;
   private readonly caches = new Set<{ clear(): void }>();
+  /** When the newest completed read was sent (performance.now()). */
+  private lastReadStarted = Number.NEGATIVE_INFINITY;
+  private inflight: { started: number; done: Promise<number> } | undefined;
 
   /** Bumped each time a moved epoch clears the caches; a result computed before that is dropped. */
   generation = 0;
@@ -16,12 +19,34 @@ export class AccessEpoch {
     this.caches.add(cache);
   }
 
-  async sync(em: Em): Promise<number> {
+  /**
+   * Makes sure every change committed before `notBefore` (a performance.now() time, by default
+   * now) is seen. A read sent at or after that time answers for it, so the several checks of one
+   * request or tool call, and concurrent requests, share one read without ever missing a change
+   * committed before they began.
+   */
+  async sync(em: Em, notBefore: number = performance.now()): Promise<number> {
+    if (this.lastReadStarted >= notBefore) return this.generation;
+    if (this.inflight && this.inflight.started >= notBefore) return this.inflight.done;
+    const started = performance.now();
+    const done = this.read(em, started);
+    this.inflight = { started, done };
+    void done.finally(() => {
+      if (this.inflight?.done === done) this.inflight = undefined;
+    }).catch(() => undefined);
+    return done;
+  }
+
+  private async read(em: Em, started: number): Promise<number> {
     const row = await em.execute<{ version: string | number }>(
       'select "version" from "access_epoch" where "id" = 1',
       [],
       'get',
     );
+    // A read that finishes after a newer one changes nothing. Any difference otherwise counts (not
+    // only a larger version): a read inside a transaction that rolled back saw a version that never was.
+    if (started < this.lastReadStarted) return this.generation;
+    this.lastReadStarted = started;
     const version = Number(row?.version ?? 0);
     if (version !== this.seen) {
       this.seen = version;

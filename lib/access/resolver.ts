@@ -104,21 +104,25 @@ export class PermissionResolver {
   }
 
   /** Resolves for a user, through one of its tokens when `tokenId` is set. */
-  async resolve(em: Em, caller: Subject, projectId: string | null = null): Promise<EffectivePermissions> {
-    return this.resolveFor(em, caller, projectId);
+  async resolve(em: Em, caller: Subject, projectId: string | null = null, notBefore?: number): Promise<EffectivePermissions> {
+    return this.resolveFor(em, caller, projectId, notBefore);
   }
 
   /**
    * What the caller holds globally or in any project: what tool lists show. Never use it to
    * authorise a call; that is `resolve` for the project in question.
    */
-  async resolveAnywhere(em: Em, caller: Subject): Promise<EffectivePermissions> {
-    return this.resolveFor(em, caller, ANY_PROJECT);
+  async resolveAnywhere(em: Em, caller: Subject, notBefore?: number): Promise<EffectivePermissions> {
+    return this.resolveFor(em, caller, ANY_PROJECT, notBefore);
   }
 
-  private async resolveFor(em: Em, caller: Subject, projectId: string | null | typeof ANY_PROJECT): Promise<EffectivePermissions> {
-    const generation = await this.epoch.sync(em);
+  // notBefore: see AccessEpoch.sync; a call passes the time it began, so its checks share one read.
+  private async resolveFor(em: Em, caller: Subject, projectId: string | null | typeof ANY_PROJECT, notBefore?: number): Promise<EffectivePermissions> {
     const now = this.now();
+    // Inside a transaction the answer may rest on its own uncommitted changes: computed afresh,
+    // never cached, and the shared epoch state is left alone.
+    if (em.isInTransaction()) return (await this.load(em, caller, projectId, now)).result;
+    const generation = await this.epoch.sync(em, notBefore);
     const projectKey = projectId === ANY_PROJECT ? '*' : (projectId ?? '');
     const key = `${caller.userId}|${caller.tokenId ?? ''}|${caller.sessionId ?? ''}|${projectKey}`;
     const cached = this.cache.get(key, now);

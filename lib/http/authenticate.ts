@@ -1,13 +1,15 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { OpError } from '../errors.ts';
-import { authenticatePassword, authenticateToken } from '../identity/authenticate.ts';
+import { authenticatePassword, verifyToken } from '../identity/authenticate.ts';
+import type { Em } from '../db/orm.ts';
 import type { UserCaller } from '../identity/caller.ts';
 import { EpochCache } from '../access/epoch.ts';
 import type { Runtime } from '../runtime.ts';
 import { LoginLimiter } from '../identity/login-limiter.ts';
 
 const VERIFIED_TTL_MS = 5 * 60_000;
+const TOKEN_TTL_MS = 60_000;
 
 export interface HttpAuthOptions {
   /** API token used for requests that carry no credentials at all. */
@@ -38,10 +40,11 @@ export function parseAuthorization(header: string | undefined): Credentials | nu
 }
 
 /**
- * Authenticates HTTP requests. API tokens are looked up by hash on every request (one indexed
- * read). A password pays its argon2 verify once; the verified result is then reused while the
- * access epoch stands still (any change to the user — password, deactivation — moves it, on every
- * instance) and for at most five minutes. The cache key is a hash, never the password itself.
+ * Authenticates HTTP requests. A password pays its argon2 verify once, a token its lookup once a
+ * minute; the verified result is then reused while the access epoch stands still (any change to
+ * the user — password, deactivation — or a token revocation moves it, on every instance), for at
+ * most five minutes (a token: one, and never past its expiry). Cache keys are hashes, never the
+ * secrets themselves.
  */
 export class HttpAuthenticator {
   private readonly runtime: Runtime;
@@ -65,7 +68,8 @@ export class HttpAuthenticator {
     return first || req.socket.remoteAddress || 'unknown';
   }
 
-  async authenticate(req: IncomingMessage): Promise<UserCaller> {
+  /** `arrived`: performance.now() when the request came in (see AccessEpoch.sync). */
+  async authenticate(req: IncomingMessage, arrived: number = performance.now()): Promise<UserCaller> {
     if (this.guardDigest) {
       const given = req.headers['x-mcp-token'];
       // Compared as digests, so the comparison takes the same time whatever the length.
@@ -76,12 +80,12 @@ export class HttpAuthenticator {
     const credentials = parseAuthorization(req.headers.authorization);
     const em = this.runtime.db.orm.em.fork();
     if (!credentials) {
-      if (this.options.serviceToken) return authenticateToken(em, this.options.serviceToken);
+      if (this.options.serviceToken) return this.bearer(em, this.options.serviceToken, arrived);
       throw new OpError('unauthenticated', 'authentication required: send an API token (Bearer) or email and password (Basic)');
     }
-    if (credentials.kind === 'bearer') return authenticateToken(em, credentials.token);
-    const key = createHash('sha256').update(`${credentials.email.trim().toLowerCase()}\0${credentials.password}`).digest('hex');
-    const generation = await this.runtime.resolver.epoch.sync(em);
+    if (credentials.kind === 'bearer') return this.bearer(em, credentials.token, arrived);
+    const key = createHash('sha256').update(`basic\0${credentials.email.trim().toLowerCase()}\0${credentials.password}`).digest('hex');
+    const generation = await this.runtime.resolver.epoch.sync(em, arrived);
     const now = new Date();
     const cached = this.verified.get(key, now);
     if (cached) return cached;
@@ -95,6 +99,20 @@ export class HttpAuthenticator {
       throw error;
     }
     this.verified.set(key, caller, generation, new Date(now.getTime() + VERIFIED_TTL_MS));
+    return caller;
+  }
+
+  // A token is looked up once a minute at most (which also keeps its last-used time), and not
+  // past its expiry; a revocation moves the access epoch and drops it at once.
+  private async bearer(em: Em, token: string, arrived: number): Promise<UserCaller> {
+    const key = createHash('sha256').update(`bearer\0${token}`).digest('hex');
+    const generation = await this.runtime.resolver.epoch.sync(em, arrived);
+    const now = new Date();
+    const cached = this.verified.get(key, now);
+    if (cached) return cached;
+    const { caller, expiresAt } = await verifyToken(em, token, now);
+    const ttl = new Date(now.getTime() + TOKEN_TTL_MS);
+    this.verified.set(key, caller, generation, expiresAt && expiresAt < ttl ? expiresAt : ttl);
     return caller;
   }
 }

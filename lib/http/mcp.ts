@@ -58,8 +58,9 @@ export class McpHttp {
   async handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
     const toolsets = this.toolsetsByPath.get(url.pathname.replace(/\/$/, ''));
     if (!toolsets) return false;
+    const arrived = performance.now();
     try {
-      const caller = await this.auth.authenticate(req);
+      const caller = await this.auth.authenticate(req, arrived);
       const sessionId = req.headers[SESSION_HEADER];
       if (req.method === 'GET') {
         // No server-initiated stream: the protocol lets a server answer 405 here.
@@ -67,7 +68,7 @@ export class McpHttp {
         return true;
       }
       if (req.method === 'DELETE') {
-        const bound = await this.boundSession(caller, sessionId);
+        const bound = await this.boundSession(caller, sessionId, arrived);
         await endSession(this.runtime.db.orm.em.fork(), bound, 'closed by the client');
         res.writeHead(204).end();
         return true;
@@ -89,9 +90,9 @@ export class McpHttp {
         bound = started.sessionId;
         res.setHeader(SESSION_HEADER, bound);
       } else {
-        bound = await this.boundSession(caller, sessionId);
+        bound = await this.boundSession(caller, sessionId, arrived);
       }
-      await this.serve(req, res, body, toolsets, { ...caller, sessionId: bound });
+      await this.serve(req, res, body, toolsets, { ...caller, sessionId: bound }, { startedAt: arrived, clientAddress: this.auth.clientAddress(req) });
     } catch (error) {
       if (error instanceof OpError) sendError(res, error);
       else {
@@ -103,10 +104,10 @@ export class McpHttp {
   }
 
   /** The session the request names, which must be live and the caller's own. */
-  private async boundSession(caller: UserCaller, header: string | string[] | undefined): Promise<string> {
+  private async boundSession(caller: UserCaller, header: string | string[] | undefined, arrived: number): Promise<string> {
     const id = typeof header === 'string' ? header : undefined;
     if (!id) throw new OpError('invalid_input', `${SESSION_HEADER} is missing`, { field: SESSION_HEADER });
-    const row = UUID.test(id) ? await this.sessionRow(id) : null;
+    const row = UUID.test(id) ? await this.sessionRow(id, arrived) : null;
     // Unknown or ended: 404 tells a client to initialise a new session.
     if (!row || row.ended) throw new OpError('not_found', 'this MCP session does not exist or has ended; initialize a new one');
     if (row.userId !== caller.userId) {
@@ -116,9 +117,9 @@ export class McpHttp {
     return id;
   }
 
-  private async sessionRow(id: string): Promise<SessionRow | null> {
+  private async sessionRow(id: string, arrived: number): Promise<SessionRow | null> {
     const em = this.runtime.db.orm.em.fork();
-    const generation = await this.runtime.resolver.epoch.sync(em);
+    const generation = await this.runtime.resolver.epoch.sync(em, arrived);
     const now = new Date();
     const cached = this.sessions.get(id, now);
     if (cached) return cached;
@@ -129,8 +130,15 @@ export class McpHttp {
     return row;
   }
 
-  private async serve(req: IncomingMessage, res: ServerResponse, body: unknown, toolsets: Toolset[], caller: UserCaller & { sessionId: string }) {
-    const server = createMcpServer({ toolsets, backend: localBackend(this.runtime, caller) });
+  private async serve(
+    req: IncomingMessage,
+    res: ServerResponse,
+    body: unknown,
+    toolsets: Toolset[],
+    caller: UserCaller & { sessionId: string },
+    request: { startedAt: number; clientAddress: string },
+  ) {
+    const server = createMcpServer({ toolsets, backend: localBackend(this.runtime, caller, request) });
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     res.on('close', () => {
       void transport.close();

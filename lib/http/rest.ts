@@ -78,10 +78,12 @@ export class RestApi {
       sendJson(res, 405, { error: { code: 'method_not_allowed', message: `${url.pathname} takes ${allow}` } }, { allow });
       return true;
     }
+    const arrived = performance.now();
     try {
-      const caller = await this.auth.authenticate(req);
+      const caller = await this.auth.authenticate(req, arrived);
       const input = await this.input(route, req, url);
       const result = await this.runtime.runner.run(route.op, caller, input, {
+        startedAt: arrived,
         requestId: requestIdOf(req),
         clientAddress: this.auth.clientAddress(req),
       });

@@ -23,6 +23,11 @@ const rejected = () => new OpError('unauthenticated', 'invalid or expired creden
 const LAST_USED_RESOLUTION_MS = 60_000;
 
 export async function authenticateToken(em: Em, raw: string, now = new Date()): Promise<UserCaller> {
+  return (await verifyToken(em, raw, now)).caller;
+}
+
+/** The caller an API token authenticates, and until when the token is valid. */
+export async function verifyToken(em: Em, raw: string, now = new Date()): Promise<{ caller: UserCaller; expiresAt: Date | null }> {
   if (!looksLikeApiToken(raw)) throw rejected();
   const row = await em.execute<TokenRow>(
     `select t.id as token_id, u.id as user_id, u.name, u.email, u.type, u.active, t.expires_at, t.revoked_at, t.last_used_at
@@ -37,7 +42,10 @@ export async function authenticateToken(em: Em, raw: string, now = new Date()): 
   if (now.getTime() - lastUsed >= LAST_USED_RESOLUTION_MS) {
     await em.execute('update api_token set last_used_at = ? where id = ?', [now, row.token_id], 'run');
   }
-  return { kind: 'user', userId: row.user_id, name: row.name, email: row.email, type: row.type, tokenId: row.token_id };
+  return {
+    caller: { kind: 'user', userId: row.user_id, name: row.name, email: row.email, type: row.type, tokenId: row.token_id },
+    expiresAt: row.expires_at ? new Date(row.expires_at) : null,
+  };
 }
 
 export async function authenticatePassword(em: Em, email: string, password: string): Promise<UserCaller> {

@@ -17,19 +17,19 @@ export interface ToolBackend {
 }
 
 /** Runs tools in this process as `caller` (bound to its session, when it has one). */
-export function localBackend(runtime: Runtime, caller: Caller): ToolBackend {
+export function localBackend(runtime: Runtime, caller: Caller, request: { startedAt?: number; clientAddress?: string } = {}): ToolBackend {
   return {
     async visible(operations) {
       if (caller.kind !== 'user') return [...operations];
-      const held = await runtime.resolver.resolveAnywhere(runtime.db.orm.em.fork(), caller);
+      const held = await runtime.resolver.resolveAnywhere(runtime.db.orm.em.fork(), caller, request.startedAt);
       if (!held.live) return [];
       return operations.filter((op) => op.permission === null || held.grants.has(op.permission));
     },
     call(op, args) {
-      return runtime.runner.run(op, caller, args);
+      return runtime.runner.run(op, caller, args, request);
     },
     refuse(op, args, error) {
-      return runtime.runner.refuse(op, caller, args, error);
+      return runtime.runner.refuse(op, caller, args, error, request);
     },
   };
 }

@@ -16,6 +16,8 @@ import { redact, scrubText, secretValues } from './redact.ts';
 import type { z } from 'zod';
 
 export interface RunMeta {
+  /** performance.now() when the request arrived: every change committed before it is seen. */
+  startedAt?: number;
   requestId?: string;
   sessionId?: string;
   clientAddress?: string;
@@ -60,7 +62,7 @@ export class OperationRunner {
     rawInput: unknown,
     meta: RunMeta = {},
   ): Promise<RunResult<Output>> {
-    const started = performance.now();
+    const started = meta.startedAt ?? performance.now();
     const requestId = meta.requestId ?? randomUUID();
     const em = this.deps.orm.em.fork();
     const audit = pendingAudit(op, caller, rawInput, { ...meta, requestId });
@@ -86,7 +88,7 @@ export class OperationRunner {
       const now = this.now();
       const projectId = audit.projectKey ? (await findProject(em, audit.projectKey)).id : null;
       if (caller.kind === 'user') {
-        const effective = await this.deps.resolver.resolve(em, caller, projectId);
+        const effective = await this.deps.resolver.resolve(em, caller, projectId, started);
         if (op.permission) {
           audit.via = requirePermission(effective, op.permission, { operation: op.name, projectKey: audit.projectKey });
         } else {
@@ -134,6 +136,7 @@ export class OperationRunner {
       via: audit.via ?? null,
       require: async (permission: Permission, projectId: string | null = null, projectKey?: string) => {
         if (caller.kind !== 'user') return;
+        // Inside the operation's transaction: resolved afresh from what the transaction sees.
         const effective = await this.deps.resolver.resolve(tx, caller, projectId);
         requirePermission(effective, permission, { operation, projectKey });
       },
