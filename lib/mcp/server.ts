@@ -1,4 +1,5 @@
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
 import { CallToolRequestSchema, ListToolsRequestSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { OpError, type ErrorBody } from '../errors.ts';
 import { OPERATIONS } from '../ops/index.ts';
@@ -21,6 +22,10 @@ export interface McpServerOptions {
  * SDK's low-level Server: tools are listed per request from the caller's current permissions, and
  * every call goes through the backend, whose guard and audit are the law.
  */
+// The SDK builds a new Ajv instance for every Server unless given one; servers are made per
+// session or per request here, so they share one (it is only used for elicitation schemas).
+let sharedValidator: AjvJsonSchemaValidator | undefined;
+
 export function createMcpServer(options: McpServerOptions): Server {
   const operations = composeOperations(options.toolsets, options.readOnly ?? false);
   const served = new Map(operations.map((op) => [op.name, op]));
@@ -32,6 +37,7 @@ export function createMcpServer(options: McpServerOptions): Server {
     {
       capabilities: { tools: { listChanged: false } },
       instructions: options.toolsets.map((t) => t.instructions).join('\n'),
+      jsonSchemaValidator: (sharedValidator ??= new AjvJsonSchemaValidator()),
     },
   );
 
