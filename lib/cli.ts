@@ -1,14 +1,12 @@
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { parseArgs } from 'node:util';
 import { text } from 'node:stream/consumers';
-import { ConfigError, describeDatabase, loadConfig, type Config } from './config.ts';
+import { ConfigError, describeDatabase, loadConfig } from './config.ts';
 import { EmbeddedDatabaseBusyError } from './db/embedded-lock.ts';
 import { Role, RoleAssignment, User } from './db/entities/index.ts';
 import { OpError } from './errors.ts';
-import type { SystemCaller } from './identity/caller.ts';
 import { createHttpServer, listen } from './http/server.ts';
-import { openRuntime, type Runtime } from './runtime.ts';
+import { openRuntime, startAgentSessionSweep } from './runtime.ts';
 import { createTokenForUser, createUser } from './ops/index.ts';
-import type { AnyOperation } from './ops/operation.ts';
 import { VERSION } from './version.ts';
 import { agentCommands, mcpCommands } from './cli-mcp.ts';
 import { help, int, runAsSystem, str, UsageError, withRuntime, type Command } from './cli-support.ts';
@@ -80,6 +78,7 @@ const commands: Record<string, Command> = {
       const host = str(args, 'host') ?? io.config.http.host;
       const runtime = await openRuntime(io.config, { command: 'mandate serve' });
       const server = createHttpServer(runtime, io.config.http);
+      startAgentSessionSweep(runtime);
       const address = await listen(server, host, port).catch(async (error: Error) => {
         await runtime.close();
         throw new Error(`cannot listen on ${host}:${port}: ${error.message}`);

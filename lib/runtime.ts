@@ -4,6 +4,7 @@ import { AccessEpoch } from './access/epoch.ts';
 import { PermissionResolver } from './access/resolver.ts';
 import { OperationRunner } from './ops/runner.ts';
 import { createLogger, type Logger } from './log.ts';
+import { endExpiredAgentSessions } from './identity/account-lifecycle.ts';
 
 /** Everything a process needs to run operations: database, resolver, runner, logger. */
 export interface Runtime {
@@ -34,4 +35,20 @@ export async function openRuntime(config: Config, options: RuntimeOptions): Prom
     await db.close();
   };
   return { db, resolver, runner, log, close };
+}
+
+const AGENT_SWEEP_INTERVAL_MS = 60_000;
+
+/**
+ * Long-running processes end expired agent sessions every minute. Their tokens are refused from
+ * the moment they expire; the sweep also revokes what they were given and deactivates the agent,
+ * as ending them by hand does.
+ */
+export function startAgentSessionSweep(runtime: Runtime): void {
+  const sweep = () =>
+    endExpiredAgentSessions(runtime.db.orm.em.fork(), new Date()).catch((error: unknown) => {
+      runtime.log.warn({ err: { message: (error as Error).message } }, 'agent session sweep failed');
+    });
+  void sweep();
+  setInterval(sweep, AGENT_SWEEP_INTERVAL_MS).unref();
 }

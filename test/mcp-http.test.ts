@@ -6,7 +6,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { createHttpServer, listen } from '../lib/http/server.ts';
 import * as ops from '../lib/ops/index.ts';
-import { makeToken, makeUser } from './helpers/fixtures.ts';
+import { makeToken } from './helpers/fixtures.ts';
 import { recordSecret, testRuntime, type TestRuntime } from './helpers/db.ts';
 import { ADMIN_TOOLS, CORE_TOOLS } from './helpers/people.ts';
 

@@ -3,16 +3,14 @@ import { ConfigError, loadConfig } from '../config.ts';
 import { EmbeddedDatabaseBusyError } from '../db/embedded-lock.ts';
 import { OpError } from '../errors.ts';
 import { authenticateToken, explainTokenFailure } from '../identity/authenticate.ts';
-import { endExpiredAgentSessions } from '../identity/account-lifecycle.ts';
 import type { UserCaller } from '../identity/caller.ts';
 import { endSession, nameSessionClient, startSession } from '../identity/sessions.ts';
-import { openRuntime, type Runtime } from '../runtime.ts';
+import { openRuntime, startAgentSessionSweep, type Runtime } from '../runtime.ts';
 import { localBackend, type ToolBackend } from './backend.ts';
 import { RemoteBackend } from './remote.ts';
 import { createMcpServer } from './server.ts';
 import type { Toolset } from './toolset.ts';
 
-const SWEEP_INTERVAL_MS = 60_000;
 /** How long a closing server lets calls in flight finish, and the point where it exits regardless. */
 const DRAIN_MS = 5_000;
 const FORCE_EXIT_MS = 10_000;
@@ -59,7 +57,7 @@ export async function serveStdio(options: StdioOptions): Promise<void> {
     const caller = await authenticate(runtime, config.token);
     const bound = await startSession(runtime.db.orm.em.fork(), caller, { transport: 'stdio', servers: options.toolsets.map((t) => t.name) });
     sessionId = bound.sessionId;
-    sweepAgentSessions(runtime);
+    startAgentSessionSweep(runtime);
     return trackCalls(localBackend(runtime, bound), inFlight);
   })();
   ready.catch(fail);
@@ -138,14 +136,4 @@ async function authenticate(runtime: Runtime, token: string): Promise<UserCaller
     if (!(error instanceof OpError)) throw error;
     throw new StartupError(`MANDATE_TOKEN ${await explainTokenFailure(em, token)}; create a new one (mandate token create, or create_my_token)`);
   }
-}
-
-// Expired agent sessions are refused at once by their token's expiry; the sweep also revokes
-// what they were given and deactivates the agent user, as ending them by hand does.
-function sweepAgentSessions(runtime: Runtime) {
-  const sweep = () => endExpiredAgentSessions(runtime.db.orm.em.fork(), new Date()).catch((error: unknown) => {
-    runtime.log.warn({ err: { message: (error as Error).message } }, 'agent session sweep failed');
-  });
-  void sweep();
-  setInterval(sweep, SWEEP_INTERVAL_MS).unref();
 }
