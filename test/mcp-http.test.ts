@@ -7,7 +7,7 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { createHttpServer, listen } from '../lib/http/server.ts';
 import * as ops from '../lib/ops/index.ts';
 import { makeToken } from './helpers/fixtures.ts';
-import { recordSecret, testRuntime, type TestRuntime } from './helpers/db.ts';
+import { keepArtifact, recordSecret, testRuntime, type TestRuntime } from './helpers/db.ts';
 import { ADMIN_TOOLS, CORE_TOOLS } from './helpers/people.ts';
 
 let rt: TestRuntime;
@@ -46,7 +46,12 @@ async function connect(path: string, headers: Record<string, string>) {
   const transport = new StreamableHTTPClientTransport(new URL(`${base}${path}`), { requestInit: { headers } });
   const client = new Client({ name: 'http-test', version: '1.0.0' });
   await client.connect(transport);
-  return { client, transport, call: async (name: string, args: Record<string, unknown> = {}) => (await client.callTool({ name, arguments: args })) as CallToolResult };
+  const call = async (name: string, args: Record<string, unknown> = {}) => {
+    const result = (await client.callTool({ name, arguments: args })) as CallToolResult;
+    keepArtifact('http-response', JSON.stringify(result));
+    return result;
+  };
+  return { client, transport, call };
 }
 
 async function rpc(path: string, headers: Record<string, string>, body: object) {
@@ -56,6 +61,7 @@ async function rpc(path: string, headers: Record<string, string>, body: object) 
     body: JSON.stringify(body),
   });
   const text = await response.text();
+  keepArtifact('http-response', text);
   return { status: response.status, headers: response.headers, text };
 }
 

@@ -8,7 +8,7 @@ import * as ops from '../lib/ops/index.ts';
 import { passwordStats } from '../lib/identity/passwords.ts';
 import { LoginLimiter } from '../lib/identity/login-limiter.ts';
 import { makeToken, makeUser } from './helpers/fixtures.ts';
-import { recordSecret, testRuntime, type TestRuntime } from './helpers/db.ts';
+import { keepArtifact, recordSecret, testRuntime, type TestRuntime } from './helpers/db.ts';
 
 let rt: TestRuntime;
 let server: Server;
@@ -45,6 +45,8 @@ async function api(method: string, path: string, headers: Record<string, string>
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
   });
   const text = await response.text();
+  // Kept for the secret sweep, except the responses that hand out a new token (once, by design).
+  if (!(method === 'POST' && /\/tokens$|\/agent-sessions$/.test(path))) keepArtifact('http-response', text);
   return { status: response.status, headers: response.headers, body: text ? JSON.parse(text) : null, text };
 }
 

@@ -5,7 +5,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import * as ops from '../lib/ops/index.ts';
 import { User } from '../lib/db/entities/index.ts';
 import { makeToken } from './helpers/fixtures.ts';
-import { recordSecret, TEST_DB } from './helpers/db.ts';
+import { keepArtifact, recordSecret, TEST_DB } from './helpers/db.ts';
 import { processDatabase, type ProcessDatabase } from './helpers/stdio.ts';
 import { startServe, type ServeProcess } from './helpers/serve.ts';
 
@@ -52,7 +52,9 @@ async function rpc(url: string, headers: Record<string, string>, body: object) {
     headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-06-18', ...headers },
     body: JSON.stringify(body),
   });
-  return { status: response.status, session: response.headers.get('mcp-session-id'), text: await response.text() };
+  const text = await response.text();
+  keepArtifact('http-response', text);
+  return { status: response.status, session: response.headers.get('mcp-session-id'), text };
 }
 
 async function sdkWhoami(url: string, headers: Record<string, string>) {
