@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { OpError } from '../errors.ts';
+import { scrubText } from '../ops/redact.ts';
 import { Session } from '../db/entities/index.ts';
 import type { UserCaller } from '../identity/caller.ts';
 import { endSession, startSession } from '../identity/sessions.ts';
@@ -96,7 +97,7 @@ export class McpHttp {
     } catch (error) {
       if (error instanceof OpError) sendError(res, error);
       else {
-        this.runtime.log.error({ err: { type: (error as Error)?.name, message: (error as Error)?.message } }, 'MCP request failed');
+        this.runtime.log.error({ err: { type: (error as Error)?.name, message: scrubText(String((error as Error)?.message)) } }, 'MCP request failed');
         if (!res.headersSent) sendError(res, new OpError('internal', 'internal error; the server log has the details'));
       }
     }
