@@ -1,8 +1,7 @@
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { IN_MEMORY } from './config.ts';
-import { OpError } from './errors.ts';
-import { authenticateToken, explainTokenFailure } from './identity/authenticate.ts';
+import { authenticateEnvToken } from './identity/authenticate.ts';
 import type { UserCaller } from './identity/caller.ts';
 import { endAgentSessionOp, startAgentSession } from './ops/index.ts';
 import type { Runtime } from './runtime.ts';
@@ -36,13 +35,7 @@ function chooseServers(role: string | undefined, named: string[]): { names: stri
 async function asTokenUser(runtime: Runtime, io: Io): Promise<UserCaller> {
   const token = io.config.token;
   if (!token) throw new UsageError('MANDATE_TOKEN is not set: agent sessions are started by a user, with that user\'s API token');
-  const em = runtime.db.orm.em.fork();
-  try {
-    return await authenticateToken(em, token);
-  } catch (error) {
-    if (!(error instanceof OpError)) throw error;
-    throw new OpError('unauthenticated', `MANDATE_TOKEN ${await explainTokenFailure(em, token)}`);
-  }
+  return authenticateEnvToken(runtime.db.orm.em.fork(), token);
 }
 
 async function runAsUser<O>(runtime: Runtime, io: Io, op: Parameters<Runtime['runner']['run']>[0], input: unknown): Promise<O> {

@@ -69,6 +69,27 @@ export class EpochCache<V> {
     epoch.register(this);
   }
 
+  /**
+   * The value for `key`, loaded when missing. Syncs the epoch first (see AccessEpoch.sync), so a
+   * cached value is never older than the last change committed before `notBefore`. `load` returns
+   * null for "nothing to cache", and when the value lapses on its own (an expiry).
+   */
+  async getOrLoad(
+    em: Em,
+    key: string,
+    now: Date,
+    load: () => Promise<{ value: V; validUntil: Date | null } | null>,
+    notBefore?: number,
+  ): Promise<V | null> {
+    const generation = await this.epoch.sync(em, notBefore);
+    const cached = this.get(key, now);
+    if (cached !== undefined) return cached;
+    const loaded = await load();
+    if (!loaded) return null;
+    this.set(key, loaded.value, generation, loaded.validUntil);
+    return loaded.value;
+  }
+
   get(key: string, now: Date): V | undefined {
     const entry = this.entries.get(key);
     if (!entry) return undefined;

@@ -122,14 +122,19 @@ export class PermissionResolver {
     // Inside a transaction the answer may rest on its own uncommitted changes: computed afresh,
     // never cached, and the shared epoch state is left alone.
     if (em.isInTransaction()) return (await this.load(em, caller, projectId, now)).result;
-    const generation = await this.epoch.sync(em, notBefore);
     const projectKey = projectId === ANY_PROJECT ? '*' : (projectId ?? '');
     const key = `${caller.userId}|${caller.tokenId ?? ''}|${caller.sessionId ?? ''}|${projectKey}`;
-    const cached = this.cache.get(key, now);
-    if (cached) return cached;
-    const { result, validUntil } = await this.load(em, caller, projectId, now);
-    this.cache.set(key, result, generation, validUntil);
-    return result;
+    const effective = await this.cache.getOrLoad(
+      em,
+      key,
+      now,
+      async () => {
+        const { result, validUntil } = await this.load(em, caller, projectId, now);
+        return { value: result, validUntil };
+      },
+      notBefore,
+    );
+    return effective!;
   }
 
   private async load(em: Em, caller: Subject, projectId: string | null | typeof ANY_PROJECT, now: Date) {

@@ -85,34 +85,43 @@ export class HttpAuthenticator {
     }
     if (credentials.kind === 'bearer') return this.bearer(em, credentials.token, arrived);
     const key = createHash('sha256').update(`basic\0${credentials.email.trim().toLowerCase()}\0${credentials.password}`).digest('hex');
-    const generation = await this.runtime.resolver.epoch.sync(em, arrived);
     const now = new Date();
-    const cached = this.verified.get(key, now);
-    if (cached) return cached;
-    const ip = this.clientAddress(req);
-    await this.limiter.check(ip, credentials.email);
-    let caller: UserCaller;
-    try {
-      caller = await authenticatePassword(em, credentials.email, credentials.password);
-    } catch (error) {
-      if (error instanceof OpError && error.code === 'unauthenticated') await this.limiter.failed(ip, credentials.email);
-      throw error;
-    }
-    this.verified.set(key, caller, generation, new Date(now.getTime() + VERIFIED_TTL_MS));
-    return caller;
+    const caller = await this.verified.getOrLoad(
+      em,
+      key,
+      now,
+      async () => {
+        const ip = this.clientAddress(req);
+        await this.limiter.check(ip, credentials.email);
+        try {
+          const value = await authenticatePassword(em, credentials.email, credentials.password);
+          return { value, validUntil: new Date(now.getTime() + VERIFIED_TTL_MS) };
+        } catch (error) {
+          if (error instanceof OpError && error.code === 'unauthenticated') await this.limiter.failed(ip, credentials.email);
+          throw error;
+        }
+      },
+      arrived,
+    );
+    return caller!;
   }
 
   // A token is looked up once a minute at most (which also keeps its last-used time), and not
   // past its expiry; a revocation moves the access epoch and drops it at once.
   private async bearer(em: Em, token: string, arrived: number): Promise<UserCaller> {
     const key = createHash('sha256').update(`bearer\0${token}`).digest('hex');
-    const generation = await this.runtime.resolver.epoch.sync(em, arrived);
     const now = new Date();
-    const cached = this.verified.get(key, now);
-    if (cached) return cached;
-    const { caller, expiresAt } = await verifyToken(em, token, now);
-    const ttl = new Date(now.getTime() + TOKEN_TTL_MS);
-    this.verified.set(key, caller, generation, expiresAt && expiresAt < ttl ? expiresAt : ttl);
-    return caller;
+    const caller = await this.verified.getOrLoad(
+      em,
+      key,
+      now,
+      async () => {
+        const { caller: value, expiresAt } = await verifyToken(em, token, now);
+        const ttl = new Date(now.getTime() + TOKEN_TTL_MS);
+        return { value, validUntil: expiresAt && expiresAt < ttl ? expiresAt : ttl };
+      },
+      arrived,
+    );
+    return caller!;
   }
 }

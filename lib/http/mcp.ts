@@ -120,15 +120,16 @@ export class McpHttp {
 
   private async sessionRow(id: string, arrived: number): Promise<SessionRow | null> {
     const em = this.runtime.db.orm.em.fork();
-    const generation = await this.runtime.resolver.epoch.sync(em, arrived);
-    const now = new Date();
-    const cached = this.sessions.get(id, now);
-    if (cached) return cached;
-    const session = await em.findOne(Session, { id });
-    if (!session) return null;
-    const row = { userId: session.user.id, ended: session.endedAt !== null };
-    this.sessions.set(id, row, generation, null);
-    return row;
+    return this.sessions.getOrLoad(
+      em,
+      id,
+      new Date(),
+      async () => {
+        const session = await em.findOne(Session, { id });
+        return session ? { value: { userId: session.user.id, ended: session.endedAt !== null }, validUntil: null } : null;
+      },
+      arrived,
+    );
   }
 
   private async serve(

@@ -6,11 +6,7 @@ import type { AnyOperation, HttpMethod } from '../ops/operation.ts';
 import type { Runtime } from '../runtime.ts';
 import type { HttpAuthenticator } from './authenticate.ts';
 import { readJsonBody, sendError, sendJson } from './respond.ts';
-
-/** A path segment that means "this field was not given". */
-export const ABSENT = '~';
-/** Carries a GET or DELETE call's exact input (base64url JSON), as the remote stdio client sends it. */
-export const INPUT_HEADER = 'x-mandate-input';
+import { ABSENT, INPUT_HEADER } from './wire.ts';
 
 interface Route {
   op: AnyOperation;

@@ -61,6 +61,19 @@ export async function authenticatePassword(em: Em, email: string, password: stri
 }
 
 /**
+ * For local processes started with MANDATE_TOKEN (stdio servers, `mandate agent`): the token's
+ * caller, or an unauthenticated error that says why the token was refused.
+ */
+export async function authenticateEnvToken(em: Em, raw: string): Promise<UserCaller> {
+  try {
+    return await authenticateToken(em, raw);
+  } catch (error) {
+    if (!(error instanceof OpError)) throw error;
+    throw new OpError('unauthenticated', `MANDATE_TOKEN ${await explainTokenFailure(em, raw)}`);
+  }
+}
+
+/**
  * Why a token was refused, for the one line a local stdio server prints at start. Only the
  * holder of the token sees it (it is never an HTTP answer), so naming the reason is safe.
  */

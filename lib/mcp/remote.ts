@@ -1,11 +1,9 @@
 import { OpError, ERROR_STATUS, type ErrorBody } from '../errors.ts';
 import type { AnyOperation } from '../ops/operation.ts';
 import type { RunResult } from '../ops/runner.ts';
+import { ABSENT, INPUT_HEADER } from '../http/wire.ts';
 import type { ToolBackend } from './backend.ts';
 
-// Must match lib/http/rest.ts (kept literal here: a remote server loads nothing of the HTTP side).
-const ABSENT = '~';
-const INPUT_HEADER = 'x-mandate-input';
 const TIMEOUT_MS = 30_000;
 
 function segment(value: unknown): string {

@@ -2,7 +2,7 @@ import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js'
 import { ConfigError, loadConfig } from '../config.ts';
 import { EmbeddedDatabaseBusyError } from '../db/embedded-lock.ts';
 import { OpError } from '../errors.ts';
-import { authenticateToken, explainTokenFailure } from '../identity/authenticate.ts';
+import { authenticateEnvToken } from '../identity/authenticate.ts';
 import type { UserCaller } from '../identity/caller.ts';
 import { endSession, nameSessionClient, startSession } from '../identity/sessions.ts';
 import { openRuntime, startAgentSessionSweep, type Runtime } from '../runtime.ts';
@@ -129,11 +129,10 @@ async function connectRemote(url: string, token: string): Promise<ToolBackend> {
 }
 
 async function authenticate(runtime: Runtime, token: string): Promise<UserCaller> {
-  const em = runtime.db.orm.em.fork();
   try {
-    return await authenticateToken(em, token);
+    return await authenticateEnvToken(runtime.db.orm.em.fork(), token);
   } catch (error) {
     if (!(error instanceof OpError)) throw error;
-    throw new StartupError(`MANDATE_TOKEN ${await explainTokenFailure(em, token)}; create a new one (mandate token create, or create_my_token)`);
+    throw new StartupError(`${error.message}; create a new one (mandate token create, or create_my_token)`);
   }
 }

@@ -3,7 +3,7 @@ import { Delegation, User } from '../db/entities/index.ts';
 import { OpError } from '../errors.ts';
 import { checkDelegation } from '../access/delegation-rules.ts';
 import { operation } from './operation.ts';
-import { findProject } from './lookups.ts';
+import { activeDelegations, findProject, isActiveDelegation } from './lookups.ts';
 import { permissionField, projectKeyField, reasonField, uuidField } from './schemas.ts';
 import { delegationView } from './views.ts';
 import { afterCursor, cursorField, decodeCursor, limitField, page } from './pagination.ts';
@@ -98,7 +98,7 @@ export const listDelegations = operation({
     if (input.delegator_id) where.push({ delegator: input.delegator_id });
     if (input.delegate_id) where.push({ delegate: input.delegate_id });
     if (input.permission) where.push({ permission: input.permission });
-    if (input.active_only) where.push({ revokedAt: null, $or: [{ expiresAt: null }, { expiresAt: { $gt: ctx.now } }] });
+    if (input.active_only) where.push(activeDelegations(ctx.now));
     const rows = await ctx.em.find(Delegation, { $and: where }, { populate: ['project'], orderBy: { createdAt: 'desc', id: 'desc' }, limit: input.limit + 1 });
     const { items, next_cursor } = page(rows, input.limit, (d) => d.createdAt);
     return { items: items.map((d) => delegationView(d, d.project?.key ?? null)), next_cursor };
@@ -120,10 +120,6 @@ export const getDelegation = operation({
     // Outsiders get the permission check before learning whether the id exists.
     if (!delegation || (delegation.delegator.id !== self && delegation.delegate.id !== self)) await ctx.require('delegations:read');
     if (!delegation) throw new OpError('not_found', `delegation ${input.delegation_id} not found`, { field: 'delegation_id' });
-    return { ...delegationView(delegation, delegation.project?.key ?? null), active: isActive(delegation, ctx.now) };
+    return { ...delegationView(delegation, delegation.project?.key ?? null), active: isActiveDelegation(delegation, ctx.now) };
   },
 });
-
-function isActive(delegation: Delegation, now: Date): boolean {
-  return !delegation.revokedAt && (!delegation.expiresAt || delegation.expiresAt > now);
-}

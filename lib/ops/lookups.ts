@@ -1,5 +1,5 @@
 import type { Em } from '../db/orm.ts';
-import { Project, Role, User } from '../db/entities/index.ts';
+import { Project, Role, User, type Delegation } from '../db/entities/index.ts';
 import { OpError } from '../errors.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -21,4 +21,13 @@ export async function findProject(em: Em, key: string, field = 'project_key'): P
   const project = await em.findOne(Project, { key });
   if (!project) throw new OpError('not_found', `project ${key} not found`, { field });
   return project;
+}
+
+/** Filter for delegations in force at `now`: not revoked, not expired (the resolver's SQL says the same). */
+export function activeDelegations(now: Date) {
+  return { revokedAt: null, $and: [{ $or: [{ expiresAt: null }, { expiresAt: { $gt: now } }] }] };
+}
+
+export function isActiveDelegation(delegation: Delegation, now: Date): boolean {
+  return !delegation.revokedAt && (!delegation.expiresAt || delegation.expiresAt > now);
 }

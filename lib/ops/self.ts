@@ -5,6 +5,7 @@ import type { UserCaller } from '../identity/caller.ts';
 import { VERSION } from '../version.ts';
 import { operation, type OperationContext } from './operation.ts';
 import { describePermissions } from './effective.ts';
+import { activeDelegations, isActiveDelegation } from './lookups.ts';
 import { projectKeyField, uuidField } from './schemas.ts';
 import { daysField, DEFAULT_TOKEN_DAYS, expiryIn, issueToken, listTokens, revokeToken, scopesField, tokenNameField } from './tokens.ts';
 import { agentSessionView, assignmentView, delegationView, tokenView, userView } from './views.ts';
@@ -76,13 +77,13 @@ export const listMyDelegations = operation({
   annotations: { readOnlyHint: true, idempotentHint: true },
   async run(ctx, input) {
     const { userId } = me(ctx);
-    const active = input.include_inactive ? {} : { revokedAt: null, $and: [{ $or: [{ expiresAt: null }, { expiresAt: { $gt: ctx.now } }] }] };
+    const active = input.include_inactive ? {} : activeDelegations(ctx.now);
     const rows = await ctx.em.find(
       Delegation,
       { $or: [{ delegator: userId }, { delegate: userId }], ...active },
       { populate: ['project'], orderBy: { createdAt: 'desc' } },
     );
-    const view = (d: Delegation) => ({ ...delegationView(d, d.project?.key ?? null), active: !d.revokedAt && (!d.expiresAt || d.expiresAt > ctx.now) });
+    const view = (d: Delegation) => ({ ...delegationView(d, d.project?.key ?? null), active: isActiveDelegation(d, ctx.now) });
     return {
       given: rows.filter((d) => d.delegator.id === userId).map(view),
       received: rows.filter((d) => d.delegate.id === userId).map(view),

@@ -6,7 +6,7 @@ import { deactivateAccount, endAgentSession, endSessions } from '../identity/acc
 import { operation } from './operation.ts';
 import { grantRole } from './roles.ts';
 import { keepAnAdmin, notSelf } from './guards.ts';
-import { findUser } from './lookups.ts';
+import { activeDelegations, findUser } from './lookups.ts';
 import { afterCursor, cursorField, decodeCursor, limitField, page } from './pagination.ts';
 import { displayNameField, emailField, userNameField, uuidField } from './schemas.ts';
 import { assignmentView, delegationView, tokenView, userView } from './views.ts';
@@ -113,7 +113,7 @@ export const getUser = operation({
       ctx.em.find(RoleAssignment, { user }, { populate: ['role', 'project'], orderBy: { createdAt: 'asc' } }),
       ctx.em.find(
         Delegation,
-        { $or: [{ delegator: user }, { delegate: user }], revokedAt: null, $and: [{ $or: [{ expiresAt: null }, { expiresAt: { $gt: ctx.now } }] }] },
+        { $or: [{ delegator: user }, { delegate: user }], ...activeDelegations(ctx.now) },
         { populate: ['project'], orderBy: { createdAt: 'asc' } },
       ),
       ctx.em.find(ApiToken, { user, revokedAt: null }, { orderBy: { createdAt: 'asc' } }),
@@ -216,7 +216,7 @@ export const deleteUser = operation({
     const user = await findUser(ctx.em, input.user_id);
     await keepAnAdmin(ctx.em, user.id, 'deleting this user');
     const [delegations, agents] = await Promise.all([
-      ctx.em.count(Delegation, { delegator: user, revokedAt: null, $or: [{ expiresAt: null }, { expiresAt: { $gt: ctx.now } }] }),
+      ctx.em.count(Delegation, { delegator: user, ...activeDelegations(ctx.now) }),
       ctx.em.find(AgentSession, { spawner: user, endedAt: null }),
     ]);
     if ((delegations > 0 || agents.length > 0) && !input.cascade) {

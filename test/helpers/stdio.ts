@@ -1,19 +1,18 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { loadConfig } from '../../lib/config.ts';
 import { createLogger } from '../../lib/log.ts';
 import { openRuntime, type Runtime } from '../../lib/runtime.ts';
+import { ROOT } from './cli.ts';
 import { createPostgresDatabase, keepArtifact, recordSecret, TEST_DB, testRuntime } from './db.ts';
 import { createHttpServer, listen } from '../../lib/http/server.ts';
 
-export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export { ROOT, runProcess } from './cli.ts';
 export const ENTRYPOINT = join(ROOT, 'entrypoint.sh');
 
 /**
@@ -107,32 +106,6 @@ export async function startServer(args: string[], env: Record<string, string>, t
       keepArtifact('stdio-stderr', stderr);
     },
   };
-}
-
-export interface ProcessResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a process to its end with the given environment (plus PATH and HOME). */
-export function runProcess(command: string, args: string[], env: Record<string, string>, stdin = ''): Promise<ProcessResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, command === process.execPath ? ['--disable-warning=ExperimentalWarning', ...args] : args, {
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
-      cwd: ROOT,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      keepArtifact('stdio-stderr', stderr);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.end(stdin);
-  });
 }
 
 /** The structured result of a successful tool call; fails loudly on a tool error. */
