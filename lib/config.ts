@@ -1,5 +1,6 @@
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { z } from 'zod';
+import { openVault, type VaultSettings } from './vault.ts';
 
 // The only reader of process.env: everything else receives a typed Config.
 const envSchema = z.object({
@@ -21,6 +22,10 @@ const envSchema = z.object({
   MANDATE_MCP_GUARD_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   // Behind a reverse proxy: take the client address from X-Forwarded-For (failed-login limits).
   MANDATE_TRUST_PROXY: z.enum(['true', 'false']).default('false'),
+  // The vault: `<key id>:<base64 of 32 bytes>` seals new secrets; older keys (comma-separated, same
+  // form) still open what they sealed. Embedded data directories generate a key file if unset.
+  MANDATE_VAULT_KEY: z.string().min(1).optional(),
+  MANDATE_VAULT_PREVIOUS_KEYS: z.string().optional(),
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
 });
@@ -41,6 +46,7 @@ export interface Config {
   /** Set: stdio servers forward every call to this Mandate's REST API instead of using a database. */
   remoteUrl?: string;
   http: { host: string; port: number; serviceToken?: string; guardToken?: string; trustProxy: boolean };
+  vault: VaultSettings;
 }
 
 export class ConfigError extends Error {}
@@ -67,6 +73,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ...(e.MANDATE_MCP_GUARD_TOKEN ? { guardToken: e.MANDATE_MCP_GUARD_TOKEN } : {}),
       trustProxy: e.MANDATE_TRUST_PROXY === 'true',
     },
+    vault: vaultSettings(e.MANDATE_VAULT_KEY, e.MANDATE_VAULT_PREVIOUS_KEYS, e.DATABASE_URL ? undefined : e.MANDATE_DATA_DIR),
+  };
+}
+
+function vaultSettings(key: string | undefined, previousKeys: string | undefined, dataDir: string | undefined): VaultSettings {
+  // Checked here, so a malformed key stops the process at start with the variable's name.
+  try {
+    openVault({ key, previousKeys, ephemeral: true });
+  } catch (error) {
+    throw new ConfigError(`invalid environment variable ${(error as Error).message}`);
+  }
+  return {
+    key,
+    previousKeys,
+    ...(dataDir === IN_MEMORY ? { ephemeral: true } : dataDir !== undefined ? { keyFile: join(resolve(dataDir), 'vault.key') } : {}),
   };
 }
 

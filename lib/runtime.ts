@@ -5,12 +5,14 @@ import { PermissionResolver } from './access/resolver.ts';
 import { OperationRunner } from './ops/runner.ts';
 import { createLogger, type Logger } from './log.ts';
 import { endExpiredAgentSessions } from './identity/account-lifecycle.ts';
+import { openVault, type Vault } from './vault.ts';
 
 /** Everything a process needs to run operations: database, resolver, runner, logger. */
 export interface Runtime {
   db: Database;
   resolver: PermissionResolver;
   runner: OperationRunner;
+  vault: Vault;
   log: Logger;
   close(): Promise<void>;
 }
@@ -28,13 +30,20 @@ export async function openRuntime(config: Config, options: RuntimeOptions): Prom
   const log = options.log ?? createLogger({ ...config.log, level: config.log.level ?? options.defaultLogLevel ?? 'info' });
   const db = await openDatabase(config.database, { command: options.command, migrate: options.migrate ?? true });
   const now = options.now ?? (() => new Date());
-  const resolver = new PermissionResolver(new AccessEpoch(), now);
-  const runner = new OperationRunner({ orm: db.orm, resolver, log, now });
+  const resolver = new PermissionResolver(new AccessEpoch(db.epochReader), now);
+  let vault: Vault;
+  try {
+    vault = openVault(config.vault);
+  } catch (error) {
+    await db.close();
+    throw error;
+  }
+  const runner = new OperationRunner({ orm: db.orm, resolver, vault, log, now });
   const close = async () => {
     await runner.audit.flush();
     await db.close();
   };
-  return { db, resolver, runner, log, close };
+  return { db, resolver, runner, vault, log, close };
 }
 
 const AGENT_SWEEP_INTERVAL_MS = 60_000;

@@ -5,7 +5,7 @@ import { callerOf, makeRole, makeToken, makeUser } from './helpers/fixtures.ts';
 import { recordSecret, testRuntime, type TestRuntime } from './helpers/db.ts';
 import { mcpSession } from './helpers/mcp.ts';
 import { ok, toolError } from './helpers/stdio.ts';
-import { ADMIN_TOOLS } from './helpers/people.ts';
+import { ADMIN_ONLY_TOOLS } from './helpers/people.ts';
 
 let rt: TestRuntime;
 before(async () => {
@@ -29,7 +29,15 @@ test('a developer calling every admin tool by name is refused, the refusal names
   const session = await mcpSession(rt, dev.caller, ['admin']);
   try {
     const listed = await session.toolNames();
-    assert.deepEqual(listed, ['create_delegation', 'get_delegation', 'revoke_delegation'], 'only tools with no permission of their own are listed');
+    // Tools with no permission of their own (the operation checks per input), and the installation
+    // tools a developer's installs:write opens (for itself; for others they need installs:admin).
+    assert.deepEqual(
+      listed,
+      [
+        'create_delegation', 'get_delegation', 'get_mcp_catalog_entry', 'get_mcp_server', 'install_mcp_server', 'list_mcp_catalog',
+        'list_mcp_servers', 'revoke_delegation', 'uninstall_mcp_server', 'update_mcp_server',
+      ],
+    );
     for (const op of ADMIN_OPERATIONS) {
       if (op.permission === null) continue;
       const error = toolError(await session.call(op.name, {}));
@@ -52,7 +60,7 @@ test('on a server without the admin toolset, an admin tool called by name is ref
   const dev = await userWith(['developer']);
   const session = await mcpSession(rt, dev.caller, ['core', 'pm']);
   try {
-    for (const name of ADMIN_TOOLS) {
+    for (const name of ADMIN_ONLY_TOOLS) {
       const error = toolError(await session.call(name, {}));
       assert.equal(error.code, 'forbidden', name);
     }

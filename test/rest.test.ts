@@ -116,6 +116,9 @@ test('query strings are typed by the schema; bodies must be JSON objects; the pa
   assert.equal((await api('GET', '/api/admin/users?limit=lots', bearer(adminToken))).body.error.field, 'limit');
   assert.equal((await api('POST', '/api/admin/users', bearer(adminToken), '[1,2]')).body.error.field, '(body)');
   assert.equal((await api('POST', '/api/admin/users', bearer(adminToken), '{not json')).status, 400);
+  const huge = await api('POST', '/api/admin/users', bearer(adminToken), JSON.stringify({ email: 'x'.repeat(2 * 1024 * 1024) }));
+  assert.deepEqual([huge.status, huge.body.error.field], [400, '(body)']);
+  assert.match(huge.body.error.message, /larger than/);
   const user = (await api('POST', '/api/admin/users', bearer(adminToken), { email: 'path-user@example.test' })).body;
   const conflict = await api('POST', `/api/admin/users/${user.id}/roles`, bearer(adminToken), { user_id: '00000000-0000-4000-8000-000000000000', role: 'viewer' });
   assert.deepEqual([conflict.status, conflict.body.error.field], [400, 'user_id']);

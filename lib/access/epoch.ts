@@ -1,4 +1,5 @@
 import type { Em } from '../db/orm.ts';
+import { EPOCH_QUERY, type EpochReader } from '../db/epoch-reader.ts';
 
 /**
  * Caches of access data are valid while the access epoch (one row, bumped by database triggers on
@@ -14,6 +15,13 @@ export class AccessEpoch {
 
   /** Bumped each time a moved epoch clears the caches; a result computed before that is dropped. */
   generation = 0;
+
+  /** `reader`: a faster way to the same row (PostgreSQL's dedicated connection); the ORM otherwise. */
+  private readonly reader: Pick<EpochReader, 'read'> | undefined;
+
+  constructor(reader?: Pick<EpochReader, 'read'>) {
+    this.reader = reader;
+  }
 
   register(cache: { clear(): void }): void {
     this.caches.add(cache);
@@ -38,22 +46,29 @@ export class AccessEpoch {
   }
 
   private async read(em: Em, started: number): Promise<number> {
-    const row = await em.execute<{ version: string | number }>(
-      'select "version" from "access_epoch" where "id" = 1',
-      [],
-      'get',
-    );
+    const version = await this.fetch(em);
     // A read that finishes after a newer one changes nothing. Any difference otherwise counts (not
     // only a larger version): a read inside a transaction that rolled back saw a version that never was.
     if (started < this.lastReadStarted) return this.generation;
     this.lastReadStarted = started;
-    const version = Number(row?.version ?? 0);
     if (version !== this.seen) {
       this.seen = version;
       this.generation++;
       for (const cache of this.caches) cache.clear();
     }
     return this.generation;
+  }
+
+  private async fetch(em: Em): Promise<number> {
+    if (this.reader) {
+      try {
+        return await this.reader.read();
+      } catch {
+        // The dedicated connection is down (it reconnects on the next read): the pool answers.
+      }
+    }
+    const row = await em.execute<{ version: string | number }>(EPOCH_QUERY, [], 'get');
+    return Number(row?.version ?? 0);
   }
 }
 

@@ -5,6 +5,7 @@ import { Migrator } from '@mikro-orm/migrations';
 import { IN_MEMORY, type DatabaseConfig } from '../config.ts';
 import { ALL_ENTITIES } from './entities/index.ts';
 import { MIGRATIONS } from './migrations/index.ts';
+import { dedicatedEpochReader, type EpochReader } from './epoch-reader.ts';
 import { acquireEmbeddedLock, type EmbeddedLock } from './embedded-lock.ts';
 
 export type Orm = MikroORM<AbstractSqlDriver, EntityManager>;
@@ -13,6 +14,8 @@ export type Em = EntityManager;
 export interface Database {
   orm: Orm;
   kind: DatabaseConfig['kind'];
+  /** PostgreSQL: the access epoch's own connection (see epoch-reader.ts). */
+  epochReader?: EpochReader;
   /** Applies the committed migrations that have not run yet; returns their names. */
   migrate(): Promise<string[]>;
   close(): Promise<void>;
@@ -54,6 +57,7 @@ export interface OpenOptions {
 export async function openDatabase(config: DatabaseConfig, options: OpenOptions): Promise<Database> {
   let lock: EmbeddedLock | undefined;
   let orm: Orm;
+  let epochReader: EpochReader | undefined;
   if (config.kind === 'embedded') {
     const inMemory = config.dataDir === IN_MEMORY;
     if (!inMemory) lock = acquireEmbeddedLock(config.dataDir, options.command);
@@ -74,16 +78,19 @@ export async function openDatabase(config: DatabaseConfig, options: OpenOptions)
       clientUrl: config.url,
       pool: { min: 0, max: options.poolMax ?? 10 },
     } as Options as never)) as unknown as Orm;
+    epochReader = dedicatedEpochReader(config.url);
   }
   const db: Database = {
     orm,
     kind: config.kind,
+    ...(epochReader ? { epochReader } : {}),
     async migrate() {
       const applied = await orm.migrator.up();
       return applied.map((m) => m.name);
     },
     async close() {
       try {
+        await epochReader?.close();
         await orm.close(true);
       } finally {
         lock?.release();

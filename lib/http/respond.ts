@@ -19,15 +19,27 @@ export function sendError(res: ServerResponse, error: OpError, headers: Record<s
 
 const MAX_BODY_BYTES = 1024 * 1024;
 
+// Plain events rather than `for await`: the async iterator showed up in the hot path's profile.
+function readBody(req: IncomingMessage): Promise<Buffer[]> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        req.removeAllListeners('data');
+        req.resume();
+        reject(new OpError('invalid_input', `the request body is larger than ${MAX_BODY_BYTES} bytes`, { field: '(body)' }));
+      } else chunks.push(chunk);
+    });
+    req.on('end', () => resolve(chunks));
+    req.on('error', reject);
+  });
+}
+
 /** The JSON object in a request body ({} when empty); a clear 400 for anything else. */
 export async function readJsonBody(req: IncomingMessage): Promise<Record<string, unknown>> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw new OpError('invalid_input', `the request body is larger than ${MAX_BODY_BYTES} bytes`, { field: '(body)' });
-    chunks.push(chunk as Buffer);
-  }
+  const chunks = await readBody(req);
   const text = Buffer.concat(chunks).toString('utf8').trim();
   if (!text) return {};
   const type = req.headers['content-type'] ?? '';

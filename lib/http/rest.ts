@@ -83,7 +83,7 @@ export class RestApi {
         requestId: requestIdOf(req),
         clientAddress: this.auth.clientAddress(req),
       });
-      if (result.ok) sendJson(res, 200, result.value);
+      if (result.ok) sendJson(res, route.op.route.status?.(result.value) ?? 200, result.value);
       else sendError(res, result.error);
     } catch (error) {
       if (error instanceof OpError) sendError(res, error);

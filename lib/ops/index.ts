@@ -9,6 +9,8 @@ import { listUserSessions, revokeUserSessions } from './sessions.ts';
 import { queryAudit } from './audit-log.ts';
 import { createMyToken, getMyPermissions, health, listMyDelegations, listMyTokens, revokeMyToken, whoami } from './self.ts';
 import { endAgentSessionOp, listMyAgentSessions, startAgentSession } from './agents.ts';
+import { createMcpCatalogEntry, deleteMcpCatalogEntry, getMcpCatalogEntry, listMcpCatalog, updateMcpCatalogEntry } from './mcp-catalog.ts';
+import { getMcpServer, installMcpServer, listMcpServers, listMyMcpServers, uninstallMcpServer, updateMcpServer } from './installs.ts';
 
 export {
   createUser, deactivateUser, deleteUser, getUser, listUsers, reactivateUser, resetPassword, updateUser,
@@ -18,12 +20,16 @@ export {
   listUserSessions, revokeUserSessions, queryAudit,
   createMyToken, getMyPermissions, health, listMyDelegations, listMyTokens, revokeMyToken, whoami,
   endAgentSessionOp, listMyAgentSessions, startAgentSession,
+  createMcpCatalogEntry, deleteMcpCatalogEntry, getMcpCatalogEntry, listMcpCatalog, updateMcpCatalogEntry,
+  getMcpServer, installMcpServer, listMcpServers, listMyMcpServers, uninstallMcpServer, updateMcpServer,
 };
 
 /** Operations about the caller itself: the `core` toolset. */
 export const SELF_OPERATIONS: AnyOperation[] = [
   whoami, getMyPermissions, listMyDelegations, listMyTokens, createMyToken, revokeMyToken,
-  startAgentSession, endAgentSessionOp, listMyAgentSessions, health,
+  startAgentSession, endAgentSessionOp, listMyAgentSessions,
+  listMcpCatalog, listMyMcpServers, getMcpServer, installMcpServer, updateMcpServer, uninstallMcpServer,
+  health,
 ] as AnyOperation[];
 
 /** Administration of other users and the platform: the `admin` toolset. */
@@ -33,6 +39,8 @@ export const ADMIN_OPERATIONS: AnyOperation[] = [
   listDelegations, getDelegation, createDelegation, revokeDelegation,
   createTokenForUser, listUserTokens, revokeUserToken,
   listUserSessions, revokeUserSessions,
+  listMcpCatalog, getMcpCatalogEntry, createMcpCatalogEntry, updateMcpCatalogEntry, deleteMcpCatalogEntry,
+  listMcpServers, getMcpServer, installMcpServer, updateMcpServer, uninstallMcpServer,
   queryAudit,
 ] as AnyOperation[];
 

@@ -4,6 +4,7 @@ import type { Caller } from '../identity/caller.ts';
 import type { Permission } from '../access/permissions.ts';
 import type { GrantSource, PermissionResolver } from '../access/resolver.ts';
 import type { Logger } from '../log.ts';
+import type { Vault } from '../vault.ts';
 
 export interface OperationAnnotations {
   readOnlyHint?: boolean;
@@ -19,6 +20,8 @@ export interface OperationContext {
   now: Date;
   log: Logger;
   resolver: PermissionResolver;
+  /** Seals and opens stored secrets (AES-256-GCM). */
+  vault: Vault;
   /** The grant the operation's own permission was used through (null: system caller or no permission). */
   via: GrantSource | null;
   /** Checks a further permission the operation needs for this particular input (same guard, same errors). */
@@ -36,6 +39,13 @@ export interface OperationContext {
 
 export type HttpMethod = 'GET' | 'POST' | 'PATCH' | 'DELETE';
 
+export interface Route<Output> {
+  method: HttpMethod;
+  path: string;
+  /** The HTTP status of a success (default 200). A method, so operations of any output share one type. */
+  status?(output: Output): number;
+}
+
 export interface Operation<Schema extends z.ZodType = z.ZodType, Output = unknown> {
   /** The MCP tool name; REST routes and audit events use it too. */
   name: string;
@@ -43,7 +53,7 @@ export interface Operation<Schema extends z.ZodType = z.ZodType, Output = unknow
    * The REST face: `{name}` segments of the path fill the input fields of that name; GET and DELETE
    * take the rest from the query string, POST and PATCH from the JSON body.
    */
-  route: { method: HttpMethod; path: string };
+  route: Route<Output>;
   title: string;
   /** Written for a model: what it does, when to use it, what it returns. */
   description: string;

@@ -14,6 +14,7 @@ import { fromZodError, toOpError } from './error-mapping.ts';
 import { findProject } from './lookups.ts';
 import { redact, scrubText, secretValues } from './redact.ts';
 import type { z } from 'zod';
+import type { Vault } from '../vault.ts';
 
 export interface RunMeta {
   /** performance.now() when the request arrived: every change committed before it is seen. */
@@ -34,6 +35,7 @@ const OUTCOME_OF: Record<string, AuditOutcome> = {
 export interface RunnerDeps {
   orm: Orm;
   resolver: PermissionResolver;
+  vault: Vault;
   log: Logger;
   now?: () => Date;
 }
@@ -133,6 +135,7 @@ export class OperationRunner {
       now,
       log: this.deps.log,
       resolver: this.deps.resolver,
+      vault: this.deps.vault,
       via: audit.via ?? null,
       require: async (permission: Permission, projectId: string | null = null, projectKey?: string) => {
         if (caller.kind !== 'user') return;

@@ -42,9 +42,16 @@ export async function createPostgresDatabase(): Promise<string> {
   return url.toString();
 }
 
+/** A fresh vault key line; its key material is a recorded secret (the sweep looks for it). */
+export function testVaultKey(id = 'test'): string {
+  const key = randomBytes(32).toString('base64');
+  recordSecret(key);
+  return `${id}:${key}`;
+}
+
 /** Config for a fresh database of the kind this pass tests. */
 export async function freshDatabaseConfig(overrides: Record<string, string> = {}): Promise<Config> {
-  const env: Record<string, string> = { MANDATE_LOG_LEVEL: 'info', ...overrides };
+  const env: Record<string, string> = { MANDATE_LOG_LEVEL: 'info', MANDATE_VAULT_KEY: testVaultKey(), ...overrides };
   if (TEST_DB === 'postgres') env.DATABASE_URL = await createPostgresDatabase();
   else env.MANDATE_DATA_DIR = IN_MEMORY;
   return loadConfig(env);

@@ -14,25 +14,37 @@ export async function peopleForRoles(runtime: Runtime) {
 }
 
 // The tool lists each role must see: written out here as the specification, not derived from code.
-export const CORE_TOOLS = [
+const CORE_INSTALL_READ_TOOLS = ['get_mcp_server', 'list_mcp_catalog', 'list_my_mcp_servers'];
+const CORE_INSTALL_WRITE_TOOLS = ['install_mcp_server', 'uninstall_mcp_server', 'update_mcp_server'];
+const CORE_BASE_TOOLS = [
   'create_my_token', 'end_agent_session', 'get_my_permissions', 'health', 'list_my_agent_sessions', 'list_my_delegations',
   'list_my_tokens', 'revoke_my_token', 'start_agent_session', 'whoami',
 ];
-export const CORE_READ_ONLY_TOOLS = ['get_my_permissions', 'health', 'list_my_agent_sessions', 'list_my_delegations', 'list_my_tokens', 'whoami'];
+export const CORE_TOOLS = [...CORE_BASE_TOOLS, ...CORE_INSTALL_READ_TOOLS, ...CORE_INSTALL_WRITE_TOOLS];
+export const CORE_READ_ONLY_TOOLS = ['get_my_permissions', 'health', 'list_my_agent_sessions', 'list_my_delegations', 'list_my_tokens', 'whoami', ...CORE_INSTALL_READ_TOOLS];
 export const ADMIN_TOOLS = [
   'assign_role', 'create_delegation', 'create_role', 'create_token_for_user', 'create_user', 'deactivate_user', 'delete_role', 'delete_user',
   'get_delegation', 'get_role', 'get_user', 'get_user_permissions', 'list_delegations', 'list_permissions', 'list_role_members', 'list_roles',
   'list_user_sessions', 'list_user_tokens', 'list_users', 'query_audit', 'reactivate_user', 'remove_role', 'reset_password', 'revoke_delegation',
   'revoke_user_sessions', 'revoke_user_token', 'update_role', 'update_user',
+  'create_mcp_catalog_entry', 'delete_mcp_catalog_entry', 'get_mcp_catalog_entry', 'list_mcp_catalog', 'update_mcp_catalog_entry',
+  'get_mcp_server', 'install_mcp_server', 'list_mcp_servers', 'uninstall_mcp_server', 'update_mcp_server',
 ];
+/** Admin tools that core does not serve too. */
+export const ADMIN_ONLY_TOOLS = ADMIN_TOOLS.filter((name) => !CORE_TOOLS.includes(name));
 export const AUDITOR_ADMIN_TOOLS = [
   'get_delegation', 'get_role', 'get_user', 'get_user_permissions', 'list_delegations', 'list_permissions', 'list_role_members', 'list_roles',
   'list_user_sessions', 'list_user_tokens', 'list_users', 'query_audit',
+  'get_mcp_catalog_entry', 'get_mcp_server', 'list_mcp_catalog', 'list_mcp_servers',
 ];
+const union = (...lists: string[][]) => [...new Set(lists.flat())].sort();
 export const EXPECTED_TOOLS: Record<string, string[]> = {
-  admin: [...CORE_TOOLS, ...ADMIN_TOOLS].sort(),
-  developer: [...CORE_TOOLS].sort(),
-  viewer: [...CORE_READ_ONLY_TOOLS].sort(),
-  auditor: [...CORE_READ_ONLY_TOOLS, ...AUDITOR_ADMIN_TOOLS].sort(),
-  agent: [...CORE_TOOLS].sort(),
+  admin: union(CORE_TOOLS, ADMIN_TOOLS),
+  // developer has installs:write; the agent role does not.
+  developer: union(CORE_TOOLS),
+  viewer: union(CORE_READ_ONLY_TOOLS),
+  auditor: union(CORE_READ_ONLY_TOOLS, AUDITOR_ADMIN_TOOLS),
+  agent: union(CORE_BASE_TOOLS, CORE_INSTALL_READ_TOOLS),
 };
+/** Every core and admin tool, each once. */
+export const ALL_CORE_ADMIN_TOOLS = union(CORE_TOOLS, ADMIN_TOOLS);

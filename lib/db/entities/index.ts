@@ -9,6 +9,8 @@ export { AccessEpoch } from './access-epoch.ts';
 export { Session, SESSION_TRANSPORTS, type SessionTransport } from './session.ts';
 export { AgentSession } from './agent-session.ts';
 export { LoginLimit } from './login-limit.ts';
+export { McpCatalogEntry, MCP_TRANSPORTS, type McpTransport, type CredentialField } from './mcp-catalog-entry.ts';
+export { McpInstallation, INSTALL_SCOPES, type InstallScope } from './mcp-installation.ts';
 
 import { User } from './user.ts';
 import { Project } from './project.ts';
@@ -21,5 +23,7 @@ import { AccessEpoch } from './access-epoch.ts';
 import { Session } from './session.ts';
 import { AgentSession } from './agent-session.ts';
 import { LoginLimit } from './login-limit.ts';
+import { McpCatalogEntry } from './mcp-catalog-entry.ts';
+import { McpInstallation } from './mcp-installation.ts';
 
-export const ALL_ENTITIES = [User, Project, Role, RoleAssignment, Delegation, ApiToken, AuditEvent, AccessEpoch, Session, AgentSession, LoginLimit];
+export const ALL_ENTITIES = [User, Project, Role, RoleAssignment, Delegation, ApiToken, AuditEvent, AccessEpoch, Session, AgentSession, LoginLimit, McpCatalogEntry, McpInstallation];

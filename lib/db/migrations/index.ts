@@ -1,8 +1,10 @@
 import { Migration20261122000000_initial } from './Migration20261122000000_initial.ts';
 import { Migration20261122010000_sessions } from './Migration20261122010000_sessions.ts';
+import { Migration20261122020000_installations } from './Migration20261122020000_installations.ts';
 
 /** Every migration, in order. Listed explicitly so the same list runs from .ts sources and built .js. */
 export const MIGRATIONS = [
   { name: 'Migration20261122000000_initial', class: Migration20261122000000_initial },
   { name: 'Migration20261122010000_sessions', class: Migration20261122010000_sessions },
+  { name: 'Migration20261122020000_installations', class: Migration20261122020000_installations },
 ];

@@ -1,0 +1,35 @@
+import { randomUUID } from 'node:crypto';
+import { defineEntity, p } from '@mikro-orm/core';
+
+export const MCP_TRANSPORTS = ['remote', 'stdio'] as const;
+export type McpTransport = (typeof MCP_TRANSPORTS)[number];
+
+/** A value an installation must supply, e.g. an API key; stored sealed per installation. */
+export interface CredentialField {
+  name: string;
+  description: string;
+  required: boolean;
+}
+
+// An MCP server admins offer for installation: where it runs (a remote URL, or a command with
+// arguments for stdio) and which credentials an installation of it needs.
+const McpCatalogEntrySchema = defineEntity({
+  name: 'McpCatalogEntry',
+  tableName: 'mcp_catalog',
+  properties: {
+    id: p.uuid().primary().onCreate(() => randomUUID()),
+    name: p.string().length(64).unique('mcp_catalog_name_unique'),
+    description: p.text().default(''),
+    transport: p.enum(MCP_TRANSPORTS),
+    url: p.string().length(2000).nullable(),
+    command: p.string().length(500).nullable(),
+    args: p.json<string[]>().default('[]'),
+    credentialFields: p.json<CredentialField[]>().default('[]'),
+    createdAt: p.datetime().onCreate(() => new Date()),
+    updatedAt: p.datetime().onCreate(() => new Date()).onUpdate(() => new Date()),
+  },
+});
+
+export class McpCatalogEntry extends McpCatalogEntrySchema.class {}
+McpCatalogEntrySchema.setClass(McpCatalogEntry);
+export { McpCatalogEntrySchema };

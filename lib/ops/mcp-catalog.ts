@@ -1,0 +1,190 @@
+import { z } from 'zod';
+import { MCP_TRANSPORTS, McpCatalogEntry, McpInstallation, type CredentialField } from '../db/entities/index.ts';
+import type { Em } from '../db/orm.ts';
+import { conflict, invalid, OpError } from '../errors.ts';
+import { operation } from './operation.ts';
+
+// The catalog: MCP servers an admin offers for installation. Field names follow the REST API of
+// installations (camelCase: catalogId, credentialFields), which infrastructure-as-code tools call.
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export const catalogRef = z.string().trim().min(1, 'must name a catalog entry (its name or id)').max(64, 'must be at most 64 characters');
+const catalogName = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .regex(/^[a-z][a-z0-9_-]{1,63}$/, 'must be 2-64 characters: letters, digits, "_" or "-", starting with a letter');
+const description = z.string().trim().max(2000, 'must be at most 2000 characters');
+const serverUrl = z.url({ protocol: /^https?$/, message: 'must be an http:// or https:// URL' }).max(2000, 'must be at most 2000 characters');
+const command = z.string().trim().min(1, 'must not be empty').max(500, 'must be at most 500 characters');
+const args = z.array(z.string().max(1000, 'must be at most 1000 characters')).max(50, 'must have at most 50 arguments');
+const credentialField = z.strictObject({
+  name: z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,63}$/, 'must be 1-64 letters, digits or "_", starting with a letter (e.g. API_KEY)'),
+  description: z.string().trim().max(500, 'must be at most 500 characters').default(''),
+  required: z.boolean().default(true),
+});
+const credentialFields = z
+  .array(credentialField)
+  .max(20, 'must have at most 20 fields')
+  .refine((fields) => new Set(fields.map((f) => f.name)).size === fields.length, 'field names must be unique');
+
+/** A catalog entry by name, or by id (REST paths name entries by id). */
+export async function findCatalogEntry(em: Em, nameOrId: string, field = 'id'): Promise<McpCatalogEntry> {
+  const entry = await em.findOne(McpCatalogEntry, UUID.test(nameOrId) ? { id: nameOrId } : { name: nameOrId.toLowerCase() });
+  if (!entry) throw new OpError('not_found', `MCP catalog entry "${nameOrId}" not found; list_mcp_catalog shows them`, { field });
+  return entry;
+}
+
+/** A remote server needs a URL and no command; a stdio server a command and no URL. */
+function checkTransport(entry: { transport: string; url: string | null; command: string | null; args: string[] }) {
+  if (entry.transport === 'remote') {
+    if (!entry.url) throw invalid('url', 'is required for a remote server');
+    if (entry.command) throw invalid('command', 'a remote server has a url, not a command');
+    if (entry.args.length) throw invalid('args', 'a remote server takes no command arguments');
+  } else {
+    if (!entry.command) throw invalid('command', 'is required for a stdio server');
+    if (entry.url) throw invalid('url', 'a stdio server has a command, not a url');
+  }
+}
+
+export function catalogView(entry: McpCatalogEntry, installations?: number) {
+  return {
+    id: entry.id,
+    name: entry.name,
+    description: entry.description,
+    transport: entry.transport,
+    url: entry.url,
+    command: entry.command,
+    args: entry.args,
+    credentialFields: entry.credentialFields,
+    ...(installations !== undefined ? { installations } : {}),
+    createdAt: entry.createdAt.toISOString(),
+    updatedAt: entry.updatedAt.toISOString(),
+  };
+}
+
+const catalogTarget = (input: { id?: string; name?: string }) => `mcp_catalog:${input.id ?? input.name}`;
+
+export const listMcpCatalog = operation({
+  name: 'list_mcp_catalog',
+  route: { method: 'GET', path: '/api/mcp_catalog' },
+  title: 'List the MCP server catalog',
+  description:
+    'List the MCP servers that can be installed: name, description, transport (remote URL or stdio command), and the credential fields an installation needs. Returns {items}.',
+  input: z.strictObject({}),
+  permission: null,
+  annotations: { readOnlyHint: true },
+  async run(ctx) {
+    const entries = await ctx.em.find(McpCatalogEntry, {}, { orderBy: { name: 'asc' } });
+    return { items: entries.map((entry) => catalogView(entry)) };
+  },
+});
+
+export const getMcpCatalogEntry = operation({
+  name: 'get_mcp_catalog_entry',
+  route: { method: 'GET', path: '/api/mcp_catalog/{id}' },
+  title: 'Get an MCP catalog entry',
+  description: 'Get one MCP catalog entry by name or id, with how many installations it has.',
+  input: z.strictObject({ id: catalogRef }),
+  permission: null,
+  annotations: { readOnlyHint: true },
+  target: catalogTarget,
+  async run(ctx, input) {
+    const entry = await findCatalogEntry(ctx.em, input.id);
+    return catalogView(entry, await ctx.em.count(McpInstallation, { catalog: entry }));
+  },
+});
+
+export const createMcpCatalogEntry = operation({
+  name: 'create_mcp_catalog_entry',
+  route: { method: 'POST', path: '/api/mcp_catalog' },
+  title: 'Add an MCP server to the catalog',
+  description:
+    'Add an MCP server that users can install. transport "remote" takes a url; "stdio" a command and args. credentialFields lists the secrets an installation supplies (e.g. {name: "API_KEY", required: true}). Returns the entry.',
+  input: z.strictObject({
+    name: catalogName,
+    description: description.default(''),
+    transport: z.enum(MCP_TRANSPORTS),
+    url: serverUrl.optional(),
+    command: command.optional(),
+    args: args.default([]),
+    credentialFields: credentialFields.default([]),
+  }),
+  permission: 'installs:admin',
+  annotations: {},
+  target: catalogTarget,
+  async run(ctx, input) {
+    const fields = { transport: input.transport, url: input.url ?? null, command: input.command ?? null, args: input.args };
+    checkTransport(fields);
+    if (await ctx.em.findOne(McpCatalogEntry, { name: input.name })) throw conflict('a catalog entry with this name already exists', 'name');
+    const entry = ctx.em.create(McpCatalogEntry, { name: input.name, description: input.description, ...fields, credentialFields: input.credentialFields });
+    await ctx.em.flush();
+    ctx.setTarget(`mcp_catalog:${entry.id}`);
+    return catalogView(entry, 0);
+  },
+});
+
+export const updateMcpCatalogEntry = operation({
+  name: 'update_mcp_catalog_entry',
+  route: { method: 'PATCH', path: '/api/mcp_catalog/{id}' },
+  title: 'Change an MCP catalog entry',
+  description:
+    'Change an MCP catalog entry (by name or id): name, description, transport, url, command, args or credentialFields; only the fields given change (null clears url or command). Secrets stored for a field that is removed are kept but no longer shown. Returns the entry.',
+  input: z.strictObject({
+    id: catalogRef,
+    name: catalogName.optional(),
+    description: description.optional(),
+    transport: z.enum(MCP_TRANSPORTS).optional(),
+    url: serverUrl.nullable().optional(),
+    command: command.nullable().optional(),
+    args: args.optional(),
+    credentialFields: credentialFields.optional(),
+  }),
+  permission: 'installs:admin',
+  annotations: { idempotentHint: true },
+  target: catalogTarget,
+  async run(ctx, input) {
+    const entry = await findCatalogEntry(ctx.em, input.id);
+    if (input.name !== undefined && input.name !== entry.name && (await ctx.em.findOne(McpCatalogEntry, { name: input.name }))) {
+      throw conflict('a catalog entry with this name already exists', 'name');
+    }
+    const next = {
+      name: input.name ?? entry.name,
+      description: input.description ?? entry.description,
+      transport: input.transport ?? entry.transport,
+      url: (input.url === undefined ? entry.url : input.url) ?? null,
+      command: (input.command === undefined ? entry.command : input.command) ?? null,
+      args: input.args ?? entry.args,
+      credentialFields: (input.credentialFields ?? entry.credentialFields) as CredentialField[],
+    };
+    checkTransport(next);
+    ctx.em.assign(entry, next);
+    await ctx.em.flush();
+    return catalogView(entry, await ctx.em.count(McpInstallation, { catalog: entry }));
+  },
+});
+
+export const deleteMcpCatalogEntry = operation({
+  name: 'delete_mcp_catalog_entry',
+  route: { method: 'DELETE', path: '/api/mcp_catalog/{id}' },
+  title: 'Remove an MCP server from the catalog',
+  description:
+    'Remove an MCP catalog entry (by name or id). Refused while it is installed, unless force is true, which uninstalls it for everyone first. Returns what was removed.',
+  input: z.strictObject({ id: catalogRef, force: z.boolean().default(false) }),
+  permission: 'installs:admin',
+  annotations: { destructiveHint: true },
+  target: catalogTarget,
+  async run(ctx, input) {
+    const entry = await findCatalogEntry(ctx.em, input.id);
+    const installations = await ctx.em.count(McpInstallation, { catalog: entry });
+    if (installations > 0 && !input.force) {
+      throw conflict(`"${entry.name}" has ${installations} installation(s); uninstall them first or pass force: true`, 'force');
+    }
+    const view = catalogView(entry);
+    await ctx.em.nativeDelete(McpInstallation, { catalog: entry });
+    ctx.em.remove(entry);
+    await ctx.em.flush();
+    return { ...view, deleted: true, installationsRemoved: installations };
+  },
+});
