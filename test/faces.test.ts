@@ -14,6 +14,7 @@ import { ALL_CORE_ADMIN_TOOLS } from './helpers/people.ts';
 // times and secrets aside), errors included.
 
 type Saved = Record<string, any>;
+const FACE_SECRET = recordSecret('face installation secret 1');
 interface Step {
   op: string;
   input: (saved: Saved) => Record<string, unknown>;
@@ -57,6 +58,20 @@ const STEPS: Step[] = [
   { op: 'reset_password', input: (s) => ({ user_id: s.user.id, password: 'a face password 1' }) },
   { op: 'deactivate_user', input: (s) => ({ user_id: s.user.id }) },
   { op: 'reactivate_user', input: (s) => ({ user_id: s.user.id }) },
+  { op: 'list_mcp_catalog', input: () => ({}) },
+  { op: 'create_mcp_catalog_entry', input: () => ({ name: 'face-server', transport: 'remote', url: 'https://mcp.example.test/face', credentialFields: [{ name: 'API_KEY' }] }), save: 'entry' },
+  { op: 'get_mcp_catalog_entry', input: (s) => ({ id: s.entry.id }) },
+  { op: 'update_mcp_catalog_entry', input: () => ({ id: 'face-server', description: 'for faces' }) },
+  { op: 'install_mcp_server', input: (s) => ({ catalogId: 'face-server', userId: s.user.id, secrets: { API_KEY: FACE_SECRET } }), save: 'install' },
+  { op: 'install_mcp_server', input: (s) => ({ catalogId: 'face-server', userId: s.user.id }) },
+  { op: 'install_mcp_server', input: (s) => ({ catalogId: 'face-server', scope: 'org', userId: s.user.id }) },
+  { op: 'list_mcp_servers', input: (s) => ({ userId: s.user.id }) },
+  { op: 'list_my_mcp_servers', input: () => ({}) },
+  { op: 'get_mcp_server', input: (s) => ({ id: s.install.id }) },
+  { op: 'update_mcp_server', input: (s) => ({ id: s.install.id, secrets: { API_KEY: null } }) },
+  { op: 'delete_mcp_catalog_entry', input: () => ({ id: 'face-server' }) },
+  { op: 'uninstall_mcp_server', input: (s) => ({ id: s.install.id }) },
+  { op: 'delete_mcp_catalog_entry', input: () => ({ id: 'face-server' }) },
   { op: 'delete_user', input: (s) => ({ user_id: s.user.id, cascade: true }) },
   { op: 'query_audit', input: () => ({ operation: 'update_user', limit: 5 }) },
   // The same refusals and errors on both faces.

@@ -53,7 +53,7 @@ export interface Operation<Schema extends z.ZodType = z.ZodType, Output = unknow
    * The REST face: `{name}` segments of the path fill the input fields of that name; GET and DELETE
    * take the rest from the query string, POST and PATCH from the JSON body.
    */
-  route: Route<Output>;
+  route: Route<NoInfer<Output>>;
   title: string;
   /** Written for a model: what it does, when to use it, what it returns. */
   description: string;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AgentSession, ApiToken, Delegation, RoleAssignment, User, USER_TYPES } from '../db/entities/index.ts';
+import { AgentSession, ApiToken, Delegation, McpInstallation, RoleAssignment, User, USER_TYPES } from '../db/entities/index.ts';
 import { conflict, OpError } from '../errors.ts';
 import { hashPassword, passwordSchema } from '../identity/passwords.ts';
 import { deactivateAccount, endAgentSession, endSessions } from '../identity/account-lifecycle.ts';
@@ -204,7 +204,7 @@ export const deleteUser = operation({
   route: { method: 'DELETE', path: '/api/admin/users/{user_id}' },
   title: 'Delete a user',
   description:
-    'Delete a user for good, with its role assignments, tokens and sessions (audit events keep its id and name). ' +
+    'Delete a user for good, with its role assignments, tokens, sessions and personal MCP server installations (audit events keep its id and name). ' +
     'Refused while it owns things others depend on (active delegations it gave, running agent sessions it started) unless cascade is true, which ends those too. ' +
     'Prefer deactivate_user when in doubt: it is reversible. Returns what was removed.',
   input: z.strictObject({ user_id: uuidField('the user'), cascade: z.boolean().default(false) }),
@@ -215,9 +215,10 @@ export const deleteUser = operation({
     notSelf(ctx.caller, input.user_id, 'delete');
     const user = await findUser(ctx.em, input.user_id);
     await keepAnAdmin(ctx.em, user.id, 'deleting this user');
-    const [delegations, agents] = await Promise.all([
+    const [delegations, agents, installations] = await Promise.all([
       ctx.em.count(Delegation, { delegator: user, ...activeDelegations(ctx.now) }),
       ctx.em.find(AgentSession, { spawner: user, endedAt: null }),
+      ctx.em.count(McpInstallation, { user, scope: 'personal' }),
     ]);
     if ((delegations > 0 || agents.length > 0) && !input.cascade) {
       throw conflict(
@@ -226,7 +227,8 @@ export const deleteUser = operation({
       );
     }
     for (const agent of agents) await endAgentSession(ctx.em, agent, ctx.now, 'spawner deleted');
-    const removed = { delegations_removed: delegations, agent_sessions_ended: agents.length };
+    // Personal MCP server installations go with the account (a foreign key cascade).
+    const removed = { delegations_removed: delegations, agent_sessions_ended: agents.length, mcp_servers_removed: installations };
     const view = userView(user);
     ctx.em.remove(user);
     await ctx.em.flush();
