@@ -9,6 +9,7 @@ import { openRuntime, startAgentSessionSweep } from './runtime.ts';
 import { createTokenForUser, createUser } from './ops/index.ts';
 import { VERSION } from './version.ts';
 import { agentCommands, mcpCommands } from './cli-mcp.ts';
+import { vaultCommands } from './cli-vault.ts';
 import { help, int, runAsSystem, str, UsageError, withRuntime, type Command } from './cli-support.ts';
 
 const commands: Record<string, Command> = {
@@ -158,7 +159,7 @@ const commands: Record<string, Command> = {
   },
 };
 
-Object.assign(commands, agentCommands, mcpCommands);
+Object.assign(commands, agentCommands, mcpCommands, vaultCommands);
 
 function topHelp(): string {
   const lines = [`mandate ${VERSION} — MCP servers that act under someone's mandate`, '', 'Usage: mandate <command> [options]', '', 'Commands:'];

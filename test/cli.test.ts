@@ -32,11 +32,23 @@ async function permissionsOfToken(env: Record<string, string>, raw: string) {
   }
 }
 
+test('mandate vault new-key prints a key line that MANDATE_VAULT_KEY accepts; reseal re-encrypts onto it', async () => {
+  const made = await mandate(['vault', 'new-key', '--id', 'k2'], {});
+  assert.equal(made.code, 0);
+  const line = made.stdout.trim();
+  assert.match(line, /^k2:[A-Za-z0-9+/]{43}=$/);
+  recordSecret(line.slice(3));
+  const env = await freshEnv();
+  const resealed = await mandate(['vault', 'reseal'], { ...env, MANDATE_VAULT_KEY: line });
+  assert.equal(resealed.code, 0, resealed.stderr);
+  assert.match(resealed.stdout, /re-sealed 0 secret\(s\) of 0 installation\(s\) with vault key "k2"/);
+});
+
 describe('mandate --help and bad arguments', () => {
   test('--help works on every command and lists them', async () => {
     const top = await mandate(['--help'], {});
     assert.equal(top.code, 0);
-    for (const name of ['init', 'migrate', 'serve', 'user create', 'token create']) {
+    for (const name of ['init', 'migrate', 'serve', 'user create', 'token create', 'vault new-key', 'vault reseal']) {
       assert.ok(top.stdout.includes(name), `top help lists ${name}`);
       const help = await mandate([...name.split(' '), '--help'], {});
       assert.equal(help.code, 0, `${name} --help exits 0`);
@@ -61,6 +73,8 @@ describe('mandate --help and bad arguments', () => {
       [['user', 'create', '--email', 'short@example.test', '--password', 'short'], 1, /password: must be at least 8 characters/],
       [['token', 'create', '--user', 'ghost@example.test', '--name', 'n'], 1, /user ghost@example.test not found/],
       [['serve', '--port', '70000'], 2, /--port must be at most 65535/],
+      [['vault', 'new-key', '--id', 'no spaces'], 2, /--id must be 1-32 letters/],
+      [['vault'], 2, /"vault" needs a subcommand: new-key, reseal/],
     ];
     for (const [args, code, pattern] of cases) {
       const result = await mandate(args, env);

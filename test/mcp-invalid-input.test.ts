@@ -63,7 +63,7 @@ function suite(mode: StdioMode) {
     let calls = 0;
     try {
       const tools = await server.toolNames();
-      assert.ok(tools.length >= 38);
+      assert.ok(tools.length >= 49);
       for (const name of tools) {
         const op = OPERATIONS[name]!;
         const shape = shapeOf(op.input);

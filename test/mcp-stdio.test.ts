@@ -5,7 +5,7 @@ import { createInterface } from 'node:readline';
 import { ApiToken, User } from '../lib/db/entities/index.ts';
 import { makeToken, makeUser } from './helpers/fixtures.ts';
 import { recordSecret, TEST_DB } from './helpers/db.ts';
-import { EXPECTED_TOOLS, peopleForRoles } from './helpers/people.ts';
+import { CORE_TOOLS_WITHOUT_INSTALL_WRITE, EXPECTED_TOOLS, peopleForRoles } from './helpers/people.ts';
 import { ENTRYPOINT, ok, ROOT, runProcess, startServer, stdioBackend, STDIO_MODES, toolError, type ProcessDatabase, type StdioMode } from './helpers/stdio.ts';
 
 // One suite, run twice: stdio servers with their own database (local), and stdio servers with no
@@ -78,7 +78,8 @@ function suite(mode: StdioMode) {
       assert.deepEqual(byName['pm:read'], [{ via: 'role', role: 'viewer', project_key: null }]);
       assert.equal(byName['users:read']![0]!.via, 'delegation');
       assert.equal(byName['users:read']![0]!.delegator!.id, people.admin.id);
-      assert.deepEqual(await core.toolNames(), EXPECTED_TOOLS.developer);
+      // viewer + a delegation: every core tool but the installing ones (no installs:write).
+      assert.deepEqual(await core.toolNames(), CORE_TOOLS_WITHOUT_INSTALL_WRITE);
     } finally {
       await core.close();
     }

@@ -11,7 +11,7 @@ import { openRuntime } from '../lib/runtime.ts';
 import { newVaultKeyLine, openVault, parseVaultKey, Vault, VaultError } from '../lib/vault.ts';
 import { McpInstallation } from '../lib/db/entities/index.ts';
 import * as ops from '../lib/ops/index.ts';
-import { openInstallationSecrets } from '../lib/ops/installs.ts';
+import { openInstallationSecrets, resealInstallationSecrets } from '../lib/ops/installs.ts';
 import { createPostgresDatabase, recordSecret, TEST_DB, testVaultKey } from './helpers/db.ts';
 
 const keyA = parseVaultKey(testVaultKey('a'), 'A');
@@ -109,10 +109,16 @@ test('rotating the vault key keeps existing installations readable, through rest
     assert.match(row.secrets.API_KEY!, /^mv1:a:/);
     assert.match(row.secrets.OTHER!, /^mv1:b:/);
     assert.deepEqual(await secretsOf(runtime, id), { API_KEY: PLAIN, OTHER: 'other value' });
+    // Without key a, the secret it sealed cannot be opened, and the error says which key is missing.
+    assert.throws(() => openInstallationSecrets(new Vault(keyB), row), /vault key "a", which is not configured/);
+    // `mandate vault reseal` moves everything onto the current key; then a can go.
+    assert.deepEqual(await resealInstallationSecrets(runtime.db.orm.em.fork(), runtime.vault, system), { installations: 1, secrets: 1 });
     await runtime.close();
 
     runtime = await open({ MANDATE_VAULT_KEY: lineB });
-    await assert.rejects(secretsOf(runtime, id), /vault key "a", which is not configured/);
+    assert.deepEqual(await secretsOf(runtime, id), { API_KEY: PLAIN, OTHER: 'other value' });
+    const audit = await runtime.db.orm.em.fork().execute<{ detail: unknown }[]>("select detail from audit_event where operation = 'reseal_secrets'");
+    assert.deepEqual(audit.map((r) => r.detail), [{ installations: 1, secrets: 1, keyId: 'b' }]);
     await runtime.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });

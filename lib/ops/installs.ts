@@ -8,6 +8,9 @@ import { catalogRef, findCatalogEntry } from './mcp-catalog.ts';
 import { findProject } from './lookups.ts';
 import { afterCursor, cursorField, decodeCursor, limitField, page } from './pagination.ts';
 import { projectKeyField, uuidField } from './schemas.ts';
+import { addAuditEvent } from './audit.ts';
+import type { Caller } from '../identity/caller.ts';
+import type { Vault } from '../vault.ts';
 
 // Installations of catalog entries: personal (one user), team/project (a project's members) or
 // org (everyone). Secrets are sealed with the vault under a context naming the installation and
@@ -317,6 +320,29 @@ export const uninstallMcpServer = operation({
 });
 
 /** Opens an installation's stored secrets (for launching it; never for showing). */
-export function openInstallationSecrets(vault: OperationContext['vault'], installation: McpInstallation): Record<string, string> {
+export function openInstallationSecrets(vault: Vault, installation: McpInstallation): Record<string, string> {
   return Object.fromEntries(Object.entries(installation.secrets).map(([name, sealed]) => [name, vault.open(sealed, secretContext(installation.id, name))]));
+}
+
+/**
+ * Re-seals, with the vault's current key, every stored secret sealed with an older one, in one
+ * transaction; afterwards the older keys can be dropped. Audited as one event. Returns the count.
+ */
+export async function resealInstallationSecrets(em: Em, vault: Vault, caller: Caller): Promise<{ installations: number; secrets: number }> {
+  return em.transactional(async (tx) => {
+    let installations = 0;
+    let secrets = 0;
+    for (const installation of await tx.find(McpInstallation, {}, { orderBy: { id: 'asc' } })) {
+      const stale = Object.entries(installation.secrets).filter(([, sealed]) => vault.isStale(sealed));
+      if (!stale.length) continue;
+      const next = { ...installation.secrets };
+      for (const [name, sealed] of stale) next[name] = vault.seal(vault.open(sealed, secretContext(installation.id, name)), secretContext(installation.id, name));
+      installation.secrets = next;
+      installations++;
+      secrets += stale.length;
+    }
+    addAuditEvent(tx, { caller, operation: 'reseal_secrets', outcome: 'allowed', detail: { installations, secrets, keyId: vault.currentKeyId } });
+    await tx.flush();
+    return { installations, secrets };
+  });
 }

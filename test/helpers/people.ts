@@ -45,6 +45,9 @@ export const EXPECTED_TOOLS: Record<string, string[]> = {
   viewer: union(CORE_READ_ONLY_TOOLS),
   auditor: union(CORE_READ_ONLY_TOOLS, AUDITOR_ADMIN_TOOLS),
   agent: union(CORE_BASE_TOOLS, CORE_INSTALL_READ_TOOLS),
+  // (the same as CORE_TOOLS_WITHOUT_INSTALL_WRITE, spelled out)
 };
+/** What core lists to someone without installs:write (agents, viewers with a delegation...). */
+export const CORE_TOOLS_WITHOUT_INSTALL_WRITE = union(CORE_BASE_TOOLS, CORE_INSTALL_READ_TOOLS);
 /** Every core and admin tool, each once. */
 export const ALL_CORE_ADMIN_TOOLS = union(CORE_TOOLS, ADMIN_TOOLS);
