@@ -1,5 +1,12 @@
 import { randomUUID } from 'node:crypto';
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Whether a string is a UUID (any version), e.g. to tell an id from a name. */
+export function isUuid(value: string): boolean {
+  return UUID.test(value);
+}
+
 let lastMs = 0;
 let counter = 0;
 

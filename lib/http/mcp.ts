@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { OpError } from '../errors.ts';
+import { isUuid } from '../ids.ts';
 import { scrubText } from '../ops/redact.ts';
 import { Session } from '../db/entities/index.ts';
 import type { UserCaller } from '../identity/caller.ts';
@@ -15,7 +16,6 @@ import type { HttpAuthenticator } from './authenticate.ts';
 import { readJsonBody, sendError, sendJson } from './respond.ts';
 
 const SESSION_HEADER = 'mcp-session-id';
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 interface SessionRow {
   userId: string;
@@ -110,7 +110,7 @@ export class McpHttp {
   private async boundSession(em: Em, caller: UserCaller, header: string | string[] | undefined, arrived: number): Promise<string> {
     const id = typeof header === 'string' ? header : undefined;
     if (!id) throw new OpError('invalid_input', `${SESSION_HEADER} is missing`, { field: SESSION_HEADER });
-    const row = UUID.test(id) ? await this.sessionRow(em, id, arrived) : null;
+    const row = isUuid(id) ? await this.sessionRow(em, id, arrived) : null;
     // Unknown or ended: 404 tells a client to initialise a new session.
     if (!row || row.ended) throw new OpError('not_found', 'this MCP session does not exist or has ended; initialize a new one');
     if (row.userId !== caller.userId) {

@@ -13,6 +13,11 @@ export interface UserCaller {
   sessionId?: string;
 }
 
+/** The calling user's id; null for the system operator. */
+export function callerUserId(caller: Caller): string | null {
+  return caller.kind === 'user' ? caller.userId : null;
+}
+
 /** The operator at the machine (`mandate` CLI with database access): holds every permission. */
 export interface SystemCaller {
   kind: 'system';

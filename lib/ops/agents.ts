@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { callerUserId } from '../identity/caller.ts';
 import { z } from 'zod';
 import { AgentSession, Delegation, Project, User } from '../db/entities/index.ts';
 import { isPermission, type Permission } from '../access/permissions.ts';
@@ -113,7 +114,7 @@ export const endAgentSessionOp = operation({
   target: (input) => `agent_session:${input.agent_session_id}`,
   async run(ctx, input) {
     const session = await ctx.em.findOne(AgentSession, { id: input.agent_session_id });
-    const self = ctx.caller.kind === 'user' ? ctx.caller.userId : undefined;
+    const self = callerUserId(ctx.caller);
     if (!session || (session.spawner?.id !== self && session.agent.id !== self)) await ctx.require('users:write');
     if (!session) throw new OpError('not_found', `agent session ${input.agent_session_id} not found`, { field: 'agent_session_id' });
     const { ended } = await endAgentSession(ctx.em, session, ctx.now, self === session.agent.id ? 'ended by the agent' : 'ended');

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { callerUserId } from '../identity/caller.ts';
 import { Delegation, User } from '../db/entities/index.ts';
 import { OpError } from '../errors.ts';
 import { checkDelegation } from '../access/delegation-rules.ts';
@@ -28,7 +29,7 @@ export const createDelegation = operation({
   annotations: {},
   target: (input) => `user:${input.delegate_id}`,
   async run(ctx, input) {
-    const self = ctx.caller.kind === 'user' ? ctx.caller.userId : undefined;
+    const self = callerUserId(ctx.caller);
     const delegatorId = input.delegator_id ?? self;
     if (!delegatorId) throw new OpError('invalid_input', 'delegator_id: required when no user is calling', { field: 'delegator_id' });
     if (delegatorId !== self) await ctx.require('delegations:write');
@@ -66,7 +67,7 @@ export const revokeDelegation = operation({
   async run(ctx, input) {
     const delegation = await ctx.em.findOne(Delegation, { id: input.delegation_id }, { populate: ['project'] });
     if (!delegation) throw new OpError('not_found', `delegation ${input.delegation_id} not found`, { field: 'delegation_id' });
-    const self = ctx.caller.kind === 'user' ? ctx.caller.userId : undefined;
+    const self = callerUserId(ctx.caller);
     if (delegation.delegator.id !== self) await ctx.require('delegations:write');
     if (!delegation.revokedAt) {
       delegation.revokedAt = ctx.now;
@@ -116,7 +117,7 @@ export const getDelegation = operation({
   target: (input) => `delegation:${input.delegation_id}`,
   async run(ctx, input) {
     const delegation = await ctx.em.findOne(Delegation, { id: input.delegation_id }, { populate: ['project'] });
-    const self = ctx.caller.kind === 'user' ? ctx.caller.userId : undefined;
+    const self = callerUserId(ctx.caller);
     // Outsiders get the permission check before learning whether the id exists.
     if (!delegation || (delegation.delegator.id !== self && delegation.delegate.id !== self)) await ctx.require('delegations:read');
     if (!delegation) throw new OpError('not_found', `delegation ${input.delegation_id} not found`, { field: 'delegation_id' });

@@ -4,12 +4,12 @@ import { INSTALL_SCOPES, McpInstallation, Project, RoleAssignment, User, type Mc
 import type { Em } from '../db/orm.ts';
 import { invalid, OpError } from '../errors.ts';
 import { operation, type OperationContext } from './operation.ts';
-import { catalogRef, findCatalogEntry } from './mcp-catalog.ts';
-import { findProject } from './lookups.ts';
+import { catalogRef } from './mcp-catalog.ts';
+import { findCatalogEntry, findProject } from './lookups.ts';
 import { afterCursor, cursorField, decodeCursor, limitField, page } from './pagination.ts';
 import { projectKeyField, uuidField } from './schemas.ts';
 import { addAuditEvent } from './audit.ts';
-import type { Caller } from '../identity/caller.ts';
+import { callerUserId, type Caller } from '../identity/caller.ts';
 import type { Vault } from '../vault.ts';
 
 // Installations of catalog entries: personal (one user), team/project (a project's members) or
@@ -18,13 +18,10 @@ import type { Vault } from '../vault.ts';
 
 const MEMBERS_SHOWN = 100;
 const secretValue = z.string().min(1, 'must not be empty').max(10_000, 'must be at most 10000 characters');
-const secretsInput = z.record(z.string().max(64, 'must be at most 64 characters'), secretValue);
+const secretName = z.string().max(64, 'must be at most 64 characters');
+const secretsInput = z.record(secretName, secretValue);
 
 const secretContext = (installationId: string, field: string) => `mcp_installation:${installationId}:${field}`;
-
-function callerId(ctx: OperationContext): string | null {
-  return ctx.caller.kind === 'user' ? ctx.caller.userId : null;
-}
 
 function userSummary(user: User) {
   return { id: user.id, email: user.email, name: user.name, displayName: user.displayName, active: user.active };
@@ -100,11 +97,9 @@ async function visibleInstallation(ctx: OperationContext, id: string): Promise<M
   const installation = await ctx.em.findOne(McpInstallation, { id });
   const notFound = new OpError('not_found', `MCP server installation ${id} not found among those you can see (installs:read shows everyone's)`, { field: 'id' });
   if (!installation) throw notFound;
-  const caller = ctx.caller;
-  if (caller.kind !== 'user') return installation;
-  if (installation.owner?.id === caller.userId || (await appliesTo(ctx.em, installation, caller.userId))) return installation;
-  const held = await ctx.resolver.resolve(ctx.em, caller, installation.project?.id ?? null);
-  if (held.live && held.grants.has('installs:read')) return installation;
+  const me = callerUserId(ctx.caller);
+  if (me === null || installation.owner?.id === me || (await appliesTo(ctx.em, installation, me))) return installation;
+  if (await ctx.holds('installs:read', installation.project?.id ?? null)) return installation;
   throw notFound;
 }
 
@@ -113,7 +108,7 @@ async function visibleInstallation(ctx: OperationContext, id: string): Promise<M
  * operation's own permission); anything else needs installs:admin (for a project's, in that project).
  */
 async function requireManage(ctx: OperationContext, installation: McpInstallation) {
-  const me = callerId(ctx);
+  const me = callerUserId(ctx.caller);
   if (installation.scope === 'personal' && me !== null && installation.owner?.id === me) return;
   const project = installation.project as Project | null;
   await ctx.require('installs:admin', project?.id ?? null, project?.key);
@@ -146,7 +141,7 @@ export const installMcpServer = operation({
   annotations: { idempotentHint: true },
   target: (input) => (input.userId ? `user:${input.userId}` : undefined),
   async run(ctx, input) {
-    const me = callerId(ctx);
+    const me = callerUserId(ctx.caller);
     const projectScoped = input.scope === 'team' || input.scope === 'project';
     if (input.userId && input.scope !== 'personal') {
       throw invalid('userId', `only a personal installation is for one user; leave userId out for scope "${input.scope}"`);
@@ -206,7 +201,7 @@ async function listPage(em: Em, where: Record<string, unknown>, input: { scope?:
   const and: Record<string, unknown>[] = [where, afterCursor(decodeCursor(input.cursor), 'createdAt')];
   if (input.scope) and.push({ scope: input.scope });
   if (input.catalogId) and.push({ catalog: await findCatalogEntry(em, input.catalogId, 'catalogId') });
-  const rows = await em.find(McpInstallation, { $and: and }, { orderBy: { createdAt: 'asc', id: 'asc' }, limit: input.limit + 1 });
+  const rows = await em.find(McpInstallation, { $and: and }, { orderBy: { createdAt: 'asc', id: 'asc' }, limit: input.limit + 1, populate: ['catalog', 'user', 'project', 'owner'] });
   const { items, next_cursor } = page(rows, input.limit, (row) => row.createdAt);
   const views = [];
   for (const item of items) views.push(await installationView(em, item));
@@ -229,7 +224,7 @@ export const listMyMcpServers = operation({
   permission: null,
   annotations: { readOnlyHint: true },
   async run(ctx, input) {
-    const me = callerId(ctx);
+    const me = callerUserId(ctx.caller);
     if (!me) throw invalid('(caller)', 'only a user has installations of its own');
     return listPage(ctx.em, await forUser(ctx.em, me), input);
   },
@@ -246,7 +241,7 @@ export const listMcpServers = operation({
   permission: null,
   annotations: { readOnlyHint: true },
   async run(ctx, input) {
-    const me = callerId(ctx);
+    const me = callerUserId(ctx.caller);
     if (input.all && input.userId) throw invalid('all', 'give either all or userId, not both');
     if (input.all || (input.userId && input.userId !== me) || !me) await ctx.require('installs:read');
     if (input.all) return listPage(ctx.em, {}, input);
@@ -276,7 +271,7 @@ export const updateMcpServer = operation({
     "Set or clear secrets of an installation: secrets maps credential field names to a new value, or to null to clear it; fields not named keep their value. The owner of a personal installation may; otherwise installs:admin. Values are stored encrypted and never shown. Returns the installation.",
   input: z.strictObject({
     id: uuidField('the installation'),
-    secrets: z.record(z.string().max(64, 'must be at most 64 characters'), secretValue.nullable()),
+    secrets: z.record(secretName, secretValue.nullable()),
   }),
   permission: 'installs:write',
   annotations: { idempotentHint: true },

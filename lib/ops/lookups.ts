@@ -1,8 +1,8 @@
 import type { Em } from '../db/orm.ts';
-import { Project, Role, User, type Delegation } from '../db/entities/index.ts';
+import { McpCatalogEntry, Project, Role, User, type Delegation } from '../db/entities/index.ts';
+import { isUuid } from '../ids.ts';
 import { OpError } from '../errors.ts';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export async function findUser(em: Em, id: string, field = 'user_id'): Promise<User> {
   const user = await em.findOne(User, { id });
@@ -12,9 +12,16 @@ export async function findUser(em: Em, id: string, field = 'user_id'): Promise<U
 
 /** A role by name, or by id (REST routes name roles by id). */
 export async function findRole(em: Em, nameOrId: string, field = 'role'): Promise<Role> {
-  const role = await em.findOne(Role, UUID.test(nameOrId) ? { id: nameOrId } : { name: nameOrId.toLowerCase() });
+  const role = await em.findOne(Role, isUuid(nameOrId) ? { id: nameOrId } : { name: nameOrId.toLowerCase() });
   if (!role) throw new OpError('not_found', `role "${nameOrId}" not found; list_roles shows them`, { field });
   return role;
+}
+
+/** A catalog entry by name, or by id (REST paths name entries by id). */
+export async function findCatalogEntry(em: Em, nameOrId: string, field = 'id'): Promise<McpCatalogEntry> {
+  const entry = await em.findOne(McpCatalogEntry, isUuid(nameOrId) ? { id: nameOrId } : { name: nameOrId.toLowerCase() });
+  if (!entry) throw new OpError('not_found', `MCP catalog entry "${nameOrId}" not found; list_mcp_catalog shows them`, { field });
+  return entry;
 }
 
 export async function findProject(em: Em, key: string, field = 'project_key'): Promise<Project> {

@@ -1,13 +1,11 @@
 import { z } from 'zod';
 import { MCP_TRANSPORTS, McpCatalogEntry, McpInstallation, type CredentialField } from '../db/entities/index.ts';
-import type { Em } from '../db/orm.ts';
-import { conflict, invalid, OpError } from '../errors.ts';
+import { conflict, invalid } from '../errors.ts';
 import { operation } from './operation.ts';
+import { findCatalogEntry } from './lookups.ts';
 
 // The catalog: MCP servers an admin offers for installation. Field names follow the REST API of
 // installations (camelCase: catalogId, credentialFields), which infrastructure-as-code tools call.
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export const catalogRef = z.string().trim().min(1, 'must name a catalog entry (its name or id)').max(64, 'must be at most 64 characters');
 const catalogName = z
@@ -28,13 +26,6 @@ const credentialFields = z
   .array(credentialField)
   .max(20, 'must have at most 20 fields')
   .refine((fields) => new Set(fields.map((f) => f.name)).size === fields.length, 'field names must be unique');
-
-/** A catalog entry by name, or by id (REST paths name entries by id). */
-export async function findCatalogEntry(em: Em, nameOrId: string, field = 'id'): Promise<McpCatalogEntry> {
-  const entry = await em.findOne(McpCatalogEntry, UUID.test(nameOrId) ? { id: nameOrId } : { name: nameOrId.toLowerCase() });
-  if (!entry) throw new OpError('not_found', `MCP catalog entry "${nameOrId}" not found; list_mcp_catalog shows them`, { field });
-  return entry;
-}
 
 /** A remote server needs a URL and no command; a stdio server a command and no URL. */
 function checkTransport(entry: { transport: string; url: string | null; command: string | null; args: string[] }) {

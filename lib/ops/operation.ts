@@ -26,6 +26,8 @@ export interface OperationContext {
   via: GrantSource | null;
   /** Checks a further permission the operation needs for this particular input (same guard, same errors). */
   require(permission: Permission, projectId?: string | null, projectKey?: string): Promise<void>;
+  /** Whether the caller holds a permission (same resolution as `require`), for what to show rather than refuse. */
+  holds(permission: Permission, projectId?: string | null): Promise<boolean>;
   /** Names what the call acted on, for the audit event (e.g. once a created row has its id). */
   setTarget(target: string): void;
   /**

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { callerUserId } from '../identity/caller.ts';
 import { Role, RoleAssignment, type Project, type User } from '../db/entities/index.ts';
 import { requireAllPermissions } from '../access/guard.ts';
 import { ALL_PERMISSIONS, PERMISSIONS } from '../access/permissions.ts';
@@ -43,7 +44,7 @@ export async function grantRole(ctx: OperationContext, user: User, roleRefValue:
     user,
     role,
     project,
-    grantedById: ctx.caller.kind === 'user' ? ctx.caller.userId : null,
+    grantedById: callerUserId(ctx.caller),
   });
   await ctx.em.flush();
   return { assignment, role, created: true };

@@ -143,6 +143,11 @@ export class OperationRunner {
         const effective = await this.deps.resolver.resolve(tx, caller, projectId);
         requirePermission(effective, permission, { operation, projectKey });
       },
+      holds: async (permission: Permission, projectId: string | null = null) => {
+        if (caller.kind !== 'user') return true;
+        const effective = await this.deps.resolver.resolve(tx, caller, projectId);
+        return effective.live && effective.grants.has(permission);
+      },
       setTarget: (target: string) => {
         audit.target = target;
       },

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { callerUserId } from '../identity/caller.ts';
 import { ApiToken, type User } from '../db/entities/index.ts';
 import type { Permission } from '../access/permissions.ts';
 import { OpError } from '../errors.ts';
@@ -40,7 +41,7 @@ export async function issueToken(ctx: OperationContext, user: User, request: Tok
     hash: secret.hash,
     scopes: request.scopes ? [...new Set(request.scopes)] : null,
     expiresAt: request.expiresAt,
-    createdById: ctx.caller.kind === 'user' ? ctx.caller.userId : null,
+    createdById: callerUserId(ctx.caller),
   });
   await ctx.em.flush();
   return { ...tokenView(token), token: secret.raw };

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { callerUserId } from '../identity/caller.ts';
 import { AgentSession, ApiToken, Delegation, McpInstallation, RoleAssignment, User, USER_TYPES } from '../db/entities/index.ts';
 import { conflict, OpError } from '../errors.ts';
 import { hashPassword, passwordSchema } from '../identity/passwords.ts';
@@ -53,7 +54,7 @@ export const createUser = operation({
       type: input.type,
       passwordHash: input.password ? await hashPassword(input.password) : null,
       active: true,
-      createdById: ctx.caller.kind === 'user' ? ctx.caller.userId : null,
+      createdById: callerUserId(ctx.caller),
     });
     await ctx.em.flush();
     ctx.setTarget(`user:${user.id}`);
