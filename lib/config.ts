@@ -1,6 +1,9 @@
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { openVault, type VaultSettings } from './vault.ts';
+import { NETWORK_CLASSES, type NetworkClass } from './pm/net-guard.ts';
+import type { PmSettings } from './pm/settings.ts';
+import { parseToolsetList } from './pm/settings.ts';
 
 // The only reader of process.env: everything else receives a typed Config.
 const envSchema = z.object({
@@ -26,6 +29,20 @@ const envSchema = z.object({
   // form) still open what they sealed. Embedded data directories generate a key file if unset.
   MANDATE_VAULT_KEY: z.string().min(1).optional(),
   MANDATE_VAULT_PREVIOUS_KEYS: z.string().optional(),
+  // PM trackers: address classes a deployment allows tracker URLs on (comma-separated: loopback,
+  // private, link-local; default none), plain http:// (default https only), per-attempt timeout,
+  // whole-call deadline, retries of 429/503/5xx, and whether delete_issue is offered at all.
+  MANDATE_PM_ALLOW_NETWORKS: z
+    .string()
+    .regex(/^\s*((loopback|private|link-local)\s*(,\s*|$))*$/, 'must list loopback, private or link-local, comma-separated')
+    .default(''),
+  MANDATE_PM_ALLOW_HTTP: z.enum(['true', 'false']).default('false'),
+  MANDATE_PM_TIMEOUT_MS: z.coerce.number().int().min(100).max(300_000).default(15_000),
+  MANDATE_PM_DEADLINE_MS: z.coerce.number().int().min(100).max(600_000).default(45_000),
+  MANDATE_PM_MAX_RETRIES: z.coerce.number().int().min(0).max(10).default(3),
+  MANDATE_PM_ALLOW_DELETE: z.enum(['true', 'false']).default('false'),
+  // The PM toolsets this deployment serves (comma-separated; default all).
+  MANDATE_PM_TOOLSETS: z.string().optional(),
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
 });
@@ -47,6 +64,7 @@ export interface Config {
   remoteUrl?: string;
   http: { host: string; port: number; serviceToken?: string; guardToken?: string; trustProxy: boolean };
   vault: VaultSettings;
+  pm: PmSettings;
 }
 
 export class ConfigError extends Error {}
@@ -74,6 +92,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       trustProxy: e.MANDATE_TRUST_PROXY === 'true',
     },
     vault: vaultSettings(e.MANDATE_VAULT_KEY, e.MANDATE_VAULT_PREVIOUS_KEYS, e.DATABASE_URL ? undefined : e.MANDATE_DATA_DIR),
+    pm: {
+      http: {
+        policy: {
+          allow: new Set(e.MANDATE_PM_ALLOW_NETWORKS.split(',').map((item) => item.trim()).filter((item): item is NetworkClass => (NETWORK_CLASSES as readonly string[]).includes(item))),
+          allowHttp: e.MANDATE_PM_ALLOW_HTTP === 'true',
+        },
+        timeoutMs: e.MANDATE_PM_TIMEOUT_MS,
+        deadlineMs: e.MANDATE_PM_DEADLINE_MS,
+        maxRetries: e.MANDATE_PM_MAX_RETRIES,
+      },
+      allowDelete: e.MANDATE_PM_ALLOW_DELETE === 'true',
+      toolsets: pmToolsets(e.MANDATE_PM_TOOLSETS),
+    },
   };
 }
 
@@ -89,6 +120,14 @@ function vaultSettings(key: string | undefined, previousKeys: string | undefined
     previousKeys,
     ...(dataDir === IN_MEMORY ? { ephemeral: true } : dataDir !== undefined ? { keyFile: join(resolve(dataDir), 'vault.key') } : {}),
   };
+}
+
+function pmToolsets(raw: string | undefined) {
+  try {
+    return parseToolsetList(raw, 'MANDATE_PM_TOOLSETS');
+  } catch (error) {
+    throw new ConfigError(`invalid environment variable ${(error as Error).message}`);
+  }
 }
 
 /** A description of where the data lives that never includes a password from DATABASE_URL. */

@@ -8,6 +8,12 @@ export const ERROR_STATUS = {
   rate_limited: 429,
   internal: 500,
   unavailable: 503,
+  // A PM tool needs a tracker connection the caller does not have (or one the tracker refused).
+  connection_required: 409,
+  connection_invalid: 409,
+  // The tracker answered with an error of its own, or not in time.
+  upstream_failed: 502,
+  upstream_timeout: 504,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;

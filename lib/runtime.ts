@@ -6,6 +6,7 @@ import { OperationRunner } from './ops/runner.ts';
 import { createLogger, type Logger } from './log.ts';
 import { endExpiredAgentSessions } from './identity/account-lifecycle.ts';
 import { openVault, type Vault } from './vault.ts';
+import { PmService } from './pm/service.ts';
 
 /** Everything a process needs to run operations: database, resolver, runner, logger. */
 export interface Runtime {
@@ -13,6 +14,7 @@ export interface Runtime {
   resolver: PermissionResolver;
   runner: OperationRunner;
   vault: Vault;
+  pm: PmService;
   log: Logger;
   close(): Promise<void>;
 }
@@ -24,6 +26,8 @@ export interface RuntimeOptions {
   migrate?: boolean;
   /** Log level when MANDATE_LOG_LEVEL is not set. */
   defaultLogLevel?: string;
+  /** How PM retries wait (tests record the waits instead). */
+  sleep?: (ms: number) => Promise<unknown>;
 }
 
 export async function openRuntime(config: Config, options: RuntimeOptions): Promise<Runtime> {
@@ -38,12 +42,14 @@ export async function openRuntime(config: Config, options: RuntimeOptions): Prom
     await db.close();
     throw error;
   }
-  const runner = new OperationRunner({ orm: db.orm, resolver, vault, log, now });
+  const pm = new PmService(config.pm, options.sleep ? { sleep: options.sleep } : {});
+  const runner = new OperationRunner({ orm: db.orm, resolver, vault, pm, log, now });
   const close = async () => {
     await runner.audit.flush();
+    pm.close();
     await db.close();
   };
-  return { db, resolver, runner, vault, log, close };
+  return { db, resolver, runner, vault, pm, log, close };
 }
 
 const AGENT_SWEEP_INTERVAL_MS = 60_000;

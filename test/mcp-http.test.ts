@@ -8,7 +8,7 @@ import { createHttpServer, listen } from '../lib/http/server.ts';
 import * as ops from '../lib/ops/index.ts';
 import { makeToken } from './helpers/fixtures.ts';
 import { keepArtifact, recordSecret, testRuntime, type TestRuntime } from './helpers/db.ts';
-import { ADMIN_TOOLS, ALL_CORE_ADMIN_TOOLS } from './helpers/people.ts';
+import { ADMIN_TOOLS, ALL_CORE_ADMIN_TOOLS, PM_TOOLS } from './helpers/people.ts';
 
 let rt: TestRuntime;
 let server: Server;
@@ -75,7 +75,7 @@ test('the SDK client over Streamable HTTP, with Bearer and with Basic; /mcp/admi
     assert.equal(me.user.id, alice.id);
     assert.match(me.session_id, /^[0-9a-f-]{36}$/);
     assert.equal(session.transport.sessionId, me.session_id, 'the MCP session is the session row');
-    assert.deepEqual((await session.client.listTools()).tools.map((t) => t.name).sort(), ALL_CORE_ADMIN_TOOLS);
+    assert.deepEqual((await session.client.listTools()).tools.map((t) => t.name).sort(), [...new Set([...ALL_CORE_ADMIN_TOOLS, ...PM_TOOLS])].sort());
     await session.client.close();
   }
   const adminOnly = await connect('/mcp/admin', bearer(alice.token));

@@ -5,7 +5,7 @@ import { createInterface } from 'node:readline';
 import { ApiToken, User } from '../lib/db/entities/index.ts';
 import { makeToken, makeUser } from './helpers/fixtures.ts';
 import { recordSecret, TEST_DB } from './helpers/db.ts';
-import { CORE_TOOLS_WITHOUT_INSTALL_WRITE, EXPECTED_TOOLS, peopleForRoles } from './helpers/people.ts';
+import { CORE_TOOLS, CORE_TOOLS_WITHOUT_INSTALL_WRITE, EXPECTED_TOOLS, peopleForRoles, withPmStatus } from './helpers/people.ts';
 import { ENTRYPOINT, ok, ROOT, runProcess, startServer, stdioBackend, STDIO_MODES, toolError, type ProcessDatabase, type StdioMode } from './helpers/stdio.ts';
 
 // One suite, run twice: stdio servers with their own database (local), and stdio servers with no
@@ -43,7 +43,7 @@ function suite(mode: StdioMode) {
       const adminTools = await admin.toolNames();
       const crossCall = toolError(await admin.call('whoami'));
       await admin.close();
-      assert.deepEqual(coreTools, EXPECTED_TOOLS.developer);
+      assert.deepEqual(coreTools, withPmStatus(CORE_TOOLS));
       assert.equal(adminTools.length, 38);
       assert.ok(!adminTools.includes('whoami'));
       assert.equal(crossCall.code, 'forbidden');
@@ -79,7 +79,7 @@ function suite(mode: StdioMode) {
       assert.equal(byName['users:read']![0]!.via, 'delegation');
       assert.equal(byName['users:read']![0]!.delegator!.id, people.admin.id);
       // viewer + a delegation: every core tool but the installing ones (no installs:write).
-      assert.deepEqual(await core.toolNames(), CORE_TOOLS_WITHOUT_INSTALL_WRITE);
+      assert.deepEqual(await core.toolNames(), withPmStatus(CORE_TOOLS_WITHOUT_INSTALL_WRITE));
     } finally {
       await core.close();
     }

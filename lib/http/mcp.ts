@@ -10,6 +10,7 @@ import { endSession, startSession } from '../identity/sessions.ts';
 import { EpochCache } from '../access/epoch.ts';
 import { localBackend } from '../mcp/backend.ts';
 import { createMcpServer } from '../mcp/server.ts';
+import { parseToolsetList, servedBy, ToolsetListError, type PmToolset } from '../pm/settings.ts';
 import type { Toolset } from '../mcp/toolset.ts';
 import type { Runtime } from '../runtime.ts';
 import type { HttpAuthenticator } from './authenticate.ts';
@@ -141,11 +142,26 @@ export class McpHttp {
     caller: UserCaller & { sessionId: string },
     request: { startedAt: number; clientAddress: string },
   ) {
-    const server = createMcpServer({ toolsets, backend: localBackend(this.runtime, caller, request) });
+    const serves = servedBy(this.runtime.pm.settings, requestedToolsets(req));
+    const server = createMcpServer({ toolsets, serves, backend: localBackend(this.runtime, caller, request) });
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     // Not closed afterwards: with JSON responses nothing stays open once the answer is written,
     // and closing builds an McpError (with its stack) per request, ~4% of the server's CPU.
     await server.connect(transport);
     await transport.handleRequest(req, res, body);
+  }
+}
+
+export const TOOLSETS_HEADER = 'x-mcp-toolsets';
+
+/** The PM toolsets a request narrows itself to (X-MCP-Toolsets: issues,comments), if it does. */
+function requestedToolsets(req: IncomingMessage): ReadonlySet<PmToolset> | undefined {
+  const header = req.headers[TOOLSETS_HEADER];
+  if (typeof header !== 'string' || header.trim() === '') return undefined;
+  try {
+    return parseToolsetList(header, 'X-MCP-Toolsets');
+  } catch (error) {
+    if (error instanceof ToolsetListError) throw new OpError('invalid_input', error.message, { field: 'X-MCP-Toolsets' });
+    throw error;
   }
 }

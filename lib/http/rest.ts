@@ -17,7 +17,7 @@ interface Route {
 
 function compile(op: AnyOperation): Route {
   const params: string[] = [];
-  const source = op.route.path.replace(/\{([a-z_]+)\}/g, (_m, name: string) => {
+  const source = op.route.path.replace(/\{([A-Za-z_]+)\}/g, (_m, name: string) => {
     params.push(name);
     return '([^/]+)';
   });

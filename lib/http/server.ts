@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Runtime } from '../runtime.ts';
 import { VERSION } from '../version.ts';
 import { OPERATIONS } from '../ops/index.ts';
+import { servedBy } from '../pm/settings.ts';
 import { HttpAuthenticator, type HttpAuthOptions } from './authenticate.ts';
 import { RestApi } from './rest.ts';
 import { McpHttp } from './mcp.ts';
@@ -14,7 +15,8 @@ import { sendJson } from './respond.ts';
 
 export function createHttpServer(runtime: Runtime, options: HttpAuthOptions = {}): Server {
   const auth = new HttpAuthenticator(runtime, options);
-  const rest = new RestApi(runtime, auth, Object.values(OPERATIONS));
+  // Routes of PM toolsets this deployment does not serve are not routes at all (404).
+  const rest = new RestApi(runtime, auth, Object.values(OPERATIONS).filter(servedBy(runtime.pm.settings)));
   const mcp = new McpHttp(runtime, auth, SERVERS);
   return createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');

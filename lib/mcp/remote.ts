@@ -73,7 +73,7 @@ export class RemoteBackend implements ToolBackend {
 
   async call(op: AnyOperation, args: unknown): Promise<RunResult<unknown>> {
     const input = (args ?? {}) as Record<string, unknown>;
-    const path = op.route.path.replace(/\{([a-z_]+)\}/g, (_m, name: string) => segment(input[name]));
+    const path = op.route.path.replace(/\{([A-Za-z_]+)\}/g, (_m, name: string) => segment(input[name]));
     const json = JSON.stringify(input);
     try {
       const { status, body } =

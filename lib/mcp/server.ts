@@ -15,6 +15,8 @@ export interface McpServerOptions {
   /** Waited for before any tool is listed or run (e.g. the stdio process still authenticating). */
   ready?: Promise<ToolBackend>;
   backend?: ToolBackend;
+  /** Which operations this server serves (PM toolsets chosen by the deployment or request). */
+  serves?: (op: AnyOperation) => boolean;
 }
 
 /**
@@ -27,7 +29,7 @@ export interface McpServerOptions {
 let sharedValidator: AjvJsonSchemaValidator | undefined;
 
 export function createMcpServer(options: McpServerOptions): Server {
-  const operations = composeOperations(options.toolsets, options.readOnly ?? false);
+  const operations = composeOperations(options.toolsets, options.readOnly ?? false, options.serves);
   const served = new Map(operations.map((op) => [op.name, op]));
   const name = `mandate-${options.toolsets.map((t) => t.name).join('-')}`;
   const backend = async () => options.backend ?? (await options.ready!);
@@ -61,7 +63,11 @@ export function createMcpServer(options: McpServerOptions): Server {
 async function refuseUnserved(tools: ToolBackend, toolName: string, args: unknown, serverName: string, readOnly: boolean): Promise<CallToolResult> {
   const known: AnyOperation | undefined = OPERATIONS[toolName];
   if (!known) return toolError(new OpError('not_found', `unknown tool "${toolName}"; tools/list shows the tools you can call`));
-  const why = readOnly && !known.annotations.readOnlyHint ? 'this server serves read-only tools only' : `${serverName} does not serve it`;
+  const why = readOnly && !known.annotations.readOnlyHint
+    ? 'this server serves read-only tools only'
+    : known.toolset
+      ? `${serverName} does not serve it here: its toolset "${known.toolset}" is not enabled for this deployment or request`
+      : `${serverName} does not serve it`;
   const error = new OpError('forbidden', `permission denied: ${toolName} is not available here (${why})`);
   await tools.refuse(known, args, error);
   return toolError(error);

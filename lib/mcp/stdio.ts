@@ -9,6 +9,7 @@ import { openRuntime, startAgentSessionSweep, type Runtime } from '../runtime.ts
 import { localBackend, type ToolBackend } from './backend.ts';
 import { RemoteBackend } from './remote.ts';
 import { createMcpServer } from './server.ts';
+import { servedBy } from '../pm/settings.ts';
 import type { Toolset } from './toolset.ts';
 
 /** How long a closing server lets calls in flight finish, and the point where it exits regardless. */
@@ -62,7 +63,7 @@ export async function serveStdio(options: StdioOptions): Promise<void> {
   })();
   ready.catch(fail);
 
-  const server = createMcpServer({ toolsets: options.toolsets, readOnly: options.readOnly ?? false, ready });
+  const server = createMcpServer({ toolsets: options.toolsets, readOnly: options.readOnly ?? false, ready, serves: deploymentServes(options.env ?? process.env) });
   const transport = new StdioServerTransport();
   let closing = false;
   const shutdown = async () => {
@@ -134,5 +135,14 @@ async function authenticate(runtime: Runtime, token: string): Promise<UserCaller
   } catch (error) {
     if (!(error instanceof OpError)) throw error;
     throw new StartupError(`${error.message}; create a new one (mandate token create, or create_my_token)`);
+  }
+}
+
+/** The deployment's PM toolset choice; a bad configuration is reported when the server starts. */
+function deploymentServes(env: NodeJS.ProcessEnv) {
+  try {
+    return servedBy(loadConfig(env).pm);
+  } catch {
+    return () => true;
   }
 }

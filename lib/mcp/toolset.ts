@@ -49,12 +49,16 @@ export function toolDescriptor(op: AnyOperation): ToolDescriptor {
   return descriptor;
 }
 
-/** The operations of several toolsets, each once, in order; read-only ones only if asked. */
-export function composeOperations(toolsets: readonly Toolset[], readOnly: boolean): AnyOperation[] {
+/**
+ * The operations of several toolsets, each once, in order; read-only ones only if asked, and only
+ * those `serves` accepts (the deployment's and the request's choice of PM toolsets).
+ */
+export function composeOperations(toolsets: readonly Toolset[], readOnly: boolean, serves: (op: AnyOperation) => boolean = () => true): AnyOperation[] {
   const seen = new Map<string, AnyOperation>();
   for (const toolset of toolsets) {
     for (const op of toolset.operations) {
       if (readOnly && !op.annotations.readOnlyHint) continue;
+      if (!serves(op)) continue;
       if (!seen.has(op.name)) seen.set(op.name, op);
     }
   }

@@ -14,6 +14,7 @@ const UNIQUE_CONSTRAINTS: Record<string, { field: string; message: string }> = {
   project_key_unique: { field: 'key', message: 'a project with this key already exists' },
   role_assignment_project_unique: { field: 'role', message: 'this role is already assigned to this user for this project' },
   role_assignment_global_unique: { field: 'role', message: 'this role is already assigned to this user' },
+  pm_connection_user_name_unique: { field: 'name', message: 'you already have a PM connection with this name' },
 };
 
 export function fromZodError(error: z.ZodError): OpError {

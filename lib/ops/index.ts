@@ -11,6 +11,8 @@ import { createMyToken, getMyPermissions, health, listMyDelegations, listMyToken
 import { endAgentSessionOp, listMyAgentSessions, startAgentSession } from './agents.ts';
 import { createMcpCatalogEntry, deleteMcpCatalogEntry, getMcpCatalogEntry, listMcpCatalog, updateMcpCatalogEntry } from './mcp-catalog.ts';
 import { getMcpServer, installMcpServer, listMcpServers, listMyMcpServers, uninstallMcpServer, updateMcpServer } from './installs.ts';
+import { PM_OPERATIONS } from './pm/index.ts';
+import { listPmConnections } from './pm/connections.ts';
 
 export {
   createUser, deactivateUser, deleteUser, getUser, listUsers, reactivateUser, resetPassword, updateUser,
@@ -29,8 +31,12 @@ export const SELF_OPERATIONS: AnyOperation[] = [
   whoami, getMyPermissions, listMyDelegations, listMyTokens, createMyToken, revokeMyToken,
   startAgentSession, endAgentSessionOp, listMyAgentSessions,
   listMcpCatalog, listMyMcpServers, getMcpServer, installMcpServer, updateMcpServer, uninstallMcpServer,
+  listPmConnections,
   health,
 ] as AnyOperation[];
+
+/** Tracker connections and tools with the caller's own credentials: the `pm` toolset. */
+export { PM_OPERATIONS };
 
 /** Administration of other users and the platform: the `admin` toolset. */
 export const ADMIN_OPERATIONS: AnyOperation[] = [
@@ -46,5 +52,5 @@ export const ADMIN_OPERATIONS: AnyOperation[] = [
 
 /** Every operation, by name: the one registry the servers, REST routes and CLI draw from. */
 export const OPERATIONS: Record<string, AnyOperation> = Object.fromEntries(
-  [...SELF_OPERATIONS, ...ADMIN_OPERATIONS].map((op) => [op.name, op]),
+  [...SELF_OPERATIONS, ...ADMIN_OPERATIONS, ...PM_OPERATIONS].map((op) => [op.name, op]),
 );

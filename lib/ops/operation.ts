@@ -5,11 +5,13 @@ import type { Permission } from '../access/permissions.ts';
 import type { GrantSource, PermissionResolver } from '../access/resolver.ts';
 import type { Logger } from '../log.ts';
 import type { Vault } from '../vault.ts';
+import type { PmService } from '../pm/service.ts';
 
 export interface OperationAnnotations {
   readOnlyHint?: boolean;
   destructiveHint?: boolean;
   idempotentHint?: boolean;
+  /** Reaches another system (a tracker): a change runs without a database transaction around it. */
   openWorldHint?: boolean;
 }
 
@@ -22,6 +24,8 @@ export interface OperationContext {
   resolver: PermissionResolver;
   /** Seals and opens stored secrets (AES-256-GCM). */
   vault: Vault;
+  /** Trackers: settings, the upstream HTTP client. */
+  pm: PmService;
   /** The grant the operation's own permission was used through (null: system caller or no permission). */
   via: GrantSource | null;
   /** Checks a further permission the operation needs for this particular input (same guard, same errors). */
@@ -60,6 +64,8 @@ export interface Operation<Schema extends z.ZodType = z.ZodType, Output = unknow
   /** Written for a model: what it does, when to use it, what it returns. */
   description: string;
   input: Schema;
+  /** The PM toolset the operation belongs to (deployments and requests choose toolsets). */
+  toolset?: string;
   /** What the caller must hold; null for operations on the caller's own things. */
   permission: Permission | null;
   annotations: OperationAnnotations;

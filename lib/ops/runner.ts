@@ -15,6 +15,7 @@ import { findProject } from './lookups.ts';
 import { redact, scrubText, secretValues } from './redact.ts';
 import type { z } from 'zod';
 import type { Vault } from '../vault.ts';
+import type { PmService } from '../pm/service.ts';
 
 export interface RunMeta {
   /** performance.now() when the request arrived: every change committed before it is seen. */
@@ -36,6 +37,7 @@ export interface RunnerDeps {
   orm: Orm;
   resolver: PermissionResolver;
   vault: Vault;
+  pm: PmService;
   log: Logger;
   now?: () => Date;
 }
@@ -102,6 +104,12 @@ export class OperationRunner {
         // Reads need no transaction; their audit event is batched.
         value = await op.run(this.context(em, op.name, caller, now, audit), input);
         this.audit.enqueue({ ...audit, outcome: 'allowed' });
+      } else if (op.annotations.openWorldHint) {
+        // A change made in another system cannot be rolled back with ours: no transaction is held
+        // open while the tracker answers, and the audit event is written before the call returns.
+        value = await op.run(this.context(em, op.name, caller, now, audit), input);
+        addAuditEvent(em, { ...audit, outcome: 'allowed' });
+        await em.flush();
       } else {
         value = await em.transactional(async (tx) => {
           const result = await op.run(this.context(tx, op.name, caller, now, audit), input);
@@ -136,6 +144,7 @@ export class OperationRunner {
       log: this.deps.log,
       resolver: this.deps.resolver,
       vault: this.deps.vault,
+      pm: this.deps.pm,
       via: audit.via ?? null,
       require: async (permission: Permission, projectId: string | null = null, projectKey?: string) => {
         if (caller.kind !== 'user') return;

@@ -83,8 +83,8 @@ export interface TestRuntime extends Runtime {
 }
 
 /** A runtime on a fresh database, logging into memory; close() checks that no secret leaked. */
-export async function testRuntime(options: { now?: () => Date } = {}): Promise<TestRuntime> {
-  const config = await freshDatabaseConfig();
+export async function testRuntime(options: { now?: () => Date; env?: Record<string, string>; sleep?: (ms: number) => Promise<unknown> } = {}): Promise<TestRuntime> {
+  const config = await freshDatabaseConfig(options.env);
   const logs: string[] = [];
   const stream = new Writable({
     write(chunk, _encoding, done) {
@@ -92,7 +92,12 @@ export async function testRuntime(options: { now?: () => Date } = {}): Promise<T
       done();
     },
   });
-  const runtime = await openRuntime(config, { command: 'test', log: createLogger({ level: 'debug', stream }), ...(options.now ? { now: options.now } : {}) });
+  const runtime = await openRuntime(config, {
+    command: 'test',
+    log: createLogger({ level: 'debug', stream }),
+    ...(options.now ? { now: options.now } : {}),
+    ...(options.sleep ? { sleep: options.sleep } : {}),
+  });
   const auditRows = async () => {
     await runtime.runner.audit.flush();
     return (await runtime.db.orm.em.fork().execute('select * from audit_event order by at')) as Record<string, unknown>[];

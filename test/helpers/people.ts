@@ -21,6 +21,19 @@ const CORE_BASE_TOOLS = [
   'list_my_tokens', 'revoke_my_token', 'start_agent_session', 'whoami',
 ];
 export const CORE_TOOLS = [...CORE_BASE_TOOLS, ...CORE_INSTALL_READ_TOOLS, ...CORE_INSTALL_WRITE_TOOLS];
+// PM: read-only tools (pm:read), connection management (pm:read), tracker changes (pm:write).
+// delete_issue is served only where MANDATE_PM_ALLOW_DELETE=true.
+export const PM_READ_TOOLS = [
+  'list_pm_connections', 'search_issues', 'get_issue', 'list_transitions', 'list_comments', 'list_projects', 'get_project', 'list_issue_types',
+  'get_create_fields', 'search_fields', 'list_statuses', 'list_priorities', 'search_users', 'list_link_types', 'list_boards', 'list_sprints',
+  'list_sprint_issues', 'list_worklogs',
+];
+export const PM_CONNECTION_TOOLS = ['add_pm_connection', 'remove_pm_connection', 'set_default_pm_connection', 'test_pm_connection'];
+export const PM_WRITE_TOOLS = [
+  'create_issue', 'update_issue', 'transition_issue', 'assign_issue', 'add_comment', 'edit_comment', 'link_issues', 'add_remote_link', 'set_parent',
+  'move_to_sprint', 'move_to_backlog', 'add_worklog',
+];
+export const PM_TOOLS = [...PM_READ_TOOLS, ...PM_CONNECTION_TOOLS, ...PM_WRITE_TOOLS];
 export const CORE_READ_ONLY_TOOLS = ['get_my_permissions', 'health', 'list_my_agent_sessions', 'list_my_delegations', 'list_my_tokens', 'whoami', ...CORE_INSTALL_READ_TOOLS];
 export const ADMIN_TOOLS = [
   'assign_role', 'create_delegation', 'create_role', 'create_token_for_user', 'create_user', 'deactivate_user', 'delete_role', 'delete_user',
@@ -39,15 +52,18 @@ export const AUDITOR_ADMIN_TOOLS = [
 ];
 const union = (...lists: string[][]) => [...new Set(lists.flat())].sort();
 export const EXPECTED_TOOLS: Record<string, string[]> = {
-  admin: union(CORE_TOOLS, ADMIN_TOOLS),
+  admin: union(CORE_TOOLS, ADMIN_TOOLS, PM_TOOLS),
   // developer has installs:write; the agent role does not.
-  developer: union(CORE_TOOLS),
-  viewer: union(CORE_READ_ONLY_TOOLS),
+  developer: union(CORE_TOOLS, PM_TOOLS),
+  // viewer: core and pm read-only (list_pm_connections is core's too).
+  viewer: union(CORE_READ_ONLY_TOOLS, PM_READ_TOOLS),
   auditor: union(CORE_READ_ONLY_TOOLS, AUDITOR_ADMIN_TOOLS),
-  agent: union(CORE_BASE_TOOLS, CORE_INSTALL_READ_TOOLS),
+  agent: union(CORE_BASE_TOOLS, CORE_INSTALL_READ_TOOLS, PM_TOOLS),
   // (the same as CORE_TOOLS_WITHOUT_INSTALL_WRITE, spelled out)
 };
 /** What core lists to someone without installs:write (agents, viewers with a delegation...). */
 export const CORE_TOOLS_WITHOUT_INSTALL_WRITE = union(CORE_BASE_TOOLS, CORE_INSTALL_READ_TOOLS);
+/** What the core server lists to someone holding pm:read beyond CORE_TOOLS: their PM connections' status. */
+export const withPmStatus = (tools: string[]) => union(tools, ['list_pm_connections']);
 /** Every core and admin tool, each once. */
 export const ALL_CORE_ADMIN_TOOLS = union(CORE_TOOLS, ADMIN_TOOLS);

@@ -11,6 +11,9 @@ export { AgentSession } from './agent-session.ts';
 export { LoginLimit } from './login-limit.ts';
 export { McpCatalogEntry, MCP_TRANSPORTS, type McpTransport, type CredentialField } from './mcp-catalog-entry.ts';
 export { McpInstallation, INSTALL_SCOPES, type InstallScope } from './mcp-installation.ts';
+export {
+  PmConnection, PM_PROVIDERS, CONNECTION_STATES, CONNECTION_AUTH, type PmProvider, type ConnectionState, type ConnectionAuth,
+} from './pm-connection.ts';
 
 import { User } from './user.ts';
 import { Project } from './project.ts';
@@ -25,5 +28,6 @@ import { AgentSession } from './agent-session.ts';
 import { LoginLimit } from './login-limit.ts';
 import { McpCatalogEntry } from './mcp-catalog-entry.ts';
 import { McpInstallation } from './mcp-installation.ts';
+import { PmConnection } from './pm-connection.ts';
 
-export const ALL_ENTITIES = [User, Project, Role, RoleAssignment, Delegation, ApiToken, AuditEvent, AccessEpoch, Session, AgentSession, LoginLimit, McpCatalogEntry, McpInstallation];
+export const ALL_ENTITIES = [User, Project, Role, RoleAssignment, Delegation, ApiToken, AuditEvent, AccessEpoch, Session, AgentSession, LoginLimit, McpCatalogEntry, McpInstallation, PmConnection];

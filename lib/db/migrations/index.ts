@@ -1,10 +1,12 @@
 import { Migration20261122000000_initial } from './Migration20261122000000_initial.ts';
 import { Migration20261122010000_sessions } from './Migration20261122010000_sessions.ts';
 import { Migration20261122020000_installations } from './Migration20261122020000_installations.ts';
+import { Migration20261123000000_pm_connections } from './Migration20261123000000_pm_connections.ts';
 
 /** Every migration, in order. Listed explicitly so the same list runs from .ts sources and built .js. */
 export const MIGRATIONS = [
   { name: 'Migration20261122000000_initial', class: Migration20261122000000_initial },
   { name: 'Migration20261122010000_sessions', class: Migration20261122010000_sessions },
   { name: 'Migration20261122020000_installations', class: Migration20261122020000_installations },
+  { name: 'Migration20261123000000_pm_connections', class: Migration20261123000000_pm_connections },
 ];

@@ -1,0 +1,79 @@
+import { z } from 'zod';
+import { fieldList, issueKey, pmCursor, pmLimit, pmTool, projectRef } from './tools.ts';
+
+const numericId = (what: string) => z.string().trim().regex(/^\d+$/, `must be the numeric id of ${what}`);
+const keys = z.array(issueKey).min(1, 'give at least one issue').max(50, 'at most 50 issues at once');
+
+export const listBoards = pmTool({
+  name: 'list_boards',
+  toolset: 'agile',
+  route: { method: 'GET', path: '/api/pm/boards' },
+  title: 'List boards',
+  description: 'Jira boards (id, name, scrum or kanban), optionally of one project.',
+  input: { project: projectRef.optional(), limit: pmLimit, cursor: pmCursor },
+  async run(tracker, input) {
+    const page = await tracker.listBoards(input);
+    return { items: page.items, next_cursor: page.nextCursor };
+  },
+});
+
+export const listSprints = pmTool({
+  name: 'list_sprints',
+  toolset: 'agile',
+  route: { method: 'GET', path: '/api/pm/boards/{board}/sprints' },
+  title: 'List sprints',
+  description: 'A board\'s sprints, optionally only those in a state (future, active, closed).',
+  input: { board: numericId('a board'), state: z.enum(['future', 'active', 'closed']).optional(), limit: pmLimit, cursor: pmCursor },
+  target: (input) => `board:${input.board}`,
+  async run(tracker, input) {
+    const page = await tracker.listSprints(input.board, input);
+    return { items: page.items, next_cursor: page.nextCursor };
+  },
+});
+
+export const listSprintIssues = pmTool({
+  name: 'list_sprint_issues',
+  toolset: 'agile',
+  route: { method: 'GET', path: '/api/pm/sprints/{sprint}/issues' },
+  title: 'List a sprint\'s issues',
+  description: 'The issues in a sprint, compact, a page at a time.',
+  input: { sprint: numericId('a sprint'), fields: fieldList, limit: pmLimit, cursor: pmCursor },
+  target: (input) => `sprint:${input.sprint}`,
+  async run(tracker, input) {
+    const page = await tracker.sprintIssues(input.sprint, input);
+    return { items: page.items, next_cursor: page.nextCursor, ...(page.total !== undefined ? { total: page.total } : {}) };
+  },
+});
+
+export const moveToSprint = pmTool({
+  name: 'move_to_sprint',
+  toolset: 'agile',
+  route: { method: 'POST', path: '/api/pm/sprints/{sprint}/issues' },
+  title: 'Move issues to a sprint',
+  description: 'Moves up to 50 issues into a sprint (future or active).',
+  input: { sprint: numericId('a sprint'), issues: keys },
+  write: true,
+  idempotent: true,
+  target: (input) => `sprint:${input.sprint}`,
+  async run(tracker, input) {
+    await tracker.moveToSprint(input.sprint, input.issues);
+    return { sprint: input.sprint, moved: input.issues };
+  },
+});
+
+export const moveToBacklog = pmTool({
+  name: 'move_to_backlog',
+  toolset: 'agile',
+  route: { method: 'POST', path: '/api/pm/backlog/issues' },
+  title: 'Move issues to the backlog',
+  description: 'Moves up to 50 issues out of their sprints into the backlog.',
+  input: { issues: keys },
+  write: true,
+  idempotent: true,
+  async run(tracker, input) {
+    await tracker.moveToBacklog(input.issues);
+    return { moved: input.issues };
+  },
+});
+
+export const AGILE_TOOLS = [listBoards, listSprints, listSprintIssues, moveToSprint, moveToBacklog];

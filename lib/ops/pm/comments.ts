@@ -1,0 +1,45 @@
+import { z } from 'zod';
+import { issueKey, markdownText, pmCursor, pmLimit, pmTool } from './tools.ts';
+
+const commentId = z.string().trim().min(1, 'must not be empty').max(100);
+
+export const listComments = pmTool({
+  name: 'list_comments',
+  toolset: 'comments',
+  route: { method: 'GET', path: '/api/pm/issues/{key}/comments' },
+  title: 'List comments',
+  description: 'An issue\'s comments, oldest first, as Markdown (long ones truncated with a marker), a page at a time.',
+  input: { key: issueKey, limit: pmLimit, cursor: pmCursor },
+  target: (input) => `issue:${input.key}`,
+  async run(tracker, input) {
+    const page = await tracker.listComments(input.key, input);
+    return { items: page.items, next_cursor: page.nextCursor, ...(page.total !== undefined ? { total: page.total } : {}) };
+  },
+});
+
+export const addComment = pmTool({
+  name: 'add_comment',
+  toolset: 'comments',
+  route: { method: 'POST', path: '/api/pm/issues/{key}/comments', status: () => 201 },
+  title: 'Add a comment',
+  description: 'Adds a comment (Markdown, converted to the tracker\'s format) to an issue. Returns the comment.',
+  input: { key: issueKey, body: markdownText('the comment') },
+  write: true,
+  target: (input) => `issue:${input.key}`,
+  run: (tracker, input) => tracker.addComment(input.key, input.body),
+});
+
+export const editComment = pmTool({
+  name: 'edit_comment',
+  toolset: 'comments',
+  route: { method: 'PATCH', path: '/api/pm/issues/{key}/comments/{commentId}' },
+  title: 'Edit a comment',
+  description: 'Replaces the text of one of an issue\'s comments (Markdown).',
+  input: { key: issueKey, commentId, body: markdownText('the new text') },
+  write: true,
+  idempotent: true,
+  target: (input) => `issue:${input.key} comment:${input.commentId}`,
+  run: (tracker, input) => tracker.editComment(input.key, input.commentId, input.body),
+});
+
+export const COMMENT_TOOLS = [listComments, addComment, editComment];

@@ -1,0 +1,226 @@
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { PmConnection, PM_PROVIDERS, type PmProvider, type ConnectionAuth } from '../../db/entities/index.ts';
+import { invalid, OpError } from '../../errors.ts';
+import { operation, type OperationContext } from '../operation.ts';
+import { callerUserId } from '../../identity/caller.ts';
+import { checkBaseUrl } from '../../pm/net-guard.ts';
+import { PROVIDER_LABEL, type Credentials } from '../../pm/service.ts';
+import { TrackerError, trackerFailure } from '../../pm/errors.ts';
+import {
+  connectionContext, connectionView, credentialSecrets, findMyConnection, markConnection, openCredentials, providerSummary,
+} from '../../pm/connections.ts';
+import { cursorField, limitField } from '../pagination.ts';
+import { decodeOffset, encodeOffset } from '../../pm/provider.ts';
+
+// The caller's own tracker connections. They change only the caller's own record in Mandate, so
+// they need pm:read (PM access at all); pm:write governs changes made in the tracker itself.
+
+const secretField = (what: string) => z.string().trim().min(1, 'must not be empty').max(4000, 'must be at most 4000 characters').describe(what);
+const nameField = z.string().trim().min(1, 'must not be empty').max(64, 'must be at most 64 characters').regex(/^[\w .@-]+$/, 'may hold letters, digits, spaces and . _ @ -');
+
+/** Which credential fields each provider takes. */
+const CREDENTIALS: Record<PmProvider, { auth: ConnectionAuth; fields: (keyof Credentials)[] }> = {
+  jira_cloud: { auth: 'api_token', fields: ['email', 'apiToken'] },
+  jira_dc: { auth: 'personal_access_token', fields: ['token'] },
+  redmine: { auth: 'api_key', fields: ['apiKey'] },
+  openproject: { auth: 'api_key', fields: ['apiKey'] },
+};
+const ALL_CREDENTIAL_FIELDS: (keyof Credentials)[] = ['email', 'apiToken', 'token', 'apiKey'];
+
+function credentialsOf(provider: PmProvider, input: Partial<Record<keyof Credentials, string | undefined>>): Credentials {
+  const wanted = CREDENTIALS[provider].fields;
+  for (const field of ALL_CREDENTIAL_FIELDS) {
+    if (input[field] !== undefined && !wanted.includes(field)) throw invalid(field, `${PROVIDER_LABEL[provider]} takes ${wanted.join(' and ')}, not ${field}`);
+  }
+  const credentials: Credentials = {};
+  for (const field of wanted) {
+    const value = input[field];
+    if (!value) throw invalid(field, `is required for ${PROVIDER_LABEL[provider]}`);
+    credentials[field] = value;
+  }
+  return credentials;
+}
+
+/** Asks the tracker who the credentials belong to; a refusal is the caller's mistake (400). */
+async function verify(ctx: OperationContext, provider: PmProvider, baseUrl: string, credentials: Credentials) {
+  const label = PROVIDER_LABEL[provider];
+  if (provider === 'openproject') throw new OpError('invalid_input', 'OpenProject connections are not supported by this version of Mandate yet', { field: 'provider' });
+  const tracker = ctx.pm.tracker(provider, baseUrl, credentials);
+  try {
+    return await tracker.whoami();
+  } catch (error) {
+    const secretField = CREDENTIALS[provider].fields.at(-1)!;
+    if (error instanceof TrackerError && (error.status === 401 || error.status === 403)) {
+      throw invalid(secretField, `${label} at ${baseUrl} refused these credentials (HTTP ${error.status}); check them and try again`);
+    }
+    if (error instanceof TrackerError && error.status === 404) {
+      throw invalid('baseUrl', `${baseUrl} does not look like a ${label} site (its "who am I" endpoint answered 404)`);
+    }
+    throw trackerFailure(error, label, credentialSecrets(credentials)) ?? error;
+  }
+}
+
+function requireUser(ctx: OperationContext): string {
+  const me = callerUserId(ctx.caller);
+  if (me === null) throw new OpError('invalid_input', 'PM connections belong to users; a system caller has none');
+  return me;
+}
+
+export const listPmConnections = operation({
+  name: 'list_pm_connections',
+  toolset: 'connections',
+  route: { method: 'GET', path: '/api/v1/user/credentials' },
+  title: 'List my PM connections',
+  description:
+    'Your own tracker connections with their status (connected, invalid, expired, unavailable) and non-secret details: provider, site, upstream account, verified at, scopes, expiry, which is the default. ' +
+    '`providers` lists every provider with your status for it (not_connected when you have none). Credentials are never shown.',
+  input: z.strictObject({ limit: limitField, cursor: cursorField }),
+  permission: 'pm:read',
+  annotations: { readOnlyHint: true },
+  async run(ctx, input) {
+    const me = requireUser(ctx);
+    const all = await ctx.em.find(PmConnection, { user: me }, { orderBy: { createdAt: 'asc', id: 'asc' } });
+    const offset = decodeOffset(input.cursor);
+    const items = all.slice(offset, offset + input.limit);
+    return {
+      items: items.map(connectionView),
+      providers: providerSummary(all),
+      next_cursor: offset + items.length < all.length ? encodeOffset(offset + items.length) : null,
+    };
+  },
+});
+
+export const addPmConnection = operation({
+  name: 'add_pm_connection',
+  toolset: 'connections',
+  route: { method: 'POST', path: '/api/v1/user/credentials', status: () => 201 },
+  title: 'Add a PM connection',
+  description:
+    'Connect your own tracker account. provider: jira_cloud (email + apiToken), jira_dc (token: a personal access token), redmine (apiKey), openproject (apiKey). ' +
+    'baseUrl is the site, e.g. https://acme.atlassian.net. The credentials are checked by asking the tracker who they belong to, then stored encrypted; they are never shown again. ' +
+    'Your first connection becomes your default; default: true makes this one the default.',
+  input: z.strictObject({
+    provider: z.enum(PM_PROVIDERS),
+    name: nameField.optional(),
+    baseUrl: z.string().trim().min(1, 'must not be empty').max(2000, 'must be at most 2000 characters'),
+    email: z.email('must be an email address').max(320).optional(),
+    apiToken: secretField('Jira Cloud API token').optional(),
+    token: secretField('Jira Data Center personal access token').optional(),
+    apiKey: secretField('Redmine or OpenProject API key').optional(),
+    default: z.boolean().optional(),
+  }),
+  permission: 'pm:read',
+  annotations: { openWorldHint: true },
+  async run(ctx, input) {
+    const me = requireUser(ctx);
+    const baseUrl = checkBaseUrl(input.baseUrl, ctx.pm.settings.http.policy);
+    const credentials = credentialsOf(input.provider, input);
+    const account = await verify(ctx, input.provider, baseUrl, credentials);
+    const id = randomUUID();
+    const name = input.name ?? `${input.provider}:${new URL(baseUrl).host}`.slice(0, 64);
+    const connection = await ctx.em.transactional(async (tx) => {
+      const others = await tx.count(PmConnection, { user: me });
+      const makeDefault = input.default === true || others === 0;
+      if (makeDefault) await tx.nativeUpdate(PmConnection, { user: me, isDefault: true }, { isDefault: false });
+      const row = tx.create(PmConnection, {
+        id,
+        user: me,
+        provider: input.provider,
+        name,
+        baseUrl,
+        auth: CREDENTIALS[input.provider].auth,
+        secret: ctx.vault.seal(JSON.stringify(credentials), connectionContext(id)),
+        accountId: account.id.slice(0, 200),
+        accountName: account.name.slice(0, 200),
+        status: 'connected',
+        verifiedAt: ctx.now,
+        isDefault: makeDefault,
+      });
+      await tx.flush();
+      return row;
+    });
+    ctx.setTarget(`pm_connection:${connection.id}`);
+    return connectionView(connection);
+  },
+});
+
+const connectionRef = z.string().trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters').describe('the connection\'s id or name');
+
+export const removePmConnection = operation({
+  name: 'remove_pm_connection',
+  toolset: 'connections',
+  route: { method: 'DELETE', path: '/api/v1/user/credentials/{id}' },
+  title: 'Remove a PM connection',
+  description: 'Deletes one of your connections and its stored credentials (id or name). If it was your default, your oldest remaining connection becomes the default.',
+  input: z.strictObject({ id: connectionRef }),
+  permission: 'pm:read',
+  annotations: { destructiveHint: true, idempotentHint: false },
+  async run(ctx, input) {
+    const connection = await findMyConnection(ctx, input.id, 'id');
+    ctx.setTarget(`pm_connection:${connection.id}`);
+    const me = requireUser(ctx);
+    await ctx.em.nativeDelete(PmConnection, { id: connection.id });
+    let newDefault: string | null = null;
+    if (connection.isDefault) {
+      const next = await ctx.em.findOne(PmConnection, { user: me }, { orderBy: { createdAt: 'asc' } });
+      if (next) {
+        await ctx.em.nativeUpdate(PmConnection, { id: next.id }, { isDefault: true });
+        newDefault = next.name;
+      }
+    }
+    return { removed: true, id: connection.id, name: connection.name, newDefault };
+  },
+});
+
+export const setDefaultPmConnection = operation({
+  name: 'set_default_pm_connection',
+  toolset: 'connections',
+  route: { method: 'POST', path: '/api/v1/user/credentials/{id}/default' },
+  title: 'Set my default PM connection',
+  description: 'Makes one of your connections (id or name) the one PM tools use when no connection is given.',
+  input: z.strictObject({ id: connectionRef }),
+  permission: 'pm:read',
+  annotations: { idempotentHint: true },
+  async run(ctx, input) {
+    const connection = await findMyConnection(ctx, input.id, 'id');
+    ctx.setTarget(`pm_connection:${connection.id}`);
+    await ctx.em.nativeUpdate(PmConnection, { user: connection.user, isDefault: true, id: { $ne: connection.id } }, { isDefault: false });
+    await ctx.em.nativeUpdate(PmConnection, { id: connection.id }, { isDefault: true });
+    connection.isDefault = true;
+    return connectionView(connection);
+  },
+});
+
+export const testPmConnection = operation({
+  name: 'test_pm_connection',
+  toolset: 'connections',
+  route: { method: 'POST', path: '/api/v1/user/credentials/{id}/test' },
+  title: 'Test a PM connection',
+  description: 'Asks the tracker who your connection (id or name) belongs to and records the answer: connected, invalid (credentials refused) or unavailable (tracker unreachable). Returns the connection.',
+  input: z.strictObject({ id: connectionRef }),
+  permission: 'pm:read',
+  annotations: { idempotentHint: true, openWorldHint: true },
+  async run(ctx, input) {
+    const connection = await findMyConnection(ctx, input.id, 'id');
+    ctx.setTarget(`pm_connection:${connection.id}`);
+    const credentials = openCredentials(ctx, connection);
+    const label = PROVIDER_LABEL[connection.provider];
+    try {
+      const account = await ctx.pm.tracker(connection.provider, connection.baseUrl, credentials).whoami();
+      Object.assign(connection, { status: 'connected', statusReason: null, verifiedAt: ctx.now, accountId: account.id.slice(0, 200), accountName: account.name.slice(0, 200) });
+    } catch (error) {
+      const refused = error instanceof TrackerError && (error.status === 401 || error.status === 403);
+      const reason = refused ? `${label} refused the credentials (HTTP ${(error as TrackerError).status})` : (trackerFailure(error, label, credentialSecrets(credentials))?.message ?? 'unexpected failure');
+      Object.assign(connection, { status: refused ? 'invalid' : 'unavailable', statusReason: reason.slice(0, 500) });
+      if (!refused && !trackerFailure(error, label, [])) throw error;
+    }
+    await markConnection(ctx.em, connection.id, connection.status, connection.statusReason ?? null);
+    if (connection.status === 'connected') {
+      await ctx.em.nativeUpdate(PmConnection, { id: connection.id }, { verifiedAt: ctx.now, accountId: connection.accountId, accountName: connection.accountName });
+    }
+    return connectionView(connection);
+  },
+});
+
+export const CONNECTION_OPERATIONS = [listPmConnections, addPmConnection, removePmConnection, setDefaultPmConnection, testPmConnection];

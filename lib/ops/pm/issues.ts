@@ -1,0 +1,117 @@
+import { z } from 'zod';
+import { OpError } from '../../errors.ts';
+import { fieldList, issueKey, markdownText, pmCursor, pmLimit, pmTool, projectRef } from './tools.ts';
+import type { IssueInput } from '../../pm/provider.ts';
+
+const INCLUDES = ['comments', 'transitions', 'links', 'subtasks', 'history'] as const;
+const labels = z.array(z.string().trim().min(1).max(255).regex(/^\S+$/, 'labels cannot contain spaces')).max(50);
+const extraFields = z.record(z.string().max(100), z.unknown()).optional()
+  .describe('further tracker fields by id, passed as the tracker expects them (see get_create_fields)');
+
+const issueChanges = {
+  summary: z.string().trim().min(1, 'must not be empty').max(255, 'must be at most 255 characters').optional(),
+  description: markdownText('the description').optional(),
+  priority: z.string().trim().min(1).max(100).optional().describe('priority name, e.g. High'),
+  labels: labels.optional(),
+  assignee: z.string().trim().min(1).max(320).optional().describe('account id, email, name, or "me"'),
+  parent: issueKey.optional().describe('parent issue key (sub-tasks, or epics on Jira Cloud)'),
+  fields: extraFields,
+};
+
+function issueInput(input: Partial<Record<keyof typeof issueChanges | 'project' | 'type', unknown>>): IssueInput {
+  const out: IssueInput = {};
+  for (const key of ['project', 'type', 'summary', 'description', 'priority', 'labels', 'assignee', 'parent', 'fields'] as const) {
+    if (input[key] !== undefined) (out as Record<string, unknown>)[key] = input[key];
+  }
+  return out;
+}
+
+export const searchIssues = pmTool({
+  name: 'search_issues',
+  toolset: 'issues',
+  route: { method: 'GET', path: '/api/pm/issues' },
+  title: 'Search issues',
+  description:
+    'Find issues in your tracker. query takes the tracker\'s own language (JQL on Jira); simple filters combine with it: project, assignee ("me", "none", an email or name), status, text, updatedSince (ISO date). ' +
+    'Returns compact issues (key, summary, status, type, priority, assignee, project, updated; plus the fields you ask for) and next_cursor for the next page.',
+  input: {
+    query: z.string().trim().max(4000, 'must be at most 4000 characters').optional(),
+    project: projectRef.optional(),
+    assignee: z.string().trim().min(1).max(320).optional(),
+    status: z.string().trim().min(1).max(100).optional(),
+    text: z.string().trim().min(1).max(500).optional(),
+    updatedSince: z.string().trim().max(40).optional(),
+    fields: fieldList,
+    limit: pmLimit,
+    cursor: pmCursor,
+  },
+  async run(tracker, input) {
+    const page = await tracker.searchIssues(input);
+    return { items: page.items, next_cursor: page.nextCursor, ...(page.total !== undefined ? { total: page.total } : {}) };
+  },
+});
+
+export const getIssue = pmTool({
+  name: 'get_issue',
+  toolset: 'issues',
+  route: { method: 'GET', path: '/api/pm/issues/{key}' },
+  title: 'Get an issue',
+  description: 'One issue with its description (Markdown, long texts truncated with a marker). include adds comments, transitions, links, subtasks and/or history; fields adds further fields by id.',
+  input: { key: issueKey, fields: fieldList, include: z.array(z.enum(INCLUDES)).max(5).default([]) },
+  target: (input) => `issue:${input.key}`,
+  run: (tracker, input) => tracker.getIssue(input.key, { fields: input.fields, include: input.include }),
+});
+
+export const createIssue = pmTool({
+  name: 'create_issue',
+  toolset: 'issues',
+  route: { method: 'POST', path: '/api/pm/issues', status: () => 201 },
+  title: 'Create an issue',
+  description: 'Creates an issue in a project (key) with a type (name or id), summary and optional Markdown description, priority, labels, assignee ("me", email, name or account id), parent and further fields. Returns its key and URL.',
+  input: {
+    project: projectRef,
+    type: z.string().trim().min(1, 'must not be empty').max(100).describe('issue type name or id, e.g. Task (Redmine: tracker)'),
+    ...issueChanges,
+    summary: z.string().trim().min(1, 'must not be empty').max(255, 'must be at most 255 characters'),
+  },
+  write: true,
+  target: (input) => `project:${input.project}`,
+  run: (tracker, input) => tracker.createIssue(issueInput(input)),
+});
+
+export const updateIssue = pmTool({
+  name: 'update_issue',
+  toolset: 'issues',
+  route: { method: 'PATCH', path: '/api/pm/issues/{key}' },
+  title: 'Update an issue',
+  description: 'Changes the given fields of an issue (summary, Markdown description, priority, labels, assignee, parent, further fields); fields not given stay as they are.',
+  input: { key: issueKey, ...issueChanges },
+  write: true,
+  idempotent: true,
+  target: (input) => `issue:${input.key}`,
+  async run(tracker, input) {
+    const changes = issueInput(input);
+    if (!Object.keys(changes).length) throw new OpError('invalid_input', 'nothing to change: give at least one of summary, description, priority, labels, assignee, parent, fields', { field: 'summary' });
+    await tracker.updateIssue(input.key, changes);
+    return { key: input.key, updated: Object.keys(changes) };
+  },
+});
+
+export const deleteIssue = pmTool({
+  name: 'delete_issue',
+  toolset: 'issues',
+  route: { method: 'DELETE', path: '/api/pm/issues/{key}' },
+  title: 'Delete an issue',
+  description: 'Deletes an issue for good (with its sub-tasks only if deleteSubtasks is true). Offered only where the deployment enables deleting.',
+  input: { key: issueKey, deleteSubtasks: z.boolean().default(false) },
+  write: true,
+  destructive: true,
+  target: (input) => `issue:${input.key}`,
+  async run(tracker, input, ctx) {
+    if (!ctx.pm.settings.allowDelete) throw new OpError('forbidden', 'permission denied: deleting issues is disabled in this deployment (MANDATE_PM_ALLOW_DELETE)');
+    await tracker.deleteIssue(input.key, input.deleteSubtasks);
+    return { key: input.key, deleted: true };
+  },
+});
+
+export const ISSUE_TOOLS = [searchIssues, getIssue, createIssue, updateIssue, deleteIssue];

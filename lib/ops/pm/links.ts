@@ -1,0 +1,62 @@
+import { z } from 'zod';
+import { issueKey, markdownText, pmTool } from './tools.ts';
+
+export const listLinkTypes = pmTool({
+  name: 'list_link_types',
+  toolset: 'links',
+  route: { method: 'GET', path: '/api/pm/link_types' },
+  title: 'List link types',
+  description: 'The kinds of links between issues (name, how they read outward and inward, e.g. "blocks" / "is blocked by").',
+  input: {},
+  run: async (tracker) => ({ items: await tracker.listLinkTypes() }),
+});
+
+export const linkIssues = pmTool({
+  name: 'link_issues',
+  toolset: 'links',
+  route: { method: 'POST', path: '/api/pm/links', status: () => 201 },
+  title: 'Link two issues',
+  description: 'Links two issues with a link type name: "from <type outward> to", e.g. type Blocks, from A, to B reads "A blocks B". Optional Markdown comment.',
+  input: { type: z.string().trim().min(1).max(100), from: issueKey, to: issueKey, comment: markdownText('a comment').optional() },
+  write: true,
+  target: (input) => `issue:${input.from} issue:${input.to}`,
+  async run(tracker, input) {
+    await tracker.linkIssues(input);
+    return { linked: true, type: input.type, from: input.from, to: input.to };
+  },
+});
+
+export const addRemoteLink = pmTool({
+  name: 'add_remote_link',
+  toolset: 'links',
+  route: { method: 'POST', path: '/api/pm/issues/{key}/remote_links', status: () => 201 },
+  title: 'Add a web link to an issue',
+  description: 'Adds a link to a web page (url, title, optional summary) to an issue.',
+  input: {
+    key: issueKey,
+    url: z.url({ protocol: /^https?$/, message: 'must be an http:// or https:// URL' }).max(2000),
+    title: z.string().trim().min(1).max(255),
+    summary: z.string().trim().max(1000).optional(),
+  },
+  write: true,
+  target: (input) => `issue:${input.key}`,
+  run: (tracker, input) => tracker.addRemoteLink(input.key, input),
+});
+
+export const setParent = pmTool({
+  name: 'set_parent',
+  toolset: 'links',
+  route: { method: 'POST', path: '/api/pm/issues/{key}/parent' },
+  title: 'Set an issue\'s parent',
+  description: 'Makes parent (an issue key, e.g. an epic) the parent of the issue, or removes the parent with parent null.',
+  input: { key: issueKey, parent: issueKey.nullable() },
+  write: true,
+  idempotent: true,
+  target: (input) => `issue:${input.key}`,
+  async run(tracker, input) {
+    await tracker.setParent(input.key, input.parent);
+    return { key: input.key, parent: input.parent };
+  },
+});
+
+export const LINK_TOOLS = [listLinkTypes, linkIssues, addRemoteLink, setParent];

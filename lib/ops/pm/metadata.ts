@@ -1,0 +1,90 @@
+import { z } from 'zod';
+import { pmCursor, pmLimit, pmTool, projectRef } from './tools.ts';
+
+export const listProjects = pmTool({
+  name: 'list_projects',
+  toolset: 'metadata',
+  route: { method: 'GET', path: '/api/pm/projects' },
+  title: 'List projects',
+  description: 'Projects your tracker account can see (key, name), optionally filtered by query, a page at a time.',
+  input: { query: z.string().trim().min(1).max(200).optional(), limit: pmLimit, cursor: pmCursor },
+  async run(tracker, input) {
+    const page = await tracker.listProjects(input);
+    return { items: page.items, next_cursor: page.nextCursor, ...(page.total !== undefined ? { total: page.total } : {}) };
+  },
+});
+
+export const getProject = pmTool({
+  name: 'get_project',
+  toolset: 'metadata',
+  route: { method: 'GET', path: '/api/pm/projects/{project}' },
+  title: 'Get a project',
+  description: 'One project by key (Redmine: identifier): name, description, lead and issue types.',
+  input: { project: projectRef },
+  target: (input) => `project:${input.project}`,
+  run: (tracker, input) => tracker.getProject(input.project),
+});
+
+export const listIssueTypes = pmTool({
+  name: 'list_issue_types',
+  toolset: 'metadata',
+  route: { method: 'GET', path: '/api/pm/projects/{project}/issue_types' },
+  title: 'List issue types',
+  description: 'The issue types you can create in a project (Redmine: its trackers).',
+  input: { project: projectRef },
+  target: (input) => `project:${input.project}`,
+  run: async (tracker, input) => ({ items: await tracker.listIssueTypes(input.project) }),
+});
+
+export const getCreateFields = pmTool({
+  name: 'get_create_fields',
+  toolset: 'metadata',
+  route: { method: 'GET', path: '/api/pm/projects/{project}/create_fields' },
+  title: 'Get the fields for creating an issue',
+  description: 'The fields an issue of a type (name or id) takes in a project: id, name, type, whether required, allowed values. Use the ids in create_issue\'s fields.',
+  input: { project: projectRef, issueType: z.string().trim().min(1).max(100) },
+  target: (input) => `project:${input.project}`,
+  run: async (tracker, input) => ({ items: await tracker.createFields(input.project, input.issueType) }),
+});
+
+export const searchFields = pmTool({
+  name: 'search_fields',
+  toolset: 'metadata',
+  route: { method: 'GET', path: '/api/pm/fields' },
+  title: 'Search fields',
+  description: 'The tracker\'s fields (id, name, type, custom or not) whose name or id contains query; all fields without one.',
+  input: { query: z.string().trim().min(1).max(200).optional() },
+  run: async (tracker, input) => ({ items: await tracker.searchFields(input.query) }),
+});
+
+export const listStatuses = pmTool({
+  name: 'list_statuses',
+  toolset: 'metadata',
+  route: { method: 'GET', path: '/api/pm/statuses' },
+  title: 'List statuses',
+  description: 'Issue statuses, of one project when project is given, otherwise all.',
+  input: { project: projectRef.optional() },
+  run: async (tracker, input) => ({ items: await tracker.listStatuses(input.project) }),
+});
+
+export const listPriorities = pmTool({
+  name: 'list_priorities',
+  toolset: 'metadata',
+  route: { method: 'GET', path: '/api/pm/priorities' },
+  title: 'List priorities',
+  description: 'The priorities issues can have.',
+  input: {},
+  run: async (tracker) => ({ items: await tracker.listPriorities() }),
+});
+
+export const searchUsers = pmTool({
+  name: 'search_users',
+  toolset: 'metadata',
+  route: { method: 'GET', path: '/api/pm/users' },
+  title: 'Search users',
+  description: 'Tracker users matching a name or email, with the ids assign_issue and create_issue accept.',
+  input: { query: z.string().trim().min(1, 'must not be empty').max(200), limit: pmLimit },
+  run: async (tracker, input) => ({ items: await tracker.searchUsers(input.query, input.limit) }),
+});
+
+export const METADATA_TOOLS = [listProjects, getProject, listIssueTypes, getCreateFields, searchFields, listStatuses, listPriorities, searchUsers];

@@ -1,0 +1,73 @@
+import { z } from 'zod';
+import { operation, type OperationContext, type Route } from '../operation.ts';
+import { withTracker } from '../../pm/connections.ts';
+import type { Tracker } from '../../pm/provider.ts';
+import type { PmToolset } from '../../pm/settings.ts';
+import { OpError } from '../../errors.ts';
+
+// Every tracker tool is defined here once: its toolset, route, input and what it asks the
+// caller's tracker. Read-only tools need pm:read, the rest pm:write; all reach another system.
+
+export const connectionField = z
+  .string()
+  .trim()
+  .min(1, 'must not be empty')
+  .max(100, 'must be at most 100 characters')
+  .optional()
+  .describe('which of your connections to use (id or name); default: your default connection');
+
+export const issueKey = z.string().trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters').describe('the issue key, e.g. PROJ-123 (Redmine: 123)');
+export const projectRef = z.string().trim().min(1, 'must not be empty').max(255, 'must be at most 255 characters');
+export const markdownText = (what: string) => z.string().min(1, 'must not be empty').max(32_000, 'must be at most 32000 characters').describe(`${what} (Markdown)`);
+export const fieldList = z.array(z.string().trim().min(1).max(100)).max(50, 'at most 50 fields').optional()
+  .describe('extra fields to return by id (e.g. customfield_10010); summary, status, type, priority, assignee, reporter, project, parent, labels, created and updated always come');
+export const pmLimit = z.number().int('must be a whole number').min(1, 'must be at least 1').max(100, 'must be at most 100').default(25);
+export const pmCursor = z.string().max(2000, 'must be at most 2000 characters').optional().describe('next_cursor from the previous page');
+
+interface PmToolDefinition<Shape extends z.ZodRawShape, Output> {
+  name: string;
+  toolset: PmToolset;
+  route: Route<NoInfer<Output>>;
+  title: string;
+  description: string;
+  input: Shape;
+  write?: boolean;
+  destructive?: boolean;
+  idempotent?: boolean;
+  /** Names what the call acts on for the audit event, e.g. the issue key. */
+  target?: (input: z.output<z.ZodObject<Shape>>) => string | undefined;
+  run(tracker: Tracker, input: z.output<z.ZodObject<Shape>>, ctx: OperationContext): Promise<Output>;
+}
+
+/** A tracker tool: takes `connection`, runs with the caller's own tracker, maps tracker failures. */
+export function pmTool<Shape extends z.ZodRawShape, Output>(definition: PmToolDefinition<Shape, Output>) {
+  const write = definition.write ?? false;
+  return operation({
+    name: definition.name,
+    toolset: definition.toolset,
+    route: definition.route,
+    title: definition.title,
+    description: definition.description,
+    input: z.strictObject({ connection: connectionField, ...definition.input }),
+    permission: write ? 'pm:write' : 'pm:read',
+    annotations: {
+      readOnlyHint: !write,
+      openWorldHint: true,
+      ...(definition.destructive ? { destructiveHint: true } : {}),
+      ...(definition.idempotent ? { idempotentHint: true } : {}),
+    },
+    ...(definition.target ? { target: definition.target as (input: unknown) => string | undefined } : {}),
+    run: (ctx, input) =>
+      withTracker(ctx, (input as { connection?: string }).connection, (tracker, connection) => {
+        const target = definition.target?.(input as never);
+        ctx.setTarget(`pm_connection:${connection.id}${target ? ` ${target}` : ''}`);
+        return definition.run(tracker, input as never, ctx);
+      }),
+  });
+}
+
+export function requireOneOf(input: Record<string, unknown>, fields: string[]): void {
+  if (fields.every((f) => input[f] === undefined)) {
+    throw new OpError('invalid_input', `${fields.join(' or ')}: give one of them`, { field: fields[0]! });
+  }
+}

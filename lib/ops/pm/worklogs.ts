@@ -1,0 +1,35 @@
+import { z } from 'zod';
+import { issueKey, pmCursor, pmLimit, pmTool } from './tools.ts';
+
+export const listWorklogs = pmTool({
+  name: 'list_worklogs',
+  toolset: 'worklogs',
+  route: { method: 'GET', path: '/api/pm/issues/{key}/worklogs' },
+  title: 'List worklogs',
+  description: 'Time logged on an issue (who, how long, when, comment), a page at a time.',
+  input: { key: issueKey, limit: pmLimit, cursor: pmCursor },
+  target: (input) => `issue:${input.key}`,
+  async run(tracker, input) {
+    const page = await tracker.listWorklogs(input.key, input);
+    return { items: page.items, next_cursor: page.nextCursor, ...(page.total !== undefined ? { total: page.total } : {}) };
+  },
+});
+
+export const addWorklog = pmTool({
+  name: 'add_worklog',
+  toolset: 'worklogs',
+  route: { method: 'POST', path: '/api/pm/issues/{key}/worklogs', status: () => 201 },
+  title: 'Log time',
+  description: 'Logs time on an issue: timeSpent like "2h 30m" or "1d", optional started (ISO date-time) and comment.',
+  input: {
+    key: issueKey,
+    timeSpent: z.string().trim().regex(/^(\d+(\.\d+)?\s*[wdhm]\s*)+$/i, 'must look like "2h 30m", "1.5h", "90m" or "1d"'),
+    started: z.string().trim().max(40).optional(),
+    comment: z.string().max(4000).optional(),
+  },
+  write: true,
+  target: (input) => `issue:${input.key}`,
+  run: (tracker, input) => tracker.addWorklog(input.key, input),
+});
+
+export const WORKLOG_TOOLS = [listWorklogs, addWorklog];

@@ -1,0 +1,115 @@
+import { isUuid } from '../ids.ts';
+import { OpError } from '../errors.ts';
+import { PmConnection, PM_PROVIDERS, type PmProvider, type User } from '../db/entities/index.ts';
+import type { Em } from '../db/orm.ts';
+import type { OperationContext } from '../ops/operation.ts';
+import { callerUserId } from '../identity/caller.ts';
+import { PROVIDER_LABEL, type Credentials } from './service.ts';
+import { trackerFailure, TrackerError } from './errors.ts';
+import type { Tracker } from './provider.ts';
+
+// A caller's own tracker connections: found only among the caller's rows (anyone else's id is
+// "not found"), opened with the vault, and marked invalid when the tracker rejects them.
+
+export const connectionContext = (id: string) => `pm_connection:${id}`;
+
+const HOW_TO_CONNECT =
+  'Add one with add_pm_connection (provider jira_cloud with email + apiToken, jira_dc with a personal access token, redmine or openproject with an API key), ' +
+  'or over HTTP: POST /api/v1/user/credentials.';
+
+export function connectionView(connection: PmConnection) {
+  return {
+    id: connection.id,
+    provider: connection.provider,
+    name: connection.name,
+    site: connection.baseUrl,
+    status: connection.status,
+    statusReason: connection.statusReason ?? null,
+    auth: connection.auth,
+    account: connection.accountId ? { id: connection.accountId, name: connection.accountName ?? null } : null,
+    verifiedAt: connection.verifiedAt?.toISOString() ?? null,
+    scopes: connection.scopes,
+    expiresAt: connection.expiresAt?.toISOString() ?? null,
+    default: connection.isDefault,
+    createdAt: connection.createdAt.toISOString(),
+  };
+}
+
+function requireUser(ctx: OperationContext): string {
+  const me = callerUserId(ctx.caller);
+  if (me === null) throw new OpError('invalid_input', 'PM connections belong to users; a system caller has none');
+  return me;
+}
+
+/** One of the caller's connections by id or name; anyone else's is "not found". */
+export async function findMyConnection(ctx: OperationContext, ref: string, field = 'connection'): Promise<PmConnection> {
+  const me = requireUser(ctx);
+  const where = isUuid(ref) ? { id: ref, user: me } : { name: ref, user: me };
+  const connection = await ctx.em.findOne(PmConnection, where);
+  if (!connection) throw new OpError('not_found', `you have no PM connection "${ref}" (list_pm_connections shows yours)`, { field });
+  return connection;
+}
+
+/** The connection a PM tool uses: the one named, or the caller's default (or only) one. */
+export async function chooseConnection(ctx: OperationContext, ref: string | undefined): Promise<PmConnection> {
+  if (ref) return findMyConnection(ctx, ref);
+  const me = requireUser(ctx);
+  const mine = await ctx.em.find(PmConnection, { user: me }, { orderBy: { isDefault: 'desc', createdAt: 'asc' }, limit: 2 });
+  if (!mine.length) throw new OpError('connection_required', `You have no PM connection yet. ${HOW_TO_CONNECT}`);
+  if (mine[0]!.isDefault || mine.length === 1) return mine[0]!;
+  throw new OpError('invalid_input', 'you have several PM connections and none is the default; pass connection (its id or name) or set one with set_default_pm_connection', { field: 'connection' });
+}
+
+export function openCredentials(ctx: OperationContext, connection: PmConnection): Credentials {
+  try {
+    return JSON.parse(ctx.vault.open(connection.secret, connectionContext(connection.id))) as Credentials;
+  } catch (error) {
+    if (error instanceof OpError) throw error;
+    throw new OpError('unavailable', `the credentials of connection "${connection.name}" cannot be opened with this deployment's vault keys; add the connection again`);
+  }
+}
+
+export function credentialSecrets(credentials: Credentials): string[] {
+  return [credentials.apiToken, credentials.token, credentials.apiKey].filter((s): s is string => typeof s === 'string' && s.length >= 4);
+}
+
+/** Records what the tracker said about a connection, outside any operation transaction. */
+export async function markConnection(em: Em, id: string, status: PmConnection['status'], reason: string | null): Promise<void> {
+  await em.fork().nativeUpdate(PmConnection, { id }, { status, statusReason: reason, updatedAt: new Date() });
+}
+
+/**
+ * Runs `use` with a tracker for the caller's connection. A tracker failure becomes a clear tool
+ * error (never quoting the credentials); a 401 marks the connection invalid, so the next call
+ * says so without asking the tracker again.
+ */
+export async function withTracker<T>(ctx: OperationContext, ref: string | undefined, use: (tracker: Tracker, connection: PmConnection) => Promise<T>): Promise<T> {
+  const connection = await chooseConnection(ctx, ref);
+  const label = `${PROVIDER_LABEL[connection.provider]} (connection "${connection.name}")`;
+  if (connection.status === 'invalid') {
+    throw new OpError('connection_invalid', `${label} was rejected by the tracker (${connection.statusReason ?? 'credentials refused'}). Add it again with fresh credentials, or run test_pm_connection once fixed upstream.`);
+  }
+  const credentials = openCredentials(ctx, connection);
+  const tracker = ctx.pm.tracker(connection.provider, connection.baseUrl, credentials);
+  try {
+    return await use(tracker, connection);
+  } catch (error) {
+    if (error instanceof TrackerError && error.status === 401) {
+      await markConnection(ctx.em, connection.id, 'invalid', `${PROVIDER_LABEL[connection.provider]} answered 401 at ${ctx.now.toISOString()}`);
+    }
+    const mapped = trackerFailure(error, label, credentialSecrets(credentials));
+    if (mapped) throw mapped;
+    throw error;
+  }
+}
+
+/** Every provider with the caller's connections to it, or `not_connected`. */
+export function providerSummary(connections: PmConnection[]) {
+  return PM_PROVIDERS.map((provider: PmProvider) => {
+    const mine = connections.filter((c) => c.provider === provider);
+    const best = mine.find((c) => c.status === 'connected') ?? mine[0];
+    return { provider, label: PROVIDER_LABEL[provider], status: best ? best.status : 'not_connected', connections: mine.length };
+  });
+}
+
+export type { User };

@@ -1,0 +1,201 @@
+import http from 'node:http';
+import https from 'node:https';
+import { isIP } from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
+import { BlockedAddressError, forbiddenAddress, guardedLookup, type NetworkPolicy } from './net-guard.ts';
+
+// The one way PM code reaches a tracker: every request has a per-attempt timeout and the call an
+// overall deadline; 429 and 503 are retried after their Retry-After (0 included) a capped number of
+// times; other 5xx only for idempotent methods; redirects are followed only within the same origin;
+// every socket's address is checked against the network policy.
+
+export type UpstreamMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+export type QueryValue = string | number | boolean | undefined | null | readonly (string | number)[];
+
+export interface UpstreamRequest {
+  method: UpstreamMethod;
+  url: string;
+  query?: Record<string, QueryValue>;
+  headers?: Record<string, string>;
+  /** Sent as JSON. */
+  body?: unknown;
+}
+
+export interface UpstreamResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  /** Parsed JSON, or the text when the body is not JSON (undefined when empty). */
+  body: unknown;
+}
+
+export interface HttpSettings {
+  policy: NetworkPolicy;
+  /** Each attempt. */
+  timeoutMs: number;
+  /** The whole call, retries and waits included. */
+  deadlineMs: number;
+  /** Retries after the first attempt. */
+  maxRetries: number;
+}
+
+/** Why a call did not produce a response; the PM layer turns it into a tool error. */
+export class UpstreamFailure extends Error {
+  readonly kind: 'timeout' | 'network' | 'redirect' | 'rate_limited' | 'too_large';
+  readonly retryAfterSeconds?: number;
+  constructor(kind: UpstreamFailure['kind'], message: string, retryAfterSeconds?: number) {
+    super(message);
+    this.name = 'UpstreamFailure';
+    this.kind = kind;
+    if (retryAfterSeconds !== undefined) this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+const MAX_BODY_BYTES = 16 * 1024 * 1024;
+const MAX_REDIRECTS = 3;
+const IDEMPOTENT = new Set<UpstreamMethod>(['GET', 'PUT', 'DELETE']);
+
+/** Retry-After as milliseconds: delta-seconds or an HTTP date; null when absent or unreadable. */
+export function retryAfterMs(header: string | string[] | undefined, now = Date.now()): number | null {
+  const value = Array.isArray(header) ? header[0] : header;
+  if (value === undefined || value.trim() === '') return null;
+  if (/^\s*\d+\s*$/.test(value)) return Number(value) * 1000;
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? null : Math.max(0, date - now);
+}
+
+export function withQuery(url: string, query: Record<string, QueryValue> = {}): string {
+  const target = new URL(url);
+  for (const [key, value] of Object.entries(query)) {
+    if (value === undefined || value === null) continue;
+    if (Array.isArray(value)) for (const item of value) target.searchParams.append(key, String(item));
+    else target.searchParams.set(key, String(value));
+  }
+  return target.toString();
+}
+
+export class UpstreamHttp {
+  readonly settings: HttpSettings;
+  private readonly sleep: (ms: number) => Promise<unknown>;
+  private readonly agents: { 'http:': http.Agent; 'https:': https.Agent };
+
+  constructor(settings: HttpSettings, options: { sleep?: (ms: number) => Promise<unknown> } = {}) {
+    this.settings = settings;
+    this.sleep = options.sleep ?? ((ms) => delay(ms));
+    const lookup = guardedLookup(settings.policy) as unknown as http.AgentOptions['lookup'];
+    this.agents = {
+      'http:': new http.Agent({ keepAlive: true, lookup }),
+      'https:': new https.Agent({ keepAlive: true, lookup }),
+    };
+  }
+
+  close(): void {
+    this.agents['http:'].destroy();
+    this.agents['https:'].destroy();
+  }
+
+  async send(request: UpstreamRequest): Promise<UpstreamResponse> {
+    const deadline = Date.now() + this.settings.deadlineMs;
+    const url = withQuery(request.url, request.query);
+    const payload = request.body === undefined ? undefined : Buffer.from(JSON.stringify(request.body));
+    for (let attempt = 0; ; attempt++) {
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) throw new UpstreamFailure('timeout', `no answer within ${this.settings.deadlineMs} ms`);
+      const response = await this.follow(request.method, url, request.headers ?? {}, payload, Math.min(this.settings.timeoutMs, remaining));
+      const wait = this.retryWait(request.method, response, attempt);
+      if (wait === null) return response;
+      const left = deadline - Date.now();
+      if (attempt >= this.settings.maxRetries || wait > left) {
+        if (response.status === 429) {
+          const after = Math.ceil(wait / 1000);
+          throw new UpstreamFailure('rate_limited', `the tracker is rate limiting; it asks to wait ${after} s`, after);
+        }
+        return response;
+      }
+      await this.sleep(wait);
+    }
+  }
+
+  /** How long to wait before retrying this response, or null if it is final. */
+  private retryWait(method: UpstreamMethod, response: UpstreamResponse, attempt: number): number | null {
+    const backoff = 250 * 2 ** attempt;
+    if (response.status === 429 || response.status === 503) return retryAfterMs(response.headers['retry-after']) ?? backoff;
+    if (response.status >= 500 && IDEMPOTENT.has(method)) return backoff;
+    return null;
+  }
+
+  /** One attempt, following same-origin redirects of reads. */
+  private async follow(method: UpstreamMethod, url: string, headers: Record<string, string>, payload: Buffer | undefined, timeoutMs: number) {
+    let current = url;
+    for (let hop = 0; ; hop++) {
+      const response = await this.once(method, current, headers, payload, timeoutMs);
+      const location = response.headers.location;
+      if (response.status < 300 || response.status >= 400 || response.status === 304 || !location) return response;
+      const next = new URL(location, current);
+      if (next.origin !== new URL(current).origin) {
+        throw new UpstreamFailure('redirect', `the tracker redirected to another host (${next.host}); redirects are only followed within ${new URL(current).host}`);
+      }
+      if (method !== 'GET' || hop >= MAX_REDIRECTS) return response;
+      current = next.toString();
+    }
+  }
+
+  private once(method: UpstreamMethod, url: string, headers: Record<string, string>, payload: Buffer | undefined, timeoutMs: number): Promise<UpstreamResponse> {
+    const target = new URL(url);
+    const host = target.hostname.replace(/^\[|\]$/g, '');
+    if (isIP(host)) {
+      const reason = forbiddenAddress(host, this.settings.policy);
+      if (reason) return Promise.reject(new BlockedAddressError(host, reason));
+    }
+    const transport = target.protocol === 'https:' ? https : http;
+    const agent = this.agents[target.protocol as 'http:' | 'https:'];
+    if (!agent) return Promise.reject(new UpstreamFailure('network', `unsupported protocol ${target.protocol}`));
+    return new Promise((resolve, reject) => {
+      const req = transport.request(
+        target,
+        {
+          method,
+          agent,
+          headers: {
+            accept: 'application/json',
+            ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {}),
+            ...headers,
+          },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (chunk: Buffer) => {
+            size += chunk.length;
+            if (size > MAX_BODY_BYTES) {
+              req.destroy(new UpstreamFailure('too_large', `the tracker's answer is larger than ${MAX_BODY_BYTES} bytes`));
+              return;
+            }
+            chunks.push(chunk);
+          });
+          res.on('end', () => {
+            clearTimeout(timer);
+            const text = Buffer.concat(chunks).toString('utf8');
+            let body: unknown = undefined;
+            if (text.length) {
+              try {
+                body = JSON.parse(text);
+              } catch {
+                body = text;
+              }
+            }
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, body });
+          });
+          res.on('error', (error) => reject(error));
+        },
+      );
+      const timer = setTimeout(() => req.destroy(new UpstreamFailure('timeout', `no answer within ${timeoutMs} ms`)), timeoutMs);
+      req.on('error', (error: Error) => {
+        clearTimeout(timer);
+        if (error instanceof UpstreamFailure || error instanceof BlockedAddressError) return reject(error);
+        const code = (error as NodeJS.ErrnoException).code;
+        reject(new UpstreamFailure('network', `cannot reach ${target.host}${code ? ` (${code})` : ''}`));
+      });
+      req.end(payload);
+    });
+  }
+}

@@ -1,0 +1,526 @@
+import { invalid } from '../../errors.ts';
+import { adfToMarkdown, markdownToAdf } from '../text/adf.ts';
+import { markdownToMarkup, markupToMarkdown, WIKI } from '../text/wiki.ts';
+import { truncate } from '../text/markdown.ts';
+import { unsupported } from '../errors.ts';
+import {
+  decodeOffset, encodeOffset, CursorError,
+  type Account, type Board, type Comment, type FieldInfo, type Issue, type IssueInclude, type IssueInput, type IssueSearch, type LinkType,
+  type Named, type Page, type PageRequest, type Project, type Sprint, type Tracker, type Transition, type TransitionInput, type Worklog,
+} from '../provider.ts';
+import type { JiraApi } from './api.ts';
+
+// Jira Cloud (REST v3: ADF bodies, accountId, /search/jql with nextPageToken) and Data Center
+// (REST v2: wiki markup, username, startAt paging) behind the one Tracker interface.
+
+type Json = Record<string, any>;
+
+const BASE_FIELDS = ['summary', 'status', 'issuetype', 'priority', 'assignee', 'reporter', 'project', 'parent', 'labels', 'created', 'updated'];
+const DESCRIPTION_MAX = 4000;
+const COMMENT_MAX = 2000;
+const FIELD_MAX = 1000;
+
+export const quoteJql = (value: string) => `"${value.replace(/["\\]/g, '\\$&')}"`;
+
+function jqlDate(value: string, field: string): string {
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) throw invalid(field, 'must be an ISO date such as 2026-11-01 or 2026-11-01T09:00:00Z');
+  return `"${date.toISOString().slice(0, 16).replace('T', ' ')}"`;
+}
+
+function encodeToken(token: string): string {
+  return Buffer.from(`t:${token}`).toString('base64url');
+}
+
+function decodeToken(cursor: string | undefined): string | undefined {
+  if (!cursor) return undefined;
+  const text = Buffer.from(cursor, 'base64url').toString();
+  if (!text.startsWith('t:')) throw new CursorError();
+  return text.slice(2);
+}
+
+export class JiraTracker implements Tracker {
+  readonly provider;
+  private readonly api: JiraApi;
+  private readonly cloud: boolean;
+  private readonly label: string;
+  private me: Account | null = null;
+
+  constructor(api: JiraApi) {
+    this.api = api;
+    this.cloud = api.endpoint.flavor === 'cloud';
+    this.provider = this.cloud ? ('jira_cloud' as const) : ('jira_dc' as const);
+    this.label = this.cloud ? 'Jira Cloud' : 'Jira Data Center';
+  }
+
+  // ---- conversions ----
+
+  private account(user: Json | null | undefined): Account | null {
+    if (!user) return null;
+    return {
+      id: String(this.cloud ? user.accountId : (user.name ?? user.key)),
+      name: String(user.displayName ?? user.name ?? ''),
+      ...(user.emailAddress ? { email: String(user.emailAddress) } : {}),
+    };
+  }
+
+  private toText(markdown: string): unknown {
+    return this.cloud ? markdownToAdf(markdown) : markdownToMarkup(markdown, WIKI);
+  }
+
+  private fromText(value: unknown): string {
+    if (value === null || value === undefined) return '';
+    return this.cloud ? adfToMarkdown(value) : markupToMarkdown(String(value), WIKI);
+  }
+
+  private issueUrl(key: string): string {
+    return `${this.api.endpoint.siteUrl}/browse/${key}`;
+  }
+
+  private comment(c: Json): Comment {
+    return {
+      id: String(c.id),
+      author: this.account(c.author),
+      body: truncate(this.fromText(c.body), COMMENT_MAX),
+      created: c.created ?? null,
+      updated: c.updated ?? null,
+    };
+  }
+
+  private link(l: Json): NonNullable<Issue['links']>[number] {
+    const outward = Boolean(l.outwardIssue);
+    return {
+      id: String(l.id),
+      type: String(l.type?.name ?? ''),
+      direction: outward ? 'outward' : 'inward',
+      relation: String(outward ? l.type?.outward : l.type?.inward),
+      issue: String((outward ? l.outwardIssue : l.inwardIssue)?.key ?? ''),
+    };
+  }
+
+  private issue(raw: Json, requested: string[] = [], include: IssueInclude[] = []): Issue {
+    const f: Json = raw.fields ?? {};
+    const issue: Issue = {
+      key: String(raw.key),
+      id: String(raw.id),
+      url: this.issueUrl(String(raw.key)),
+      summary: String(f.summary ?? ''),
+      status: f.status?.name ?? null,
+      type: f.issuetype?.name ?? null,
+      priority: f.priority?.name ?? null,
+      assignee: this.account(f.assignee),
+      reporter: this.account(f.reporter),
+      project: f.project?.key ?? null,
+      parent: f.parent?.key ?? null,
+      labels: Array.isArray(f.labels) ? f.labels.map(String) : [],
+      created: f.created ?? null,
+      updated: f.updated ?? null,
+      description: f.description === undefined ? null : truncate(this.fromText(f.description), DESCRIPTION_MAX),
+    };
+    const extra = requested.filter((name) => !BASE_FIELDS.includes(name) && !['description', 'comment', 'issuelinks', 'subtasks'].includes(name));
+    if (extra.length) {
+      issue.fields = Object.fromEntries(extra.map((name) => {
+        const value = f[name];
+        const text = value && typeof value === 'object' && value.type === 'doc' ? truncate(adfToMarkdown(value), FIELD_MAX) : value;
+        return [name, typeof text === 'string' ? truncate(text, FIELD_MAX) : (text ?? null)];
+      }));
+    }
+    if (include.includes('comments')) issue.comments = ((f.comment?.comments ?? []) as Json[]).map((c) => this.comment(c));
+    if (include.includes('transitions')) issue.transitions = ((raw.transitions ?? []) as Json[]).map((t) => this.transition(t));
+    if (include.includes('links')) issue.links = ((f.issuelinks ?? []) as Json[]).map((l) => this.link(l));
+    if (include.includes('subtasks')) {
+      issue.subtasks = ((f.subtasks ?? []) as Json[]).map((s) => ({ key: String(s.key), summary: String(s.fields?.summary ?? ''), status: s.fields?.status?.name ?? null }));
+    }
+    if (include.includes('history')) {
+      issue.history = ((raw.changelog?.histories ?? []) as Json[]).map((h) => ({
+        at: String(h.created),
+        author: h.author?.displayName ?? null,
+        changes: ((h.items ?? []) as Json[]).map((i) => ({ field: String(i.field), from: i.fromString ?? null, to: Object.hasOwn(i, 'toString') ? ((i['toString'] as unknown as string | null) ?? null) : null })),
+      }));
+    }
+    return issue;
+  }
+
+  private transition(t: Json): Transition {
+    return { id: String(t.id), name: String(t.name), to: t.to?.name ?? null };
+  }
+
+  private requestedFields(fields: string[] | undefined, include: IssueInclude[] = [], withDescription = false): string[] {
+    const set = new Set([...BASE_FIELDS, ...(fields ?? [])]);
+    if (withDescription) set.add('description');
+    if (include.includes('comments')) set.add('comment');
+    if (include.includes('links')) set.add('issuelinks');
+    if (include.includes('subtasks')) set.add('subtasks');
+    return [...set];
+  }
+
+  // ---- users ----
+
+  async whoami(): Promise<Account> {
+    if (!this.me) this.me = this.account(await this.api.api<Json>('GET', '/myself'))!;
+    return this.me;
+  }
+
+  /** An account id, email, user name or display name (or "me") as the provider's user. */
+  private async resolveUser(who: string, field: string): Promise<Account> {
+    if (who === 'me') return this.whoami();
+    if (this.cloud && /^[0-9a-f]{24}$|^\d+:[0-9a-f-]{36}$/i.test(who)) return { id: who, name: who };
+    const found = await this.searchUsers(who, 20);
+    const lower = who.toLowerCase();
+    const exact = found.filter((u) => u.email?.toLowerCase() === lower || u.id.toLowerCase() === lower || u.name.toLowerCase() === lower);
+    const matches = exact.length ? exact : found;
+    if (matches.length === 1) return matches[0]!;
+    if (!matches.length) throw invalid(field, `no ${this.label} user matches "${who}"`);
+    throw invalid(field, `"${who}" matches several ${this.label} users (${matches.slice(0, 5).map((u) => u.name).join(', ')}); give an email or account id`);
+  }
+
+  private userRef(account: Account): Json {
+    return this.cloud ? { accountId: account.id } : { name: account.id };
+  }
+
+  async searchUsers(query: string, limit: number): Promise<Account[]> {
+    const users = await this.api.api<Json[]>('GET', '/user/search', { query: this.cloud ? { query, maxResults: limit } : { username: query, maxResults: limit } });
+    return users.map((u) => this.account(u)!);
+  }
+
+  // ---- issues ----
+
+  private async jql(search: IssueSearch): Promise<string> {
+    const clauses: string[] = [];
+    if (search.project) clauses.push(`project = ${quoteJql(search.project)}`);
+    if (search.assignee) {
+      if (search.assignee === 'me') clauses.push('assignee = currentUser()');
+      else if (search.assignee === 'none') clauses.push('assignee is EMPTY');
+      else clauses.push(`assignee = ${quoteJql((await this.resolveUser(search.assignee, 'assignee')).id)}`);
+    }
+    if (search.status) clauses.push(`status = ${quoteJql(search.status)}`);
+    if (search.text) clauses.push(`text ~ ${quoteJql(search.text)}`);
+    if (search.updatedSince) clauses.push(`updated >= ${jqlDate(search.updatedSince, 'updatedSince')}`);
+    let base = search.query?.trim() ?? '';
+    let order = 'ORDER BY updated DESC';
+    const orderAt = base.search(/\border\s+by\b/i);
+    if (orderAt >= 0) {
+      order = base.slice(orderAt);
+      base = base.slice(0, orderAt).trim();
+    }
+    if (base) clauses.unshift(`(${base})`);
+    // Jira Cloud refuses unbounded searches; a bound that includes everything keeps "all issues" possible.
+    if (!clauses.length && this.cloud) clauses.push('created >= "1970-01-01"');
+    return `${clauses.join(' AND ')} ${order}`.trim();
+  }
+
+  async searchIssues(search: IssueSearch): Promise<Page<Issue>> {
+    const jql = await this.jql(search);
+    const fields = this.requestedFields(search.fields);
+    if (this.cloud) {
+      const token = decodeToken(search.cursor);
+      const result = await this.api.api<Json>('POST', '/search/jql', {
+        body: { jql, maxResults: search.limit, fields, ...(token ? { nextPageToken: token } : {}) },
+      });
+      const items = ((result.issues ?? []) as Json[]).map((raw) => this.issue(raw, search.fields));
+      return { items, nextCursor: result.nextPageToken && !result.isLast ? encodeToken(String(result.nextPageToken)) : null };
+    }
+    const startAt = decodeOffset(search.cursor);
+    const result = await this.api.api<Json>('POST', '/search', { body: { jql, startAt, maxResults: search.limit, fields } });
+    const issues = (result.issues ?? []) as Json[];
+    const next = startAt + issues.length;
+    return {
+      items: issues.map((raw) => this.issue(raw, search.fields)),
+      nextCursor: issues.length && next < Number(result.total ?? 0) ? encodeOffset(next) : null,
+      total: result.total ?? null,
+    };
+  }
+
+  async getIssue(key: string, options: { fields?: string[] | undefined; include: IssueInclude[] }): Promise<Issue> {
+    const expand = [options.include.includes('transitions') ? 'transitions' : null, options.include.includes('history') ? 'changelog' : null].filter(Boolean);
+    const raw = await this.api.api<Json>('GET', `/issue/${encodeURIComponent(key)}`, {
+      query: { fields: this.requestedFields(options.fields, options.include, true).join(','), ...(expand.length ? { expand: expand.join(',') } : {}) },
+    });
+    return this.issue(raw, options.fields, options.include);
+  }
+
+  private async issueFields(input: IssueInput): Promise<Json> {
+    const fields: Json = { ...(input.fields ?? {}) };
+    if (input.project !== undefined) fields.project = { key: input.project };
+    if (input.type !== undefined) fields.issuetype = /^\d+$/.test(input.type) ? { id: input.type } : { name: input.type };
+    if (input.summary !== undefined) fields.summary = input.summary;
+    if (input.description !== undefined) fields.description = this.toText(input.description);
+    if (input.priority !== undefined) fields.priority = { name: input.priority };
+    if (input.labels !== undefined) fields.labels = input.labels;
+    if (input.assignee !== undefined) fields.assignee = this.userRef(await this.resolveUser(input.assignee, 'assignee'));
+    if (input.parent !== undefined) fields.parent = { key: input.parent };
+    return fields;
+  }
+
+  /**
+   * The body of a create or edit. Data Center's REST v2 document types every `fields` value as an
+   * object, so there text, lists and null go as `update: { field: [{ set: value }] }` (which v2
+   * accepts on create and edit alike); Cloud takes them all in `fields`.
+   */
+  private editBody(fields: Json): Json {
+    if (this.cloud) return { fields };
+    const objects: Json = {};
+    const update: Json = {};
+    for (const [name, value] of Object.entries(fields)) {
+      if (value !== null && typeof value === 'object' && !Array.isArray(value)) objects[name] = value;
+      else update[name] = [{ set: value }];
+    }
+    return { ...(Object.keys(objects).length ? { fields: objects } : {}), ...(Object.keys(update).length ? { update } : {}) };
+  }
+
+  async createIssue(input: IssueInput): Promise<{ key: string; id: string; url: string }> {
+    const created = await this.api.api<Json>('POST', '/issue', { body: this.editBody(await this.issueFields(input)) });
+    return { key: String(created.key), id: String(created.id), url: this.issueUrl(String(created.key)) };
+  }
+
+  async updateIssue(key: string, input: IssueInput): Promise<void> {
+    await this.api.api('PUT', `/issue/${encodeURIComponent(key)}`, { body: this.editBody(await this.issueFields(input)) });
+  }
+
+  async deleteIssue(key: string, deleteSubtasks: boolean): Promise<void> {
+    await this.api.api('DELETE', `/issue/${encodeURIComponent(key)}`, { query: { deleteSubtasks: String(deleteSubtasks) } });
+  }
+
+  // ---- workflow ----
+
+  async listTransitions(key: string): Promise<Transition[]> {
+    const result = await this.api.api<Json>('GET', `/issue/${encodeURIComponent(key)}/transitions`);
+    return ((result.transitions ?? []) as Json[]).map((t) => this.transition(t));
+  }
+
+  async transitionIssue(key: string, input: TransitionInput): Promise<Transition> {
+    const available = await this.listTransitions(key);
+    const wanted = (input.id ?? input.name ?? '').toLowerCase();
+    const chosen = available.find((t) => t.id === input.id) ??
+      available.find((t) => t.name.toLowerCase() === wanted) ??
+      available.find((t) => t.to?.toLowerCase() === wanted);
+    if (!chosen) {
+      const names = available.map((t) => `${t.name} (id ${t.id}${t.to ? ` → ${t.to}` : ''})`).join(', ') || 'none';
+      throw invalid(input.id ? 'transition' : 'transition', `${key} has no transition "${input.id ?? input.name}" now; available: ${names}`);
+    }
+    await this.api.api('POST', `/issue/${encodeURIComponent(key)}/transitions`, {
+      body: {
+        transition: { id: chosen.id },
+        ...(input.fields ? { fields: input.fields } : {}),
+        ...(input.comment ? { update: { comment: [{ add: { body: this.toText(input.comment) } }] } } : {}),
+      },
+    });
+    return chosen;
+  }
+
+  async assignIssue(key: string, who: string | null): Promise<Account | null> {
+    if (who === null) {
+      // The documented way to unassign: the assignee field set to null (the assignee resource's
+      // body requires a user).
+      await this.api.api('PUT', `/issue/${encodeURIComponent(key)}`, { body: this.editBody({ assignee: null }) });
+      return null;
+    }
+    const account = await this.resolveUser(who, 'assignee');
+    await this.api.api('PUT', `/issue/${encodeURIComponent(key)}/assignee`, { body: this.userRef(account) });
+    return account;
+  }
+
+  // ---- comments ----
+
+  async listComments(key: string, page: PageRequest): Promise<Page<Comment>> {
+    const startAt = decodeOffset(page.cursor);
+    const result = await this.api.api<Json>('GET', `/issue/${encodeURIComponent(key)}/comment`, { query: { startAt, maxResults: page.limit } });
+    const comments = (result.comments ?? []) as Json[];
+    const next = startAt + comments.length;
+    return { items: comments.map((c) => this.comment(c)), nextCursor: comments.length && next < Number(result.total ?? 0) ? encodeOffset(next) : null, total: result.total ?? null };
+  }
+
+  async addComment(key: string, markdown: string): Promise<Comment> {
+    return this.comment(await this.api.api<Json>('POST', `/issue/${encodeURIComponent(key)}/comment`, { body: { body: this.toText(markdown) } }));
+  }
+
+  async editComment(key: string, commentId: string, markdown: string): Promise<Comment> {
+    return this.comment(await this.api.api<Json>('PUT', `/issue/${encodeURIComponent(key)}/comment/${encodeURIComponent(commentId)}`, { body: { body: this.toText(markdown) } }));
+  }
+
+  // ---- metadata ----
+
+  private project(p: Json): Project {
+    return {
+      key: String(p.key),
+      id: String(p.id),
+      name: String(p.name ?? ''),
+      url: `${this.api.endpoint.siteUrl}/browse/${p.key}`,
+      ...(p.description !== undefined ? { description: truncate(String(p.description ?? ''), DESCRIPTION_MAX) } : {}),
+      ...(p.lead ? { lead: this.account(p.lead) } : {}),
+      ...(Array.isArray(p.issueTypes) ? { issueTypes: (p.issueTypes as Json[]).map((t) => ({ id: String(t.id), name: String(t.name), subtask: Boolean(t.subtask) })) } : {}),
+    };
+  }
+
+  async listProjects(page: PageRequest & { query?: string | undefined }): Promise<Page<Project>> {
+    const startAt = decodeOffset(page.cursor);
+    if (this.cloud) {
+      const result = await this.api.api<Json>('GET', '/project/search', { query: { startAt, maxResults: page.limit, ...(page.query ? { query: page.query } : {}) } });
+      const values = (result.values ?? []) as Json[];
+      return { items: values.map((p) => this.project(p)), nextCursor: result.isLast === false ? encodeOffset(startAt + values.length) : null, total: result.total ?? null };
+    }
+    // Data Center lists every project at once; filter and page here.
+    const all = (await this.api.api<Json[]>('GET', '/project')).filter((p) => !page.query || `${p.key} ${p.name}`.toLowerCase().includes(page.query.toLowerCase()));
+    const slice = all.slice(startAt, startAt + page.limit);
+    return { items: slice.map((p) => this.project(p)), nextCursor: startAt + slice.length < all.length ? encodeOffset(startAt + slice.length) : null, total: all.length };
+  }
+
+  async getProject(key: string): Promise<Project> {
+    return this.project(await this.api.api<Json>('GET', `/project/${encodeURIComponent(key)}`));
+  }
+
+  async listIssueTypes(project: string): Promise<Named[]> {
+    const result = await this.api.api<Json>('GET', `/issue/createmeta/${encodeURIComponent(project)}/issuetypes`, { query: { maxResults: 100 } });
+    return ((result.issueTypes ?? result.values ?? []) as Json[]).map((t) => ({ id: String(t.id), name: String(t.name), description: t.description ?? null }));
+  }
+
+  async createFields(project: string, issueType: string): Promise<FieldInfo[]> {
+    let typeId = issueType;
+    if (!/^\d+$/.test(issueType)) {
+      const type = (await this.listIssueTypes(project)).find((t) => t.name.toLowerCase() === issueType.toLowerCase());
+      if (!type) throw invalid('issueType', `project ${project} has no issue type "${issueType}"`);
+      typeId = type.id;
+    }
+    const result = await this.api.api<Json>('GET', `/issue/createmeta/${encodeURIComponent(project)}/issuetypes/${encodeURIComponent(typeId)}`, { query: { maxResults: 200 } });
+    return ((result.fields ?? result.values ?? []) as Json[]).map((f) => ({
+      id: String(f.fieldId ?? f.key),
+      name: String(f.name),
+      type: f.schema?.type ?? null,
+      required: Boolean(f.required),
+      ...(Array.isArray(f.allowedValues) ? { allowedValues: (f.allowedValues as Json[]).slice(0, 50).map((v) => String(v.name ?? v.value ?? v.id)) } : {}),
+    }));
+  }
+
+  async searchFields(query: string | undefined): Promise<FieldInfo[]> {
+    const fields = await this.api.api<Json[]>('GET', '/field');
+    const lower = query?.toLowerCase();
+    return fields
+      .filter((f) => !lower || String(f.name).toLowerCase().includes(lower) || String(f.id).toLowerCase().includes(lower))
+      .map((f) => ({ id: String(f.id), name: String(f.name), type: f.schema?.type ?? null, custom: Boolean(f.custom) }));
+  }
+
+  async listStatuses(project: string | undefined): Promise<Named[]> {
+    if (project) {
+      const byType = await this.api.api<Json[]>('GET', `/project/${encodeURIComponent(project)}/statuses`);
+      const seen = new Map<string, Named>();
+      for (const type of byType) for (const s of (type.statuses ?? []) as Json[]) seen.set(String(s.id), { id: String(s.id), name: String(s.name), description: s.description ?? null });
+      return [...seen.values()];
+    }
+    return (await this.api.api<Json[]>('GET', '/status')).map((s) => ({ id: String(s.id), name: String(s.name), description: s.description ?? null }));
+  }
+
+  async listPriorities(): Promise<Named[]> {
+    return (await this.api.api<Json[]>('GET', '/priority')).map((p) => ({ id: String(p.id), name: String(p.name), description: p.description ?? null }));
+  }
+
+  // ---- links ----
+
+  async listLinkTypes(): Promise<LinkType[]> {
+    const result = await this.api.api<Json>('GET', '/issueLinkType');
+    return ((result.issueLinkTypes ?? []) as Json[]).map((t) => ({ id: String(t.id), name: String(t.name), inward: String(t.inward), outward: String(t.outward) }));
+  }
+
+  async linkIssues(input: { type: string; from: string; to: string; comment?: string | undefined }): Promise<void> {
+    // "from <outward> to": e.g. A blocks B is outward A, inward B.
+    await this.api.api('POST', '/issueLink', {
+      body: {
+        type: { name: input.type },
+        outwardIssue: { key: input.from },
+        inwardIssue: { key: input.to },
+        ...(input.comment ? { comment: { body: this.toText(input.comment) } } : {}),
+      },
+    });
+  }
+
+  async addRemoteLink(key: string, link: { url: string; title: string; summary?: string | undefined }): Promise<{ id: string }> {
+    const result = await this.api.api<Json>('POST', `/issue/${encodeURIComponent(key)}/remotelink`, {
+      body: { object: { url: link.url, title: link.title, ...(link.summary ? { summary: link.summary } : {}) } },
+    });
+    return { id: String(result.id) };
+  }
+
+  async setParent(key: string, parent: string | null): Promise<void> {
+    if (!this.cloud) throw unsupported(this.label, 'Changing an issue\'s parent', 'Jira Data Center only sets a sub-task\'s parent when it is created (create_issue with parent)');
+    await this.api.api('PUT', `/issue/${encodeURIComponent(key)}`, { body: this.editBody({ parent: parent ? { key: parent } : null }) });
+  }
+
+  // ---- agile ----
+
+  async listBoards(page: PageRequest & { project?: string | undefined }): Promise<Page<Board>> {
+    const startAt = decodeOffset(page.cursor);
+    const result = await this.api.agile<Json>('GET', '/board', { query: { startAt, maxResults: page.limit, ...(page.project ? { projectKeyOrId: page.project } : {}) } });
+    const values = (result.values ?? []) as Json[];
+    return {
+      items: values.map((b) => ({ id: String(b.id), name: String(b.name), type: b.type ?? null, project: b.location?.projectKey ?? null })),
+      nextCursor: result.isLast === false ? encodeOffset(startAt + values.length) : null,
+    };
+  }
+
+  async listSprints(boardId: string, page: PageRequest & { state?: string | undefined }): Promise<Page<Sprint>> {
+    const startAt = decodeOffset(page.cursor);
+    const result = await this.api.agile<Json>('GET', `/board/${encodeURIComponent(boardId)}/sprint`, { query: { startAt, maxResults: page.limit, ...(page.state ? { state: page.state } : {}) } });
+    const values = (result.values ?? []) as Json[];
+    return {
+      items: values.map((s) => ({ id: String(s.id), name: String(s.name), state: s.state ?? null, start: s.startDate ?? null, end: s.endDate ?? null, goal: s.goal ?? null })),
+      nextCursor: result.isLast === false ? encodeOffset(startAt + values.length) : null,
+    };
+  }
+
+  async sprintIssues(sprintId: string, page: PageRequest & { fields?: string[] | undefined }): Promise<Page<Issue>> {
+    const startAt = decodeOffset(page.cursor);
+    const result = await this.api.agile<Json>('GET', `/sprint/${encodeURIComponent(sprintId)}/issue`, {
+      query: { startAt, maxResults: page.limit, fields: this.requestedFields(page.fields).join(',') },
+    });
+    const issues = (result.issues ?? []) as Json[];
+    const next = startAt + issues.length;
+    return { items: issues.map((raw) => this.issue(raw, page.fields)), nextCursor: issues.length && next < Number(result.total ?? 0) ? encodeOffset(next) : null, total: result.total ?? null };
+  }
+
+  async moveToSprint(sprintId: string, keys: string[]): Promise<void> {
+    await this.api.agile('POST', `/sprint/${encodeURIComponent(sprintId)}/issue`, { body: { issues: keys } });
+  }
+
+  async moveToBacklog(keys: string[]): Promise<void> {
+    await this.api.agile('POST', '/backlog/issue', { body: { issues: keys } });
+  }
+
+  // ---- worklogs ----
+
+  private worklog(w: Json): Worklog {
+    return {
+      id: String(w.id),
+      author: this.account(w.author),
+      timeSpent: w.timeSpent ?? null,
+      seconds: w.timeSpentSeconds ?? null,
+      started: w.started ?? null,
+      comment: truncate(this.fromText(w.comment), COMMENT_MAX),
+    };
+  }
+
+  async listWorklogs(key: string, page: PageRequest): Promise<Page<Worklog>> {
+    const startAt = decodeOffset(page.cursor);
+    if (this.cloud) {
+      const result = await this.api.api<Json>('GET', `/issue/${encodeURIComponent(key)}/worklog`, { query: { startAt, maxResults: page.limit } });
+      const logs = (result.worklogs ?? []) as Json[];
+      const next = startAt + logs.length;
+      return { items: logs.map((w) => this.worklog(w)), nextCursor: logs.length && next < Number(result.total ?? 0) ? encodeOffset(next) : null, total: result.total ?? null };
+    }
+    // Data Center returns all of an issue's worklogs at once.
+    const all = ((await this.api.api<Json>('GET', `/issue/${encodeURIComponent(key)}/worklog`)).worklogs ?? []) as Json[];
+    const slice = all.slice(startAt, startAt + page.limit);
+    return { items: slice.map((w) => this.worklog(w)), nextCursor: startAt + slice.length < all.length ? encodeOffset(startAt + slice.length) : null, total: all.length };
+  }
+
+  async addWorklog(key: string, input: { timeSpent: string; started?: string | undefined; comment?: string | undefined }): Promise<Worklog> {
+    let started: string | undefined;
+    if (input.started) {
+      const date = new Date(input.started);
+      if (Number.isNaN(date.getTime())) throw invalid('started', 'must be an ISO date-time such as 2026-11-01T09:00:00Z');
+      started = date.toISOString().replace('Z', '+0000');
+    }
+    const result = await this.api.api<Json>('POST', `/issue/${encodeURIComponent(key)}/worklog`, {
+      body: { timeSpent: input.timeSpent, ...(started ? { started } : {}), ...(input.comment ? { comment: this.toText(input.comment) } : {}) },
+    });
+    return this.worklog(result);
+  }
+}

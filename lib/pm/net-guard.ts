@@ -1,0 +1,103 @@
+import { BlockList, isIP } from 'node:net';
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import { invalid, OpError } from '../errors.ts';
+
+// Tracker base URLs come from users, so a connection must not become a way to reach the
+// deployment's own network (SSRF). The URL is checked when it is added, and every connection's
+// resolved address is checked again when the socket connects (DNS may change in between).
+
+export const NETWORK_CLASSES = ['loopback', 'private', 'link-local'] as const;
+export type NetworkClass = (typeof NETWORK_CLASSES)[number];
+
+export interface NetworkPolicy {
+  /** Address classes a deployment explicitly allows (tests: loopback). */
+  allow: ReadonlySet<NetworkClass>;
+  /** Plain http:// base URLs (otherwise https only). */
+  allowHttp: boolean;
+}
+
+function blockList(v4: string[], v6: string[]): BlockList {
+  const list = new BlockList();
+  for (const cidr of v4) list.addSubnet(cidr.split('/')[0]!, Number(cidr.split('/')[1]), 'ipv4');
+  for (const cidr of v6) list.addSubnet(cidr.split('/')[0]!, Number(cidr.split('/')[1]), 'ipv6');
+  return list;
+}
+
+const CLASSES: Record<NetworkClass, BlockList> = {
+  loopback: blockList(['127.0.0.0/8'], ['::1/128']),
+  private: blockList(['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10'], ['fc00::/7']),
+  'link-local': blockList(['169.254.0.0/16'], ['fe80::/10']),
+};
+// Never a tracker: "this host", multicast, reserved and broadcast ranges.
+const NEVER = blockList(['0.0.0.0/8', '224.0.0.0/4', '240.0.0.0/4'], ['::/128', 'ff00::/8']);
+
+/** An IPv4-mapped IPv6 address (::ffff:10.0.0.1) is judged as the IPv4 address it carries. */
+function normalise(address: string): { address: string; family: 'ipv4' | 'ipv6' } {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return { address: mapped[1]!, family: 'ipv4' };
+  return { address, family: isIP(address) === 6 ? 'ipv6' : 'ipv4' };
+}
+
+/** Why an address may not be reached under the policy, or null if it may. */
+export function forbiddenAddress(address: string, policy: NetworkPolicy): string | null {
+  const { address: ip, family } = normalise(address);
+  if (NEVER.check(ip, family)) return `${ip} is not a routable address`;
+  for (const name of NETWORK_CLASSES) {
+    if (CLASSES[name].check(ip, family) && !policy.allow.has(name)) return `${ip} is a ${name} address`;
+  }
+  return null;
+}
+
+/**
+ * A tracker base URL as stored: https (http only if allowed), no credentials, query or fragment,
+ * no trailing slash. An IP-literal host is judged at once; names are judged when resolved.
+ */
+export function checkBaseUrl(raw: string, policy: NetworkPolicy, field = 'baseUrl'): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw invalid(field, 'must be an absolute URL such as https://example.atlassian.net');
+  }
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && policy.allowHttp)) {
+    throw invalid(field, 'must use https://');
+  }
+  if (url.username || url.password) throw invalid(field, 'must not contain a user name or password; give credentials in their own fields');
+  if (url.search || url.hash) throw invalid(field, 'must not contain a query or fragment');
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  if (isIP(host)) {
+    const reason = forbiddenAddress(host, policy);
+    if (reason) throw invalid(field, `${reason}, which this deployment does not allow trackers on`);
+  } else if (/^localhost$/i.test(host) || /\.localhost$/i.test(host)) {
+    if (!policy.allow.has('loopback')) throw invalid(field, `${host} is a loopback name, which this deployment does not allow trackers on`);
+  }
+  return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
+}
+
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
+
+/**
+ * A `lookup` for sockets: resolves as usual, then refuses if any address the name resolves to is
+ * forbidden, so a name cannot point at the internal network after it was checked.
+ */
+export function guardedLookup(policy: NetworkPolicy) {
+  return (hostname: string, options: object, callback: LookupCallback): void => {
+    dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
+      if (err) return callback(err, []);
+      const list = addresses as LookupAddress[];
+      for (const entry of list) {
+        const reason = forbiddenAddress(entry.address, policy);
+        if (reason) return callback(new BlockedAddressError(hostname, reason), []);
+      }
+      if ((options as { all?: boolean }).all) return callback(null, list);
+      return callback(null, list[0]!.address, list[0]!.family);
+    });
+  };
+}
+
+export class BlockedAddressError extends OpError {
+  constructor(host: string, reason: string) {
+    super('invalid_input', `the tracker host ${host} resolves to a forbidden address (${reason}); this deployment does not allow trackers there`, { field: 'baseUrl' });
+    this.name = 'BlockedAddressError';
+  }
+}

@@ -1,0 +1,459 @@
+import { invalid } from '../../errors.ts';
+import type { UpstreamHttp, UpstreamMethod, QueryValue } from '../http.ts';
+import { TrackerError, unsupported } from '../errors.ts';
+import { markdownToMarkup, markupToMarkdown, TEXTILE } from '../text/wiki.ts';
+import { truncate } from '../text/markdown.ts';
+import {
+  decodeOffset, encodeOffset,
+  type Account, type Board, type Comment, type FieldInfo, type Issue, type IssueInclude, type IssueInput, type IssueSearch, type LinkType,
+  type Named, type Page, type PageRequest, type Project, type Sprint, type Tracker, type Transition, type TransitionInput, type Worklog,
+} from '../provider.ts';
+
+// Redmine's REST API (JSON, X-Redmine-API-Key). Issue keys are numbers ("123" or "#123"); texts
+// are Textile (Redmine's default formatting); "transitions" are the statuses Redmine allows next.
+
+type Json = Record<string, any>;
+
+const LABEL = 'Redmine';
+const DESCRIPTION_MAX = 4000;
+const COMMENT_MAX = 2000;
+const RELATION_TYPES: LinkType[] = [
+  { id: 'relates', name: 'relates', inward: 'related to', outward: 'related to' },
+  { id: 'duplicates', name: 'duplicates', inward: 'is duplicated by', outward: 'duplicates' },
+  { id: 'blocks', name: 'blocks', inward: 'is blocked by', outward: 'blocks' },
+  { id: 'precedes', name: 'precedes', inward: 'follows', outward: 'precedes' },
+  { id: 'copied_to', name: 'copied_to', inward: 'copied from', outward: 'copied to' },
+];
+
+function issueId(key: string, field = 'key'): string {
+  const match = /^#?(\d+)$/.exec(key.trim());
+  if (!match) throw invalid(field, `Redmine issues are numbers such as 42 or #42, not "${key}"`);
+  return match[1]!;
+}
+
+function redmineError(status: number, body: unknown): TrackerError {
+  const errors = body && typeof body === 'object' && Array.isArray((body as Json).errors) ? ((body as Json).errors as unknown[]).map(String) : [];
+  return new TrackerError(status, errors);
+}
+
+/** "2h 30m", "1.5h", "90m", "1d" (8 h) as hours. */
+export function hoursOf(timeSpent: string): number {
+  const text = timeSpent.trim().toLowerCase();
+  if (/^\d+(\.\d+)?$/.test(text)) return Number(text);
+  let hours = 0;
+  const units: Record<string, number> = { w: 40, d: 8, h: 1, m: 1 / 60 };
+  const parts = text.match(/\d+(\.\d+)?\s*[wdhm]/g);
+  if (!parts || parts.join('').replace(/\s/g, '') !== text.replace(/\s/g, '')) throw invalid('timeSpent', 'must look like "2h 30m", "1.5h", "90m" or "1d"');
+  for (const part of parts) hours += Number(part.slice(0, -1).trim()) * units[part.slice(-1)]!;
+  return Math.round(hours * 100) / 100;
+}
+
+export class RedmineTracker implements Tracker {
+  readonly provider = 'redmine' as const;
+  private readonly http: UpstreamHttp;
+  private readonly baseUrl: string;
+  private readonly apiKey: string;
+  private me: (Account & { numericId: number }) | null = null;
+
+  constructor(http: UpstreamHttp, baseUrl: string, apiKey: string) {
+    this.http = http;
+    this.baseUrl = baseUrl;
+    this.apiKey = apiKey;
+  }
+
+  private async call<T>(method: UpstreamMethod, path: string, options: { query?: Record<string, QueryValue>; body?: unknown } = {}): Promise<T> {
+    const response = await this.http.send({
+      method,
+      url: `${this.baseUrl}${path}`,
+      ...(options.query ? { query: options.query } : {}),
+      ...(options.body !== undefined ? { body: options.body } : {}),
+      headers: { 'x-redmine-api-key': this.apiKey },
+    });
+    if (response.status >= 400) throw redmineError(response.status, response.body);
+    return response.body as T;
+  }
+
+  private account(user: Json | null | undefined): Account | null {
+    if (!user) return null;
+    const name = user.name ?? [user.firstname, user.lastname].filter(Boolean).join(' ');
+    return { id: String(user.id), name: String(name || user.login || user.id), ...(user.mail ? { email: String(user.mail) } : {}) };
+  }
+
+  private issueUrl(id: string | number): string {
+    return `${this.baseUrl}/issues/${id}`;
+  }
+
+  private issue(raw: Json, include: IssueInclude[] = [], withDescription = false): Issue {
+    const issue: Issue = {
+      key: String(raw.id),
+      id: String(raw.id),
+      url: this.issueUrl(raw.id),
+      summary: String(raw.subject ?? ''),
+      status: raw.status?.name ?? null,
+      type: raw.tracker?.name ?? null,
+      priority: raw.priority?.name ?? null,
+      assignee: this.account(raw.assigned_to),
+      reporter: this.account(raw.author),
+      project: raw.project?.name ?? null,
+      parent: raw.parent ? String(raw.parent.id) : null,
+      labels: [],
+      created: raw.created_on ?? null,
+      updated: raw.updated_on ?? null,
+      description: withDescription ? truncate(markupToMarkdown(String(raw.description ?? ''), TEXTILE), DESCRIPTION_MAX) : null,
+    };
+    if (include.includes('comments')) issue.comments = ((raw.journals ?? []) as Json[]).filter((j) => j.notes).map((j) => this.comment(j));
+    if (include.includes('transitions')) issue.transitions = ((raw.allowed_statuses ?? []) as Json[]).map((s) => ({ id: String(s.id), name: String(s.name), to: String(s.name) }));
+    if (include.includes('links')) {
+      issue.links = ((raw.relations ?? []) as Json[]).map((r) => {
+        const outward = String(r.issue_id) === String(raw.id);
+        const type = RELATION_TYPES.find((t) => t.id === r.relation_type);
+        return {
+          id: String(r.id),
+          type: String(r.relation_type),
+          direction: outward ? ('outward' as const) : ('inward' as const),
+          relation: type ? (outward ? type.outward : type.inward) : String(r.relation_type),
+          issue: String(outward ? r.issue_to_id : r.issue_id),
+        };
+      });
+    }
+    if (include.includes('subtasks')) issue.subtasks = ((raw.children ?? []) as Json[]).map((c) => ({ key: String(c.id), summary: String(c.subject ?? ''), status: null }));
+    if (include.includes('history')) {
+      issue.history = ((raw.journals ?? []) as Json[])
+        .filter((j) => (j.details ?? []).length)
+        .map((j) => ({
+          at: String(j.created_on),
+          author: j.user?.name ?? null,
+          changes: ((j.details ?? []) as Json[]).map((d) => ({ field: String(d.name), from: d.old_value ?? null, to: d.new_value ?? null })),
+        }));
+    }
+    return issue;
+  }
+
+  private comment(journal: Json): Comment {
+    return {
+      id: String(journal.id),
+      author: this.account(journal.user),
+      body: truncate(markupToMarkdown(String(journal.notes ?? ''), TEXTILE), COMMENT_MAX),
+      created: journal.created_on ?? null,
+      updated: journal.updated_on ?? null,
+    };
+  }
+
+  async whoami(): Promise<Account> {
+    if (!this.me) {
+      const { user } = await this.call<{ user: Json }>('GET', '/users/current.json');
+      this.me = { ...this.account(user)!, numericId: Number(user.id) };
+    }
+    return this.me;
+  }
+
+  // ---- name -> id lookups Redmine needs ----
+
+  private async named(path: string, key: string, value: string, field: string): Promise<string> {
+    if (/^\d+$/.test(value)) return value;
+    const list = ((await this.call<Json>('GET', path))[key] ?? []) as Json[];
+    const found = list.find((item) => String(item.name).toLowerCase() === value.toLowerCase());
+    if (!found) throw invalid(field, `Redmine has no ${field} "${value}" (known: ${list.map((i) => i.name).join(', ') || 'none'})`);
+    return String(found.id);
+  }
+
+  private async userId(who: string, field: string, project?: string): Promise<string> {
+    if (who === 'me') return String((await this.whoami()).id);
+    if (/^\d+$/.test(who)) return who;
+    const candidates = project ? await this.projectMembers(project) : await this.searchUsers(who, 25);
+    const lower = who.toLowerCase();
+    const matches = candidates.filter((u) => u.name.toLowerCase() === lower || u.email?.toLowerCase() === lower);
+    if (matches.length === 1) return matches[0]!.id;
+    if (!matches.length) throw invalid(field, `no Redmine user "${who}" ${project ? `in project ${project}` : 'found'}; give the user's numeric id or full name`);
+    throw invalid(field, `"${who}" matches several Redmine users; give the numeric id`);
+  }
+
+  private async projectMembers(project: string): Promise<Account[]> {
+    const result = await this.call<Json>('GET', `/projects/${encodeURIComponent(project)}/memberships.json`, { query: { limit: 100 } });
+    return ((result.memberships ?? []) as Json[]).filter((m) => m.user).map((m) => this.account(m.user)!);
+  }
+
+  // ---- issues ----
+
+  async searchIssues(search: IssueSearch): Promise<Page<Issue>> {
+    const offset = decodeOffset(search.cursor);
+    const query: Record<string, QueryValue> = { offset, limit: search.limit, sort: 'updated_on:desc', status_id: '*' };
+    if (search.query) {
+      if (!/^\d+$/.test(search.query)) throw unsupported(LABEL, 'A free-form query', 'give a saved query id as query, or use project, assignee, status, text and updatedSince');
+      query.query_id = search.query;
+    }
+    if (search.project) query.project_id = search.project;
+    if (search.assignee) query.assigned_to_id = search.assignee === 'me' ? 'me' : search.assignee === 'none' ? '!*' : await this.userId(search.assignee, 'assignee', search.project);
+    if (search.status) {
+      const s = search.status.toLowerCase();
+      query.status_id = s === 'open' ? 'open' : s === 'closed' ? 'closed' : await this.named('/issue_statuses.json', 'issue_statuses', search.status, 'status');
+    }
+    if (search.updatedSince) {
+      const date = new Date(search.updatedSince);
+      if (Number.isNaN(date.getTime())) throw invalid('updatedSince', 'must be an ISO date such as 2026-11-01');
+      query.updated_on = `>=${date.toISOString().replace(/\.\d{3}Z$/, 'Z')}`;
+    }
+    if (search.text) Object.assign(query, { set_filter: 1, 'f[]': ['subject'], 'op[subject]': '~', 'v[subject][]': search.text });
+    const result = await this.call<Json>('GET', '/issues.json', { query });
+    const issues = (result.issues ?? []) as Json[];
+    const next = offset + issues.length;
+    return { items: issues.map((raw) => this.issue(raw)), nextCursor: issues.length && next < Number(result.total_count ?? 0) ? encodeOffset(next) : null, total: result.total_count ?? null };
+  }
+
+  async getIssue(key: string, options: { fields?: string[] | undefined; include: IssueInclude[] }): Promise<Issue> {
+    const include = [
+      options.include.includes('comments') || options.include.includes('history') ? 'journals' : null,
+      options.include.includes('links') ? 'relations' : null,
+      options.include.includes('subtasks') ? 'children' : null,
+      options.include.includes('transitions') ? 'allowed_statuses' : null,
+    ].filter(Boolean);
+    const { issue } = await this.call<{ issue: Json }>('GET', `/issues/${issueId(key)}.json`, { query: include.length ? { include: include.join(',') } : {} });
+    return this.issue(issue, options.include, true);
+  }
+
+  private async issueBody(input: IssueInput, project?: string): Promise<Json> {
+    const body: Json = {};
+    if (input.project !== undefined) body.project_id = input.project;
+    if (input.type !== undefined) body.tracker_id = await this.named('/trackers.json', 'trackers', input.type, 'type');
+    if (input.summary !== undefined) body.subject = input.summary;
+    if (input.description !== undefined) body.description = markdownToMarkup(input.description, TEXTILE);
+    if (input.priority !== undefined) body.priority_id = await this.named('/enumerations/issue_priorities.json', 'issue_priorities', input.priority, 'priority');
+    if (input.assignee !== undefined) body.assigned_to_id = await this.userId(input.assignee, 'assignee', input.project ?? project);
+    if (input.parent !== undefined) body.parent_issue_id = issueId(input.parent, 'parent');
+    if (input.labels?.length) throw unsupported(LABEL, 'labels');
+    if (input.fields) {
+      const custom = Object.entries(input.fields).filter(([k]) => /^cf_\d+$|^customfield_\d+$/.test(k));
+      if (custom.length) body.custom_fields = custom.map(([k, value]) => ({ id: Number(k.replace(/\D/g, '')), value }));
+      for (const [k, value] of Object.entries(input.fields)) if (!/^cf_\d+$|^customfield_\d+$/.test(k)) body[k] = value;
+    }
+    return body;
+  }
+
+  async createIssue(input: IssueInput): Promise<{ key: string; id: string; url: string }> {
+    const { issue } = await this.call<{ issue: Json }>('POST', '/issues.json', { body: { issue: await this.issueBody(input) } });
+    return { key: String(issue.id), id: String(issue.id), url: this.issueUrl(issue.id) };
+  }
+
+  private async projectOf(key: string): Promise<string> {
+    const { issue } = await this.call<{ issue: Json }>('GET', `/issues/${issueId(key)}.json`);
+    return String(issue.project?.id);
+  }
+
+  async updateIssue(key: string, input: IssueInput): Promise<void> {
+    const project = input.assignee !== undefined && input.assignee !== 'me' ? await this.projectOf(key) : undefined;
+    await this.call('PUT', `/issues/${issueId(key)}.json`, { body: { issue: await this.issueBody(input, project) } });
+  }
+
+  async deleteIssue(key: string): Promise<void> {
+    await this.call('DELETE', `/issues/${issueId(key)}.json`);
+  }
+
+  async listTransitions(key: string): Promise<Transition[]> {
+    const { issue } = await this.call<{ issue: Json }>('GET', `/issues/${issueId(key)}.json`, { query: { include: 'allowed_statuses' } });
+    return ((issue.allowed_statuses ?? []) as Json[]).map((s) => ({ id: String(s.id), name: String(s.name), to: String(s.name) }));
+  }
+
+  async transitionIssue(key: string, input: TransitionInput): Promise<Transition> {
+    const available = await this.listTransitions(key);
+    const wanted = (input.name ?? '').toLowerCase();
+    const chosen = available.find((t) => t.id === input.id) ?? available.find((t) => t.name.toLowerCase() === wanted);
+    if (!chosen) throw invalid('transition', `issue ${key} cannot move to "${input.id ?? input.name}" now; allowed: ${available.map((t) => `${t.name} (id ${t.id})`).join(', ') || 'none'}`);
+    await this.call('PUT', `/issues/${issueId(key)}.json`, {
+      body: { issue: { status_id: Number(chosen.id), ...(input.fields ?? {}), ...(input.comment ? { notes: markdownToMarkup(input.comment, TEXTILE) } : {}) } },
+    });
+    return chosen;
+  }
+
+  async assignIssue(key: string, who: string | null): Promise<Account | null> {
+    if (who === null) {
+      await this.call('PUT', `/issues/${issueId(key)}.json`, { body: { issue: { assigned_to_id: '' } } });
+      return null;
+    }
+    const id = who === 'me' ? String((await this.whoami()).id) : await this.userId(who, 'assignee', await this.projectOf(key));
+    await this.call('PUT', `/issues/${issueId(key)}.json`, { body: { issue: { assigned_to_id: Number(id) } } });
+    return who === 'me' ? this.whoami() : { id, name: who };
+  }
+
+  // ---- comments (journals with notes) ----
+
+  private async journals(key: string): Promise<Json[]> {
+    const { issue } = await this.call<{ issue: Json }>('GET', `/issues/${issueId(key)}.json`, { query: { include: 'journals' } });
+    return ((issue.journals ?? []) as Json[]).filter((j) => j.notes);
+  }
+
+  async listComments(key: string, page: PageRequest): Promise<Page<Comment>> {
+    const offset = decodeOffset(page.cursor);
+    const all = await this.journals(key);
+    const slice = all.slice(offset, offset + page.limit);
+    return { items: slice.map((j) => this.comment(j)), nextCursor: offset + slice.length < all.length ? encodeOffset(offset + slice.length) : null, total: all.length };
+  }
+
+  async addComment(key: string, markdown: string): Promise<Comment> {
+    await this.call('PUT', `/issues/${issueId(key)}.json`, { body: { issue: { notes: markdownToMarkup(markdown, TEXTILE) } } });
+    const me = await this.whoami();
+    const mine = (await this.journals(key)).filter((j) => String(j.user?.id) === me.id);
+    return this.comment(mine.at(-1) ?? { id: '', user: { id: me.id, name: me.name }, notes: markdown });
+  }
+
+  async editComment(key: string, commentId: string, markdown: string): Promise<Comment> {
+    if (!/^\d+$/.test(commentId)) throw invalid('commentId', 'Redmine comment ids are numbers');
+    await this.call('PUT', `/journals/${commentId}.json`, { body: { journal: { notes: markdownToMarkup(markdown, TEXTILE) } } });
+    const found = (await this.journals(key)).find((j) => String(j.id) === commentId);
+    if (!found) throw invalid('commentId', `issue ${key} has no comment ${commentId}`);
+    return this.comment(found);
+  }
+
+  // ---- metadata ----
+
+  private project(p: Json): Project {
+    return {
+      key: String(p.identifier),
+      id: String(p.id),
+      name: String(p.name ?? ''),
+      url: `${this.baseUrl}/projects/${p.identifier}`,
+      description: truncate(markupToMarkdown(String(p.description ?? ''), TEXTILE), DESCRIPTION_MAX),
+      ...(Array.isArray(p.trackers) ? { issueTypes: (p.trackers as Json[]).map((t) => ({ id: String(t.id), name: String(t.name), subtask: false })) } : {}),
+    };
+  }
+
+  async listProjects(page: PageRequest & { query?: string | undefined }): Promise<Page<Project>> {
+    const offset = decodeOffset(page.cursor);
+    const result = await this.call<Json>('GET', '/projects.json', { query: { offset, limit: page.limit } });
+    const projects = ((result.projects ?? []) as Json[]).filter((p) => !page.query || `${p.identifier} ${p.name}`.toLowerCase().includes(page.query.toLowerCase()));
+    const seen = ((result.projects ?? []) as Json[]).length;
+    return { items: projects.map((p) => this.project(p)), nextCursor: seen && offset + seen < Number(result.total_count ?? 0) ? encodeOffset(offset + seen) : null, total: result.total_count ?? null };
+  }
+
+  async getProject(key: string): Promise<Project> {
+    const { project } = await this.call<{ project: Json }>('GET', `/projects/${encodeURIComponent(key)}.json`, { query: { include: 'trackers' } });
+    return this.project(project);
+  }
+
+  async listIssueTypes(project: string): Promise<Named[]> {
+    return ((await this.getProject(project)).issueTypes ?? []).map((t) => ({ id: t.id, name: t.name }));
+  }
+
+  async createFields(project: string, issueType: string): Promise<FieldInfo[]> {
+    await this.named('/trackers.json', 'trackers', issueType, 'issueType');
+    const { project: p } = await this.call<{ project: Json }>('GET', `/projects/${encodeURIComponent(project)}.json`, { query: { include: 'issue_custom_fields' } });
+    const standard: FieldInfo[] = [
+      { id: 'subject', name: 'Subject', type: 'string', required: true },
+      { id: 'description', name: 'Description', type: 'text', required: false },
+      { id: 'priority', name: 'Priority', type: 'priority', required: false },
+      { id: 'assigned_to_id', name: 'Assignee', type: 'user', required: false },
+      { id: 'start_date', name: 'Start date', type: 'date', required: false },
+      { id: 'due_date', name: 'Due date', type: 'date', required: false },
+      { id: 'estimated_hours', name: 'Estimated time', type: 'number', required: false },
+    ];
+    const custom = ((p.issue_custom_fields ?? []) as Json[]).map((f) => ({ id: `cf_${f.id}`, name: String(f.name), type: null, custom: true }));
+    return [...standard, ...custom];
+  }
+
+  async searchFields(query: string | undefined): Promise<FieldInfo[]> {
+    let fields: FieldInfo[];
+    try {
+      const result = await this.call<Json>('GET', '/custom_fields.json');
+      fields = ((result.custom_fields ?? []) as Json[]).filter((f) => f.customized_type === 'issue').map((f) => ({ id: `cf_${f.id}`, name: String(f.name), type: f.field_format ?? null, custom: true }));
+    } catch (error) {
+      // Listing custom fields needs a Redmine administrator; everyone else sees the standard ones.
+      if (!(error instanceof TrackerError) || error.status !== 403) throw error;
+      fields = [];
+    }
+    const standard = ['subject', 'description', 'status', 'priority', 'assigned_to_id', 'start_date', 'due_date', 'done_ratio', 'estimated_hours'].map((id) => ({ id, name: id, type: null, custom: false }));
+    const lower = query?.toLowerCase();
+    return [...standard, ...fields].filter((f) => !lower || f.name.toLowerCase().includes(lower) || f.id.includes(lower));
+  }
+
+  async listStatuses(): Promise<Named[]> {
+    return (((await this.call<Json>('GET', '/issue_statuses.json')).issue_statuses ?? []) as Json[]).map((s) => ({ id: String(s.id), name: String(s.name) }));
+  }
+
+  async listPriorities(): Promise<Named[]> {
+    return (((await this.call<Json>('GET', '/enumerations/issue_priorities.json')).issue_priorities ?? []) as Json[]).map((p) => ({ id: String(p.id), name: String(p.name) }));
+  }
+
+  async searchUsers(query: string, limit: number): Promise<Account[]> {
+    try {
+      const result = await this.call<Json>('GET', '/users.json', { query: { name: query, limit } });
+      return ((result.users ?? []) as Json[]).map((u) => this.account(u)!);
+    } catch (error) {
+      if (error instanceof TrackerError && error.status === 403) {
+        throw unsupported(LABEL, 'Searching users without Redmine administrator rights', 'assign by the user\'s full name or numeric id; names are looked up among the project\'s members');
+      }
+      throw error;
+    }
+  }
+
+  // ---- links (relations) ----
+
+  async listLinkTypes(): Promise<LinkType[]> {
+    return RELATION_TYPES;
+  }
+
+  async linkIssues(input: { type: string; from: string; to: string; comment?: string | undefined }): Promise<void> {
+    const type = RELATION_TYPES.find((t) => t.id === input.type || t.outward === input.type);
+    if (!type) throw invalid('type', `Redmine relations are ${RELATION_TYPES.map((t) => t.id).join(', ')}`);
+    await this.call('POST', `/issues/${issueId(input.from, 'from')}/relations.json`, { body: { relation: { issue_to_id: Number(issueId(input.to, 'to')), relation_type: type.id } } });
+    if (input.comment) await this.addComment(input.from, input.comment);
+  }
+
+  async addRemoteLink(): Promise<{ id: string }> {
+    throw unsupported(LABEL, 'Remote links', 'add the URL in a comment instead');
+  }
+
+  async setParent(key: string, parent: string | null): Promise<void> {
+    await this.call('PUT', `/issues/${issueId(key)}.json`, { body: { issue: { parent_issue_id: parent === null ? '' : Number(issueId(parent, 'parent')) } } });
+  }
+
+  // ---- agile: not in Redmine ----
+
+  async listBoards(): Promise<Page<Board>> {
+    throw unsupported(LABEL, 'Boards');
+  }
+
+  async listSprints(): Promise<Page<Sprint>> {
+    throw unsupported(LABEL, 'Sprints');
+  }
+
+  async sprintIssues(): Promise<Page<Issue>> {
+    throw unsupported(LABEL, 'Sprints');
+  }
+
+  async moveToSprint(): Promise<void> {
+    throw unsupported(LABEL, 'Sprints');
+  }
+
+  async moveToBacklog(): Promise<void> {
+    throw unsupported(LABEL, 'The backlog');
+  }
+
+  // ---- worklogs (time entries) ----
+
+  private worklog(entry: Json): Worklog {
+    return {
+      id: String(entry.id),
+      author: this.account(entry.user),
+      timeSpent: entry.hours !== undefined ? `${entry.hours}h` : null,
+      seconds: entry.hours !== undefined ? Math.round(Number(entry.hours) * 3600) : null,
+      started: entry.spent_on ?? null,
+      comment: String(entry.comments ?? ''),
+    };
+  }
+
+  async listWorklogs(key: string, page: PageRequest): Promise<Page<Worklog>> {
+    const offset = decodeOffset(page.cursor);
+    const result = await this.call<Json>('GET', '/time_entries.json', { query: { issue_id: issueId(key), offset, limit: page.limit } });
+    const entries = (result.time_entries ?? []) as Json[];
+    const next = offset + entries.length;
+    return { items: entries.map((e) => this.worklog(e)), nextCursor: entries.length && next < Number(result.total_count ?? 0) ? encodeOffset(next) : null, total: result.total_count ?? null };
+  }
+
+  async addWorklog(key: string, input: { timeSpent: string; started?: string | undefined; comment?: string | undefined }): Promise<Worklog> {
+    const spentOn = input.started ? new Date(input.started) : null;
+    if (spentOn && Number.isNaN(spentOn.getTime())) throw invalid('started', 'must be an ISO date such as 2026-11-01');
+    const { time_entry } = await this.call<{ time_entry: Json }>('POST', '/time_entries.json', {
+      body: { time_entry: { issue_id: Number(issueId(key)), hours: hoursOf(input.timeSpent), ...(spentOn ? { spent_on: spentOn.toISOString().slice(0, 10) } : {}), ...(input.comment ? { comments: input.comment.slice(0, 1000) } : {}) } },
+    });
+    return this.worklog(time_entry);
+  }
+}
