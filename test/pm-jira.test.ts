@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { OPERATIONS } from '../lib/ops/index.ts';
 import type { User } from '../lib/db/entities/index.ts';
 import { callerOf, makeUser } from './helpers/fixtures.ts';
-import { recordSecret, testRuntime, type TestRuntime } from './helpers/db.ts';
+import { keepArtifact, recordSecret, testRuntime, type TestRuntime } from './helpers/db.ts';
 import { FakeJira, type FakeUser, type Flavor } from './helpers/fake-jira.ts';
 import { specsMissing } from './helpers/openapi.ts';
 
@@ -30,9 +30,12 @@ for (const flavor of ['cloud', 'dc'] as Flavor[]) {
     const sleeps: number[] = [];
     const connections: Record<string, string> = {};
 
+    const responses: string[] = [];
     const call = async (user: User, name: string, input: Record<string, unknown>): Promise<Outcome> => {
       const result = await rt.runner.run(OPERATIONS[name]!, callerOf(user), input);
-      return result.ok ? { ok: true, value: result.value } : { ok: false, error: result.error.toBody() };
+      const outcome: Outcome = result.ok ? { ok: true, value: result.value } : { ok: false, error: result.error.toBody() };
+      responses.push(JSON.stringify(outcome));
+      return outcome;
     };
     const ok = async (user: User, name: string, input: Record<string, unknown> = {}) => {
       const result = await call(user, name, input);
@@ -65,6 +68,9 @@ for (const flavor of ['cloud', 'dc'] as Flavor[]) {
     });
 
     after(async () => {
+      keepArtifact('responses', responses.join('\n'));
+      const text = responses.join('\n');
+      for (const user of [aliceJira, bobJira]) assert.ok(!text.includes(user.secret), 'no token in any tool result or error');
       await fake?.stop();
       await rt?.close();
     });

@@ -451,8 +451,11 @@ export class RedmineTracker implements Tracker {
   async addWorklog(key: string, input: { timeSpent: string; started?: string | undefined; comment?: string | undefined }): Promise<Worklog> {
     const spentOn = input.started ? new Date(input.started) : null;
     if (spentOn && Number.isNaN(spentOn.getTime())) throw invalid('started', 'must be an ISO date such as 2026-11-01');
+    // Redmine needs an activity; the default one (or the first active one) is used.
+    const activities = ((await this.call<Json>('GET', '/enumerations/time_entry_activities.json')).time_entry_activities ?? []) as Json[];
+    const activity = activities.find((a) => a.is_default) ?? activities.find((a) => a.active !== false);
     const { time_entry } = await this.call<{ time_entry: Json }>('POST', '/time_entries.json', {
-      body: { time_entry: { issue_id: Number(issueId(key)), hours: hoursOf(input.timeSpent), ...(spentOn ? { spent_on: spentOn.toISOString().slice(0, 10) } : {}), ...(input.comment ? { comments: input.comment.slice(0, 1000) } : {}) } },
+      body: { time_entry: { issue_id: Number(issueId(key)), hours: hoursOf(input.timeSpent), ...(activity ? { activity_id: activity.id } : {}), ...(spentOn ? { spent_on: spentOn.toISOString().slice(0, 10) } : {}), ...(input.comment ? { comments: input.comment.slice(0, 1000) } : {}) } },
     });
     return this.worklog(time_entry);
   }
