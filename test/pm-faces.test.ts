@@ -8,6 +8,7 @@ import { makeToken, makeUser } from './helpers/fixtures.ts';
 import { keepArtifact, recordSecret, testRuntime, type TestRuntime } from './helpers/db.ts';
 import { FakeJira, type FakeUser } from './helpers/fake-jira.ts';
 import { PM_CONNECTION_TOOLS } from './helpers/people.ts';
+import { specsMissing } from './helpers/openapi.ts';
 
 // The PM credential routes and tools over HTTP: /api/v1/user/credentials, /api/pm/..., MCP with
 // X-MCP-Toolsets narrowing, and a deployment that serves only some toolsets.
@@ -59,7 +60,8 @@ after(async () => {
     await rt.close();
   }
   await fake.stop();
-  assert.deepEqual(fake.takeMismatches(), []);
+  // Request conformance is pm-jira.test.ts's subject; here it is checked when the documents exist.
+  if (!specsMissing()) assert.deepEqual(fake.takeMismatches(), []);
 });
 
 test('/api/v1/user/credentials: add (201), list with status, delete; another user\'s id is 404', async () => {

@@ -1,8 +1,8 @@
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { OPERATIONS } from '../lib/ops/index.ts';
 import type { User } from '../lib/db/entities/index.ts';
-import { callerOf, makeUser } from './helpers/fixtures.ts';
+import { makeUser } from './helpers/fixtures.ts';
+import { toolCaller } from './helpers/pm.ts';
 import { keepArtifact, recordSecret, testRuntime, type TestRuntime } from './helpers/db.ts';
 import { FakeJira, type FakeUser, type Flavor } from './helpers/fake-jira.ts';
 import { specsMissing } from './helpers/openapi.ts';
@@ -12,8 +12,6 @@ import { specsMissing } from './helpers/openapi.ts';
 
 const missing = specsMissing();
 if (missing) console.log(`# skipping the Jira suite: ${missing}`);
-
-type Outcome = { ok: true; value: any } | { ok: false; error: { code: string; message: string; field?: string } };
 
 for (const flavor of ['cloud', 'dc'] as Flavor[]) {
   describe(`Jira ${flavor === 'cloud' ? 'Cloud' : 'Data Center'} tools`, { skip: missing ?? false }, () => {
@@ -31,17 +29,7 @@ for (const flavor of ['cloud', 'dc'] as Flavor[]) {
     const connections: Record<string, string> = {};
 
     const responses: string[] = [];
-    const call = async (user: User, name: string, input: Record<string, unknown>): Promise<Outcome> => {
-      const result = await rt.runner.run(OPERATIONS[name]!, callerOf(user), input);
-      const outcome: Outcome = result.ok ? { ok: true, value: result.value } : { ok: false, error: result.error.toBody() };
-      responses.push(JSON.stringify(outcome));
-      return outcome;
-    };
-    const ok = async (user: User, name: string, input: Record<string, unknown> = {}) => {
-      const result = await call(user, name, input);
-      assert.ok(result.ok, `${name} failed: ${JSON.stringify(!result.ok && result.error)}`);
-      return result.value;
-    };
+    const { call, ok } = toolCaller(() => rt, responses);
     const credentials = (u: FakeUser) => (flavor === 'cloud' ? { email: u.emailAddress, apiToken: u.secret } : { token: u.secret });
 
     before(async () => {

@@ -1,8 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { OPERATIONS } from '../lib/ops/index.ts';
 import type { User } from '../lib/db/entities/index.ts';
-import { callerOf, makeUser } from './helpers/fixtures.ts';
+import { makeUser } from './helpers/fixtures.ts';
+import { toolCaller } from './helpers/pm.ts';
 import { keepArtifact, recordSecret, testRuntime, type TestRuntime } from './helpers/db.ts';
 import { redmineUnavailable, startRedmine, type RedmineWorld } from './helpers/redmine.ts';
 
@@ -12,8 +12,6 @@ import { redmineUnavailable, startRedmine, type RedmineWorld } from './helpers/r
 const unavailable = redmineUnavailable();
 if (unavailable) console.log(`# skipping the Redmine integration test: ${unavailable}`);
 
-type Outcome = { ok: true; value: any } | { ok: false; error: { code: string; message: string; field?: string } };
-
 describe('Redmine (real server)', { skip: unavailable ?? false }, () => {
   let redmine: RedmineWorld;
   let rt: TestRuntime;
@@ -22,22 +20,7 @@ describe('Redmine (real server)', { skip: unavailable ?? false }, () => {
   const connection: Record<string, string> = {};
   const responses: string[] = [];
 
-  const call = async (user: User, name: string, input: Record<string, unknown> = {}): Promise<Outcome> => {
-    const result = await rt.runner.run(OPERATIONS[name]!, callerOf(user), input);
-    const outcome: Outcome = result.ok ? { ok: true, value: result.value } : { ok: false, error: result.error.toBody() };
-    responses.push(JSON.stringify(outcome));
-    return outcome;
-  };
-  const ok = async (user: User, name: string, input: Record<string, unknown> = {}) => {
-    const result = await call(user, name, input);
-    assert.ok(result.ok, `${name} failed: ${JSON.stringify(!result.ok && result.error)}`);
-    return result.value;
-  };
-  const refused = async (user: User, name: string, input: Record<string, unknown>) => {
-    const result = await call(user, name, input);
-    assert.equal(result.ok, false, `${name} should have been refused`);
-    return (result as Extract<Outcome, { ok: false }>).error;
-  };
+  const { ok, refused } = toolCaller(() => rt, responses);
 
   before(async () => {
     redmine = await startRedmine();

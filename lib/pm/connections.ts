@@ -1,6 +1,6 @@
 import { isUuid } from '../ids.ts';
 import { OpError } from '../errors.ts';
-import { PmConnection, PM_PROVIDERS, type PmProvider, type User } from '../db/entities/index.ts';
+import { PmConnection, PM_PROVIDERS, type PmProvider } from '../db/entities/index.ts';
 import type { Em } from '../db/orm.ts';
 import type { OperationContext } from '../ops/operation.ts';
 import { callerUserId } from '../identity/caller.ts';
@@ -112,4 +112,3 @@ export function providerSummary(connections: PmConnection[]) {
   });
 }
 
-export type { User };

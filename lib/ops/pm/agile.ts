@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { fieldList, issueKey, pmCursor, pmLimit, pmTool, projectRef } from './tools.ts';
+import { fieldList, issueKey, pageOutput, pmCursor, pmLimit, pmTool, projectRef } from './tools.ts';
 
 const numericId = (what: string) => z.string().trim().regex(/^\d+$/, `must be the numeric id of ${what}`);
 const keys = z.array(issueKey).min(1, 'give at least one issue').max(50, 'at most 50 issues at once');
@@ -13,7 +13,7 @@ export const listBoards = pmTool({
   input: { project: projectRef.optional(), limit: pmLimit, cursor: pmCursor },
   async run(tracker, input) {
     const page = await tracker.listBoards(input);
-    return { items: page.items, next_cursor: page.nextCursor };
+    return pageOutput(page);
   },
 });
 
@@ -27,7 +27,7 @@ export const listSprints = pmTool({
   target: (input) => `board:${input.board}`,
   async run(tracker, input) {
     const page = await tracker.listSprints(input.board, input);
-    return { items: page.items, next_cursor: page.nextCursor };
+    return pageOutput(page);
   },
 });
 
@@ -41,7 +41,7 @@ export const listSprintIssues = pmTool({
   target: (input) => `sprint:${input.sprint}`,
   async run(tracker, input) {
     const page = await tracker.sprintIssues(input.sprint, input);
-    return { items: page.items, next_cursor: page.nextCursor, ...(page.total !== undefined ? { total: page.total } : {}) };
+    return pageOutput(page);
   },
 });
 

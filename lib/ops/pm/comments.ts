@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { issueKey, markdownText, pmCursor, pmLimit, pmTool } from './tools.ts';
+import { issueKey, markdownText, pageOutput, pmCursor, pmLimit, pmTool } from './tools.ts';
 
 const commentId = z.string().trim().min(1, 'must not be empty').max(100);
 
@@ -13,7 +13,7 @@ export const listComments = pmTool({
   target: (input) => `issue:${input.key}`,
   async run(tracker, input) {
     const page = await tracker.listComments(input.key, input);
-    return { items: page.items, next_cursor: page.nextCursor, ...(page.total !== undefined ? { total: page.total } : {}) };
+    return pageOutput(page);
   },
 });
 

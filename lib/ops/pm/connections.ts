@@ -8,7 +8,7 @@ import { checkBaseUrl } from '../../pm/net-guard.ts';
 import { PROVIDER_LABEL, type Credentials } from '../../pm/service.ts';
 import { TrackerError, trackerFailure } from '../../pm/errors.ts';
 import {
-  connectionContext, connectionView, credentialSecrets, findMyConnection, markConnection, openCredentials, providerSummary,
+  connectionContext, connectionView, credentialSecrets, findMyConnection, openCredentials, providerSummary,
 } from '../../pm/connections.ts';
 import { cursorField, limitField } from '../pagination.ts';
 import { decodeOffset, encodeOffset } from '../../pm/provider.ts';
@@ -206,19 +206,20 @@ export const testPmConnection = operation({
     ctx.setTarget(`pm_connection:${connection.id}`);
     const credentials = openCredentials(ctx, connection);
     const label = PROVIDER_LABEL[connection.provider];
+    let changes: Partial<PmConnection>;
     try {
       const account = await ctx.pm.tracker(connection.provider, connection.baseUrl, credentials).whoami();
-      Object.assign(connection, { status: 'connected', statusReason: null, verifiedAt: ctx.now, accountId: account.id.slice(0, 200), accountName: account.name.slice(0, 200) });
+      changes = { status: 'connected', statusReason: null, verifiedAt: ctx.now, accountId: account.id.slice(0, 200), accountName: account.name.slice(0, 200) };
     } catch (error) {
       const refused = error instanceof TrackerError && (error.status === 401 || error.status === 403);
-      const reason = refused ? `${label} refused the credentials (HTTP ${(error as TrackerError).status})` : (trackerFailure(error, label, credentialSecrets(credentials))?.message ?? 'unexpected failure');
-      Object.assign(connection, { status: refused ? 'invalid' : 'unavailable', statusReason: reason.slice(0, 500) });
-      if (!refused && !trackerFailure(error, label, [])) throw error;
+      const failure = trackerFailure(error, label, credentialSecrets(credentials));
+      if (!refused && !failure) throw error;
+      const reason = refused ? `${label} refused the credentials (HTTP ${(error as TrackerError).status})` : failure!.message;
+      changes = { status: refused ? 'invalid' : 'unavailable', statusReason: reason.slice(0, 500) };
     }
-    await markConnection(ctx.em, connection.id, connection.status, connection.statusReason ?? null);
-    if (connection.status === 'connected') {
-      await ctx.em.nativeUpdate(PmConnection, { id: connection.id }, { verifiedAt: ctx.now, accountId: connection.accountId, accountName: connection.accountName });
-    }
+    // Recorded whatever the outcome: the test is what tells the connection's state.
+    Object.assign(connection, changes);
+    await ctx.em.flush();
     return connectionView(connection);
   },
 });

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { OpError } from '../../errors.ts';
-import { fieldList, issueKey, markdownText, pmCursor, pmLimit, pmTool, projectRef } from './tools.ts';
+import { fieldList, issueKey, markdownText, pageOutput, pmCursor, pmLimit, pmTool, projectRef } from './tools.ts';
 import type { IssueInput } from '../../pm/provider.ts';
 
 const INCLUDES = ['comments', 'transitions', 'links', 'subtasks', 'history'] as const;
@@ -47,7 +47,7 @@ export const searchIssues = pmTool({
   },
   async run(tracker, input) {
     const page = await tracker.searchIssues(input);
-    return { items: page.items, next_cursor: page.nextCursor, ...(page.total !== undefined ? { total: page.total } : {}) };
+    return pageOutput(page);
   },
 });
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { pmCursor, pmLimit, pmTool, projectRef } from './tools.ts';
+import { pageOutput, pmCursor, pmLimit, pmTool, projectRef } from './tools.ts';
 
 export const listProjects = pmTool({
   name: 'list_projects',
@@ -10,7 +10,7 @@ export const listProjects = pmTool({
   input: { query: z.string().trim().min(1).max(200).optional(), limit: pmLimit, cursor: pmCursor },
   async run(tracker, input) {
     const page = await tracker.listProjects(input);
-    return { items: page.items, next_cursor: page.nextCursor, ...(page.total !== undefined ? { total: page.total } : {}) };
+    return pageOutput(page);
   },
 });
 

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { operation, type OperationContext, type Route } from '../operation.ts';
 import { withTracker } from '../../pm/connections.ts';
-import type { Tracker } from '../../pm/provider.ts';
+import type { Page, Tracker } from '../../pm/provider.ts';
 import type { PmToolset } from '../../pm/settings.ts';
 import { OpError } from '../../errors.ts';
 
@@ -64,6 +64,11 @@ export function pmTool<Shape extends z.ZodRawShape, Output>(definition: PmToolDe
         return definition.run(tracker, input as never, ctx);
       }),
   });
+}
+
+/** A tracker page as every list tool returns it. */
+export function pageOutput<T>(page: Page<T>) {
+  return { items: page.items, next_cursor: page.nextCursor, ...(page.total !== undefined ? { total: page.total } : {}) };
 }
 
 export function requireOneOf(input: Record<string, unknown>, fields: string[]): void {

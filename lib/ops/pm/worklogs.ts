@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { issueKey, pmCursor, pmLimit, pmTool } from './tools.ts';
+import { issueKey, pageOutput, pmCursor, pmLimit, pmTool } from './tools.ts';
 
 export const listWorklogs = pmTool({
   name: 'list_worklogs',
@@ -11,7 +11,7 @@ export const listWorklogs = pmTool({
   target: (input) => `issue:${input.key}`,
   async run(tracker, input) {
     const page = await tracker.listWorklogs(input.key, input);
-    return { items: page.items, next_cursor: page.nextCursor, ...(page.total !== undefined ? { total: page.total } : {}) };
+    return pageOutput(page);
   },
 });
 

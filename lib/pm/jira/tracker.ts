@@ -296,7 +296,7 @@ export class JiraTracker implements Tracker {
       available.find((t) => t.to?.toLowerCase() === wanted);
     if (!chosen) {
       const names = available.map((t) => `${t.name} (id ${t.id}${t.to ? ` → ${t.to}` : ''})`).join(', ') || 'none';
-      throw invalid(input.id ? 'transition' : 'transition', `${key} has no transition "${input.id ?? input.name}" now; available: ${names}`);
+      throw invalid('transition', `${key} has no transition "${input.id ?? input.name}" now; available: ${names}`);
     }
     await this.api.api('POST', `/issue/${encodeURIComponent(key)}/transitions`, {
       body: {

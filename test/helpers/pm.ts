@@ -1,0 +1,28 @@
+import assert from 'node:assert/strict';
+import { OPERATIONS } from '../../lib/ops/index.ts';
+import type { User } from '../../lib/db/entities/index.ts';
+import type { Runtime } from '../../lib/runtime.ts';
+import { callerOf } from './fixtures.ts';
+
+export type Outcome = { ok: true; value: any } | { ok: false; error: { code: string; message: string; field?: string } };
+
+/** Runs PM tools as a user through the runner, keeping every result for the secret checks. */
+export function toolCaller(runtime: () => Runtime, responses: string[]) {
+  const call = async (user: User, name: string, input: Record<string, unknown> = {}): Promise<Outcome> => {
+    const result = await runtime().runner.run(OPERATIONS[name]!, callerOf(user), input);
+    const outcome: Outcome = result.ok ? { ok: true, value: result.value } : { ok: false, error: result.error.toBody() };
+    responses.push(JSON.stringify(outcome));
+    return outcome;
+  };
+  const ok = async (user: User, name: string, input: Record<string, unknown> = {}) => {
+    const result = await call(user, name, input);
+    assert.ok(result.ok, `${name} failed: ${JSON.stringify(!result.ok && result.error)}`);
+    return result.value;
+  };
+  const refused = async (user: User, name: string, input: Record<string, unknown> = {}) => {
+    const result = await call(user, name, input);
+    assert.equal(result.ok, false, `${name} should have been refused`);
+    return (result as Extract<Outcome, { ok: false }>).error;
+  };
+  return { call, ok, refused };
+}
