@@ -76,6 +76,9 @@ test('/api/v1/user/credentials: add (201), list with status, delete; another use
   assert.equal(listed.status, 200);
   assert.deepEqual(listed.body.items.map((c: any) => c.id), [added.body.id]);
   assert.deepEqual(listed.body.providers.map((p: any) => [p.provider, p.status]), [['jira_cloud', 'connected'], ['jira_dc', 'not_connected'], ['redmine', 'not_connected'], ['openproject', 'not_connected']]);
+  const badCursor = await d.rest(alice.token, 'GET', '/api/v1/user/credentials?cursor=junk');
+  assert.equal(badCursor.status, 400, 'a cursor this list did not hand out is the client\'s mistake');
+  assert.equal(badCursor.body.error.field, 'cursor');
   const issues = await d.rest(alice.token, 'GET', '/api/pm/issues?project=ALPHA&limit=5');
   assert.equal(issues.status, 200);
   assert.equal(issues.body.items[0].summary, 'over http');

@@ -152,7 +152,7 @@ export class McpHttp {
   }
 }
 
-export const TOOLSETS_HEADER = 'x-mcp-toolsets';
+const TOOLSETS_HEADER = 'x-mcp-toolsets';
 
 /** The PM toolsets a request narrows itself to (X-MCP-Toolsets: issues,comments), if it does. */
 function requestedToolsets(req: IncomingMessage): ReadonlySet<PmToolset> | undefined {

@@ -6,7 +6,7 @@ import type { AnyOperation, HttpMethod } from '../ops/operation.ts';
 import type { Runtime } from '../runtime.ts';
 import type { HttpAuthenticator } from './authenticate.ts';
 import { readJsonBody, sendError, sendJson } from './respond.ts';
-import { ABSENT, INPUT_HEADER } from './wire.ts';
+import { ABSENT, INPUT_HEADER, ROUTE_PARAM } from './wire.ts';
 
 interface Route {
   op: AnyOperation;
@@ -17,7 +17,7 @@ interface Route {
 
 function compile(op: AnyOperation): Route {
   const params: string[] = [];
-  const source = op.route.path.replace(/\{([A-Za-z_]+)\}/g, (_m, name: string) => {
+  const source = op.route.path.replace(ROUTE_PARAM, (_m, name: string) => {
     params.push(name);
     return '([^/]+)';
   });

@@ -5,3 +5,5 @@
 export const ABSENT = '~';
 /** Carries a GET or DELETE call's exact input as base64url JSON. */
 export const INPUT_HEADER = 'x-mandate-input';
+/** A route path's `{field}` segments, filled from the input field of that name. */
+export const ROUTE_PARAM = /\{([A-Za-z_]+)\}/g;

@@ -1,7 +1,7 @@
 import { OpError, ERROR_STATUS, type ErrorBody } from '../errors.ts';
 import type { AnyOperation } from '../ops/operation.ts';
 import type { RunResult } from '../ops/runner.ts';
-import { ABSENT, INPUT_HEADER } from '../http/wire.ts';
+import { ABSENT, INPUT_HEADER, ROUTE_PARAM } from '../http/wire.ts';
 import type { ToolBackend } from './backend.ts';
 
 const TIMEOUT_MS = 30_000;
@@ -73,7 +73,7 @@ export class RemoteBackend implements ToolBackend {
 
   async call(op: AnyOperation, args: unknown): Promise<RunResult<unknown>> {
     const input = (args ?? {}) as Record<string, unknown>;
-    const path = op.route.path.replace(/\{([A-Za-z_]+)\}/g, (_m, name: string) => segment(input[name]));
+    const path = op.route.path.replace(ROUTE_PARAM, (_m, name: string) => segment(input[name]));
     const json = JSON.stringify(input);
     try {
       const { status, body } =

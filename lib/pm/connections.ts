@@ -35,7 +35,8 @@ export function connectionView(connection: PmConnection) {
   };
 }
 
-function requireUser(ctx: OperationContext): string {
+/** The user whose connections a call concerns (a system caller has none). */
+export function requireUser(ctx: OperationContext): string {
   const me = callerUserId(ctx.caller);
   if (me === null) throw new OpError('invalid_input', 'PM connections belong to users; a system caller has none');
   return me;

@@ -1,7 +1,6 @@
 import { OpError } from '../errors.ts';
 import { BlockedAddressError } from './net-guard.ts';
 import { UpstreamFailure } from './http.ts';
-import { CursorError } from './provider.ts';
 import { scrubText } from '../ops/redact.ts';
 
 /** A tracker's answer that is an error: its status and what it said (never the credentials). */
@@ -18,6 +17,11 @@ export class TrackerError extends Error {
   }
 }
 
+/** Whether the tracker refused the credentials themselves (not a missing permission for one thing). */
+export function credentialsRefused(error: unknown): error is TrackerError {
+  return error instanceof TrackerError && (error.status === 401 || error.status === 403);
+}
+
 export function unsupported(tracker: string, what: string, instead?: string): OpError {
   return new OpError('invalid_input', `${what} is not supported for ${tracker} connections${instead ? `; ${instead}` : ''}`);
 }
@@ -30,7 +34,6 @@ const MAX_MESSAGE = 500;
  */
 export function trackerFailure(error: unknown, tracker: string, secrets: readonly string[]): OpError | null {
   const clean = (text: string) => scrubText(text, secrets).slice(0, MAX_MESSAGE);
-  if (error instanceof CursorError) return new OpError('invalid_input', error.message, { field: 'cursor' });
   if (error instanceof BlockedAddressError) return new OpError('invalid_input', clean(error.message), { field: 'baseUrl' });
   if (error instanceof UpstreamFailure) {
     if (error.kind === 'timeout') return new OpError('upstream_timeout', `${tracker} did not answer in time (${clean(error.message)}); try again later`);

@@ -1,8 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
-import { isIP } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
-import { BlockedAddressError, forbiddenAddress, guardedLookup, type NetworkPolicy } from './net-guard.ts';
+import { BlockedAddressError, forbiddenLiteralHost, guardedLookup, type NetworkPolicy } from './net-guard.ts';
 
 // The one way PM code reaches a tracker: every request has a per-attempt timeout and the call an
 // overall deadline; 429 and 503 are retried after their Retry-After (0 included) a capped number of
@@ -141,11 +140,8 @@ export class UpstreamHttp {
 
   private once(method: UpstreamMethod, url: string, headers: Record<string, string>, payload: Buffer | undefined, timeoutMs: number): Promise<UpstreamResponse> {
     const target = new URL(url);
-    const host = target.hostname.replace(/^\[|\]$/g, '');
-    if (isIP(host)) {
-      const reason = forbiddenAddress(host, this.settings.policy);
-      if (reason) return Promise.reject(new BlockedAddressError(host, reason));
-    }
+    const literal = forbiddenLiteralHost(target, this.settings.policy);
+    if (literal) return Promise.reject(new BlockedAddressError(literal.host, literal.reason));
     const transport = target.protocol === 'https:' ? https : http;
     const agent = this.agents[target.protocol as 'http:' | 'https:'];
     if (!agent) return Promise.reject(new UpstreamFailure('network', `unsupported protocol ${target.protocol}`));

@@ -49,6 +49,17 @@ export function forbiddenAddress(address: string, policy: NetworkPolicy): string
 }
 
 /**
+ * Why a URL's host may not be reached, when the host is an IP literal (a socket's lookup is
+ * skipped for literals, so they are judged here); null for names and allowed addresses.
+ */
+export function forbiddenLiteralHost(url: URL, policy: NetworkPolicy): { host: string; reason: string } | null {
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  if (!isIP(host)) return null;
+  const reason = forbiddenAddress(host, policy);
+  return reason ? { host, reason } : null;
+}
+
+/**
  * A tracker base URL as stored: https (http only if allowed), no credentials, query or fragment,
  * no trailing slash. An IP-literal host is judged at once; names are judged when resolved.
  */
@@ -64,12 +75,10 @@ export function checkBaseUrl(raw: string, policy: NetworkPolicy, field = 'baseUr
   }
   if (url.username || url.password) throw invalid(field, 'must not contain a user name or password; give credentials in their own fields');
   if (url.search || url.hash) throw invalid(field, 'must not contain a query or fragment');
-  const host = url.hostname.replace(/^\[|\]$/g, '');
-  if (isIP(host)) {
-    const reason = forbiddenAddress(host, policy);
-    if (reason) throw invalid(field, `${reason}, which this deployment does not allow trackers on`);
-  } else if (/^localhost$/i.test(host) || /\.localhost$/i.test(host)) {
-    if (!policy.allow.has('loopback')) throw invalid(field, `${host} is a loopback name, which this deployment does not allow trackers on`);
+  const literal = forbiddenLiteralHost(url, policy);
+  if (literal) throw invalid(field, `${literal.reason}, which this deployment does not allow trackers on`);
+  if (/(^|\.)localhost$/i.test(url.hostname) && !policy.allow.has('loopback')) {
+    throw invalid(field, `${url.hostname} is a loopback name, which this deployment does not allow trackers on`);
   }
   return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
 }

@@ -1,4 +1,5 @@
 import type { PmProvider } from '../db/entities/index.ts';
+import { invalid } from '../errors.ts';
 
 // What every tracker offers the PM tools, in the tools' own vocabulary: keys, Markdown texts,
 // opaque cursors. A tracker that lacks a feature throws `unsupported(...)` (a clear tool error).
@@ -205,16 +206,23 @@ export function encodeOffset(offset: number): string {
   return Buffer.from(`o:${offset}`).toString('base64url');
 }
 
+export const badCursor = () => invalid('cursor', 'not a cursor this tool returned; pass next_cursor from the previous page unchanged');
+
 export function decodeOffset(cursor: string | undefined): number {
   if (!cursor) return 0;
-  const text = Buffer.from(cursor, 'base64url').toString();
-  const match = /^o:(\d+)$/.exec(text);
-  if (!match) throw new CursorError();
+  const match = /^o:(\d+)$/.exec(Buffer.from(cursor, 'base64url').toString());
+  if (!match) throw badCursor();
   return Number(match[1]);
 }
 
-export class CursorError extends Error {
-  constructor() {
-    super('cursor: not a cursor this tool returned; pass next_cursor from the previous page unchanged');
-  }
+/** A page the tracker cut at `startAt`, of `total` in all. */
+export function offsetPage<T>(items: T[], startAt: number, total: unknown): Page<T> {
+  const next = startAt + items.length;
+  return { items, nextCursor: items.length && next < Number(total ?? 0) ? encodeOffset(next) : null, total: (total as number | null | undefined) ?? null };
+}
+
+/** A page cut here from everything the tracker returned at once. */
+export function slicePage<T>(all: T[], startAt: number, limit: number): Page<T> {
+  const items = all.slice(startAt, startAt + limit);
+  return { items, nextCursor: startAt + items.length < all.length ? encodeOffset(startAt + items.length) : null, total: all.length };
 }

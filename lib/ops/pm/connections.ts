@@ -3,15 +3,13 @@ import { z } from 'zod';
 import { PmConnection, PM_PROVIDERS, type PmProvider, type ConnectionAuth } from '../../db/entities/index.ts';
 import { invalid, OpError } from '../../errors.ts';
 import { operation, type OperationContext } from '../operation.ts';
-import { callerUserId } from '../../identity/caller.ts';
 import { checkBaseUrl } from '../../pm/net-guard.ts';
 import { PROVIDER_LABEL, type Credentials } from '../../pm/service.ts';
-import { TrackerError, trackerFailure } from '../../pm/errors.ts';
+import { credentialsRefused, TrackerError, trackerFailure } from '../../pm/errors.ts';
 import {
-  connectionContext, connectionView, credentialSecrets, findMyConnection, openCredentials, providerSummary,
+  connectionContext, connectionView, credentialSecrets, findMyConnection, openCredentials, providerSummary, requireUser,
 } from '../../pm/connections.ts';
-import { cursorField, limitField } from '../pagination.ts';
-import { decodeOffset, encodeOffset } from '../../pm/provider.ts';
+import { afterCursor, cursorField, decodeCursor, limitField, page } from '../pagination.ts';
 
 // The caller's own tracker connections. They change only the caller's own record in Mandate, so
 // they need pm:read (PM access at all); pm:write governs changes made in the tracker itself.
@@ -51,7 +49,7 @@ async function verify(ctx: OperationContext, provider: PmProvider, baseUrl: stri
     return await tracker.whoami();
   } catch (error) {
     const secretField = CREDENTIALS[provider].fields.at(-1)!;
-    if (error instanceof TrackerError && (error.status === 401 || error.status === 403)) {
+    if (credentialsRefused(error)) {
       throw invalid(secretField, `${label} at ${baseUrl} refused these credentials (HTTP ${error.status}); check them and try again`);
     }
     if (error instanceof TrackerError && error.status === 404) {
@@ -59,12 +57,6 @@ async function verify(ctx: OperationContext, provider: PmProvider, baseUrl: stri
     }
     throw trackerFailure(error, label, credentialSecrets(credentials)) ?? error;
   }
-}
-
-function requireUser(ctx: OperationContext): string {
-  const me = callerUserId(ctx.caller);
-  if (me === null) throw new OpError('invalid_input', 'PM connections belong to users; a system caller has none');
-  return me;
 }
 
 export const listPmConnections = operation({
@@ -80,14 +72,14 @@ export const listPmConnections = operation({
   annotations: { readOnlyHint: true },
   async run(ctx, input) {
     const me = requireUser(ctx);
-    const all = await ctx.em.find(PmConnection, { user: me }, { orderBy: { createdAt: 'asc', id: 'asc' } });
-    const offset = decodeOffset(input.cursor);
-    const items = all.slice(offset, offset + input.limit);
-    return {
-      items: items.map(connectionView),
-      providers: providerSummary(all),
-      next_cursor: offset + items.length < all.length ? encodeOffset(offset + items.length) : null,
-    };
+    const rows = await ctx.em.find(
+      PmConnection,
+      { user: me, ...afterCursor(decodeCursor(input.cursor), 'createdAt') },
+      { orderBy: { createdAt: 'asc', id: 'asc' }, limit: input.limit + 1 },
+    );
+    const { items, next_cursor } = page(rows, input.limit, (row) => row.createdAt);
+    const all = await ctx.em.find(PmConnection, { user: me });
+    return { items: items.map(connectionView), providers: providerSummary(all), next_cursor };
   },
 });
 
@@ -211,10 +203,10 @@ export const testPmConnection = operation({
       const account = await ctx.pm.tracker(connection.provider, connection.baseUrl, credentials).whoami();
       changes = { status: 'connected', statusReason: null, verifiedAt: ctx.now, accountId: account.id.slice(0, 200), accountName: account.name.slice(0, 200) };
     } catch (error) {
-      const refused = error instanceof TrackerError && (error.status === 401 || error.status === 403);
+      const refused = credentialsRefused(error);
       const failure = trackerFailure(error, label, credentialSecrets(credentials));
       if (!refused && !failure) throw error;
-      const reason = refused ? `${label} refused the credentials (HTTP ${(error as TrackerError).status})` : failure!.message;
+      const reason = refused ? `${label} refused the credentials (HTTP ${error.status})` : failure!.message;
       changes = { status: refused ? 'invalid' : 'unavailable', statusReason: reason.slice(0, 500) };
     }
     // Recorded whatever the outcome: the test is what tells the connection's state.

@@ -4,7 +4,7 @@ import { markdownToMarkup, markupToMarkdown, WIKI } from '../text/wiki.ts';
 import { truncate } from '../text/markdown.ts';
 import { unsupported } from '../errors.ts';
 import {
-  decodeOffset, encodeOffset, CursorError,
+  badCursor, decodeOffset, encodeOffset, offsetPage, slicePage,
   type Account, type Board, type Comment, type FieldInfo, type Issue, type IssueInclude, type IssueInput, type IssueSearch, type LinkType,
   type Named, type Page, type PageRequest, type Project, type Sprint, type Tracker, type Transition, type TransitionInput, type Worklog,
 } from '../provider.ts';
@@ -35,7 +35,7 @@ function encodeToken(token: string): string {
 function decodeToken(cursor: string | undefined): string | undefined {
   if (!cursor) return undefined;
   const text = Buffer.from(cursor, 'base64url').toString();
-  if (!text.startsWith('t:')) throw new CursorError();
+  if (!text.startsWith('t:')) throw badCursor();
   return text.slice(2);
 }
 
@@ -222,13 +222,7 @@ export class JiraTracker implements Tracker {
     }
     const startAt = decodeOffset(search.cursor);
     const result = await this.api.api<Json>('POST', '/search', { body: { jql, startAt, maxResults: search.limit, fields } });
-    const issues = (result.issues ?? []) as Json[];
-    const next = startAt + issues.length;
-    return {
-      items: issues.map((raw) => this.issue(raw, search.fields)),
-      nextCursor: issues.length && next < Number(result.total ?? 0) ? encodeOffset(next) : null,
-      total: result.total ?? null,
-    };
+    return offsetPage(((result.issues ?? []) as Json[]).map((raw) => this.issue(raw, search.fields)), startAt, result.total);
   }
 
   async getIssue(key: string, options: { fields?: string[] | undefined; include: IssueInclude[] }): Promise<Issue> {
@@ -325,9 +319,7 @@ export class JiraTracker implements Tracker {
   async listComments(key: string, page: PageRequest): Promise<Page<Comment>> {
     const startAt = decodeOffset(page.cursor);
     const result = await this.api.api<Json>('GET', `/issue/${encodeURIComponent(key)}/comment`, { query: { startAt, maxResults: page.limit } });
-    const comments = (result.comments ?? []) as Json[];
-    const next = startAt + comments.length;
-    return { items: comments.map((c) => this.comment(c)), nextCursor: comments.length && next < Number(result.total ?? 0) ? encodeOffset(next) : null, total: result.total ?? null };
+    return offsetPage(((result.comments ?? []) as Json[]).map((c) => this.comment(c)), startAt, result.total);
   }
 
   async addComment(key: string, markdown: string): Promise<Comment> {
@@ -361,8 +353,7 @@ export class JiraTracker implements Tracker {
     }
     // Data Center lists every project at once; filter and page here.
     const all = (await this.api.api<Json[]>('GET', '/project')).filter((p) => !page.query || `${p.key} ${p.name}`.toLowerCase().includes(page.query.toLowerCase()));
-    const slice = all.slice(startAt, startAt + page.limit);
-    return { items: slice.map((p) => this.project(p)), nextCursor: startAt + slice.length < all.length ? encodeOffset(startAt + slice.length) : null, total: all.length };
+    return slicePage(all.map((p) => this.project(p)), startAt, page.limit);
   }
 
   async getProject(key: string): Promise<Project> {
@@ -471,9 +462,7 @@ export class JiraTracker implements Tracker {
     const result = await this.api.agile<Json>('GET', `/sprint/${encodeURIComponent(sprintId)}/issue`, {
       query: { startAt, maxResults: page.limit, fields: this.requestedFields(page.fields).join(',') },
     });
-    const issues = (result.issues ?? []) as Json[];
-    const next = startAt + issues.length;
-    return { items: issues.map((raw) => this.issue(raw, page.fields)), nextCursor: issues.length && next < Number(result.total ?? 0) ? encodeOffset(next) : null, total: result.total ?? null };
+    return offsetPage(((result.issues ?? []) as Json[]).map((raw) => this.issue(raw, page.fields)), startAt, result.total);
   }
 
   async moveToSprint(sprintId: string, keys: string[]): Promise<void> {
@@ -501,14 +490,11 @@ export class JiraTracker implements Tracker {
     const startAt = decodeOffset(page.cursor);
     if (this.cloud) {
       const result = await this.api.api<Json>('GET', `/issue/${encodeURIComponent(key)}/worklog`, { query: { startAt, maxResults: page.limit } });
-      const logs = (result.worklogs ?? []) as Json[];
-      const next = startAt + logs.length;
-      return { items: logs.map((w) => this.worklog(w)), nextCursor: logs.length && next < Number(result.total ?? 0) ? encodeOffset(next) : null, total: result.total ?? null };
+      return offsetPage(((result.worklogs ?? []) as Json[]).map((w) => this.worklog(w)), startAt, result.total);
     }
     // Data Center returns all of an issue's worklogs at once.
     const all = ((await this.api.api<Json>('GET', `/issue/${encodeURIComponent(key)}/worklog`)).worklogs ?? []) as Json[];
-    const slice = all.slice(startAt, startAt + page.limit);
-    return { items: slice.map((w) => this.worklog(w)), nextCursor: startAt + slice.length < all.length ? encodeOffset(startAt + slice.length) : null, total: all.length };
+    return slicePage(all.map((w) => this.worklog(w)), startAt, page.limit);
   }
 
   async addWorklog(key: string, input: { timeSpent: string; started?: string | undefined; comment?: string | undefined }): Promise<Worklog> {

@@ -4,7 +4,7 @@ import { TrackerError, unsupported } from '../errors.ts';
 import { markdownToMarkup, markupToMarkdown, TEXTILE } from '../text/wiki.ts';
 import { truncate } from '../text/markdown.ts';
 import {
-  decodeOffset, encodeOffset,
+  decodeOffset, encodeOffset, offsetPage, slicePage,
   type Account, type Board, type Comment, type FieldInfo, type Issue, type IssueInclude, type IssueInput, type IssueSearch, type LinkType,
   type Named, type Page, type PageRequest, type Project, type Sprint, type Tracker, type Transition, type TransitionInput, type Worklog,
 } from '../provider.ts';
@@ -195,9 +195,7 @@ export class RedmineTracker implements Tracker {
     }
     if (search.text) Object.assign(query, { set_filter: 1, 'f[]': ['subject'], 'op[subject]': '~', 'v[subject][]': search.text });
     const result = await this.call<Json>('GET', '/issues.json', { query });
-    const issues = (result.issues ?? []) as Json[];
-    const next = offset + issues.length;
-    return { items: issues.map((raw) => this.issue(raw)), nextCursor: issues.length && next < Number(result.total_count ?? 0) ? encodeOffset(next) : null, total: result.total_count ?? null };
+    return offsetPage(((result.issues ?? []) as Json[]).map((raw) => this.issue(raw)), offset, result.total_count);
   }
 
   async getIssue(key: string, options: { fields?: string[] | undefined; include: IssueInclude[] }): Promise<Issue> {
@@ -283,9 +281,7 @@ export class RedmineTracker implements Tracker {
 
   async listComments(key: string, page: PageRequest): Promise<Page<Comment>> {
     const offset = decodeOffset(page.cursor);
-    const all = await this.journals(key);
-    const slice = all.slice(offset, offset + page.limit);
-    return { items: slice.map((j) => this.comment(j)), nextCursor: offset + slice.length < all.length ? encodeOffset(offset + slice.length) : null, total: all.length };
+    return slicePage((await this.journals(key)).map((j) => this.comment(j)), offset, page.limit);
   }
 
   async addComment(key: string, markdown: string): Promise<Comment> {
@@ -443,9 +439,7 @@ export class RedmineTracker implements Tracker {
   async listWorklogs(key: string, page: PageRequest): Promise<Page<Worklog>> {
     const offset = decodeOffset(page.cursor);
     const result = await this.call<Json>('GET', '/time_entries.json', { query: { issue_id: issueId(key), offset, limit: page.limit } });
-    const entries = (result.time_entries ?? []) as Json[];
-    const next = offset + entries.length;
-    return { items: entries.map((e) => this.worklog(e)), nextCursor: entries.length && next < Number(result.total_count ?? 0) ? encodeOffset(next) : null, total: result.total_count ?? null };
+    return offsetPage(((result.time_entries ?? []) as Json[]).map((e) => this.worklog(e)), offset, result.total_count);
   }
 
   async addWorklog(key: string, input: { timeSpent: string; started?: string | undefined; comment?: string | undefined }): Promise<Worklog> {
