@@ -43,6 +43,16 @@ const envSchema = z.object({
   MANDATE_PM_ALLOW_DELETE: z.enum(['true', 'false']).default('false'),
   // The PM toolsets this deployment serves (comma-separated; default all).
   MANDATE_PM_TOOLSETS: z.string().optional(),
+  // Where users reach this deployment (OAuth redirect URIs and links in messages); default
+  // http://HOST:PORT.
+  MANDATE_PUBLIC_URL: z.url({ protocol: /^https?$/, message: 'must be an http:// or https:// URL' }).optional(),
+  // Jira Cloud OAuth 2.0 (3LO): the app's client id and secret from Atlassian's developer console,
+  // the scopes asked for, and (tests, proxies) where Atlassian's authorization server and API are.
+  MANDATE_JIRA_OAUTH_CLIENT_ID: z.string().trim().min(1).optional(),
+  MANDATE_JIRA_OAUTH_CLIENT_SECRET: z.string().min(1).optional(),
+  MANDATE_JIRA_OAUTH_SCOPES: z.string().trim().min(1).default('read:jira-work write:jira-work read:jira-user offline_access'),
+  MANDATE_JIRA_OAUTH_AUTH_URL: z.url({ protocol: /^https?$/, message: 'must be an http:// or https:// URL' }).default('https://auth.atlassian.com'),
+  MANDATE_JIRA_OAUTH_API_URL: z.url({ protocol: /^https?$/, message: 'must be an http:// or https:// URL' }).default('https://api.atlassian.com'),
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
 });
@@ -76,6 +86,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid environment variable ${String(issue.path[0])}: ${issue.message}`);
   }
   const e = parsed.data;
+  if (Boolean(e.MANDATE_JIRA_OAUTH_CLIENT_ID) !== Boolean(e.MANDATE_JIRA_OAUTH_CLIENT_SECRET)) {
+    const missing = e.MANDATE_JIRA_OAUTH_CLIENT_ID ? 'MANDATE_JIRA_OAUTH_CLIENT_SECRET' : 'MANDATE_JIRA_OAUTH_CLIENT_ID';
+    throw new ConfigError(`invalid environment variable ${missing}: Jira Cloud OAuth needs both the client id and the client secret`);
+  }
+  const publicUrl = (e.MANDATE_PUBLIC_URL ?? `http://${e.HOST.includes(':') ? `[${e.HOST}]` : e.HOST}:${e.PORT}`).replace(/\/+$/, '');
   return {
     database: e.DATABASE_URL
       ? { kind: 'postgresql', url: e.DATABASE_URL }
@@ -104,6 +119,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       },
       allowDelete: e.MANDATE_PM_ALLOW_DELETE === 'true',
       toolsets: pmToolsets(e.MANDATE_PM_TOOLSETS),
+      publicUrl,
+      ...(e.MANDATE_JIRA_OAUTH_CLIENT_ID && e.MANDATE_JIRA_OAUTH_CLIENT_SECRET
+        ? {
+            jiraOAuth: {
+              clientId: e.MANDATE_JIRA_OAUTH_CLIENT_ID,
+              clientSecret: e.MANDATE_JIRA_OAUTH_CLIENT_SECRET,
+              scopes: e.MANDATE_JIRA_OAUTH_SCOPES.split(/[\s,]+/).filter(Boolean),
+              authUrl: e.MANDATE_JIRA_OAUTH_AUTH_URL.replace(/\/+$/, ''),
+              apiUrl: e.MANDATE_JIRA_OAUTH_API_URL.replace(/\/+$/, ''),
+            },
+          }
+        : {}),
     },
   };
 }

@@ -6,7 +6,7 @@ export type { Logger };
 // logs inputs, so this is a second line of defence, not the first.
 const SECRET_KEYS = [
   'password', 'newPassword', 'adminPassword', 'token', 'rawToken', 'secret', 'secrets', 'apiKey',
-  'authorization', 'credential', 'credentials', 'passwordHash', 'hash',
+  'authorization', 'credential', 'credentials', 'passwordHash', 'hash', 'clientSecret', 'accessToken', 'refreshToken',
 ];
 
 export interface LogOptions {

@@ -42,7 +42,7 @@ export async function openRuntime(config: Config, options: RuntimeOptions): Prom
     await db.close();
     throw error;
   }
-  const pm = new PmService(config.pm, options.sleep ? { sleep: options.sleep } : {});
+  const pm = new PmService(config.pm, { lockRows: db.kind === 'postgresql', ...(options.sleep ? { sleep: options.sleep } : {}) });
   const runner = new OperationRunner({ orm: db.orm, resolver, vault, pm, log, now });
   const close = async () => {
     await runner.audit.flush();

@@ -9,6 +9,12 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   res.end(text);
 }
 
+/** A step of a browser flow (OAuth): 302, never cached, no referrer carried onward. */
+export function sendRedirect(res: ServerResponse, location: string): void {
+  res.writeHead(302, { location, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer', 'content-length': 0 });
+  res.end();
+}
+
 /** `{error: {code, message, field?}}` with the status of its code; 401s say how to authenticate. */
 export function sendError(res: ServerResponse, error: OpError, headers: Record<string, string> = {}): void {
   const extra: Record<string, string> = { ...headers };

@@ -5,7 +5,7 @@ import { inputJsonSchema } from '../ops/json-schema.ts';
 import type { AnyOperation, HttpMethod } from '../ops/operation.ts';
 import type { Runtime } from '../runtime.ts';
 import type { HttpAuthenticator } from './authenticate.ts';
-import { readJsonBody, sendError, sendJson } from './respond.ts';
+import { readJsonBody, sendError, sendJson, sendRedirect } from './respond.ts';
 import { ABSENT, INPUT_HEADER, ROUTE_PARAM } from './wire.ts';
 
 interface Route {
@@ -83,8 +83,9 @@ export class RestApi {
         requestId: requestIdOf(req),
         clientAddress: this.auth.clientAddress(req),
       });
-      if (result.ok) sendJson(res, route.op.route.status?.(result.value) ?? 200, result.value);
-      else sendError(res, result.error);
+      if (!result.ok) sendError(res, result.error);
+      else if (route.op.route.redirect && !asksForJson(req)) sendRedirect(res, route.op.route.redirect(result.value));
+      else sendJson(res, route.op.route.status?.(result.value) ?? 200, result.value);
     } catch (error) {
       if (error instanceof OpError) sendError(res, error);
       else {
@@ -140,6 +141,12 @@ export class RestApi {
     }
     return parsed as Record<string, unknown>;
   }
+}
+
+/** A program asking for JSON (the remote client does) gets a browser step's result as JSON, not a 302. */
+function asksForJson(req: IncomingMessage): boolean {
+  const accept = req.headers.accept ?? '';
+  return /application\/json/i.test(accept) && !/text\/html/i.test(accept);
 }
 
 function requestIdOf(req: IncomingMessage): string {

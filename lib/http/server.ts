@@ -9,6 +9,8 @@ import { RestApi } from './rest.ts';
 import { McpHttp } from './mcp.ts';
 import { SERVERS } from '../../servers/index.ts';
 import { sendJson } from './respond.ts';
+import { sendOAuthResult } from './oauth-result.ts';
+import { RESULT_PAGE } from '../ops/pm/oauth.ts';
 
 // The HTTP face: /health, /ready, /api/... (one REST route per operation) and /mcp (/mcp/core,
 // /mcp/admin, /mcp/pm: one server each; /mcp: all of them, listed by the caller's permissions).
@@ -29,6 +31,10 @@ export function createHttpServer(runtime: Runtime, options: HttpAuthOptions = {}
       void mcp.handle(req, res, url).then((handled) => {
         if (!handled) sendJson(res, 404, { error: { code: 'not_found', message: `no MCP server at ${path} (try /mcp, /mcp/core, /mcp/admin, /mcp/pm)` } });
       });
+      return;
+    }
+    if (req.method === 'GET' && path === RESULT_PAGE) {
+      sendOAuthResult(res, url);
       return;
     }
     if (req.method === 'GET' && path === '/health') {

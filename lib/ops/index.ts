@@ -11,7 +11,7 @@ import { createMyToken, getMyPermissions, health, listMyDelegations, listMyToken
 import { endAgentSessionOp, listMyAgentSessions, startAgentSession } from './agents.ts';
 import { createMcpCatalogEntry, deleteMcpCatalogEntry, getMcpCatalogEntry, listMcpCatalog, updateMcpCatalogEntry } from './mcp-catalog.ts';
 import { getMcpServer, installMcpServer, listMcpServers, listMyMcpServers, uninstallMcpServer, updateMcpServer } from './installs.ts';
-import { PM_OPERATIONS } from './pm/index.ts';
+import { PM_BROWSER_OPERATIONS, PM_OPERATIONS } from './pm/index.ts';
 import { listPmConnections } from './pm/connections.ts';
 
 export {
@@ -52,5 +52,5 @@ export const ADMIN_OPERATIONS: AnyOperation[] = [
 
 /** Every operation, by name: the one registry the servers, REST routes and CLI draw from. */
 export const OPERATIONS: Record<string, AnyOperation> = Object.fromEntries(
-  [...SELF_OPERATIONS, ...ADMIN_OPERATIONS, ...PM_OPERATIONS].map((op) => [op.name, op]),
+  [...SELF_OPERATIONS, ...ADMIN_OPERATIONS, ...PM_OPERATIONS, ...PM_BROWSER_OPERATIONS].map((op) => [op.name, op]),
 );

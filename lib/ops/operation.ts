@@ -50,6 +50,8 @@ export interface Route<Output> {
   path: string;
   /** The HTTP status of a success (default 200). A method, so operations of any output share one type. */
   status?(output: Output): number;
+  /** A browser flow's step: the success answers 302 to this location instead of JSON. */
+  redirect?(output: Output): string;
 }
 
 export interface Operation<Schema extends z.ZodType = z.ZodType, Output = unknown> {
@@ -66,6 +68,11 @@ export interface Operation<Schema extends z.ZodType = z.ZodType, Output = unknow
   input: Schema;
   /** The PM toolset the operation belongs to (deployments and requests choose toolsets). */
   toolset?: string;
+  /**
+   * Input fields that are secrets for this operation although their names do not say so (an OAuth
+   * callback's `code` and `state`): redacted in the audit event, scrubbed from messages.
+   */
+  secretInputs?: readonly string[];
   /** What the caller must hold; null for operations on the caller's own things. */
   permission: Permission | null;
   annotations: OperationAnnotations;

@@ -12,7 +12,7 @@ import { addAuditEvent, AuditWriter, type AuditRecord } from './audit.ts';
 import { EpochCache } from '../access/epoch.ts';
 import { fromZodError, toOpError } from './error-mapping.ts';
 import { findProject } from './lookups.ts';
-import { redact, scrubText, secretValues } from './redact.ts';
+import { REDACTED, redact, scrubText, secretValues } from './redact.ts';
 import type { z } from 'zod';
 import type { Vault } from '../vault.ts';
 import type { PmService } from '../pm/service.ts';
@@ -70,7 +70,7 @@ export class OperationRunner {
     const requestId = meta.requestId ?? randomUUID();
     const em = this.deps.orm.em.fork();
     const audit = pendingAudit(op, caller, rawInput, { ...meta, requestId });
-    const secrets = secretValues(rawInput);
+    const secrets = [...secretValues(rawInput), ...declaredSecrets(op, rawInput)];
     const actor = caller.kind === 'user' ? caller.userId : `system:${caller.name}`;
     const finish = (outcome: AuditOutcome, error?: OpError) => {
       const ms = Math.round(performance.now() - started);
@@ -133,7 +133,7 @@ export class OperationRunner {
 
   /** Audits a call refused before it could run (e.g. a tool this server does not serve). */
   refuse(op: AnyOperation, caller: Caller, rawInput: unknown, error: OpError, meta: RunMeta = {}): void {
-    this.auditFailure(pendingAudit(op, caller, rawInput, meta), OUTCOME_OF[error.code] ?? 'failed', error, secretValues(rawInput));
+    this.auditFailure(pendingAudit(op, caller, rawInput, meta), OUTCOME_OF[error.code] ?? 'failed', error, [...secretValues(rawInput), ...declaredSecrets(op, rawInput)]);
   }
 
   private context(tx: Em, operation: string, caller: Caller, now: Date, audit: PendingAudit): OperationContext {
@@ -195,9 +195,23 @@ function pendingAudit(op: AnyOperation, caller: Caller, rawInput: unknown, meta:
     requestId: meta.requestId ?? randomUUID(),
     sessionId: meta.sessionId ?? (caller.kind === 'user' ? caller.sessionId : undefined),
     clientAddress: meta.clientAddress,
-    detail: { input: redact(rawInput ?? {}) },
+    detail: { input: redactDeclared(op, redact(rawInput ?? {})) },
     via: null,
   };
+}
+
+/** The values of the fields an operation declares secret (`secretInputs`). */
+function declaredSecrets(op: AnyOperation, rawInput: unknown): string[] {
+  if (!op.secretInputs || !rawInput || typeof rawInput !== 'object') return [];
+  const input = rawInput as Record<string, unknown>;
+  return op.secretInputs.map((field) => input[field]).filter((value): value is string => typeof value === 'string');
+}
+
+function redactDeclared(op: AnyOperation, input: unknown): unknown {
+  if (!op.secretInputs || !input || typeof input !== 'object' || Array.isArray(input)) return input;
+  const out = { ...(input as Record<string, unknown>) };
+  for (const field of op.secretInputs) if (field in out) out[field] = REDACTED;
+  return out;
 }
 
 export type { AnyOperation };

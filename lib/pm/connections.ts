@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { isUuid } from '../ids.ts';
 import { OpError } from '../errors.ts';
 import { PmConnection, PM_PROVIDERS, type PmProvider } from '../db/entities/index.ts';
@@ -7,6 +8,7 @@ import { callerUserId } from '../identity/caller.ts';
 import { PROVIDER_LABEL, type Credentials } from './service.ts';
 import { trackerFailure, TrackerError } from './errors.ts';
 import type { Tracker } from './provider.ts';
+import { GrantExpired, needsRefresh } from './oauth/tokens.ts';
 
 // A caller's own tracker connections: found only among the caller's rows (anyone else's id is
 // "not found"), opened with the vault, and marked invalid when the tracker rejects them.
@@ -16,6 +18,16 @@ export const connectionContext = (id: string) => `pm_connection:${id}`;
 const HOW_TO_CONNECT =
   'Add one with add_pm_connection (provider jira_cloud with email + apiToken, jira_dc with a personal access token, redmine or openproject with an API key), ' +
   'or over HTTP: POST /api/v1/user/credentials.';
+
+function howToConnect(ctx: OperationContext): string {
+  const url = ctx.pm.connectUrl('jira_cloud');
+  return url ? `${HOW_TO_CONNECT} For Jira Cloud you can also connect in a browser with your Atlassian account: open ${url}` : HOW_TO_CONNECT;
+}
+
+function reconnect(ctx: OperationContext, connection: PmConnection): string {
+  const url = ctx.pm.connectUrl(connection.provider);
+  return url ? `Connect again: open ${url} in a browser.` : 'Add the connection again with fresh credentials.';
+}
 
 export function connectionView(connection: PmConnection) {
   return {
@@ -56,7 +68,7 @@ export async function chooseConnection(ctx: OperationContext, ref: string | unde
   if (ref) return findMyConnection(ctx, ref);
   const me = requireUser(ctx);
   const mine = await ctx.em.find(PmConnection, { user: me }, { orderBy: { isDefault: 'desc', createdAt: 'asc' }, limit: 2 });
-  if (!mine.length) throw new OpError('connection_required', `You have no PM connection yet. ${HOW_TO_CONNECT}`);
+  if (!mine.length) throw new OpError('connection_required', `You have no PM connection yet. ${howToConnect(ctx)}`);
   if (mine[0]!.isDefault || mine.length === 1) return mine[0]!;
   throw new OpError('invalid_input', 'you have several PM connections and none is the default; pass connection (its id or name) or set one with set_default_pm_connection', { field: 'connection' });
 }
@@ -71,7 +83,70 @@ export function openCredentials(ctx: OperationContext, connection: PmConnection)
 }
 
 export function credentialSecrets(credentials: Credentials): string[] {
-  return [credentials.apiToken, credentials.token, credentials.apiKey].filter((s): s is string => typeof s === 'string' && s.length >= 4);
+  return [credentials.apiToken, credentials.token, credentials.apiKey, credentials.accessToken, credentials.refreshToken]
+    .filter((s): s is string => typeof s === 'string' && s.length >= 4);
+}
+
+/**
+ * The tracker a connection reaches. An OAuth connection's access token is refreshed before each
+ * request that would start with less than a minute left (one refresh however many ask).
+ */
+export function trackerOf(ctx: OperationContext, connection: PmConnection, credentials: Credentials): Tracker {
+  if (connection.auth !== 'oauth') return ctx.pm.tracker(connection.provider, connection.baseUrl, credentials);
+  const tokens = ctx.pm.oauthTokens;
+  if (!tokens || !connection.cloudId) {
+    throw new OpError('unavailable', `connection "${connection.name}" uses Jira Cloud OAuth, which this deployment no longer has configured (MANDATE_JIRA_OAUTH_CLIENT_ID); ask its administrators, or add the site with an API token`);
+  }
+  let live = { accessToken: credentials.accessToken ?? '', expiresAt: connection.expiresAt };
+  const deps = { em: ctx.em, vault: ctx.vault, now: ctx.now, context: connectionContext(connection.id) };
+  return ctx.pm.jiraOAuthTracker(connection.baseUrl, connection.cloudId, async () => {
+    if (needsRefresh(live.expiresAt, ctx.now)) live = await tokens.refresh(deps, connection.id);
+    return live.accessToken;
+  });
+}
+
+export interface NewConnection {
+  provider: PmProvider;
+  name: string;
+  baseUrl: string;
+  auth: PmConnection['auth'];
+  credentials: Credentials;
+  account: { id: string; name: string };
+  cloudId?: string;
+  scopes?: string[];
+  expiresAt?: Date;
+}
+
+/**
+ * Stores a verified connection for the user, sealed under its own id. The user's first connection,
+ * or one asked to be, becomes the default (one default per user, in one transaction).
+ */
+export async function storeConnection(ctx: OperationContext, userId: string, fields: NewConnection, wantDefault: boolean): Promise<PmConnection> {
+  const id = randomUUID();
+  return ctx.em.transactional(async (tx) => {
+    const others = await tx.count(PmConnection, { user: userId });
+    const makeDefault = wantDefault || others === 0;
+    if (makeDefault) await tx.nativeUpdate(PmConnection, { user: userId, isDefault: true }, { isDefault: false });
+    const row = tx.create(PmConnection, {
+      id,
+      user: userId,
+      provider: fields.provider,
+      name: fields.name,
+      baseUrl: fields.baseUrl,
+      auth: fields.auth,
+      secret: ctx.vault.seal(JSON.stringify(fields.credentials), connectionContext(id)),
+      cloudId: fields.cloudId ?? null,
+      accountId: fields.account.id.slice(0, 200),
+      accountName: fields.account.name.slice(0, 200),
+      status: 'connected',
+      verifiedAt: ctx.now,
+      scopes: fields.scopes ?? [],
+      expiresAt: fields.expiresAt ?? null,
+      isDefault: makeDefault,
+    });
+    await tx.flush();
+    return row;
+  });
 }
 
 /** Records what the tracker said about a connection, outside any operation transaction. */
@@ -88,28 +163,37 @@ export async function withTracker<T>(ctx: OperationContext, ref: string | undefi
   const connection = await chooseConnection(ctx, ref);
   const label = `${PROVIDER_LABEL[connection.provider]} (connection "${connection.name}")`;
   if (connection.status === 'invalid') {
-    throw new OpError('connection_invalid', `${label} was rejected by the tracker (${connection.statusReason ?? 'credentials refused'}). Add it again with fresh credentials, or run test_pm_connection once fixed upstream.`);
+    throw new OpError('connection_invalid', `${label} was rejected by the tracker (${connection.statusReason ?? 'credentials refused'}). ${connection.auth === 'oauth' ? reconnect(ctx, connection) : 'Add it again with fresh credentials, or run test_pm_connection once fixed upstream.'}`);
   }
+  if (connection.status === 'expired') throw expiredError(ctx, connection, label, connection.statusReason);
   const credentials = openCredentials(ctx, connection);
-  const tracker = ctx.pm.tracker(connection.provider, connection.baseUrl, credentials);
   try {
-    return await use(tracker, connection);
+    return await use(trackerOf(ctx, connection, credentials), connection);
   } catch (error) {
     if (error instanceof TrackerError && error.status === 401) {
       await markConnection(ctx.em, connection.id, 'invalid', `${PROVIDER_LABEL[connection.provider]} answered 401 at ${ctx.now.toISOString()}`);
     }
-    const mapped = trackerFailure(error, label, credentialSecrets(credentials));
-    if (mapped) throw mapped;
-    throw error;
+    throw connectionFailure(ctx, connection, label, error, credentials);
   }
 }
 
+/** The tool error for a failed tracker call (credentials never quoted); unknown errors pass through. */
+export function connectionFailure(ctx: OperationContext, connection: PmConnection, label: string, error: unknown, credentials: Credentials): unknown {
+  if (error instanceof GrantExpired) return expiredError(ctx, connection, label, error.message);
+  return trackerFailure(error, label, credentialSecrets(credentials)) ?? error;
+}
+
+function expiredError(ctx: OperationContext, connection: PmConnection, label: string, reason: string | null | undefined): OpError {
+  return new OpError('connection_invalid', `${label} has expired (${reason ?? 'the authorization ended'}). ${reconnect(ctx, connection)}`);
+}
+
 /** Every provider with the caller's connections to it, or `not_connected`. */
-export function providerSummary(connections: PmConnection[]) {
+export function providerSummary(connections: PmConnection[], connectUrl: (provider: PmProvider) => string | null) {
   return PM_PROVIDERS.map((provider: PmProvider) => {
     const mine = connections.filter((c) => c.provider === provider);
     const best = mine.find((c) => c.status === 'connected') ?? mine[0];
-    return { provider, label: PROVIDER_LABEL[provider], status: best ? best.status : 'not_connected', connections: mine.length };
+    const browser = connectUrl(provider);
+    return { provider, label: PROVIDER_LABEL[provider], status: best ? best.status : 'not_connected', connections: mine.length, ...(browser ? { connectUrl: browser } : {}) };
   });
 }
 

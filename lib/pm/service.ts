@@ -5,6 +5,8 @@ import { JiraTracker } from './jira/tracker.ts';
 import { RedmineTracker } from './redmine/tracker.ts';
 import type { Tracker } from './provider.ts';
 import type { PmSettings } from './settings.ts';
+import { AtlassianOAuth } from './oauth/atlassian.ts';
+import { OAuthTokens } from './oauth/tokens.ts';
 
 /** What a connection's sealed secret holds, by provider. */
 export interface Credentials {
@@ -12,6 +14,9 @@ export interface Credentials {
   apiToken?: string;
   token?: string;
   apiKey?: string;
+  /** OAuth connections (Jira Cloud 3LO). */
+  accessToken?: string;
+  refreshToken?: string;
 }
 
 export const PROVIDER_LABEL: Record<PmProvider, string> = {
@@ -23,14 +28,37 @@ export const PROVIDER_LABEL: Record<PmProvider, string> = {
 
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 
+export interface PmServiceOptions {
+  sleep?: (ms: number) => Promise<unknown>;
+  /** Lock a connection's row while refreshing its OAuth token (PostgreSQL: several processes). */
+  lockRows?: boolean;
+}
+
 /** The PM side of a process: settings, the one upstream HTTP client, and tracker construction. */
 export class PmService {
   readonly settings: PmSettings;
   readonly http: UpstreamHttp;
+  /** Jira Cloud OAuth (3LO), when the deployment has an app registered with Atlassian. */
+  readonly jiraOAuth: AtlassianOAuth | null;
+  readonly oauthTokens: OAuthTokens | null;
 
-  constructor(settings: PmSettings, options: { sleep?: (ms: number) => Promise<unknown> } = {}) {
+  constructor(settings: PmSettings, options: PmServiceOptions = {}) {
     this.settings = settings;
-    this.http = new UpstreamHttp(settings.http, options);
+    this.http = new UpstreamHttp(settings.http, options.sleep ? { sleep: options.sleep } : {});
+    this.jiraOAuth = settings.jiraOAuth ? new AtlassianOAuth(this.http, settings.jiraOAuth) : null;
+    this.oauthTokens = this.jiraOAuth ? new OAuthTokens(this.jiraOAuth, { lockRows: options.lockRows ?? false }) : null;
+  }
+
+  /** The browser URL that starts an OAuth connection to the provider (null: not offered here). */
+  connectUrl(provider: PmProvider): string | null {
+    return provider === 'jira_cloud' && this.jiraOAuth ? `${this.settings.publicUrl}/api/v1/user/credentials/${provider}/connect` : null;
+  }
+
+  /** Jira Cloud through Atlassian's API gateway with an OAuth access token (fetched per request). */
+  jiraOAuthTracker(siteUrl: string, cloudId: string, accessToken: () => Promise<string>): Tracker {
+    if (!this.jiraOAuth) throw new Error('unreachable: OAuth connections are refused where OAuth is not configured');
+    const apiRoot = this.jiraOAuth.apiRoot(cloudId);
+    return new JiraTracker(new JiraApi(this.http, { flavor: 'cloud', siteUrl, apiRoot, authorization: async () => `Bearer ${await accessToken()}` }));
   }
 
   tracker(provider: PmProvider, baseUrl: string, credentials: Credentials): Tracker {

@@ -11,6 +11,20 @@ export interface PmSettings {
   allowDelete: boolean;
   /** Served toolsets (all when unset). */
   toolsets: ReadonlySet<PmToolset>;
+  /** Where users reach this deployment: OAuth redirect URIs and connect links are built on it. */
+  publicUrl: string;
+  /** Jira Cloud OAuth 2.0 (3LO), when the deployment has an app registered with Atlassian. */
+  jiraOAuth?: JiraOAuthSettings;
+}
+
+export interface JiraOAuthSettings {
+  clientId: string;
+  clientSecret: string;
+  scopes: string[];
+  /** Atlassian's authorization server (https://auth.atlassian.com). */
+  authUrl: string;
+  /** Atlassian's API gateway (https://api.atlassian.com): accessible resources, /ex/jira/<cloud id>. */
+  apiUrl: string;
 }
 
 export class ToolsetListError extends Error {}

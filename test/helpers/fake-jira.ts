@@ -53,6 +53,11 @@ export class FakeJira {
   private server!: Server;
   private nextId = 10000;
   url = '';
+  /**
+   * Atlassian's API gateway for OAuth tokens (Cloud): requests under /ex/jira/<cloudId> authenticate
+   * with one of these access tokens, and /oauth/token/accessible-resources lists the site.
+   */
+  readonly gateway = { cloudId: 'c0ffee00-1111-4222-8333-444455556666', accessTokens: new Map<string, FakeUser>() };
 
   constructor(flavor: Flavor, users: FakeUser[]) {
     this.flavor = flavor;
@@ -128,6 +133,22 @@ export class FakeJira {
     return this.users.find((u) => u.secret === header.slice(7)) ?? null;
   }
 
+  /** Strips the gateway's /ex/jira/<cloudId> prefix (true when it was there). */
+  private throughGateway(url: URL): boolean | 'resources' {
+    if (url.pathname === '/oauth/token/accessible-resources') return 'resources';
+    const prefix = `/ex/jira/${this.gateway.cloudId}/`;
+    if (!url.pathname.startsWith(prefix)) return false;
+    url.pathname = url.pathname.slice(prefix.length - 1);
+    return true;
+  }
+
+  private accessibleResources(req: IncomingMessage, res: ServerResponse): void {
+    const user = this.gateway.accessTokens.get((req.headers.authorization ?? '').replace(/^Bearer /, ''));
+    this.requests.push({ method: 'GET', path: '/oauth/token/accessible-resources', query: new URLSearchParams(), body: undefined, user: user?.name ?? null, authorization: req.headers.authorization ?? '' });
+    if (!user) return this.send(res, 401, { code: 401, message: 'Unauthorized' });
+    this.send(res, 200, [{ id: this.gateway.cloudId, url: 'https://acme.atlassian.net', name: 'acme', scopes: ['read:jira-work', 'write:jira-work', 'read:jira-user'], avatarUrl: 'https://site-admin-avatar-cdn.prod.public.atl-paas.net/avatars/240/rocket.png' }]);
+  }
+
   /** What did not conform among the requests received since the last call. */
   takeMismatches(): string[] {
     const found: string[] = [];
@@ -157,8 +178,10 @@ export class FakeJira {
     }
     const url = new URL(req.url ?? '/', 'http://fake');
     const method = req.method ?? 'GET';
+    const viaGateway = this.throughGateway(url);
+    if (viaGateway === 'resources') return this.accessibleResources(req, res);
     this.unchecked.push({ method, url, body });
-    const user = this.authenticate(req);
+    const user = viaGateway ? this.gateway.accessTokens.get((req.headers.authorization ?? '').replace(/^Bearer /, '')) ?? null : this.authenticate(req);
     this.requests.push({ method, path: url.pathname, query: url.searchParams, body, user: user?.name ?? null, authorization: req.headers.authorization ?? '' });
     const scripted = this.script.findIndex((s) => s.match === `${method} ${url.pathname}`);
     if (scripted >= 0) {

@@ -28,7 +28,7 @@ export const PM_READ_TOOLS = [
   'get_create_fields', 'search_fields', 'list_statuses', 'list_priorities', 'search_users', 'list_link_types', 'list_boards', 'list_sprints',
   'list_sprint_issues', 'list_worklogs',
 ];
-export const PM_CONNECTION_TOOLS = ['add_pm_connection', 'remove_pm_connection', 'set_default_pm_connection', 'test_pm_connection'];
+export const PM_CONNECTION_TOOLS = ['add_pm_connection', 'connect_pm_oauth', 'remove_pm_connection', 'set_default_pm_connection', 'test_pm_connection'];
 export const PM_WRITE_TOOLS = [
   'create_issue', 'update_issue', 'transition_issue', 'assign_issue', 'add_comment', 'edit_comment', 'link_issues', 'add_remote_link', 'set_parent',
   'move_to_sprint', 'move_to_backlog', 'add_worklog',

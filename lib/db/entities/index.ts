@@ -14,6 +14,7 @@ export { McpInstallation, INSTALL_SCOPES, type InstallScope } from './mcp-instal
 export {
   PmConnection, PM_PROVIDERS, CONNECTION_STATES, CONNECTION_AUTH, type PmProvider, type ConnectionState, type ConnectionAuth,
 } from './pm-connection.ts';
+export { PmOauthState } from './pm-oauth-state.ts';
 
 import { User } from './user.ts';
 import { Project } from './project.ts';
@@ -29,5 +30,6 @@ import { LoginLimit } from './login-limit.ts';
 import { McpCatalogEntry } from './mcp-catalog-entry.ts';
 import { McpInstallation } from './mcp-installation.ts';
 import { PmConnection } from './pm-connection.ts';
+import { PmOauthState } from './pm-oauth-state.ts';
 
-export const ALL_ENTITIES = [User, Project, Role, RoleAssignment, Delegation, ApiToken, AuditEvent, AccessEpoch, Session, AgentSession, LoginLimit, McpCatalogEntry, McpInstallation, PmConnection];
+export const ALL_ENTITIES = [User, Project, Role, RoleAssignment, Delegation, ApiToken, AuditEvent, AccessEpoch, Session, AgentSession, LoginLimit, McpCatalogEntry, McpInstallation, PmConnection, PmOauthState];

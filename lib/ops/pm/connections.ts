@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { PmConnection, PM_PROVIDERS, type PmProvider, type ConnectionAuth } from '../../db/entities/index.ts';
 import { invalid, OpError } from '../../errors.ts';
@@ -7,8 +6,9 @@ import { checkBaseUrl } from '../../pm/net-guard.ts';
 import { PROVIDER_LABEL, type Credentials } from '../../pm/service.ts';
 import { credentialsRefused, TrackerError, trackerFailure } from '../../pm/errors.ts';
 import {
-  connectionContext, connectionView, credentialSecrets, findMyConnection, openCredentials, providerSummary, requireUser,
+  connectionView, credentialSecrets, findMyConnection, openCredentials, providerSummary, requireUser, storeConnection, trackerOf,
 } from '../../pm/connections.ts';
+import { GrantExpired } from '../../pm/oauth/tokens.ts';
 import { afterCursor, cursorField, decodeCursor, limitField, page } from '../pagination.ts';
 
 // The caller's own tracker connections. They change only the caller's own record in Mandate, so
@@ -79,7 +79,7 @@ export const listPmConnections = operation({
     );
     const { items, next_cursor } = page(rows, input.limit, (row) => row.createdAt);
     const all = await ctx.em.find(PmConnection, { user: me });
-    return { items: items.map(connectionView), providers: providerSummary(all), next_cursor };
+    return { items: items.map(connectionView), providers: providerSummary(all, (provider) => ctx.pm.connectUrl(provider)), next_cursor };
   },
 });
 
@@ -109,29 +109,8 @@ export const addPmConnection = operation({
     const baseUrl = checkBaseUrl(input.baseUrl, ctx.pm.settings.http.policy);
     const credentials = credentialsOf(input.provider, input);
     const account = await verify(ctx, input.provider, baseUrl, credentials);
-    const id = randomUUID();
     const name = input.name ?? `${input.provider}:${new URL(baseUrl).host}`.slice(0, 64);
-    const connection = await ctx.em.transactional(async (tx) => {
-      const others = await tx.count(PmConnection, { user: me });
-      const makeDefault = input.default === true || others === 0;
-      if (makeDefault) await tx.nativeUpdate(PmConnection, { user: me, isDefault: true }, { isDefault: false });
-      const row = tx.create(PmConnection, {
-        id,
-        user: me,
-        provider: input.provider,
-        name,
-        baseUrl,
-        auth: CREDENTIALS[input.provider].auth,
-        secret: ctx.vault.seal(JSON.stringify(credentials), connectionContext(id)),
-        accountId: account.id.slice(0, 200),
-        accountName: account.name.slice(0, 200),
-        status: 'connected',
-        verifiedAt: ctx.now,
-        isDefault: makeDefault,
-      });
-      await tx.flush();
-      return row;
-    });
+    const connection = await storeConnection(ctx, me, { provider: input.provider, name, baseUrl, auth: CREDENTIALS[input.provider].auth, credentials, account }, input.default === true);
     ctx.setTarget(`pm_connection:${connection.id}`);
     return connectionView(connection);
   },
@@ -200,9 +179,10 @@ export const testPmConnection = operation({
     const label = PROVIDER_LABEL[connection.provider];
     let changes: Partial<PmConnection>;
     try {
-      const account = await ctx.pm.tracker(connection.provider, connection.baseUrl, credentials).whoami();
+      const account = await trackerOf(ctx, connection, credentials).whoami();
       changes = { status: 'connected', statusReason: null, verifiedAt: ctx.now, accountId: account.id.slice(0, 200), accountName: account.name.slice(0, 200) };
     } catch (error) {
+      if (error instanceof GrantExpired) return connectionView(Object.assign(connection, { status: 'expired', statusReason: error.message.slice(0, 500) }));
       const refused = credentialsRefused(error);
       const failure = trackerFailure(error, label, credentialSecrets(credentials));
       if (!refused && !failure) throw error;
