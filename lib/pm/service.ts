@@ -3,6 +3,7 @@ import { UpstreamHttp } from './http.ts';
 import { JiraApi } from './jira/api.ts';
 import { JiraTracker } from './jira/tracker.ts';
 import { RedmineTracker } from './redmine/tracker.ts';
+import { OpenProjectTracker } from './openproject/tracker.ts';
 import type { Tracker } from './provider.ts';
 import type { PmSettings } from './settings.ts';
 import { AtlassianOAuth } from './oauth/atlassian.ts';
@@ -74,7 +75,7 @@ export class PmService {
       case 'redmine':
         return new RedmineTracker(this.http, baseUrl, credentials.apiKey ?? '');
       case 'openproject':
-        throw new Error('unreachable: OpenProject connections are refused when added');
+        return new OpenProjectTracker(this.http, baseUrl, credentials.apiKey ?? '');
     }
   }
 

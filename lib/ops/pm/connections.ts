@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { PmConnection, PM_PROVIDERS, type PmProvider, type ConnectionAuth } from '../../db/entities/index.ts';
-import { invalid, OpError } from '../../errors.ts';
+import { invalid } from '../../errors.ts';
 import { operation, type OperationContext } from '../operation.ts';
 import { checkBaseUrl } from '../../pm/net-guard.ts';
 import { PROVIDER_LABEL, type Credentials } from '../../pm/service.ts';
@@ -43,7 +43,6 @@ function credentialsOf(provider: PmProvider, input: Partial<Record<keyof Credent
 /** Asks the tracker who the credentials belong to; a refusal is the caller's mistake (400). */
 async function verify(ctx: OperationContext, provider: PmProvider, baseUrl: string, credentials: Credentials) {
   const label = PROVIDER_LABEL[provider];
-  if (provider === 'openproject') throw new OpError('invalid_input', 'OpenProject connections are not supported by this version of Mandate yet', { field: 'provider' });
   const tracker = ctx.pm.tracker(provider, baseUrl, credentials);
   try {
     return await tracker.whoami();

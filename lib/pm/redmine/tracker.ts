@@ -3,6 +3,7 @@ import type { UpstreamHttp, UpstreamMethod, QueryValue } from '../http.ts';
 import { TrackerError, unsupported } from '../errors.ts';
 import { markdownToMarkup, markupToMarkdown, TEXTILE } from '../text/wiki.ts';
 import { truncate } from '../text/markdown.ts';
+import { hoursOf } from '../duration.ts';
 import {
   decodeOffset, encodeOffset, offsetPage, slicePage,
   type Account, type Board, type Comment, type FieldInfo, type Issue, type IssueInclude, type IssueInput, type IssueSearch, type LinkType,
@@ -34,18 +35,6 @@ function issueId(key: string, field = 'key'): string {
 function redmineError(status: number, body: unknown): TrackerError {
   const errors = body && typeof body === 'object' && Array.isArray((body as Json).errors) ? ((body as Json).errors as unknown[]).map(String) : [];
   return new TrackerError(status, errors);
-}
-
-/** "2h 30m", "1.5h", "90m", "1d" (8 h) as hours. */
-export function hoursOf(timeSpent: string): number {
-  const text = timeSpent.trim().toLowerCase();
-  if (/^\d+(\.\d+)?$/.test(text)) return Number(text);
-  let hours = 0;
-  const units: Record<string, number> = { w: 40, d: 8, h: 1, m: 1 / 60 };
-  const parts = text.match(/\d+(\.\d+)?\s*[wdhm]/g);
-  if (!parts || parts.join('').replace(/\s/g, '') !== text.replace(/\s/g, '')) throw invalid('timeSpent', 'must look like "2h 30m", "1.5h", "90m" or "1d"');
-  for (const part of parts) hours += Number(part.slice(0, -1).trim()) * units[part.slice(-1)]!;
-  return Math.round(hours * 100) / 100;
 }
 
 export class RedmineTracker implements Tracker {

@@ -1,0 +1,541 @@
+import { invalid } from '../../errors.ts';
+import type { UpstreamHttp, UpstreamMethod, QueryValue } from '../http.ts';
+import { TrackerError, unsupported } from '../errors.ts';
+import { truncate } from '../text/markdown.ts';
+import { hoursOf } from '../duration.ts';
+import {
+  decodeOffset, encodeOffset, slicePage,
+  type Account, type Board, type Comment, type FieldInfo, type Issue, type IssueInclude, type IssueInput, type IssueLink, type IssueSearch, type LinkType,
+  type Named, type Page, type PageRequest, type Project, type Sprint, type Tracker, type Transition, type TransitionInput, type Worklog,
+} from '../provider.ts';
+
+// OpenProject's API v3 (HAL+JSON; Basic auth with the user "apikey" and the API key as password).
+// Issue keys are work package ids ("42" or "#42"); texts are Markdown already; links between
+// resources are `_links.<name>.href`. Changing a work package needs its current lockVersion.
+
+type Json = Record<string, any>;
+
+const LABEL = 'OpenProject';
+const API = '/api/v3';
+const DESCRIPTION_MAX = 4000;
+const COMMENT_MAX = 2000;
+const RELATION_TYPES: LinkType[] = [
+  { id: 'relates', name: 'relates', inward: 'related to', outward: 'related to' },
+  { id: 'duplicates', name: 'duplicates', inward: 'duplicated by', outward: 'duplicates' },
+  { id: 'blocks', name: 'blocks', inward: 'blocked by', outward: 'blocks' },
+  { id: 'precedes', name: 'precedes', inward: 'follows', outward: 'precedes' },
+  { id: 'includes', name: 'includes', inward: 'part of', outward: 'includes' },
+  { id: 'requires', name: 'requires', inward: 'required by', outward: 'requires' },
+];
+
+function workPackageId(key: string, field = 'key'): string {
+  const match = /^#?(\d+)$/.exec(key.trim());
+  if (!match) throw invalid(field, `OpenProject work packages are numbers such as 42 or #42, not "${key}"`);
+  return match[1]!;
+}
+
+const href = (path: string) => ({ href: `${API}${path}` });
+/** The id at the end of a HAL link's href (`/api/v3/statuses/7` -> "7"). */
+const idOf = (link: Json | null | undefined) => (typeof link?.href === 'string' ? link.href.split('/').pop()! : null);
+const titleOf = (link: Json | null | undefined) => (link?.href ? (link.title ?? null) : null);
+
+/** OpenProject's error: { errorIdentifier, message, _embedded: { details: { attribute } | errors: [...] } }. */
+function openProjectError(status: number, body: unknown): TrackerError {
+  if (!body || typeof body !== 'object') return new TrackerError(status, []);
+  const b = body as Json;
+  const errors: Json[] = Array.isArray(b._embedded?.errors) ? b._embedded.errors : [b];
+  const fieldErrors: Record<string, string> = {};
+  for (const error of errors) {
+    const attribute = error._embedded?.details?.attribute;
+    if (typeof attribute === 'string' && typeof error.message === 'string') fieldErrors[attribute] = error.message;
+  }
+  return new TrackerError(status, typeof b.message === 'string' ? [b.message] : [], fieldErrors);
+}
+
+/** Filters as OpenProject takes them: a JSON array of {name: {operator, values}}. */
+type Filter = Record<string, { operator: string; values: string[] }>;
+
+/** Hours as the ISO 8601 duration OpenProject wants ("PT2H30M"). */
+function isoDuration(hours: number): string {
+  const minutes = Math.round(hours * 60);
+  return `PT${Math.floor(minutes / 60) ? `${Math.floor(minutes / 60)}H` : ''}${minutes % 60 ? `${minutes % 60}M` : ''}` || 'PT0M';
+}
+
+/** OpenProject's ISO 8601 durations ("PT2H30M", "P1DT2H") as seconds. */
+function secondsOf(duration: unknown): number | null {
+  const match = typeof duration === 'string' ? /^P(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$/.exec(duration) : null;
+  if (!match) return null;
+  const [, d, h, m, s] = match.map((part) => Number(part ?? 0));
+  return Math.round(d! * 86400 + h! * 3600 + m! * 60 + s!);
+}
+
+/** An activity detail ("Status changed from New to In progress", "Assignee set to Bob") as a change. */
+function changeOf(text: string): { field: string; from: string | null; to: string | null } {
+  const changed = /^(.+?) changed from (.*) to (.*)$/.exec(text);
+  if (changed) return { field: changed[1]!, from: changed[2]!, to: changed[3]! };
+  const set = /^(.+?) set to (.*)$/.exec(text);
+  if (set) return { field: set[1]!, from: null, to: set[2]! };
+  return { field: 'change', from: null, to: text };
+}
+
+export class OpenProjectTracker implements Tracker {
+  readonly provider = 'openproject' as const;
+  private readonly http: UpstreamHttp;
+  private readonly baseUrl: string;
+  private readonly authorization: string;
+  private me: Account | null = null;
+
+  constructor(http: UpstreamHttp, baseUrl: string, apiKey: string) {
+    this.http = http;
+    this.baseUrl = baseUrl;
+    this.authorization = `Basic ${Buffer.from(`apikey:${apiKey}`).toString('base64')}`;
+  }
+
+  private async call<T = Json>(method: UpstreamMethod, path: string, options: { query?: Record<string, QueryValue>; body?: unknown } = {}): Promise<T> {
+    const response = await this.http.send({
+      method,
+      url: `${this.baseUrl}${API}${path}`,
+      ...(options.query ? { query: options.query } : {}),
+      ...(options.body !== undefined ? { body: options.body } : {}),
+      headers: { authorization: this.authorization, accept: 'application/hal+json' },
+    });
+    if (response.status >= 400) throw openProjectError(response.status, response.body);
+    return response.body as T;
+  }
+
+  /** A collection page: OpenProject pages by page number (`offset`, 1-based) and `pageSize`. */
+  private async collection(path: string, page: PageRequest, query: Record<string, QueryValue> = {}): Promise<{ elements: Json[]; startAt: number; total: number }> {
+    const startAt = decodeOffset(page.cursor);
+    // A cursor always lands on a page boundary of its own limit; another limit re-reads from page 1.
+    const aligned = startAt % page.limit === 0;
+    const pageSize = aligned ? page.limit : startAt + page.limit;
+    const result = await this.call('GET', path, { query: { ...query, pageSize, offset: aligned ? startAt / page.limit + 1 : 1 } });
+    const all = (result._embedded?.elements ?? []) as Json[];
+    return { elements: aligned ? all : all.slice(startAt), startAt, total: Number(result.total ?? all.length) };
+  }
+
+  private page<T>(elements: T[], startAt: number, total: number): Page<T> {
+    const next = startAt + elements.length;
+    return { items: elements, nextCursor: elements.length && next < total ? encodeOffset(next) : null, total };
+  }
+
+  private account(link: Json | null | undefined): Account | null {
+    if (!link?.href) return null;
+    return { id: idOf(link)!, name: String(link.title ?? idOf(link)) };
+  }
+
+  private user(raw: Json): Account {
+    return { id: String(raw.id), name: String(raw.name ?? raw.login ?? raw.id), ...(raw.email ? { email: String(raw.email) } : {}) };
+  }
+
+  async whoami(): Promise<Account> {
+    if (!this.me) this.me = this.user(await this.call('GET', '/users/me'));
+    return this.me;
+  }
+
+  // ---- issues (work packages) ----
+
+  private issueUrl(id: string | number): string {
+    return `${this.baseUrl}/work_packages/${id}`;
+  }
+
+  private issue(raw: Json, fields: string[] | null = null, withDescription = false): Issue {
+    const links = raw._links ?? {};
+    const issue: Issue = {
+      key: String(raw.id),
+      id: String(raw.id),
+      url: this.issueUrl(raw.id),
+      summary: String(raw.subject ?? ''),
+      status: titleOf(links.status),
+      type: titleOf(links.type),
+      priority: titleOf(links.priority),
+      assignee: this.account(links.assignee),
+      reporter: this.account(links.author),
+      project: titleOf(links.project),
+      parent: idOf(links.parent),
+      labels: [],
+      created: raw.createdAt ?? null,
+      updated: raw.updatedAt ?? null,
+      description: withDescription ? truncate(String(raw.description?.raw ?? ''), DESCRIPTION_MAX) : null,
+    };
+    const extra = (fields ?? []).filter((name) => !(name in issue));
+    if (extra.length) issue.fields = Object.fromEntries(extra.map((name) => [name, raw[name] ?? titleOf(links[name]) ?? null]));
+    return issue;
+  }
+
+  private async filters(search: IssueSearch): Promise<Filter[]> {
+    if (search.query) {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(search.query);
+      } catch {
+        parsed = null;
+      }
+      if (!Array.isArray(parsed)) throw invalid('query', 'for OpenProject, query is its filter JSON, e.g. [{"status":{"operator":"o","values":[]}}]; or use project, assignee, status, text and updatedSince');
+      return parsed as Filter[];
+    }
+    const filters: Filter[] = [];
+    if (search.project) filters.push({ project: { operator: '=', values: [await this.projectId(search.project)] } });
+    if (search.assignee) {
+      if (search.assignee === 'none') filters.push({ assignee: { operator: '!*', values: [] } });
+      else filters.push({ assignee: { operator: '=', values: [search.assignee === 'me' ? 'me' : await this.userId(search.assignee, 'assignee', search.project)] } });
+    }
+    if (search.status) {
+      const s = search.status.toLowerCase();
+      if (s === 'open') filters.push({ status: { operator: 'o', values: [] } });
+      else if (s === 'closed') filters.push({ status: { operator: 'c', values: [] } });
+      else filters.push({ status: { operator: '=', values: [await this.named('/statuses', search.status, 'status')] } });
+    }
+    if (search.text) filters.push({ subject: { operator: '~', values: [search.text] } });
+    if (search.updatedSince) {
+      const date = new Date(search.updatedSince);
+      if (Number.isNaN(date.getTime())) throw invalid('updatedSince', 'must be an ISO date such as 2026-11-01');
+      filters.push({ updatedAt: { operator: '<>d', values: [date.toISOString(), ''] } });
+    }
+    return filters;
+  }
+
+  async searchIssues(search: IssueSearch): Promise<Page<Issue>> {
+    // An explicit (possibly empty) filter list: OpenProject otherwise shows open work packages only.
+    const query = { filters: JSON.stringify(await this.filters(search)), sortBy: JSON.stringify([['updatedAt', 'desc']]) };
+    const { elements, startAt, total } = await this.collection('/work_packages', search, query);
+    return this.page(elements.map((raw) => this.issue(raw, search.fields ?? null)), startAt, total);
+  }
+
+  private workPackage(key: string, field = 'key'): Promise<Json> {
+    return this.call('GET', `/work_packages/${workPackageId(key, field)}`);
+  }
+
+  async getIssue(key: string, options: { fields?: string[] | undefined; include: IssueInclude[] }): Promise<Issue> {
+    const raw = await this.workPackage(key);
+    const issue = this.issue(raw, options.fields ?? null, true);
+    const id = String(raw.id);
+    if (options.include.includes('comments') || options.include.includes('history')) {
+      const activities = await this.activities(id);
+      if (options.include.includes('comments')) issue.comments = activities.filter((a) => a.comment?.raw).map((a) => this.comment(a));
+      if (options.include.includes('history')) {
+        issue.history = activities
+          .filter((a) => (a.details ?? []).length)
+          .map((a) => ({ at: String(a.createdAt), author: titleOf(a._links?.user), changes: (a.details as Json[]).map((d) => changeOf(String(d.raw ?? ''))) }));
+      }
+    }
+    if (options.include.includes('transitions')) issue.transitions = await this.allowedStatuses(raw);
+    if (options.include.includes('links')) issue.links = await this.relations(id);
+    if (options.include.includes('subtasks')) {
+      issue.subtasks = ((raw._links?.children ?? []) as Json[]).map((child) => ({ key: idOf(child)!, summary: String(child.title ?? ''), status: null }));
+    }
+    return issue;
+  }
+
+  private async links(input: IssueInput, project: string | undefined): Promise<Json> {
+    const links: Json = {};
+    if (input.type !== undefined) {
+      if (!project) throw invalid('type', 'changing the type needs the work package\'s project');
+      links.type = href(`/types/${await this.named(`/projects/${project}/types`, input.type, 'type')}`);
+    }
+    if (input.priority !== undefined) links.priority = href(`/priorities/${await this.named('/priorities', input.priority, 'priority')}`);
+    if (input.assignee !== undefined) links.assignee = href(`/users/${await this.userId(input.assignee, 'assignee', project)}`);
+    if (input.parent !== undefined) links.parent = href(`/work_packages/${workPackageId(input.parent, 'parent')}`);
+    return links;
+  }
+
+  private async body(input: IssueInput, project: string | undefined): Promise<Json> {
+    if (input.labels?.length) throw unsupported(LABEL, 'labels');
+    const body: Json = { ...(input.fields ?? {}) };
+    if (input.summary !== undefined) body.subject = input.summary;
+    if (input.description !== undefined) body.description = { format: 'markdown', raw: input.description };
+    const links = await this.links(input, project);
+    if (Object.keys(links).length) body._links = { ...(body._links ?? {}), ...links };
+    return body;
+  }
+
+  async createIssue(input: IssueInput): Promise<{ key: string; id: string; url: string }> {
+    if (!input.project) throw invalid('project', 'is required to create an OpenProject work package');
+    const project = await this.projectId(input.project);
+    // OpenProject needs a type: the one named, else the project's first (usually "Task").
+    const type = input.type ?? (await this.listIssueTypes(project))[0]?.name;
+    const created = await this.call('POST', `/projects/${project}/work_packages`, { body: await this.body({ ...input, ...(type ? { type } : {}) }, project) });
+    return { key: String(created.id), id: String(created.id), url: this.issueUrl(created.id) };
+  }
+
+  /** Changes a work package at its current lockVersion (OpenProject refuses a stale one with 409). */
+  private async patch(key: string, change: (current: Json) => Promise<Json> | Json): Promise<Json> {
+    const current = await this.workPackage(key);
+    const body = await change(current);
+    return this.call('PATCH', `/work_packages/${current.id}`, { body: { lockVersion: current.lockVersion, ...body } });
+  }
+
+  async updateIssue(key: string, input: IssueInput): Promise<void> {
+    await this.patch(key, (current) => this.body(input, idOf(current._links?.project) ?? undefined));
+  }
+
+  async deleteIssue(key: string): Promise<void> {
+    await this.call('DELETE', `/work_packages/${workPackageId(key)}`);
+  }
+
+  /** The statuses the work package may move to: its form's schema lists them. */
+  private async allowedStatuses(raw: Json): Promise<Transition[]> {
+    const form = await this.call('POST', `/work_packages/${raw.id}/form`, { body: { lockVersion: raw.lockVersion } });
+    const allowed = (form._embedded?.schema?.status?._embedded?.allowedValues ?? form._embedded?.schema?.status?._links?.allowedValues ?? []) as Json[];
+    return allowed.map((status) => {
+      const id = String(status.id ?? idOf(status._links?.self ?? status));
+      const name = String(status.name ?? status.title ?? id);
+      return { id, name, to: name };
+    });
+  }
+
+  async listTransitions(key: string): Promise<Transition[]> {
+    return this.allowedStatuses(await this.workPackage(key));
+  }
+
+  async transitionIssue(key: string, input: TransitionInput): Promise<Transition> {
+    const current = await this.workPackage(key);
+    const available = await this.allowedStatuses(current);
+    const wanted = (input.name ?? '').toLowerCase();
+    const chosen = available.find((t) => t.id === input.id) ?? available.find((t) => t.name.toLowerCase() === wanted);
+    if (!chosen) throw invalid('transition', `work package ${key} cannot move to "${input.id ?? input.name}" now; allowed: ${available.map((t) => `${t.name} (id ${t.id})`).join(', ') || 'none'}`);
+    const extra = input.fields ?? {};
+    await this.call('PATCH', `/work_packages/${current.id}`, {
+      body: { ...extra, lockVersion: current.lockVersion, _links: { ...((extra._links as Json | undefined) ?? {}), status: href(`/statuses/${chosen.id}`) } },
+    });
+    if (input.comment) await this.addComment(key, input.comment);
+    return chosen;
+  }
+
+  async assignIssue(key: string, who: string | null): Promise<Account | null> {
+    let assigned: Account | null = null;
+    await this.patch(key, async (current) => {
+      if (who === null) return { _links: { assignee: { href: null } } };
+      const id = who === 'me' ? (await this.whoami()).id : await this.userId(who, 'assignee', idOf(current._links?.project) ?? undefined);
+      assigned = who === 'me' ? await this.whoami() : { id, name: who };
+      return { _links: { assignee: href(`/users/${id}`) } };
+    });
+    return assigned;
+  }
+
+  // ---- comments (activities with a comment) ----
+
+  private async activities(id: string): Promise<Json[]> {
+    return ((await this.call('GET', `/work_packages/${id}/activities`))._embedded?.elements ?? []) as Json[];
+  }
+
+  private comment(activity: Json): Comment {
+    return {
+      id: String(activity.id),
+      author: this.account(activity._links?.user),
+      body: truncate(String(activity.comment?.raw ?? ''), COMMENT_MAX),
+      created: activity.createdAt ?? null,
+      updated: activity.updatedAt ?? null,
+    };
+  }
+
+  async listComments(key: string, page: PageRequest): Promise<Page<Comment>> {
+    const comments = (await this.activities(workPackageId(key))).filter((a) => a.comment?.raw).map((a) => this.comment(a));
+    return slicePage(comments, decodeOffset(page.cursor), page.limit);
+  }
+
+  async addComment(key: string, markdown: string): Promise<Comment> {
+    return this.comment(await this.call('POST', `/work_packages/${workPackageId(key)}/activities`, { body: { comment: { raw: markdown } } }));
+  }
+
+  async editComment(_key: string, commentId: string, markdown: string): Promise<Comment> {
+    if (!/^\d+$/.test(commentId)) throw invalid('commentId', 'OpenProject comment ids are numbers');
+    return this.comment(await this.call('PATCH', `/activities/${commentId}`, { body: { comment: { raw: markdown } } }));
+  }
+
+  // ---- metadata ----
+
+  private project(raw: Json): Project {
+    return {
+      key: String(raw.identifier),
+      id: String(raw.id),
+      name: String(raw.name ?? ''),
+      url: `${this.baseUrl}/projects/${raw.identifier}`,
+      description: truncate(String(raw.description?.raw ?? ''), DESCRIPTION_MAX),
+    };
+  }
+
+  /** A project's numeric id from its id or identifier (OpenProject accepts either in paths). */
+  private async projectId(project: string): Promise<string> {
+    if (/^\d+$/.test(project)) return project;
+    return String((await this.call('GET', `/projects/${encodeURIComponent(project)}`)).id);
+  }
+
+  async listProjects(page: PageRequest & { query?: string | undefined }): Promise<Page<Project>> {
+    const filters = page.query ? [{ name_and_identifier: { operator: '~', values: [page.query] } }] : [];
+    const { elements, startAt, total } = await this.collection('/projects', page, { filters: JSON.stringify(filters) });
+    return this.page(elements.map((raw) => this.project(raw)), startAt, total);
+  }
+
+  async getProject(key: string): Promise<Project> {
+    const raw = await this.call('GET', `/projects/${encodeURIComponent(key)}`);
+    return { ...this.project(raw), issueTypes: (await this.listIssueTypes(String(raw.id))).map((t) => ({ id: t.id, name: t.name, subtask: false })) };
+  }
+
+  async listIssueTypes(project: string): Promise<Named[]> {
+    return this.elements(`/projects/${encodeURIComponent(project)}/types`);
+  }
+
+  private async elements(path: string): Promise<Named[]> {
+    return (((await this.call('GET', path))._embedded?.elements ?? []) as Json[]).map((e) => ({ id: String(e.id), name: String(e.name) }));
+  }
+
+  /** An id from a name among a list resource's elements (numbers pass through). */
+  private async named(path: string, value: string, field: string): Promise<string> {
+    if (/^\d+$/.test(value)) return value;
+    const list = await this.elements(path);
+    const found = list.find((item) => item.name.toLowerCase() === value.toLowerCase());
+    if (!found) throw invalid(field, `OpenProject has no ${field} "${value}" (known: ${list.map((i) => i.name).join(', ') || 'none'})`);
+    return found.id;
+  }
+
+  /** The fields of a new work package of this type in this project, from its schema. */
+  async createFields(project: string, issueType: string): Promise<FieldInfo[]> {
+    const projectId = await this.projectId(project);
+    const typeId = await this.named(`/projects/${projectId}/types`, issueType, 'issueType');
+    const schema = await this.call('GET', `/work_packages/schemas/${projectId}-${typeId}`);
+    return Object.entries(schema)
+      .filter(([name, spec]) => !name.startsWith('_') && spec && typeof spec === 'object' && (spec as Json).writable)
+      .map(([name, spec]) => {
+        const s = spec as Json;
+        const allowed = (s._embedded?.allowedValues ?? s._links?.allowedValues) as Json[] | undefined;
+        return {
+          id: name,
+          name: String(s.name ?? name),
+          type: s.type ?? null,
+          required: Boolean(s.required),
+          ...(Array.isArray(allowed) ? { allowedValues: allowed.map((v) => String(v.name ?? v.title ?? v.id)) } : {}),
+          custom: name.startsWith('customField'),
+        };
+      });
+  }
+
+  async searchFields(query: string | undefined): Promise<FieldInfo[]> {
+    // OpenProject lists custom fields per project and type (create_fields); these are everywhere.
+    const standard = ['subject', 'description', 'type', 'status', 'priority', 'assignee', 'responsible', 'parent', 'startDate', 'dueDate', 'estimatedTime', 'percentageDone', 'version'];
+    const lower = query?.toLowerCase();
+    return standard.filter((id) => !lower || id.toLowerCase().includes(lower)).map((id) => ({ id, name: id, type: null, custom: false }));
+  }
+
+  async listStatuses(): Promise<Named[]> {
+    return this.elements('/statuses');
+  }
+
+  async listPriorities(): Promise<Named[]> {
+    return this.elements('/priorities');
+  }
+
+  async searchUsers(query: string, limit: number): Promise<Account[]> {
+    const filters = [{ type: { operator: '=', values: ['User'] } }, { any_name_attribute: { operator: '~', values: [query] } }];
+    const result = await this.call('GET', '/principals', { query: { filters: JSON.stringify(filters), pageSize: limit } });
+    return ((result._embedded?.elements ?? []) as Json[]).map((u) => this.user(u));
+  }
+
+  private async userId(who: string, field: string, project?: string): Promise<string> {
+    if (who === 'me') return (await this.whoami()).id;
+    if (/^\d+$/.test(who)) return who;
+    const candidates = project
+      ? (((await this.call('GET', `/projects/${encodeURIComponent(project)}/available_assignees`))._embedded?.elements ?? []) as Json[]).map((u) => this.user(u))
+      : await this.searchUsers(who, 25);
+    const lower = who.toLowerCase();
+    const matches = candidates.filter((u) => u.name.toLowerCase() === lower || u.email?.toLowerCase() === lower);
+    if (matches.length === 1) return matches[0]!.id;
+    if (!matches.length) throw invalid(field, `no OpenProject user "${who}" ${project ? `can be assigned in project ${project}` : 'found'}; give the user's numeric id or full name`);
+    throw invalid(field, `"${who}" matches several OpenProject users; give the numeric id`);
+  }
+
+  // ---- links (relations) ----
+
+  async listLinkTypes(): Promise<LinkType[]> {
+    return RELATION_TYPES;
+  }
+
+  private async relations(id: string): Promise<IssueLink[]> {
+    const filters = [{ involved: { operator: '=', values: [id] } }];
+    const result = await this.call('GET', '/relations', { query: { filters: JSON.stringify(filters), pageSize: 100 } });
+    return ((result._embedded?.elements ?? []) as Json[]).map((r) => {
+      const outward = idOf(r._links?.from) === id;
+      const type = RELATION_TYPES.find((t) => t.id === r.type);
+      return {
+        id: String(r.id),
+        type: String(r.type),
+        direction: outward ? ('outward' as const) : ('inward' as const),
+        relation: type ? (outward ? type.outward : type.inward) : String(r.type),
+        issue: String(idOf(outward ? r._links?.to : r._links?.from)),
+      };
+    });
+  }
+
+  async linkIssues(input: { type: string; from: string; to: string; comment?: string | undefined }): Promise<void> {
+    const type = RELATION_TYPES.find((t) => t.id === input.type || t.outward === input.type);
+    if (!type) throw invalid('type', `OpenProject relations are ${RELATION_TYPES.map((t) => t.id).join(', ')}`);
+    const from = workPackageId(input.from, 'from');
+    await this.call('POST', `/work_packages/${from}/relations`, {
+      body: { type: type.id, ...(input.comment ? { description: input.comment } : {}), _links: { from: href(`/work_packages/${from}`), to: href(`/work_packages/${workPackageId(input.to, 'to')}`) } },
+    });
+  }
+
+  async addRemoteLink(): Promise<{ id: string }> {
+    throw unsupported(LABEL, 'Remote links', 'add the URL in a comment instead');
+  }
+
+  async setParent(key: string, parent: string | null): Promise<void> {
+    await this.patch(key, () => ({ _links: { parent: parent === null ? { href: null } : href(`/work_packages/${workPackageId(parent, 'parent')}`) } }));
+  }
+
+  // ---- agile: OpenProject's boards are not sprint boards ----
+
+  async listBoards(): Promise<Page<Board>> {
+    throw unsupported(LABEL, 'Boards', 'search work packages by project, status or version instead');
+  }
+
+  async listSprints(): Promise<Page<Sprint>> {
+    throw unsupported(LABEL, 'Sprints');
+  }
+
+  async sprintIssues(): Promise<Page<Issue>> {
+    throw unsupported(LABEL, 'Sprints');
+  }
+
+  async moveToSprint(): Promise<void> {
+    throw unsupported(LABEL, 'Sprints');
+  }
+
+  async moveToBacklog(): Promise<void> {
+    throw unsupported(LABEL, 'The backlog');
+  }
+
+  // ---- worklogs (time entries) ----
+
+  private worklog(entry: Json): Worklog {
+    const seconds = secondsOf(entry.hours);
+    return {
+      id: String(entry.id),
+      author: this.account(entry._links?.user),
+      timeSpent: typeof entry.hours === 'string' ? entry.hours : null,
+      seconds,
+      started: entry.spentOn ?? null,
+      comment: String(entry.comment?.raw ?? ''),
+    };
+  }
+
+  async listWorklogs(key: string, page: PageRequest): Promise<Page<Worklog>> {
+    const filters = [{ work_package: { operator: '=', values: [workPackageId(key)] } }];
+    const { elements, startAt, total } = await this.collection('/time_entries', page, { filters: JSON.stringify(filters) });
+    return this.page(elements.map((e) => this.worklog(e)), startAt, total);
+  }
+
+  async addWorklog(key: string, input: { timeSpent: string; started?: string | undefined; comment?: string | undefined }): Promise<Worklog> {
+    const spentOn = input.started ? new Date(input.started) : new Date();
+    if (Number.isNaN(spentOn.getTime())) throw invalid('started', 'must be an ISO date such as 2026-11-01');
+    const entry = await this.call('POST', '/time_entries', {
+      body: {
+        hours: isoDuration(hoursOf(input.timeSpent)),
+        spentOn: spentOn.toISOString().slice(0, 10),
+        ...(input.comment ? { comment: { raw: input.comment.slice(0, 1000) } } : {}),
+        _links: { workPackage: href(`/work_packages/${workPackageId(key)}`) },
+      },
+    });
+    return this.worklog(entry);
+  }
+}
