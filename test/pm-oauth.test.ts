@@ -72,7 +72,11 @@ async function browse(url: string, headers: Record<string, string>) {
   const target = url.startsWith(PUBLIC) ? `${base}${url.slice(PUBLIC.length)}` : url.startsWith('/') ? `${base}${url}` : url;
   const response = await fetch(target, { headers, redirect: 'manual' });
   const text = await response.text();
-  responses.push(`${response.status} ${response.headers.get('location') ?? ''} ${text}`);
+  // An authorize URL hands the user their state by design (like a new token, shown once); every
+  // other answer goes to the secret sweep.
+  const location = response.headers.get('location') ?? '';
+  const handsOutState = location.startsWith(auth.url) || text.includes(`${auth.url}/authorize`);
+  responses.push(handsOutState ? `${response.status} (an authorize URL)` : `${response.status} ${location} ${text}`);
   return { status: response.status, location: response.headers.get('location'), headers: response.headers, text, json: () => JSON.parse(text) };
 }
 
@@ -223,6 +227,24 @@ test("the callback with B's state while logged in as A stores nothing for A or B
   assert.equal(audit.at(-1)?.outcome, 'denied');
 });
 
+test('a site the grant does not cover is refused and nothing is stored; unfinished connects are capped per user', async () => {
+  const pat = await person();
+  const back = await browse(auth.consent(await startConnect(pat, '?site=other.atlassian.net'), aliceJira), pat.headers);
+  assert.equal(back.status, 400, back.text);
+  assert.equal(back.json().error.field, 'site');
+  assert.match(back.json().error.message, /covers acme\.atlassian\.net, not other\.atlassian\.net; nothing was stored/);
+  assert.equal((await connectionsOf(pat.user.id)).length, 0);
+  const chosen = await browse(auth.consent(await startConnect(pat, '?site=acme.atlassian.net'), aliceJira), pat.headers);
+  assert.equal(chosen.status, 302, chosen.text);
+
+  for (let i = 0; i < 20; i++) await startConnect(pat);
+  const capped = await browse('/api/v1/user/credentials/jira_cloud/connect', pat.headers);
+  assert.equal(capped.status, 429);
+  assert.equal(capped.headers.get('retry-after'), '600');
+  clock += 10 * 60_000 + 1000;
+  assert.equal((await browse('/api/v1/user/credentials/jira_cloud/connect', pat.headers)).status, 302, 'expired ones no longer count');
+});
+
 test('a state older than 10 minutes is refused', async () => {
   const gina = await person();
   const callback = auth.consent(await startConnect(gina), aliceJira);
@@ -337,7 +359,8 @@ test('a user with no connection is told how to connect, with the connect URL; no
 
 test('connect as a tool, and for programs asking for JSON: the authorize URL instead of a redirect', async () => {
   const mia = await person();
-  const viaTool = await ok(mia.user, 'connect_pm_oauth', { provider: 'jira_cloud' });
+  // Its result hands out a state by design, so it is kept out of the swept responses.
+  const viaTool = await toolCaller(() => rt, []).ok(mia.user, 'connect_pm_oauth', { provider: 'jira_cloud' });
   assert.match(viaTool.authorizeUrl, new RegExp(`^${auth.url}/authorize\\?`));
   assert.equal(viaTool.expiresAt, new Date(clock + 10 * 60_000).toISOString());
   recordSecret(new URL(viaTool.authorizeUrl).searchParams.get('state')!);

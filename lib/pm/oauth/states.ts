@@ -9,6 +9,8 @@ import { hashState, newState, pkcePair } from './atlassian.ts';
 // within ten minutes, and taking it deletes it whether or not the rest of the callback succeeds.
 
 export const STATE_TTL_MS = 10 * 60_000;
+/** Unfinished authorizations one user may have at once (each is a row until it expires). */
+const MAX_PENDING = 20;
 
 const stateContext = (id: string) => `pm_oauth_state:${id}`;
 
@@ -38,6 +40,9 @@ export async function startAuthorization(
 ): Promise<StartedAuthorization> {
   const oauth = ctx.pm.jiraOAuth!;
   await ctx.em.nativeDelete(PmOauthState, { expiresAt: { $lte: ctx.now } });
+  if ((await ctx.em.count(PmOauthState, { user: userId })) >= MAX_PENDING) {
+    throw new OpError('rate_limited', `you have ${MAX_PENDING} unfinished connects; finish one, or try again when they expire (10 minutes)`, { retryAfterSeconds: STATE_TTL_MS / 1000 });
+  }
   const state = newState();
   const { verifier, challenge } = pkcePair();
   const expiresAt = new Date(ctx.now.getTime() + STATE_TTL_MS);

@@ -47,8 +47,6 @@ export class OAuthTokens {
   private readonly oauth: AtlassianOAuth;
   private readonly lockRows: boolean;
   private readonly inflight = new Map<string, Promise<LiveToken>>();
-  /** Refresh grants sent by this process (benchmarks and tests read it). */
-  refreshes = 0;
 
   constructor(oauth: AtlassianOAuth, options: { lockRows: boolean }) {
     this.oauth = oauth;
@@ -84,7 +82,6 @@ export class OAuthTokens {
       expired = 'the access token expired and the grant has no refresh token (offline_access was not granted)';
     } else {
       try {
-        this.refreshes++;
         const grant = await this.oauth.refresh(secret.refreshToken, deps.now);
         const next: OAuthSecret = { accessToken: grant.accessToken, refreshToken: grant.refreshToken ?? secret.refreshToken };
         row.secret = deps.vault.seal(JSON.stringify(next), deps.context);
