@@ -2,10 +2,12 @@
 // GET /rest/api/3/issue/{key} with a fixed issue; the baseline is that request made directly
 // (node:http, keep-alive); the tool is get_issue through the runner (validation, permission check,
 // the caller's connection and vault, the tracker call, Markdown conversion, audit). 1 and 16
-// concurrent callers, BENCH_SECONDS each (default 5); ratios printed. Embedded database.
+// concurrent callers, BENCH_SECONDS each (default 5); ratios printed. On the embedded database,
+// and on PostgreSQL when BENCH_DATABASE_URL is set (or a throwaway cluster can be started here).
 import http from 'node:http';
+import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { IN_MEMORY, loadConfig } from '../lib/config.ts';
+import { IN_MEMORY, loadConfig, type Config } from '../lib/config.ts';
 import { openRuntime } from '../lib/runtime.ts';
 import { createLogger } from '../lib/log.ts';
 import { OPERATIONS } from '../lib/ops/index.ts';
@@ -53,21 +55,24 @@ const direct = () =>
     req.on('error', reject);
   });
 
-const runtime = await openRuntime(loadConfig({ MANDATE_DATA_DIR: IN_MEMORY, MANDATE_PM_ALLOW_NETWORKS: 'loopback', MANDATE_PM_ALLOW_HTTP: 'true' }), {
-  command: 'bench',
-  log: createLogger({ level: 'silent' }),
-});
-const em = runtime.db.orm.em.fork();
-const user = em.create(User, { name: 'bench', email: 'bench@bench.test', displayName: 'Bench', type: 'human', active: true });
-em.create(RoleAssignment, { user, role: await em.findOneOrFail(Role, { name: 'developer' }), project: null });
-await em.flush();
-const caller: UserCaller = { kind: 'user', userId: user.id, name: user.name, email: user.email, type: 'human' };
-const added = await runtime.runner.run(OPERATIONS.add_pm_connection!, caller, { provider: 'jira_cloud', baseUrl: base, email: 'alice@bench.test', apiToken: 'bench-token-value' });
-if (!added.ok) throw new Error(added.error.message);
-const tool = async () => {
-  const result = await runtime.runner.run(OPERATIONS.get_issue!, caller, { key: 'BENCH-1' });
-  if (!result.ok) throw new Error(result.error.message);
-};
+const PM_ENV = { MANDATE_PM_ALLOW_NETWORKS: 'loopback', MANDATE_PM_ALLOW_HTTP: 'true' };
+
+/** A runtime with one developer holding a Jira Cloud connection to the fake; get_issue as them. */
+async function toolOn(config: Config) {
+  const runtime = await openRuntime(config, { command: 'bench', log: createLogger({ level: 'silent' }) });
+  const em = runtime.db.orm.em.fork();
+  const user = em.create(User, { name: 'bench', email: 'bench@bench.test', displayName: 'Bench', type: 'human', active: true });
+  em.create(RoleAssignment, { user, role: await em.findOneOrFail(Role, { name: 'developer' }), project: null });
+  await em.flush();
+  const caller: UserCaller = { kind: 'user', userId: user.id, name: user.name, email: user.email, type: 'human' };
+  const added = await runtime.runner.run(OPERATIONS.add_pm_connection!, caller, { provider: 'jira_cloud', baseUrl: base, email: 'alice@bench.test', apiToken: 'bench-token-value' });
+  if (!added.ok) throw new Error(added.error.message);
+  const tool = async () => {
+    const result = await runtime.runner.run(OPERATIONS.get_issue!, caller, { key: 'BENCH-1' });
+    if (!result.ok) throw new Error(result.error.message);
+  };
+  return { runtime, tool };
+}
 
 /** Calls per second and p99 latency with `concurrency` callers in a loop. */
 async function measure(fn: () => Promise<void>, concurrency: number) {
@@ -88,18 +93,46 @@ async function measure(fn: () => Promise<void>, concurrency: number) {
   return { rate: latencies.length / elapsed, p50: latencies[Math.floor(latencies.length * 0.5)]!, p99: latencies[Math.floor(latencies.length * 0.99)]! };
 }
 
+async function run(database: string, config: Config) {
+  const { runtime, tool } = await toolOn(config);
+  try {
+    for (const concurrency of [1, 16]) {
+      const baseline = await measure(direct, concurrency);
+      const measured = await measure(tool, concurrency);
+      const line = (name: string, m: typeof baseline) =>
+        console.log(`${database.padEnd(10)} ${String(concurrency).padStart(2)} callers  ${name.padEnd(20)} ${m.rate.toFixed(0).padStart(7)} calls/s  p50 ${m.p50.toFixed(2).padStart(6)} ms  p99 ${m.p99.toFixed(2).padStart(6)} ms`);
+      line('direct upstream GET', baseline);
+      line('get_issue tool', measured);
+      console.log(`${database.padEnd(10)} ${String(concurrency).padStart(2)} callers  tool/direct: throughput ${(measured.rate / baseline.rate).toFixed(2)}x, p50 +${(measured.p50 - baseline.p50).toFixed(2)} ms, p99 ${(measured.p99 / baseline.p99).toFixed(2)}x`);
+    }
+  } finally {
+    await runtime.close();
+  }
+}
+
 try {
-  for (const concurrency of [1, 16]) {
-    const baseline = await measure(direct, concurrency);
-    const measured = await measure(tool, concurrency);
-    const line = (name: string, m: typeof baseline) =>
-      console.log(`${String(concurrency).padStart(2)} callers  ${name.padEnd(26)} ${m.rate.toFixed(0).padStart(7)} calls/s  p50 ${m.p50.toFixed(2).padStart(6)} ms  p99 ${m.p99.toFixed(2).padStart(6)} ms`);
-    line('direct upstream GET', baseline);
-    line('get_issue tool', measured);
-    console.log(`${String(concurrency).padStart(2)} callers  tool/direct: throughput ${(measured.rate / baseline.rate).toFixed(2)}x, p50 +${(measured.p50 - baseline.p50).toFixed(2)} ms, p99 ${(measured.p99 / baseline.p99).toFixed(2)}x`);
+  await run('PGlite', loadConfig({ MANDATE_DATA_DIR: IN_MEMORY, ...PM_ENV }));
+  let stop: (() => void) | undefined;
+  let url = process.env.BENCH_DATABASE_URL;
+  if (!url) {
+    try {
+      const { startCluster } = await import('../test/helpers/pg-cluster.ts');
+      const cluster = await startCluster();
+      stop = cluster.stop;
+      url = cluster.url;
+    } catch (error) {
+      console.log(`PostgreSQL skipped: could not start a throwaway cluster (${(error as Error).message.split('\n')[0]})`);
+    }
+  }
+  if (url) {
+    try {
+      // PostgreSQL has no generated key file: the bench brings its own vault key.
+      await run('PostgreSQL', loadConfig({ DATABASE_URL: url, MANDATE_VAULT_KEY: `bench:${randomBytes(32).toString('base64')}`, ...PM_ENV }));
+    } finally {
+      stop?.();
+    }
   }
 } finally {
   agent.destroy();
-  await runtime.close();
   upstream.close();
 }

@@ -29,17 +29,25 @@ export function dedicatedEpochReader(url: string): EpochReader {
     });
     return opened;
   };
+  const readOnce = async () => {
+    const current = client ?? connect();
+    try {
+      const result = await (await current).query<{ version: string | number }>({ name: 'mandate_access_epoch', text: EPOCH_QUERY });
+      return Number(result.rows[0]?.version ?? 0);
+    } catch (error) {
+      if (client === current) client = undefined;
+      void current.then((c) => c.end()).catch(() => undefined);
+      throw error;
+    }
+  };
+  // One query at a time on the one connection: pg queues overlapping queries itself today, but
+  // that is deprecated (pg 9 refuses them), so each read waits for the one before.
+  let queue: Promise<unknown> = Promise.resolve();
   return {
-    async read() {
-      const current = client ?? connect();
-      try {
-        const result = await (await current).query<{ version: string | number }>({ name: 'mandate_access_epoch', text: EPOCH_QUERY });
-        return Number(result.rows[0]?.version ?? 0);
-      } catch (error) {
-        if (client === current) client = undefined;
-        void current.then((c) => c.end()).catch(() => undefined);
-        throw error;
-      }
+    read() {
+      const turn = queue.then(readOnce, readOnce);
+      queue = turn.catch(() => undefined);
+      return turn;
     },
     async close() {
       const current = client;
