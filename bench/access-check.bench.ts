@@ -5,6 +5,7 @@
 // On the embedded database, and on PostgreSQL when BENCH_DATABASE_URL is set (or a throwaway
 // cluster can be started here).
 import { IN_MEMORY, loadConfig, type Config } from '../lib/config.ts';
+import { onPostgres } from './postgres.ts';
 import { openRuntime, type Runtime } from '../lib/runtime.ts';
 import { createLogger } from '../lib/log.ts';
 import { AccessEpoch } from '../lib/access/epoch.ts';
@@ -59,22 +60,4 @@ async function run(label: string, config: Config) {
 
 await run('PGlite', loadConfig({ MANDATE_DATA_DIR: IN_MEMORY }));
 
-let stop: (() => void) | undefined;
-let url = process.env.BENCH_DATABASE_URL;
-if (!url) {
-  try {
-    const { startCluster } = await import('../test/helpers/pg-cluster.ts');
-    const cluster = await startCluster();
-    stop = cluster.stop;
-    url = cluster.url;
-  } catch (error) {
-    console.log(`PostgreSQL  skipped: could not start a throwaway cluster (${(error as Error).message.split('\n')[0]})`);
-  }
-}
-if (url) {
-  try {
-    await run('PostgreSQL', loadConfig({ DATABASE_URL: url }));
-  } finally {
-    stop?.();
-  }
-}
+await onPostgres((url) => run('PostgreSQL', loadConfig({ DATABASE_URL: url })));

@@ -8,6 +8,7 @@ import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { IN_MEMORY, loadConfig, type Config } from '../lib/config.ts';
+import { onPostgres } from './postgres.ts';
 import { openRuntime } from '../lib/runtime.ts';
 import { createLogger } from '../lib/log.ts';
 import { OPERATIONS } from '../lib/ops/index.ts';
@@ -112,26 +113,8 @@ async function run(database: string, config: Config) {
 
 try {
   await run('PGlite', loadConfig({ MANDATE_DATA_DIR: IN_MEMORY, ...PM_ENV }));
-  let stop: (() => void) | undefined;
-  let url = process.env.BENCH_DATABASE_URL;
-  if (!url) {
-    try {
-      const { startCluster } = await import('../test/helpers/pg-cluster.ts');
-      const cluster = await startCluster();
-      stop = cluster.stop;
-      url = cluster.url;
-    } catch (error) {
-      console.log(`PostgreSQL skipped: could not start a throwaway cluster (${(error as Error).message.split('\n')[0]})`);
-    }
-  }
-  if (url) {
-    try {
-      // PostgreSQL has no generated key file: the bench brings its own vault key.
-      await run('PostgreSQL', loadConfig({ DATABASE_URL: url, MANDATE_VAULT_KEY: `bench:${randomBytes(32).toString('base64')}`, ...PM_ENV }));
-    } finally {
-      stop?.();
-    }
-  }
+  // PostgreSQL has no generated key file: the bench brings its own vault key.
+  await onPostgres((url) => run('PostgreSQL', loadConfig({ DATABASE_URL: url, MANDATE_VAULT_KEY: `bench:${randomBytes(32).toString('base64')}`, ...PM_ENV })));
 } finally {
   agent.destroy();
   upstream.close();

@@ -178,7 +178,7 @@ export async function withTracker<T>(ctx: OperationContext, ref: string | undefi
 }
 
 /** The tool error for a failed tracker call (credentials never quoted); unknown errors pass through. */
-export function connectionFailure(ctx: OperationContext, connection: PmConnection, label: string, error: unknown, credentials: Credentials): unknown {
+function connectionFailure(ctx: OperationContext, connection: PmConnection, label: string, error: unknown, credentials: Credentials): unknown {
   if (error instanceof GrantExpired) return expiredError(ctx, connection, label, error.message);
   return trackerFailure(error, label, credentialSecrets(credentials)) ?? error;
 }

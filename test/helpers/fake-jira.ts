@@ -1,5 +1,5 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { serveOnLoopback, stopServer } from './loopback.ts';
 import { OpenApiChecker, CLOUD_SPEC, DC_SPEC } from './openapi.ts';
 
 // A Jira on loopback for tests: Cloud (REST v3, ADF, accountId, /search/jql with nextPageToken)
@@ -69,15 +69,12 @@ export class FakeJira {
   }
 
   async start(): Promise<this> {
-    this.server = createServer((req, res) => void this.handle(req, res));
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    ({ server: this.server, url: this.url } = await serveOnLoopback((req, res) => void this.handle(req, res)));
     return this;
   }
 
-  async stop(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise((resolve) => this.server.close(resolve));
+  stop(): Promise<void> {
+    return stopServer(this.server);
   }
 
   /** Requests of the platform or agile API that went to this fake (not the scripted ones' bodies). */

@@ -2,11 +2,12 @@ import { invalid } from '../../errors.ts';
 import type { UpstreamHttp, UpstreamMethod, QueryValue } from '../http.ts';
 import { TrackerError, unsupported } from '../errors.ts';
 import { truncate } from '../text/markdown.ts';
+import { noAgile, type AgileTools } from '../no-agile.ts';
 import { hoursOf } from '../duration.ts';
 import {
   decodeOffset, encodeOffset, slicePage,
-  type Account, type Board, type Comment, type FieldInfo, type Issue, type IssueInclude, type IssueInput, type IssueLink, type IssueSearch, type LinkType,
-  type Named, type Page, type PageRequest, type Project, type Sprint, type Tracker, type Transition, type TransitionInput, type Worklog,
+  type Account, type Comment, type FieldInfo, type Issue, type IssueInclude, type IssueInput, type IssueLink, type IssueSearch, type LinkType,
+  type Named, type Page, type PageRequest, type Project, type Tracker, type Transition, type TransitionInput, type Worklog,
 } from '../provider.ts';
 
 // OpenProject's API v3 (HAL+JSON; Basic auth with the user "apikey" and the API key as password).
@@ -483,28 +484,6 @@ export class OpenProjectTracker implements Tracker {
     await this.patch(key, () => ({ _links: { parent: parent === null ? { href: null } : href(`/work_packages/${workPackageId(parent, 'parent')}`) } }));
   }
 
-  // ---- agile: OpenProject's boards are not sprint boards ----
-
-  async listBoards(): Promise<Page<Board>> {
-    throw unsupported(LABEL, 'Boards', 'search work packages by project, status or version instead');
-  }
-
-  async listSprints(): Promise<Page<Sprint>> {
-    throw unsupported(LABEL, 'Sprints');
-  }
-
-  async sprintIssues(): Promise<Page<Issue>> {
-    throw unsupported(LABEL, 'Sprints');
-  }
-
-  async moveToSprint(): Promise<void> {
-    throw unsupported(LABEL, 'Sprints');
-  }
-
-  async moveToBacklog(): Promise<void> {
-    throw unsupported(LABEL, 'The backlog');
-  }
-
   // ---- worklogs (time entries) ----
 
   private worklog(entry: Json): Worklog {
@@ -539,3 +518,7 @@ export class OpenProjectTracker implements Tracker {
     return this.worklog(entry);
   }
 }
+
+// No boards or sprints here: the agile tools refuse clearly.
+export interface OpenProjectTracker extends AgileTools {}
+Object.assign(OpenProjectTracker.prototype, noAgile(LABEL, 'search work packages by project, status or version instead'));

@@ -3,11 +3,12 @@ import type { UpstreamHttp, UpstreamMethod, QueryValue } from '../http.ts';
 import { TrackerError, unsupported } from '../errors.ts';
 import { markdownToMarkup, markupToMarkdown, TEXTILE } from '../text/wiki.ts';
 import { truncate } from '../text/markdown.ts';
+import { noAgile, type AgileTools } from '../no-agile.ts';
 import { hoursOf } from '../duration.ts';
 import {
   decodeOffset, encodeOffset, offsetPage, slicePage,
-  type Account, type Board, type Comment, type FieldInfo, type Issue, type IssueInclude, type IssueInput, type IssueSearch, type LinkType,
-  type Named, type Page, type PageRequest, type Project, type Sprint, type Tracker, type Transition, type TransitionInput, type Worklog,
+  type Account, type Comment, type FieldInfo, type Issue, type IssueInclude, type IssueInput, type IssueSearch, type LinkType,
+  type Named, type Page, type PageRequest, type Project, type Tracker, type Transition, type TransitionInput, type Worklog,
 } from '../provider.ts';
 
 // Redmine's REST API (JSON, X-Redmine-API-Key). Issue keys are numbers ("123" or "#123"); texts
@@ -390,28 +391,6 @@ export class RedmineTracker implements Tracker {
     await this.call('PUT', `/issues/${issueId(key)}.json`, { body: { issue: { parent_issue_id: parent === null ? '' : Number(issueId(parent, 'parent')) } } });
   }
 
-  // ---- agile: not in Redmine ----
-
-  async listBoards(): Promise<Page<Board>> {
-    throw unsupported(LABEL, 'Boards');
-  }
-
-  async listSprints(): Promise<Page<Sprint>> {
-    throw unsupported(LABEL, 'Sprints');
-  }
-
-  async sprintIssues(): Promise<Page<Issue>> {
-    throw unsupported(LABEL, 'Sprints');
-  }
-
-  async moveToSprint(): Promise<void> {
-    throw unsupported(LABEL, 'Sprints');
-  }
-
-  async moveToBacklog(): Promise<void> {
-    throw unsupported(LABEL, 'The backlog');
-  }
-
   // ---- worklogs (time entries) ----
 
   private worklog(entry: Json): Worklog {
@@ -443,3 +422,7 @@ export class RedmineTracker implements Tracker {
     return this.worklog(time_entry);
   }
 }
+
+// No boards or sprints here: the agile tools refuse clearly.
+export interface RedmineTracker extends AgileTools {}
+Object.assign(RedmineTracker.prototype, noAgile(LABEL));
