@@ -113,6 +113,25 @@ test("a session id replayed with another user's credentials, or with none, is 40
   assert.equal(after.length, before, 'no operation ran, so nothing was audited');
 });
 
+test('each request on a session runs as its own credentials: a narrower token of the same user gets only its scopes', async () => {
+  const init = await rpc('/mcp', bearer(alice.token), initialize);
+  assert.equal(init.status, 200, init.text);
+  const sessionId = init.headers.get('mcp-session-id')!;
+  const user = await rt.db.orm.em.fork().findOneOrFail((await import('../lib/db/entities/index.ts')).User, { id: alice.id });
+  const narrow = recordSecret((await makeToken(rt, user, { scopes: ['pm:read'] })).raw);
+  const listUsers = (id: number) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'list_users', arguments: {} } });
+  const wide = await rpc('/mcp', { ...bearer(alice.token), 'mcp-session-id': sessionId }, listUsers(2));
+  assert.equal(wide.status, 200, wide.text);
+  assert.ok(!JSON.parse(wide.text).result.isError, 'her unscoped token may list users');
+  const scoped = await rpc('/mcp', { ...bearer(narrow), 'mcp-session-id': sessionId }, listUsers(3));
+  assert.equal(scoped.status, 200, scoped.text);
+  const result = JSON.parse(scoped.text).result;
+  assert.equal(result.isError, true, 'the session\'s first credentials do not carry over to a later request');
+  assert.match(result.structuredContent.error.message, /users:read/);
+  const again = await rpc('/mcp', { ...bearer(alice.token), 'mcp-session-id': sessionId }, listUsers(4));
+  assert.ok(!JSON.parse(again.text).result.isError);
+});
+
 test('a login happens once per session: one session row and one session_start, however many calls', async () => {
   const session = await connect('/mcp/core', basic(bob.email, password));
   for (let i = 0; i < 5; i++) assert.ok(!(await session.call('whoami')).isError);
