@@ -208,6 +208,13 @@ test('a denied consent stores nothing and ends the state', async () => {
   assert.equal((await connectionsOf(frank.user.id)).length, 0);
   assert.equal(await rt.db.orm.em.fork().count(PmOauthState, { user: frank.user.id }), 0);
   assert.equal((await browse(callback, frank.headers)).status, 400);
+
+  const failed = new URL(auth.deny(await startConnect(frank)));
+  failed.searchParams.set('error', 'invalid_scope');
+  const back2 = await browse(failed.toString(), frank.headers);
+  assert.equal(back2.location, '/pm/oauth/result?outcome=failed');
+  assert.match((await browse(back2.location!, {})).text, /Atlassian could not complete the authorization/);
+  assert.equal((await connectionsOf(frank.user.id)).length, 0);
 });
 
 test("the callback with B's state while logged in as A stores nothing for A or B, and B's state is spent", async () => {
@@ -229,6 +236,11 @@ test("the callback with B's state while logged in as A stores nothing for A or B
 
 test('a site the grant does not cover is refused and nothing is stored; unfinished connects are capped per user', async () => {
   const pat = await person();
+  assert.equal((await browse(auth.consent(await startConnect(pat, '?name=work'), aliceJira), pat.headers)).status, 302);
+  const taken = await browse('/api/v1/user/credentials/jira_cloud/connect?name=work', pat.headers);
+  assert.equal(taken.status, 409, 'a taken name is refused before the trip to Atlassian');
+  assert.equal(taken.json().error.field, 'name');
+  await rt.db.orm.em.fork().nativeDelete(PmConnection, { user: pat.user.id });
   const back = await browse(auth.consent(await startConnect(pat, '?site=other.atlassian.net'), aliceJira), pat.headers);
   assert.equal(back.status, 400, back.text);
   assert.equal(back.json().error.field, 'site');

@@ -6,6 +6,7 @@ import type { ServerResponse } from 'node:http';
 const OUTCOMES: Record<string, { title: string; text: string }> = {
   connected: { title: 'Connected', text: 'Your tracker connection is stored. You can close this tab; your PM tools use it from now on (list_pm_connections shows it).' },
   denied: { title: 'Not connected', text: 'Access was not approved, so nothing was stored. Start again from the connect link if you change your mind.' },
+  failed: { title: 'Not connected', text: 'Atlassian could not complete the authorization, so nothing was stored. Start again from the connect link; if it keeps failing, ask the administrators of this deployment.' },
 };
 const UNKNOWN = { title: 'Connection', text: 'Nothing to show here. list_pm_connections tells the state of your connections.' };
 

@@ -45,6 +45,8 @@ export const connectPmOauth = operation({
   async run(ctx, input) {
     requireOAuth(ctx, input.provider);
     const me = requireUser(ctx);
+    // Checked now, not after the user has been to Atlassian and back.
+    if (input.name && (await ctx.em.count(PmConnection, { user: me, name: input.name }))) throw new OpError('conflict', `you already have a connection named "${input.name}"`, { field: 'name' });
     const started = await startAuthorization(ctx, me, input.provider, { site: input.site, name: input.name, makeDefault: input.default === true });
     return { authorizeUrl: started.authorizeUrl, expiresAt: started.expiresAt.toISOString() };
   },
@@ -131,7 +133,8 @@ export const completePmOauth = operation({
       throw new OpError('forbidden', 'this authorization was started by another Mandate user; nothing was stored, and it cannot be used any more. Start your own from the connect URL', { field: 'state' });
     }
     if (pending.provider !== input.provider) throw invalid('provider', `this authorization was started for ${pending.provider}`);
-    if (input.error) return { outcome: 'denied' as const, reason: input.error.replace(/[^\w.-]/g, '').slice(0, 60) || 'denied' };
+    // Nothing is stored either way; the page says whether the user declined or Atlassian failed.
+    if (input.error) return { outcome: input.error === 'access_denied' ? ('denied' as const) : ('failed' as const), reason: input.error.replace(/[^\w.-]/g, '').slice(0, 60) };
     if (!input.code) throw invalid('code', 'is required (the authorization server sends it with the state)');
     try {
       const grant = await oauth.exchangeCode(input.code, pending.verifier, redirectUri(ctx, input.provider), ctx.now);

@@ -16,7 +16,7 @@ const tokenAnswer = z.object({
 
 const resourcesAnswer = z.array(z.object({
   id: z.string().min(1),
-  url: z.string().min(1),
+  url: z.url({ protocol: /^https?$/ }),
   name: z.string().optional(),
   scopes: z.array(z.string()).optional(),
 }));
