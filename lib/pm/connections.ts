@@ -149,6 +149,14 @@ export async function storeConnection(ctx: OperationContext, userId: string, fie
   });
 }
 
+/** Makes a connection the user's default (the one default per user moves, in one transaction). */
+export async function makeDefaultConnection(em: Em, userId: string, connectionId: string): Promise<void> {
+  await em.transactional(async (tx) => {
+    await tx.nativeUpdate(PmConnection, { user: userId, isDefault: true, id: { $ne: connectionId } }, { isDefault: false });
+    await tx.nativeUpdate(PmConnection, { id: connectionId }, { isDefault: true });
+  });
+}
+
 /** Records what the tracker said about a connection, outside any operation transaction. */
 export async function markConnection(em: Em, id: string, status: PmConnection['status'], reason: string | null): Promise<void> {
   await em.fork().nativeUpdate(PmConnection, { id }, { status, statusReason: reason, updatedAt: new Date() });

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { serveOnLoopback, stopServer } from './loopback.ts';
+import { jsonBody, serveOnLoopback, stopServer } from './loopback.ts';
 import { recordSecret } from './db.ts';
 import type { FakeJira, FakeUser } from './fake-jira.ts';
 
@@ -107,17 +107,11 @@ export class FakeAtlassianAuth {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const parsed = await jsonBody(req);
     const url = new URL(req.url ?? '/', 'http://fake');
     if (req.method !== 'POST' || url.pathname !== '/oauth/token') return this.send(res, 404, { error: 'not_found' });
-    let body: Record<string, string>;
-    try {
-      if (!/^application\/json/.test(req.headers['content-type'] ?? '')) throw new Error('not JSON');
-      body = JSON.parse(Buffer.concat(chunks).toString());
-    } catch {
-      return this.send(res, 400, { error: 'invalid_request' });
-    }
+    if (!/^application\/json/.test(req.headers['content-type'] ?? '') || !parsed || typeof parsed !== 'object') return this.send(res, 400, { error: 'invalid_request' });
+    const body = parsed as Record<string, string>;
     const type = body.grant_type ?? '';
     const refuse = (status: number, error: string, why: string) => {
       this.grants.push({ type, refused: why });

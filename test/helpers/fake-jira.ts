@@ -1,5 +1,5 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { serveOnLoopback, stopServer } from './loopback.ts';
+import { jsonBody, NOT_JSON, serveOnLoopback, stopServer } from './loopback.ts';
 import { OpenApiChecker, CLOUD_SPEC, DC_SPEC } from './openapi.ts';
 
 // A Jira on loopback for tests: Cloud (REST v3, ADF, accountId, /search/jql with nextPageToken)
@@ -164,15 +164,8 @@ export class FakeJira {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    const text = Buffer.concat(chunks).toString();
-    let body: unknown;
-    try {
-      body = text ? JSON.parse(text) : undefined;
-    } catch {
-      return this.send(res, 400, { errorMessages: ['body is not JSON'] });
-    }
+    const body = await jsonBody(req);
+    if (body === NOT_JSON) return this.send(res, 400, { errorMessages: ['body is not JSON'] });
     const url = new URL(req.url ?? '/', 'http://fake');
     const method = req.method ?? 'GET';
     const viaGateway = this.throughGateway(url);

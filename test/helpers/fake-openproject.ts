@@ -1,5 +1,5 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { serveOnLoopback, stopServer } from './loopback.ts';
+import { jsonBody, NOT_JSON, serveOnLoopback, stopServer } from './loopback.ts';
 
 // An OpenProject on loopback for tests, following its API v3 documentation
 // (https://www.openproject.org/docs/api/): HAL+JSON resources with `_links`, Basic auth with the
@@ -219,15 +219,8 @@ export class FakeOpenProject {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    const text = Buffer.concat(chunks).toString();
-    let body: unknown;
-    try {
-      body = text ? JSON.parse(text) : undefined;
-    } catch {
-      return this.send(res, 400, error('InvalidRequestBody', 'The request body was not a single JSON object.'));
-    }
+    const body = await jsonBody(req);
+    if (body === NOT_JSON) return this.send(res, 400, error('InvalidRequestBody', 'The request body was not a single JSON object.'));
     const url = new URL(req.url ?? '/', 'http://fake');
     const method = req.method ?? 'GET';
     const user = this.authenticate(req);

@@ -13,3 +13,18 @@ export async function stopServer(server: Server): Promise<void> {
   server.closeAllConnections();
   await new Promise((resolve) => server.close(resolve));
 }
+
+/** What jsonBody answers for a body that is not JSON. */
+export const NOT_JSON = Symbol('not JSON');
+
+/** A request's JSON body: undefined when empty, NOT_JSON when it does not parse. */
+export async function jsonBody(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  const text = Buffer.concat(chunks).toString();
+  try {
+    return text ? JSON.parse(text) : undefined;
+  } catch {
+    return NOT_JSON;
+  }
+}

@@ -6,7 +6,7 @@ import { checkBaseUrl } from '../../pm/net-guard.ts';
 import { PROVIDER_LABEL, type Credentials } from '../../pm/service.ts';
 import { credentialsRefused, TrackerError, trackerFailure } from '../../pm/errors.ts';
 import {
-  connectionView, credentialSecrets, findMyConnection, openCredentials, providerSummary, requireUser, storeConnection, trackerOf,
+  connectionView, credentialSecrets, findMyConnection, makeDefaultConnection, openCredentials, providerSummary, requireUser, storeConnection, trackerOf,
 } from '../../pm/connections.ts';
 import { GrantExpired } from '../../pm/oauth/tokens.ts';
 import { afterCursor, cursorField, decodeCursor, limitField, page } from '../pagination.ts';
@@ -155,8 +155,7 @@ export const setDefaultPmConnection = operation({
   async run(ctx, input) {
     const connection = await findMyConnection(ctx, input.id, 'id');
     ctx.setTarget(`pm_connection:${connection.id}`);
-    await ctx.em.nativeUpdate(PmConnection, { user: connection.user, isDefault: true, id: { $ne: connection.id } }, { isDefault: false });
-    await ctx.em.nativeUpdate(PmConnection, { id: connection.id }, { isDefault: true });
+    await makeDefaultConnection(ctx.em, connection.user.id, connection.id);
     connection.isDefault = true;
     return connectionView(connection);
   },

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { PmConnection, PM_PROVIDERS } from '../../db/entities/index.ts';
 import { invalid, OpError } from '../../errors.ts';
 import { operation, type OperationContext } from '../operation.ts';
-import { connectionContext, connectionView, requireUser, storeConnection } from '../../pm/connections.ts';
+import { connectionContext, connectionView, makeDefaultConnection, requireUser, storeConnection } from '../../pm/connections.ts';
 import { trackerFailure } from '../../pm/errors.ts';
 import { GrantRefused, type AccessibleSite, type TokenGrant } from '../../pm/oauth/atlassian.ts';
 import { redirectUri, startAuthorization, takeAuthorization, type PendingAuthorization } from '../../pm/oauth/states.ts';
@@ -92,11 +92,11 @@ async function saveGrant(ctx: OperationContext, pending: PendingAuthorization, g
     scopes: grant.scopes,
     expiresAt: grant.expiresAt,
   });
+  await ctx.em.flush();
   if (pending.makeDefault && !existing.isDefault) {
-    await ctx.em.nativeUpdate(PmConnection, { user: pending.userId, isDefault: true }, { isDefault: false });
+    await makeDefaultConnection(ctx.em, pending.userId, existing.id);
     existing.isDefault = true;
   }
-  await ctx.em.flush();
   return existing;
 }
 

@@ -68,7 +68,7 @@ export async function takeAuthorization(ctx: OperationContext, state: string): P
   const row = await ctx.em.findOne(PmOauthState, { stateHash: hashState(state) }, { refresh: true });
   if (!row) throw refused();
   // Whoever deletes the row owns the callback: a replay racing the first use finds nothing.
-  if ((await ctx.em.fork().nativeDelete(PmOauthState, { id: row.id })) !== 1) throw refused();
+  if ((await ctx.em.nativeDelete(PmOauthState, { id: row.id })) !== 1) throw refused();
   if (row.expiresAt.getTime() <= ctx.now.getTime()) throw refused();
   return {
     userId: row.user.id,
