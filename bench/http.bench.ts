@@ -1,7 +1,8 @@
 // MCP over Streamable HTTP: Mandate's `mandate serve` (whoami, with Bearer and with Basic) against
 // a bare @modelcontextprotocol/sdk Streamable HTTP echo server measured in the same run.
 // Each: BENCH_SECONDS (default 10) at 1 and at 32 concurrent sessions, one call at a time per
-// session; throughput, p50 and p99. Then idle memory per open session (BENCH_IDLE_SESSIONS, 1,000).
+// session; throughput, p50, p99, and the server's CPU time per request (from /proc: steadier than
+// throughput on this noisy machine). Then idle memory per open session (BENCH_IDLE_SESSIONS, 1,000).
 // Servers run on core 1 and this load generator on core 0 when `taskset` exists.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -52,7 +53,7 @@ async function initialize(url: string, auth: Record<string, string>): Promise<st
   return session;
 }
 
-async function load(url: string, auth: Record<string, string>, tool: string, sessions: number) {
+async function load(url: string, auth: Record<string, string>, tool: string, sessions: number, pid: number) {
   const ids = await Promise.all(Array.from({ length: sessions }, () => initialize(url, auth)));
   const latencies: number[] = [];
   const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: tool, arguments: {} } });
@@ -66,12 +67,21 @@ async function load(url: string, auth: Record<string, string>, tool: string, ses
     }
   };
   await Promise.all(ids.map((id) => run(id, performance.now() + WARMUP_SECONDS * 1000, false))); // warm-up
+  const cpuBefore = cpuTicks(pid);
   const started = performance.now();
   await Promise.all(ids.map((id) => run(id, started + SECONDS * 1000, true)));
   const elapsed = (performance.now() - started) / 1000;
+  const cpuMs = ((cpuTicks(pid) - cpuBefore) * 1000) / TICKS_PER_SECOND;
   latencies.sort((a, b) => a - b);
   const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))]!;
-  return { rate: latencies.length / elapsed, p50: pct(0.5), p99: pct(0.99) };
+  return { rate: latencies.length / elapsed, p50: pct(0.5), p99: pct(0.99), cpuUs: (cpuMs * 1000) / latencies.length };
+}
+
+// utime + stime of a process, in clock ticks (USER_HZ, 100 on Linux).
+const TICKS_PER_SECOND = 100;
+function cpuTicks(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return Number(fields[11]) + Number(fields[12]);
 }
 
 function rssKiB(pid: number): number {
@@ -108,15 +118,15 @@ try {
   const basic = { authorization: `Basic ${Buffer.from(`bench@bench.test:${password}`).toString('base64')}` };
 
   console.log(`Streamable HTTP, ${SECONDS} s per row${pinned ? ', servers on core 1, load on core 0' : ''}; ratios against the bare SDK server\n`);
-  console.log(`${'server'.padEnd(34)} ${'sessions'.padStart(8)} ${'req/s'.padStart(8)} ${'ratio'.padStart(6)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'p99 ratio'.padStart(9)}`);
+  console.log(`${'server'.padEnd(34)} ${'sessions'.padStart(8)} ${'req/s'.padStart(8)} ${'ratio'.padStart(6)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'p99 ratio'.padStart(9)} ${'CPU us/req'.padStart(10)}`);
   for (const sessions of [1, 32]) {
-    const base = await load(`${bare.url}/mcp`, {}, 'echo', sessions);
+    const base = await load(`${bare.url}/mcp`, {}, 'echo', sessions, bare.child.pid!);
     const rows: [string, typeof base][] = [['bare SDK echo (baseline)', base]];
-    rows.push(['mandate whoami, Bearer', await load(`${mandate.url}/mcp/core`, bearer, 'whoami', sessions)]);
-    rows.push(['mandate whoami, Basic', await load(`${mandate.url}/mcp/core`, basic, 'whoami', sessions)]);
+    rows.push(['mandate whoami, Bearer', await load(`${mandate.url}/mcp/core`, bearer, 'whoami', sessions, mandate.child.pid!)]);
+    rows.push(['mandate whoami, Basic', await load(`${mandate.url}/mcp/core`, basic, 'whoami', sessions, mandate.child.pid!)]);
     for (const [label, r] of rows) {
       console.log(
-        `${label.padEnd(34)} ${String(sessions).padStart(8)} ${r.rate.toFixed(0).padStart(8)} ${`${(r.rate / base.rate).toFixed(2)}x`.padStart(6)} ${r.p50.toFixed(2).padStart(7)} ${r.p99.toFixed(2).padStart(7)} ${`${(r.p99 / base.p99).toFixed(2)}x`.padStart(9)}`,
+        `${label.padEnd(34)} ${String(sessions).padStart(8)} ${r.rate.toFixed(0).padStart(8)} ${`${(r.rate / base.rate).toFixed(2)}x`.padStart(6)} ${r.p50.toFixed(2).padStart(7)} ${r.p99.toFixed(2).padStart(7)} ${`${(r.p99 / base.p99).toFixed(2)}x`.padStart(9)} ${r.cpuUs.toFixed(0).padStart(10)}`,
       );
     }
   }

@@ -187,3 +187,46 @@ test('deployment options: a service account answers requests without credentials
     await new Promise((resolve) => guarded.close(resolve));
   }
 });
+
+test('a bad body from a caller without valid credentials is a 401, not a 400: the body is read while authentication runs, but reported after it', async () => {
+  const response = await fetch(`${base}/mcp/core`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: 'Bearer mnd_not_a_real_token_000000' },
+    body: '{ this is not json',
+  });
+  assert.equal(response.status, 401);
+  assert.equal(((await response.json()) as { error: { code: string } }).error.code, 'unauthenticated');
+  const valid = await fetch(`${base}/mcp/core`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...bearer(bob.token) },
+    body: '{ this is not json',
+  });
+  assert.equal(valid.status, 400);
+  assert.equal(((await valid.json()) as { error: { field?: string } }).error.field, '(body)');
+});
+
+test('the hot path forks no entity manager beyond the access epoch read: a cached whoami on a bound session', async () => {
+  const init = await rpc('/mcp/core', bearer(bob.token), initialize);
+  const sessionId = init.headers.get('mcp-session-id')!;
+  const headers = { ...bearer(bob.token), 'mcp-session-id': sessionId };
+  assert.equal((await rpc('/mcp/core', headers, whoamiCall(2))).status, 200, 'warms the caches');
+  const em = rt.db.orm.em;
+  const fork = em.fork;
+  let forks = 0;
+  em.fork = function (this: typeof em, ...args: Parameters<typeof fork>) {
+    forks++;
+    return fork.apply(this, args);
+  } as typeof fork;
+  try {
+    const answer = await rpc('/mcp/core', headers, whoamiCall(3));
+    assert.equal(answer.status, 200);
+    assert.match(answer.text, new RegExp(bob.email.replace('.', '\\.')));
+  } finally {
+    em.fork = fork;
+  }
+  // PostgreSQL reads the access epoch on its own connection; embedded, it goes through the ORM.
+  // The audit event is batched and written later. Each fork costs a unit of work and two
+  // process.env writes; this request used to make three.
+  const epochForks = rt.db.epochReader ? 0 : 1;
+  assert.equal(forks, epochForks);
+});

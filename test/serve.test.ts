@@ -1,5 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import * as ops from '../lib/ops/index.ts';
@@ -131,4 +133,12 @@ test('two instances on one PostgreSQL behave as one service', { skip: TEST_DB !=
   } finally {
     await second.stop();
   }
+});
+
+test('on Node 22, mandate serve replaces itself (same pid) with AsyncContextFrame on; where that is the default, it does not', { skip: !existsSync('/proc/self/cmdline') && 'needs /proc to read the server\'s command line' }, () => {
+  const args = readFileSync(`/proc/${serve.pid}/cmdline`, 'utf8').split('\0');
+  // The hook-based AsyncLocalStorage (Node 22 without the flag) is the one that has `_enable`.
+  const needsFlag = '_enable' in AsyncLocalStorage.prototype && !process.execArgv.includes('--experimental-async-context-frame');
+  assert.equal(args.includes('--experimental-async-context-frame'), needsFlag, args.join(' '));
+  assert.ok(args.includes('serve'), 'the same command, re-executed in place');
 });

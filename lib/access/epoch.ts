@@ -1,4 +1,4 @@
-import type { Em } from '../db/orm.ts';
+import { emOf, type EmSource } from '../db/orm.ts';
 import { EPOCH_QUERY, type EpochReader } from '../db/epoch-reader.ts';
 
 /**
@@ -33,7 +33,7 @@ export class AccessEpoch {
    * request or tool call, and concurrent requests, share one read without ever missing a change
    * committed before they began.
    */
-  async sync(em: Em, notBefore: number = performance.now()): Promise<number> {
+  async sync(em: EmSource, notBefore: number = performance.now()): Promise<number> {
     if (this.lastReadStarted >= notBefore) return this.generation;
     if (this.inflight && this.inflight.started >= notBefore) return this.inflight.done;
     const started = performance.now();
@@ -45,7 +45,7 @@ export class AccessEpoch {
     return done;
   }
 
-  private async read(em: Em, started: number): Promise<number> {
+  private async read(em: EmSource, started: number): Promise<number> {
     const version = await this.fetch(em);
     // A read that finishes after a newer one changes nothing. Any difference otherwise counts (not
     // only a larger version): a read inside a transaction that rolled back saw a version that never was.
@@ -59,7 +59,7 @@ export class AccessEpoch {
     return this.generation;
   }
 
-  private async fetch(em: Em): Promise<number> {
+  private async fetch(em: EmSource): Promise<number> {
     if (this.reader) {
       try {
         return await this.reader.read();
@@ -67,7 +67,7 @@ export class AccessEpoch {
         // The dedicated connection is down (it reconnects on the next read): the pool answers.
       }
     }
-    const row = await em.execute<{ version: string | number }>(EPOCH_QUERY, [], 'get');
+    const row = await emOf(em).execute<{ version: string | number }>(EPOCH_QUERY, [], 'get');
     return Number(row?.version ?? 0);
   }
 }
@@ -90,7 +90,7 @@ export class EpochCache<V> {
    * null for "nothing to cache", and when the value lapses on its own (an expiry).
    */
   async getOrLoad(
-    em: Em,
+    em: EmSource,
     key: string,
     now: Date,
     load: () => Promise<{ value: V; validUntil: Date | null } | null>,

@@ -1,4 +1,4 @@
-import type { Em } from '../db/orm.ts';
+import { emOf, type Em, type EmSource } from '../db/orm.ts';
 import type { UserCaller } from '../identity/caller.ts';
 import { AccessEpoch, EpochCache } from './epoch.ts';
 import { isPermission, type Permission } from './permissions.ts';
@@ -104,7 +104,7 @@ export class PermissionResolver {
   }
 
   /** Resolves for a user, through one of its tokens when `tokenId` is set. */
-  async resolve(em: Em, caller: Subject, projectId: string | null = null, notBefore?: number): Promise<EffectivePermissions> {
+  async resolve(em: EmSource, caller: Subject, projectId: string | null = null, notBefore?: number): Promise<EffectivePermissions> {
     return this.resolveFor(em, caller, projectId, notBefore);
   }
 
@@ -112,24 +112,25 @@ export class PermissionResolver {
    * What the caller holds globally or in any project: what tool lists show. Never use it to
    * authorise a call; that is `resolve` for the project in question.
    */
-  async resolveAnywhere(em: Em, caller: Subject, notBefore?: number): Promise<EffectivePermissions> {
+  async resolveAnywhere(em: EmSource, caller: Subject, notBefore?: number): Promise<EffectivePermissions> {
     return this.resolveFor(em, caller, ANY_PROJECT, notBefore);
   }
 
   // notBefore: see AccessEpoch.sync; a call passes the time it began, so its checks share one read.
-  private async resolveFor(em: Em, caller: Subject, projectId: string | null | typeof ANY_PROJECT, notBefore?: number): Promise<EffectivePermissions> {
+  private async resolveFor(source: EmSource, caller: Subject, projectId: string | null | typeof ANY_PROJECT, notBefore?: number): Promise<EffectivePermissions> {
     const now = this.now();
     // Inside a transaction the answer may rest on its own uncommitted changes: computed afresh,
     // never cached, and the shared epoch state is left alone.
-    if (em.isInTransaction()) return (await this.load(em, caller, projectId, now)).result;
+    // (A source that is still a function forks afresh: never in a transaction.)
+    if (typeof source !== 'function' && source.isInTransaction()) return (await this.load(source, caller, projectId, now)).result;
     const projectKey = projectId === ANY_PROJECT ? '*' : (projectId ?? '');
     const key = `${caller.userId}|${caller.tokenId ?? ''}|${caller.sessionId ?? ''}|${projectKey}`;
     const effective = await this.cache.getOrLoad(
-      em,
+      source,
       key,
       now,
       async () => {
-        const { result, validUntil } = await this.load(em, caller, projectId, now);
+        const { result, validUntil } = await this.load(emOf(source), caller, projectId, now);
         return { value: result, validUntil };
       },
       notBefore,

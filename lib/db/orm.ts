@@ -11,6 +11,21 @@ import { acquireEmbeddedLock, type EmbeddedLock } from './embedded-lock.ts';
 export type Orm = MikroORM<AbstractSqlDriver, EntityManager>;
 export type Em = EntityManager;
 
+/**
+ * An entity manager, or the way to one when it is needed. A request whose checks all hit caches
+ * never touches the database through the ORM, and each MikroORM fork costs (a new unit of work,
+ * and two process.env writes), so the HTTP hot path forks only on a cache miss.
+ */
+export type EmSource = Em | (() => Em);
+
+export const emOf = (source: EmSource): Em => (typeof source === 'function' ? source() : source);
+
+/** Forks on first use, then gives that same fork. */
+export function lazyFork(orm: Orm): () => Em {
+  let em: Em | undefined;
+  return () => (em ??= orm.em.fork());
+}
+
 export interface Database {
   orm: Orm;
   kind: DatabaseConfig['kind'];

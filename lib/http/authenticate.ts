@@ -1,8 +1,8 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, hash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { OpError } from '../errors.ts';
 import { authenticatePassword, verifyToken } from '../identity/authenticate.ts';
-import type { Em } from '../db/orm.ts';
+import { emOf, lazyFork, type EmSource } from '../db/orm.ts';
 import type { UserCaller } from '../identity/caller.ts';
 import { EpochCache } from '../access/epoch.ts';
 import type { Runtime } from '../runtime.ts';
@@ -70,9 +70,9 @@ export class HttpAuthenticator {
 
   /**
    * `arrived`: performance.now() when the request came in (see AccessEpoch.sync). `em`: the
-   * request's entity manager, when it has one (each fork costs MikroORM two process.env writes).
+   * request's entity manager, when it has one; used only when a credential is not cached.
    */
-  async authenticate(req: IncomingMessage, arrived: number = performance.now(), em: Em = this.runtime.db.orm.em.fork()): Promise<UserCaller> {
+  async authenticate(req: IncomingMessage, arrived: number = performance.now(), em: EmSource = lazyFork(this.runtime.db.orm)): Promise<UserCaller> {
     if (this.guardDigest) {
       const given = req.headers['x-mcp-token'];
       // Compared as digests, so the comparison takes the same time whatever the length.
@@ -86,7 +86,7 @@ export class HttpAuthenticator {
       throw new OpError('unauthenticated', 'authentication required: send an API token (Bearer) or email and password (Basic)');
     }
     if (credentials.kind === 'bearer') return this.bearer(em, credentials.token, arrived);
-    const key = createHash('sha256').update(`basic\0${credentials.email.trim().toLowerCase()}\0${credentials.password}`).digest('hex');
+    const key = hash('sha256', `basic\0${credentials.email.trim().toLowerCase()}\0${credentials.password}`);
     const now = new Date();
     const caller = await this.verified.getOrLoad(
       em,
@@ -96,7 +96,7 @@ export class HttpAuthenticator {
         const ip = this.clientAddress(req);
         await this.limiter.check(ip, credentials.email);
         try {
-          const value = await authenticatePassword(em, credentials.email, credentials.password);
+          const value = await authenticatePassword(emOf(em), credentials.email, credentials.password);
           return { value, validUntil: new Date(now.getTime() + VERIFIED_TTL_MS) };
         } catch (error) {
           if (error instanceof OpError && error.code === 'unauthenticated') await this.limiter.failed(ip, credentials.email);
@@ -110,15 +110,16 @@ export class HttpAuthenticator {
 
   // A token is looked up once a minute at most (which also keeps its last-used time), and not
   // past its expiry; a revocation moves the access epoch and drops it at once.
-  private async bearer(em: Em, token: string, arrived: number): Promise<UserCaller> {
-    const key = createHash('sha256').update(`bearer\0${token}`).digest('hex');
+  private async bearer(em: EmSource, token: string, arrived: number): Promise<UserCaller> {
+    // One-shot hash: a Hash object per request showed in the server's profile.
+    const key = hash('sha256', `bearer\0${token}`);
     const now = new Date();
     const caller = await this.verified.getOrLoad(
       em,
       key,
       now,
       async () => {
-        const { caller: value, expiresAt } = await verifyToken(em, token, now);
+        const { caller: value, expiresAt } = await verifyToken(emOf(em), token, now);
         const ttl = new Date(now.getTime() + TOKEN_TTL_MS);
         return { value, validUntil: expiresAt && expiresAt < ttl ? expiresAt : ttl };
       },

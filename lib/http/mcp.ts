@@ -5,7 +5,7 @@ import { isUuid } from '../ids.ts';
 import { scrubText } from '../ops/redact.ts';
 import { Session } from '../db/entities/index.ts';
 import type { UserCaller } from '../identity/caller.ts';
-import type { Em } from '../db/orm.ts';
+import { emOf, lazyFork, type EmSource } from '../db/orm.ts';
 import { endSession, startSession } from '../identity/sessions.ts';
 import { EpochCache } from '../access/epoch.ts';
 import { localBackend } from '../mcp/backend.ts';
@@ -62,9 +62,14 @@ export class McpHttp {
     const toolsets = this.toolsetsByPath.get(url.pathname.replace(/\/$/, ''));
     if (!toolsets) return false;
     const arrived = performance.now();
-    const em = this.runtime.db.orm.em.fork();
+    const em = lazyFork(this.runtime.db.orm);
     try {
-      const caller = await this.auth.authenticate(req, arrived, em);
+      // Authentication sends the access epoch read; the body is read and parsed while it is out.
+      // Its error, if any, is reported only once the caller is known (a 401 comes first).
+      const authenticated = this.auth.authenticate(req, arrived, em);
+      const bodyRead = req.method === 'POST' ? readJsonBody(req) : undefined;
+      bodyRead?.catch(() => undefined);
+      const caller = await authenticated;
       const sessionId = req.headers[SESSION_HEADER];
       if (req.method === 'GET') {
         // No server-initiated stream: the protocol lets a server answer 405 here.
@@ -73,7 +78,7 @@ export class McpHttp {
       }
       if (req.method === 'DELETE') {
         const bound = await this.boundSession(em, caller, sessionId, arrived);
-        await endSession(em, bound, 'closed by the client');
+        await endSession(em(), bound, 'closed by the client');
         res.writeHead(204).end();
         return true;
       }
@@ -81,11 +86,11 @@ export class McpHttp {
         sendJson(res, 405, { error: { code: 'method_not_allowed', message: `${url.pathname} takes POST and DELETE` } }, { allow: 'POST, DELETE' });
         return true;
       }
-      const body = await readJsonBody(req);
+      const body = await bodyRead!;
       let bound: string;
       if (sessionId === undefined) {
         if (!isInitialize(body)) throw new OpError('invalid_input', `no ${SESSION_HEADER}: start with an initialize request`, { field: SESSION_HEADER });
-        const started = await startSession(em, caller, {
+        const started = await startSession(em(), caller, {
           transport: 'http',
           servers: toolsets.map((t) => t.name),
           clientName: clientNameOf(body),
@@ -108,7 +113,7 @@ export class McpHttp {
   }
 
   /** The session the request names, which must be live and the caller's own. */
-  private async boundSession(em: Em, caller: UserCaller, header: string | string[] | undefined, arrived: number): Promise<string> {
+  private async boundSession(em: EmSource, caller: UserCaller, header: string | string[] | undefined, arrived: number): Promise<string> {
     const id = typeof header === 'string' ? header : undefined;
     if (!id) throw new OpError('invalid_input', `${SESSION_HEADER} is missing`, { field: SESSION_HEADER });
     const row = isUuid(id) ? await this.sessionRow(em, id, arrived) : null;
@@ -121,13 +126,13 @@ export class McpHttp {
     return id;
   }
 
-  private async sessionRow(em: Em, id: string, arrived: number): Promise<SessionRow | null> {
+  private async sessionRow(em: EmSource, id: string, arrived: number): Promise<SessionRow | null> {
     return this.sessions.getOrLoad(
       em,
       id,
       new Date(),
       async () => {
-        const session = await em.findOne(Session, { id });
+        const session = await emOf(em).findOne(Session, { id });
         return session ? { value: { userId: session.user.id, ended: session.endedAt !== null }, validUntil: null } : null;
       },
       arrived,

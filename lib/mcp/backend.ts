@@ -1,3 +1,4 @@
+import { lazyFork } from '../db/orm.ts';
 import type { Caller } from '../identity/caller.ts';
 import type { AnyOperation } from '../ops/operation.ts';
 import type { RunResult } from '../ops/runner.ts';
@@ -21,7 +22,7 @@ export function localBackend(runtime: Runtime, caller: Caller, request: { starte
   return {
     async visible(operations) {
       if (caller.kind !== 'user') return [...operations];
-      const held = await runtime.resolver.resolveAnywhere(runtime.db.orm.em.fork(), caller, request.startedAt);
+      const held = await runtime.resolver.resolveAnywhere(lazyFork(runtime.db.orm), caller, request.startedAt);
       if (!held.live) return [];
       return operations.filter((op) => op.permission === null || held.grants.has(op.permission));
     },

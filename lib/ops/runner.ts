@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Orm, Em } from '../db/orm.ts';
+import { emOf, lazyFork, type EmSource, type Orm } from '../db/orm.ts';
 import type { AuditOutcome } from '../db/entities/index.ts';
 import type { Caller } from '../identity/caller.ts';
 import type { Permission } from '../access/permissions.ts';
@@ -68,7 +68,8 @@ export class OperationRunner {
   ): Promise<RunResult<Output>> {
     const started = meta.startedAt ?? performance.now();
     const requestId = meta.requestId ?? randomUUID();
-    const em = this.deps.orm.em.fork();
+    // Forked only if the call needs the database: a cached read (whoami) does not.
+    const em = lazyFork(this.deps.orm);
     const audit = pendingAudit(op, caller, rawInput, { ...meta, requestId });
     const secrets = [...secretValues(rawInput), ...declaredSecrets(op, rawInput)];
     const actor = caller.kind === 'user' ? caller.userId : `system:${caller.name}`;
@@ -90,7 +91,7 @@ export class OperationRunner {
 
     try {
       const now = this.now();
-      const projectId = audit.projectKey ? (await findProject(em, audit.projectKey)).id : null;
+      const projectId = audit.projectKey ? (await findProject(em(), audit.projectKey)).id : null;
       if (caller.kind === 'user') {
         const effective = await this.deps.resolver.resolve(em, caller, projectId, started);
         if (op.permission) {
@@ -108,10 +109,10 @@ export class OperationRunner {
         // A change made in another system cannot be rolled back with ours: no transaction is held
         // open while the tracker answers, and the audit event is written before the call returns.
         value = await op.run(this.context(em, op.name, caller, now, audit), input);
-        addAuditEvent(em, { ...audit, outcome: 'allowed' });
-        await em.flush();
+        addAuditEvent(em(), { ...audit, outcome: 'allowed' });
+        await em().flush();
       } else {
-        value = await em.transactional(async (tx) => {
+        value = await em().transactional(async (tx) => {
           const result = await op.run(this.context(tx, op.name, caller, now, audit), input);
           addAuditEvent(tx, { ...audit, outcome: 'allowed' });
           return result;
@@ -136,9 +137,11 @@ export class OperationRunner {
     this.auditFailure(pendingAudit(op, caller, rawInput, meta), OUTCOME_OF[error.code] ?? 'failed', error, [...secretValues(rawInput), ...declaredSecrets(op, rawInput)]);
   }
 
-  private context(tx: Em, operation: string, caller: Caller, now: Date, audit: PendingAudit): OperationContext {
+  private context(tx: EmSource, operation: string, caller: Caller, now: Date, audit: PendingAudit): OperationContext {
     return {
-      em: tx,
+      get em() {
+        return emOf(tx);
+      },
       caller,
       now,
       log: this.deps.log,

@@ -5,6 +5,7 @@ import { ROOT } from './stdio.ts';
 
 export interface ServeProcess {
   url: string;
+  pid: number;
   logs(): string;
   stop(): Promise<void>;
 }
@@ -32,6 +33,7 @@ export async function startServe(env: Record<string, string>): Promise<ServeProc
   });
   return {
     url,
+    pid: child.pid!,
     logs: () => logs,
     async stop() {
       const exited = new Promise((resolve) => child.on('exit', resolve));
