@@ -15,7 +15,12 @@ if (major < 22 || (major === 22 && minor < 17)) {
 // (bench/http.bench.ts). So a Node 22 server replaces itself, same pid, with the flag on.
 if (process.argv[2] === 'serve' && asyncLocalStorageUsesPromiseHooks() && typeof process.execve === 'function') {
   const args = [process.execPath, '--experimental-async-context-frame', ...process.execArgv, ...process.argv.slice(1)];
-  process.execve(process.execPath, args, process.env);
+  try {
+    process.execve(process.execPath, args, process.env);
+  } catch (error) {
+    // Not fatal: the server only runs slower.
+    process.stderr.write(`mandate: could not re-execute with --experimental-async-context-frame (${error.code ?? error.message}); continuing without it\n`);
+  }
 }
 // Node's compile cache (in the OS temp dir) takes about 90 ms off each start of a stdio server.
 module.enableCompileCache?.();
