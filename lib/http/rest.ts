@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { lazyFork } from '../db/orm.ts';
 import { randomUUID } from 'node:crypto';
 import { OpError } from '../errors.ts';
 import { inputJsonSchema } from '../ops/json-schema.ts';
@@ -99,8 +100,11 @@ export class RestApi {
   /** The operations the caller may see listed (remote stdio servers list tools from this). */
   private async visibleTools(req: IncomingMessage, res: ServerResponse) {
     try {
-      const caller = await this.auth.authenticate(req);
-      const held = await this.runtime.resolver.resolveAnywhere(this.runtime.db.orm.em.fork(), caller);
+      // One epoch read and (on a cache miss only) one fork serve both checks.
+      const arrived = performance.now();
+      const em = lazyFork(this.runtime.db.orm);
+      const caller = await this.auth.authenticate(req, arrived, em);
+      const held = await this.runtime.resolver.resolveAnywhere(em, caller, arrived);
       if (!held.live) throw new OpError('unauthenticated', 'invalid or expired credentials');
       const names = this.routes.filter(({ op }) => op.permission === null || held.grants.has(op.permission)).map(({ op }) => op.name);
       sendJson(res, 200, { tools: names });

@@ -1,4 +1,5 @@
 import { invalid } from '../../errors.ts';
+import { numberedKey } from '../numbered-key.ts';
 import type { UpstreamHttp, UpstreamMethod, QueryValue } from '../http.ts';
 import { TrackerError, unsupported } from '../errors.ts';
 import { truncate } from '../text/markdown.ts';
@@ -29,11 +30,7 @@ const RELATION_TYPES: LinkType[] = [
   { id: 'requires', name: 'requires', inward: 'required by', outward: 'requires' },
 ];
 
-function workPackageId(key: string, field = 'key'): string {
-  const match = /^#?(\d+)$/.exec(key.trim());
-  if (!match) throw invalid(field, `OpenProject work packages are numbers such as 42 or #42, not "${key}"`);
-  return match[1]!;
-}
+const workPackageId = (key: string, field = 'key') => numberedKey(key, field, 'OpenProject work packages');
 
 const href = (path: string) => ({ href: `${API}${path}` });
 /** The id at the end of a HAL link's href (`/api/v3/statuses/7` -> "7"). */

@@ -1,4 +1,5 @@
 import { invalid } from '../../errors.ts';
+import { numberedKey } from '../numbered-key.ts';
 import type { UpstreamHttp, UpstreamMethod, QueryValue } from '../http.ts';
 import { TrackerError, unsupported } from '../errors.ts';
 import { markdownToMarkup, markupToMarkdown, TEXTILE } from '../text/wiki.ts';
@@ -27,11 +28,7 @@ const RELATION_TYPES: LinkType[] = [
   { id: 'copied_to', name: 'copied_to', inward: 'copied from', outward: 'copied to' },
 ];
 
-function issueId(key: string, field = 'key'): string {
-  const match = /^#?(\d+)$/.exec(key.trim());
-  if (!match) throw invalid(field, `Redmine issues are numbers such as 42 or #42, not "${key}"`);
-  return match[1]!;
-}
+const issueId = (key: string, field = 'key') => numberedKey(key, field, 'Redmine issues');
 
 function redmineError(status: number, body: unknown): TrackerError {
   const errors = body && typeof body === 'object' && Array.isArray((body as Json).errors) ? ((body as Json).errors as unknown[]).map(String) : [];
