@@ -9,18 +9,27 @@ import { EPOCH_QUERY, type EpochReader } from '../db/epoch-reader.ts';
 export class AccessEpoch {
   private seen: number | undefined;
   private readonly caches = new Set<{ clear(): void }>();
-  /** When the newest completed read was sent (performance.now()). */
-  private lastReadStarted = Number.NEGATIVE_INFINITY;
+  /** When the newest completed read was sent (performance.now()); -Infinity before the first. */
+  private lastStarted = Number.NEGATIVE_INFINITY;
   private inflight: { started: number; done: Promise<number> } | undefined;
+  /** The read to send once `inflight` is back, for callers who arrived after it was sent. */
+  private queued: Promise<number> | undefined;
 
   /** Bumped each time a moved epoch clears the caches; a result computed before that is dropped. */
   generation = 0;
+
+  /** Counters for tests and diagnostics: reads sent, requests served speculatively, and redone. */
+  readonly stats = { reads: 0, speculations: 0, speculationsFailed: 0 };
 
   /** `reader`: a faster way to the same row (PostgreSQL's dedicated connection); the ORM otherwise. */
   private readonly reader: Pick<EpochReader, 'read'> | undefined;
 
   constructor(reader?: Pick<EpochReader, 'read'>) {
     this.reader = reader;
+  }
+
+  get lastReadStarted(): number {
+    return this.lastStarted;
   }
 
   register(cache: { clear(): void }): void {
@@ -34,8 +43,25 @@ export class AccessEpoch {
    * committed before they began.
    */
   async sync(em: EmSource, notBefore: number = performance.now()): Promise<number> {
-    if (this.lastReadStarted >= notBefore) return this.generation;
-    if (this.inflight && this.inflight.started >= notBefore) return this.inflight.done;
+    if (this.lastStarted >= notBefore) return this.generation;
+    const inflight = this.inflight;
+    if (inflight && inflight.started >= notBefore) return inflight.done;
+    // Not sent yet, so it will be sent after this caller arrived.
+    if (this.queued) return this.queued;
+    if (!inflight) return this.startRead(em);
+    // The read that is out was sent too early for this caller. The connection answers in order
+    // anyway: one read sent when that one is back serves everyone who arrives meanwhile, instead
+    // of one each (under load, that was one read per request).
+    const queued = inflight.done.then(ignore, ignore).then(() => {
+      this.queued = undefined;
+      return this.startRead(em);
+    });
+    this.queued = queued;
+    return queued;
+  }
+
+  private startRead(em: EmSource): Promise<number> {
+    this.stats.reads++;
     const started = performance.now();
     const done = this.read(em, started);
     this.inflight = { started, done };
@@ -49,8 +75,8 @@ export class AccessEpoch {
     const version = await this.fetch(em);
     // A read that finishes after a newer one changes nothing. Any difference otherwise counts (not
     // only a larger version): a read inside a transaction that rolled back saw a version that never was.
-    if (started < this.lastReadStarted) return this.generation;
-    this.lastReadStarted = started;
+    if (started < this.lastStarted) return this.generation;
+    this.lastStarted = started;
     if (version !== this.seen) {
       this.seen = version;
       this.generation++;
@@ -71,6 +97,8 @@ export class AccessEpoch {
     return Number(row?.version ?? 0);
   }
 }
+
+const ignore = () => undefined;
 
 /** A bounded map whose entries also lapse at their own time (an expiring token or delegation). */
 export class EpochCache<V> {

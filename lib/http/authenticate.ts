@@ -5,6 +5,7 @@ import { authenticatePassword, verifyToken } from '../identity/authenticate.ts';
 import { emOf, lazyFork, type EmSource } from '../db/orm.ts';
 import type { UserCaller } from '../identity/caller.ts';
 import { EpochCache } from '../access/epoch.ts';
+import type { Speculation } from '../access/speculation.ts';
 import type { Runtime } from '../runtime.ts';
 import { LoginLimiter } from '../identity/login-limiter.ts';
 
@@ -71,8 +72,17 @@ export class HttpAuthenticator {
   /**
    * `arrived`: performance.now() when the request came in (see AccessEpoch.sync). `em`: the
    * request's entity manager, when it has one; used only when a credential is not cached.
+   * `speculation`: trust the cached credentials as they stand (see Speculation); one that is not
+   * cached is verified only once the epoch read has vouched for the request, so a redone request
+   * never counts a failed login twice.
    */
-  async authenticate(req: IncomingMessage, arrived: number = performance.now(), em: EmSource = lazyFork(this.runtime.db.orm)): Promise<UserCaller> {
+  async authenticate(
+    req: IncomingMessage,
+    arrived: number = performance.now(),
+    em: EmSource = lazyFork(this.runtime.db.orm),
+    speculation?: Speculation,
+  ): Promise<UserCaller> {
+    const notBefore = speculation?.notBefore ?? arrived;
     if (this.guardDigest) {
       const given = req.headers['x-mcp-token'];
       // Compared as digests, so the comparison takes the same time whatever the length.
@@ -82,10 +92,10 @@ export class HttpAuthenticator {
     }
     const credentials = parseAuthorization(req.headers.authorization);
     if (!credentials) {
-      if (this.options.serviceToken) return this.bearer(em, this.options.serviceToken, arrived);
+      if (this.options.serviceToken) return this.bearer(em, this.options.serviceToken, notBefore, speculation);
       throw new OpError('unauthenticated', 'authentication required: send an API token (Bearer) or email and password (Basic)');
     }
-    if (credentials.kind === 'bearer') return this.bearer(em, credentials.token, arrived);
+    if (credentials.kind === 'bearer') return this.bearer(em, credentials.token, notBefore, speculation);
     const key = hash('sha256', `basic\0${credentials.email.trim().toLowerCase()}\0${credentials.password}`);
     const now = new Date();
     const caller = await this.verified.getOrLoad(
@@ -93,6 +103,7 @@ export class HttpAuthenticator {
       key,
       now,
       async () => {
+        await speculation?.settle();
         const ip = this.clientAddress(req);
         await this.limiter.check(ip, credentials.email);
         try {
@@ -103,14 +114,14 @@ export class HttpAuthenticator {
           throw error;
         }
       },
-      arrived,
+      notBefore,
     );
     return caller!;
   }
 
   // A token is looked up once a minute at most (which also keeps its last-used time), and not
   // past its expiry; a revocation moves the access epoch and drops it at once.
-  private async bearer(em: EmSource, token: string, arrived: number): Promise<UserCaller> {
+  private async bearer(em: EmSource, token: string, notBefore: number, speculation: Speculation | undefined): Promise<UserCaller> {
     // One-shot hash: a Hash object per request showed in the server's profile.
     const key = hash('sha256', `bearer\0${token}`);
     const now = new Date();
@@ -119,11 +130,12 @@ export class HttpAuthenticator {
       key,
       now,
       async () => {
+        await speculation?.settle();
         const { caller: value, expiresAt } = await verifyToken(emOf(em), token, now);
         const ttl = new Date(now.getTime() + TOKEN_TTL_MS);
         return { value, validUntil: expiresAt && expiresAt < ttl ? expiresAt : ttl };
       },
-      arrived,
+      notBefore,
     );
     return caller!;
   }

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import { OpError } from '../errors.ts';
 import { isUuid } from '../ids.ts';
 import { scrubText } from '../ops/redact.ts';
@@ -8,13 +8,15 @@ import type { UserCaller } from '../identity/caller.ts';
 import { emOf, lazyFork, type EmSource } from '../db/orm.ts';
 import { endSession, startSession } from '../identity/sessions.ts';
 import { EpochCache } from '../access/epoch.ts';
+import { Speculation, SpeculationFailed } from '../access/speculation.ts';
+import type { RunMeta } from '../ops/runner.ts';
 import { localBackend } from '../mcp/backend.ts';
 import { createMcpServer } from '../mcp/server.ts';
 import { parseToolsetList, servedBy, ToolsetListError, type PmToolset } from '../pm/settings.ts';
 import type { Toolset } from '../mcp/toolset.ts';
 import type { Runtime } from '../runtime.ts';
 import type { HttpAuthenticator } from './authenticate.ts';
-import { readJsonBody, sendError, sendJson } from './respond.ts';
+import { errorReply, jsonReply, readJsonBody, writeReply, type Reply } from './respond.ts';
 
 const SESSION_HEADER = 'mcp-session-id';
 
@@ -62,71 +64,98 @@ export class McpHttp {
     const toolsets = this.toolsetsByPath.get(url.pathname.replace(/\/$/, ''));
     if (!toolsets) return false;
     const arrived = performance.now();
-    const em = lazyFork(this.runtime.db.orm);
-    try {
-      // Authentication sends the access epoch read; the body is read and parsed while it is out.
-      // Its error, if any, is reported only once the caller is known (a 401 comes first).
-      const authenticated = this.auth.authenticate(req, arrived, em);
-      const bodyRead = req.method === 'POST' ? readJsonBody(req) : undefined;
-      bodyRead?.catch(() => undefined);
-      const caller = await authenticated;
-      const sessionId = req.headers[SESSION_HEADER];
-      if (req.method === 'GET') {
-        // No server-initiated stream: the protocol lets a server answer 405 here.
-        sendJson(res, 405, { error: { code: 'method_not_allowed', message: 'this server sends no stream on GET; POST requests' } }, { allow: 'POST, DELETE' });
-        return true;
-      }
-      if (req.method === 'DELETE') {
-        const bound = await this.boundSession(em, caller, sessionId, arrived);
-        await endSession(em(), bound, 'closed by the client');
-        res.writeHead(204).end();
-        return true;
-      }
-      if (req.method !== 'POST') {
-        sendJson(res, 405, { error: { code: 'method_not_allowed', message: `${url.pathname} takes POST and DELETE` } }, { allow: 'POST, DELETE' });
-        return true;
-      }
-      const body = await bodyRead!;
-      let bound: string;
-      if (sessionId === undefined) {
-        if (!isInitialize(body)) throw new OpError('invalid_input', `no ${SESSION_HEADER}: start with an initialize request`, { field: SESSION_HEADER });
-        const started = await startSession(em(), caller, {
-          transport: 'http',
-          servers: toolsets.map((t) => t.name),
-          clientName: clientNameOf(body),
-          clientAddress: this.auth.clientAddress(req),
-        });
-        bound = started.sessionId;
-        res.setHeader(SESSION_HEADER, bound);
-      } else {
-        bound = await this.boundSession(em, caller, sessionId, arrived);
-      }
-      await this.serve(req, res, body, toolsets, { ...caller, sessionId: bound }, { startedAt: arrived, clientAddress: this.auth.clientAddress(req) });
-    } catch (error) {
-      if (error instanceof OpError) sendError(res, error);
-      else {
-        this.runtime.log.error({ err: { type: (error as Error)?.name, message: scrubText(String((error as Error)?.message)) } }, 'MCP request failed');
-        if (!res.headersSent) sendError(res, new OpError('internal', 'internal error; the server log has the details'));
-      }
+    // The body is read and parsed while the access epoch read is out. Its error, if any, is
+    // reported only once the caller is known (a 401 comes first).
+    const bodyRead = req.method === 'POST' ? readJsonBody(req) : undefined;
+    bodyRead?.catch(() => undefined);
+    // A request on a bound session is served from the caches while the epoch read is out, and its
+    // answer held until the read vouches for them. Initialize (a login) and DELETE (a write) wait.
+    const speculation = req.method === 'POST' && req.headers[SESSION_HEADER] !== undefined
+      ? Speculation.begin(this.runtime.resolver.epoch, lazyFork(this.runtime.db.orm), arrived)
+      : undefined;
+    let reply = await this.answer(req, url, toolsets, arrived, bodyRead, speculation);
+    if (speculation && !(await speculation.confirmed())) {
+      // The epoch moved: whatever was computed is dropped unseen, and the request is served again
+      // on what the read found (it was sent after the request arrived: nothing waits for another).
+      reply = await this.answer(req, url, toolsets, arrived, bodyRead, undefined);
     }
+    writeReply(res, reply);
     return true;
   }
 
+  private async answer(
+    req: IncomingMessage,
+    url: URL,
+    toolsets: Toolset[],
+    arrived: number,
+    bodyRead: Promise<Record<string, unknown>> | undefined,
+    speculation: Speculation | undefined,
+  ): Promise<Reply> {
+    const em = lazyFork(this.runtime.db.orm);
+    try {
+      const caller = await this.auth.authenticate(req, arrived, em, speculation);
+      const sessionId = req.headers[SESSION_HEADER];
+      if (req.method === 'GET') {
+        // No server-initiated stream: the protocol lets a server answer 405 here.
+        return jsonReply(405, { error: { code: 'method_not_allowed', message: 'this server sends no stream on GET; POST requests' } }, { allow: 'POST, DELETE' });
+      }
+      if (req.method === 'DELETE') {
+        const bound = await this.boundSession(em, caller, sessionId, arrived, speculation);
+        await endSession(em(), bound, 'closed by the client');
+        return { status: 204, headers: {}, body: '' };
+      }
+      if (req.method !== 'POST') {
+        return jsonReply(405, { error: { code: 'method_not_allowed', message: `${url.pathname} takes POST and DELETE` } }, { allow: 'POST, DELETE' });
+      }
+      const body = await bodyRead!;
+      const request = { startedAt: arrived, clientAddress: this.auth.clientAddress(req), speculation };
+      if (sessionId !== undefined) {
+        const bound = await this.boundSession(em, caller, sessionId, arrived, speculation);
+        return await this.serve(req, url, body, toolsets, { ...caller, sessionId: bound }, request);
+      }
+      if (!isInitialize(body)) throw new OpError('invalid_input', `no ${SESSION_HEADER}: start with an initialize request`, { field: SESSION_HEADER });
+      const started = await startSession(em(), caller, {
+        transport: 'http',
+        servers: toolsets.map((t) => t.name),
+        clientName: clientNameOf(body),
+        clientAddress: request.clientAddress,
+      });
+      const reply = await this.serve(req, url, body, toolsets, { ...caller, sessionId: started.sessionId }, request);
+      reply.headers[SESSION_HEADER] = started.sessionId;
+      return reply;
+    } catch (error) {
+      if (error instanceof OpError) return errorReply(error);
+      // A failed speculation is dropped unseen and served again; the error is reported then.
+      if (!(error instanceof SpeculationFailed) && (!speculation || (await speculation.confirmed()))) {
+        this.runtime.log.error({ err: { type: (error as Error)?.name, message: scrubText(String((error as Error)?.message)) } }, 'MCP request failed');
+      }
+      return errorReply(new OpError('internal', 'internal error; the server log has the details'));
+    }
+  }
+
   /** The session the request names, which must be live and the caller's own. */
-  private async boundSession(em: EmSource, caller: UserCaller, header: string | string[] | undefined, arrived: number): Promise<string> {
+  private async boundSession(
+    em: EmSource,
+    caller: UserCaller,
+    header: string | string[] | undefined,
+    arrived: number,
+    speculation: Speculation | undefined,
+  ): Promise<string> {
     const id = typeof header === 'string' ? header : undefined;
     if (!id) throw new OpError('invalid_input', `${SESSION_HEADER} is missing`, { field: SESSION_HEADER });
-    const row = isUuid(id) ? await this.sessionRow(em, id, arrived) : null;
+    const row = isUuid(id) ? await this.sessionRow(em, id, speculation?.notBefore ?? arrived) : null;
     // Unknown or ended: 404 tells a client to initialise a new session.
     if (!row || row.ended) throw new OpError('not_found', 'this MCP session does not exist or has ended; initialize a new one');
     if (row.userId !== caller.userId) {
+      // Logged only for a caller the epoch read vouches for.
+      await speculation?.settle();
       this.runtime.log.warn({ sessionId: id, actor: caller.userId }, 'MCP session used with another user\'s credentials');
       throw new OpError('unauthenticated', 'these credentials do not belong to this MCP session');
     }
     return id;
   }
 
-  private async sessionRow(em: EmSource, id: string, arrived: number): Promise<SessionRow | null> {
+  private async sessionRow(em: EmSource, id: string, notBefore: number): Promise<SessionRow | null> {
     return this.sessions.getOrLoad(
       em,
       id,
@@ -135,26 +164,41 @@ export class McpHttp {
         const session = await emOf(em).findOne(Session, { id });
         return session ? { value: { userId: session.user.id, ended: session.endedAt !== null }, validUntil: null } : null;
       },
-      arrived,
+      notBefore,
     );
   }
 
+  /** The SDK's answer to the request, taken as a value rather than written (see handle). */
   private async serve(
     req: IncomingMessage,
-    res: ServerResponse,
+    url: URL,
     body: unknown,
     toolsets: Toolset[],
     caller: UserCaller & { sessionId: string },
-    request: { startedAt: number; clientAddress: string },
-  ) {
+    request: Pick<RunMeta, 'startedAt' | 'clientAddress' | 'speculation'>,
+  ): Promise<Reply> {
     const serves = servedBy(this.runtime.pm.settings, requestedToolsets(req));
     const server = createMcpServer({ toolsets, serves, backend: localBackend(this.runtime, caller, request) });
-    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
-    // Not closed afterwards: with JSON responses nothing stays open once the answer is written,
+    // The web-standard transport answers with a Response instead of writing to the socket.
+    const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+    // Not closed afterwards: with JSON responses nothing stays open once the answer is taken,
     // and closing builds an McpError (with its stack) per request, ~4% of the server's CPU.
     await server.connect(transport);
-    await transport.handleRequest(req, res, body);
+    const response = await transport.handleRequest(webRequest(req, url), { parsedBody: body });
+    const headers: Record<string, string> = {};
+    response.headers.forEach((value, name) => {
+      headers[name] = value;
+    });
+    return { status: response.status, headers, body: await response.text() };
   }
+}
+
+/** The request's method, URL and headers as a web Request (the body is already parsed). */
+function webRequest(req: IncomingMessage, url: URL): Request {
+  const headers = new Headers();
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) headers.append(raw[i]!, raw[i + 1]!);
+  return new Request(url, { method: req.method, headers });
 }
 
 const TOOLSETS_HEADER = 'x-mcp-toolsets';

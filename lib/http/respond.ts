@@ -3,10 +3,24 @@ import { OpError } from '../errors.ts';
 
 export const WWW_AUTHENTICATE = 'Bearer realm="mandate", Basic realm="mandate", charset="UTF-8"';
 
+/** A response decided before it is written: a speculative request's answer waits for its verdict. */
+export interface Reply {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+export function jsonReply(status: number, body: unknown, headers: Record<string, string> = {}): Reply {
+  return { status, headers: { 'content-type': 'application/json; charset=utf-8', ...headers }, body: JSON.stringify(body) };
+}
+
+export function writeReply(res: ServerResponse, reply: Reply): void {
+  res.writeHead(reply.status, { ...reply.headers, 'content-length': Buffer.byteLength(reply.body) });
+  res.end(reply.body);
+}
+
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), ...headers });
-  res.end(text);
+  writeReply(res, jsonReply(status, body, headers));
 }
 
 /** A step of a browser flow (OAuth): 302, never cached, no referrer carried onward. */
@@ -16,11 +30,15 @@ export function sendRedirect(res: ServerResponse, location: string): void {
 }
 
 /** `{error: {code, message, field?}}` with the status of its code; 401s say how to authenticate. */
-export function sendError(res: ServerResponse, error: OpError, headers: Record<string, string> = {}): void {
+export function errorReply(error: OpError, headers: Record<string, string> = {}): Reply {
   const extra: Record<string, string> = { ...headers };
   if (error.code === 'unauthenticated') extra['www-authenticate'] = WWW_AUTHENTICATE;
   if (error.retryAfterSeconds !== undefined) extra['retry-after'] = String(error.retryAfterSeconds);
-  sendJson(res, error.status, { error: error.toBody() }, extra);
+  return jsonReply(error.status, { error: error.toBody() }, extra);
+}
+
+export function sendError(res: ServerResponse, error: OpError, headers: Record<string, string> = {}): void {
+  writeReply(res, errorReply(error, headers));
 }
 
 const MAX_BODY_BYTES = 1024 * 1024;

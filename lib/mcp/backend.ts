@@ -1,7 +1,7 @@
 import { lazyFork } from '../db/orm.ts';
 import type { Caller } from '../identity/caller.ts';
 import type { AnyOperation } from '../ops/operation.ts';
-import type { RunResult } from '../ops/runner.ts';
+import type { RunMeta, RunResult } from '../ops/runner.ts';
 import type { OpError } from '../errors.ts';
 import type { Runtime } from '../runtime.ts';
 
@@ -18,11 +18,12 @@ export interface ToolBackend {
 }
 
 /** Runs tools in this process as `caller` (bound to its session, when it has one). */
-export function localBackend(runtime: Runtime, caller: Caller, request: { startedAt?: number; clientAddress?: string } = {}): ToolBackend {
+export function localBackend(runtime: Runtime, caller: Caller, request: Pick<RunMeta, 'startedAt' | 'clientAddress' | 'speculation'> = {}): ToolBackend {
   return {
     async visible(operations) {
       if (caller.kind !== 'user') return [...operations];
-      const held = await runtime.resolver.resolveAnywhere(lazyFork(runtime.db.orm), caller, request.startedAt);
+      const notBefore = request.speculation?.notBefore ?? request.startedAt;
+      const held = await runtime.resolver.resolveAnywhere(lazyFork(runtime.db.orm), caller, notBefore);
       if (!held.live) return [];
       return operations.filter((op) => op.permission === null || held.grants.has(op.permission));
     },

@@ -10,6 +10,7 @@ import type { Logger } from '../log.ts';
 import type { AnyOperation, Operation, OperationContext } from './operation.ts';
 import { addAuditEvent, AuditWriter, type AuditRecord } from './audit.ts';
 import { EpochCache } from '../access/epoch.ts';
+import type { Speculation } from '../access/speculation.ts';
 import { fromZodError, toOpError } from './error-mapping.ts';
 import { findProject } from './lookups.ts';
 import { REDACTED, redact, scrubText, secretValues } from './redact.ts';
@@ -23,6 +24,8 @@ export interface RunMeta {
   requestId?: string;
   sessionId?: string;
   clientAddress?: string;
+  /** Served from the access caches while the epoch read is out (see Speculation); reads only. */
+  speculation?: Speculation;
 }
 
 export type RunResult<Output> = { ok: true; value: Output } | { ok: false; error: OpError };
@@ -66,7 +69,30 @@ export class OperationRunner {
     rawInput: unknown,
     meta: RunMeta = {},
   ): Promise<RunResult<Output>> {
+    let speculation = meta.speculation;
+    // Only a local read may run on unconfirmed caches: anything else could leave a trace (a write,
+    // an upstream call) for a caller the epoch read is about to refuse.
+    if (speculation && !(op.annotations.readOnlyHint && !op.annotations.openWorldHint)) {
+      await speculation.settle();
+      speculation = undefined;
+    }
+    const { result, trace } = await this.attempt(op, caller, rawInput, meta, speculation);
+    // A speculative call leaves its audit event and log line only once its caches are vouched for.
+    await speculation?.settle();
+    trace();
+    return result;
+  }
+
+  /** Runs the call; its batched audit event and log lines are left to `trace`. */
+  private async attempt<Schema extends z.ZodType, Output>(
+    op: Operation<Schema, Output>,
+    caller: Caller,
+    rawInput: unknown,
+    meta: RunMeta,
+    speculation: Speculation | undefined,
+  ): Promise<{ result: RunResult<Output>; trace: () => void }> {
     const started = meta.startedAt ?? performance.now();
+    const notBefore = speculation?.notBefore ?? started;
     const requestId = meta.requestId ?? randomUUID();
     // Forked only if the call needs the database: a cached read (whoami) does not.
     const em = lazyFork(this.deps.orm);
@@ -77,14 +103,17 @@ export class OperationRunner {
       const ms = Math.round(performance.now() - started);
       this.deps.log.info({ op: op.name, outcome, actor, requestId, ms, ...(error ? { code: error.code } : {}) }, 'operation');
     };
+    const failed = (outcome: AuditOutcome, error: OpError, before: () => void = () => undefined) => ({
+      result: { ok: false as const, error },
+      trace: () => {
+        before();
+        this.auditFailure(audit, outcome, error, secrets);
+        finish(outcome, error);
+      },
+    });
 
     const parsed = op.input.safeParse(rawInput ?? {});
-    if (!parsed.success) {
-      const error = fromZodError(parsed.error);
-      this.auditFailure(audit, 'invalid', error, secrets);
-      finish('invalid', error);
-      return { ok: false, error };
-    }
+    if (!parsed.success) return failed('invalid', fromZodError(parsed.error));
     const input = parsed.data as z.output<Schema>;
     audit.projectKey = op.project?.(input);
     audit.target = op.target?.(input);
@@ -93,7 +122,7 @@ export class OperationRunner {
       const now = this.now();
       const projectId = audit.projectKey ? (await findProject(em(), audit.projectKey)).id : null;
       if (caller.kind === 'user') {
-        const effective = await this.deps.resolver.resolve(em, caller, projectId, started);
+        const effective = await this.deps.resolver.resolve(em, caller, projectId, notBefore);
         if (op.permission) {
           audit.via = requirePermission(effective, op.permission, { operation: op.name, projectKey: audit.projectKey });
         } else {
@@ -104,8 +133,12 @@ export class OperationRunner {
       if (op.annotations.readOnlyHint) {
         // Reads need no transaction; their audit event is batched.
         value = await op.run(this.context(em, op.name, caller, now, audit), input);
-        this.audit.enqueue({ ...audit, outcome: 'allowed' });
-      } else if (op.annotations.openWorldHint) {
+        return { result: { ok: true, value }, trace: () => {
+          this.audit.enqueue({ ...audit, outcome: 'allowed' });
+          finish('allowed');
+        } };
+      }
+      if (op.annotations.openWorldHint) {
         // A change made in another system cannot be rolled back with ours: no transaction is held
         // open while the tracker answers, and the audit event is written before the call returns.
         value = await op.run(this.context(em, op.name, caller, now, audit), input);
@@ -118,22 +151,19 @@ export class OperationRunner {
           return result;
         });
       }
-      finish('allowed');
-      return { ok: true, value };
+      return { result: { ok: true, value }, trace: () => finish('allowed') };
     } catch (thrown) {
       const { error, unexpected } = toOpError(thrown);
-      if (unexpected) {
-        this.deps.log.error({ op: op.name, requestId, err: scrubErr(thrown, secrets) }, 'operation failed unexpectedly');
-      }
-      const outcome = OUTCOME_OF[error.code] ?? 'failed';
-      this.auditFailure(audit, outcome, error, secrets);
-      finish(outcome, error);
-      return { ok: false, error };
+      const logUnexpected = () => {
+        if (unexpected) this.deps.log.error({ op: op.name, requestId, err: scrubErr(thrown, secrets) }, 'operation failed unexpectedly');
+      };
+      return failed(OUTCOME_OF[error.code] ?? 'failed', error, logUnexpected);
     }
   }
 
   /** Audits a call refused before it could run (e.g. a tool this server does not serve). */
-  refuse(op: AnyOperation, caller: Caller, rawInput: unknown, error: OpError, meta: RunMeta = {}): void {
+  async refuse(op: AnyOperation, caller: Caller, rawInput: unknown, error: OpError, meta: RunMeta = {}): Promise<void> {
+    await meta.speculation?.settle();
     this.auditFailure(pendingAudit(op, caller, rawInput, meta), OUTCOME_OF[error.code] ?? 'failed', error, [...secretValues(rawInput), ...declaredSecrets(op, rawInput)]);
   }
 

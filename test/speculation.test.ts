@@ -1,0 +1,240 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { z } from 'zod';
+import { AccessEpoch } from '../lib/access/epoch.ts';
+import { Speculation, SpeculationFailed } from '../lib/access/speculation.ts';
+import type { Em } from '../lib/db/orm.ts';
+import { operation, type AnyOperation } from '../lib/ops/operation.ts';
+import { testRuntime, type TestRuntime } from './helpers/db.ts';
+import { callerOf, makeUser } from './helpers/fixtures.ts';
+
+/** An epoch reader the test answers by hand: each read waits until `answer(version)`. */
+function handReader() {
+  const pending: { sentAt: number; resolve: (version: number) => void }[] = [];
+  return {
+    pending,
+    read: () => new Promise<number>((resolve) => pending.push({ sentAt: performance.now(), resolve })),
+    /** Answers the oldest read still out. */
+    answer(version: number) {
+      const read = pending.shift();
+      assert.ok(read, 'a read is out');
+      read.resolve(version);
+    },
+  };
+}
+
+// The reader always answers here; the ORM is the fallback only when it throws.
+const noOrm = (() => {
+  throw new Error('the ORM fallback was used');
+}) as unknown as () => Em;
+
+const tick = () => new Promise((resolve) => setImmediate(resolve));
+
+describe('AccessEpoch: every caller is answered by a read sent after it arrived', () => {
+  test('callers who arrive while a read is out share one read sent when it is back, never the early one', async () => {
+    const reader = handReader();
+    const epoch = new AccessEpoch(reader);
+    const first = epoch.sync(noOrm);
+    const arrivals = [performance.now(), performance.now(), performance.now()];
+    const late = arrivals.map((arrived) => epoch.sync(noOrm, arrived));
+    await tick();
+    assert.equal(reader.pending.length, 1, 'no second read is sent while the first is out');
+    reader.answer(7);
+    assert.equal(await first, 1);
+    let settled = false;
+    void Promise.all(late).then(() => (settled = true));
+    await tick();
+    assert.equal(settled, false, 'the first read was sent before they arrived: it does not answer for them');
+    assert.equal(reader.pending.length, 1, 'one read serves all three');
+    assert.ok(reader.pending[0]!.sentAt >= Math.max(...arrivals), 'and it was sent after the last of them arrived');
+    reader.answer(8);
+    assert.deepEqual(await Promise.all(late), [2, 2, 2], 'the change it found is seen by each of them');
+    assert.equal(epoch.stats.reads, 2);
+  });
+
+  test('a failed read does not strand the callers queued behind it', async () => {
+    let calls = 0;
+    const epoch = new AccessEpoch({
+      read: async () => {
+        calls++;
+        if (calls === 1) throw new Error('connection lost');
+        return 3;
+      },
+    });
+    const orm = { execute: async () => ({ version: 3 }) } as unknown as Em;
+    const first = epoch.sync(orm);
+    const queued = epoch.sync(orm, performance.now());
+    assert.equal(await first, 1, 'the pool answered for the broken reader');
+    assert.equal(await queued, 1);
+  });
+});
+
+describe('Speculation: the caches are trusted only once a read sent after the request vouches for them', () => {
+  test('nothing to speculate from before the first read', () => {
+    assert.equal(Speculation.begin(new AccessEpoch(handReader()), noOrm, performance.now()), undefined);
+  });
+
+  test('the epoch stood still: confirmed; it moved: refused, and settle() throws', async () => {
+    const reader = handReader();
+    const epoch = new AccessEpoch(reader);
+    const warm = epoch.sync(noOrm);
+    reader.answer(5);
+    await warm;
+
+    const still = Speculation.begin(epoch, noOrm, performance.now())!;
+    assert.ok(still.notBefore <= epoch.lastReadStarted, 'checks made under it do not wait for a read');
+    assert.equal(await epoch.sync(noOrm, still.notBefore), epoch.generation, 'and do not send one');
+    assert.equal(reader.pending.length, 1, 'only its own read is out');
+    reader.answer(5);
+    assert.equal(await still.confirmed(), true);
+    await still.settle();
+
+    // A revocation committed after the caches were filled and before the request arrived.
+    const moved = Speculation.begin(epoch, noOrm, performance.now())!;
+    reader.answer(6);
+    assert.equal(await moved.confirmed(), false);
+    await assert.rejects(moved.settle(), SpeculationFailed);
+    assert.deepEqual(epoch.stats, { reads: 3, speculations: 2, speculationsFailed: 1 });
+  });
+
+  test('a read that fails vouches for nothing', async () => {
+    let fail = false;
+    const epoch = new AccessEpoch({ read: async () => (fail ? Promise.reject(new Error('down')) : 1) });
+    const brokenOrm = { execute: async () => Promise.reject(new Error('down too')) } as unknown as Em;
+    await epoch.sync(brokenOrm);
+    fail = true;
+    const speculation = Speculation.begin(epoch, brokenOrm, performance.now())!;
+    assert.equal(await speculation.confirmed(), false);
+  });
+});
+
+describe('the runner under a speculation', () => {
+  let rt: TestRuntime;
+  before(async () => {
+    rt = await testRuntime();
+  });
+  after(() => rt.close());
+
+  const ran: string[] = [];
+  let readRan = () => {};
+  const readLocal = operation({
+    name: 'test_spec_read',
+    route: { method: 'GET', path: '/api/test/spec_read' },
+    title: 'test',
+    description: 'test',
+    input: z.strictObject({}),
+    permission: null,
+    annotations: { readOnlyHint: true },
+    async run() {
+      ran.push('read');
+      readRan();
+      return { read: true };
+    },
+  });
+  const readUpstream = operation({
+    name: 'test_spec_upstream',
+    route: { method: 'GET', path: '/api/test/spec_upstream' },
+    title: 'test',
+    description: 'test',
+    input: z.strictObject({}),
+    permission: null,
+    annotations: { readOnlyHint: true, openWorldHint: true },
+    async run() {
+      ran.push('upstream');
+      return { upstream: true };
+    },
+  });
+  const write = operation({
+    name: 'test_spec_write',
+    route: { method: 'POST', path: '/api/test/spec_write' },
+    title: 'test',
+    description: 'test',
+    input: z.strictObject({}),
+    permission: null,
+    annotations: {},
+    async run() {
+      ran.push('write');
+      return { wrote: true };
+    },
+  });
+
+  /** A speculation whose read the test answers: `moved` decides the verdict. */
+  async function speculation() {
+    const reader = handReader();
+    const epoch = new AccessEpoch(reader);
+    const warm = epoch.sync(noOrm);
+    reader.answer(1);
+    await warm;
+    const spec = Speculation.begin(epoch, noOrm, performance.now())!;
+    return { spec, verdict: (moved: boolean) => reader.answer(moved ? 2 : 1) };
+  }
+
+  async function auditFor(requestId: string) {
+    await rt.runner.audit.flush();
+    return rt.db.orm.em.fork().execute('select outcome from audit_event where request_id = ?', [requestId]);
+  }
+
+  test('a local read runs while the read is out, but its answer and audit event wait for the verdict', async () => {
+    const user = await makeUser(rt, {});
+    const { spec, verdict } = await speculation();
+    ran.length = 0;
+    let answered = false;
+    const running = new Promise<void>((resolve) => (readRan = resolve));
+    const call = rt.runner.run(readLocal, callerOf(user), {}, { requestId: 'spec-held', speculation: spec });
+    void call.then(() => (answered = true));
+    await running;
+    assert.deepEqual(ran, ['read'], 'it ran without waiting for the verdict');
+    await tick();
+    assert.equal(answered, false, 'but is not answered yet');
+    assert.deepEqual(await auditFor('spec-held'), [], 'nor audited');
+    verdict(false);
+    assert.deepEqual(await call, { ok: true, value: { read: true } });
+    assert.deepEqual(await auditFor('spec-held'), [{ outcome: 'allowed' }]);
+  });
+
+  test('a local read whose speculation fails leaves no answer, no audit event and no log line', async () => {
+    const user = await makeUser(rt, {});
+    const { spec, verdict } = await speculation();
+    const logged = rt.logs.length;
+    const call = rt.runner.run(readLocal, callerOf(user), {}, { requestId: 'spec-dropped', speculation: spec });
+    verdict(true);
+    await assert.rejects(call, SpeculationFailed);
+    assert.deepEqual(await auditFor('spec-dropped'), []);
+    assert.ok(!rt.logs.slice(logged).join('').includes('spec-dropped'));
+  });
+
+  test('a failed call is not audited either until the verdict: an invalid input under a moved epoch leaves nothing', async () => {
+    const user = await makeUser(rt, {});
+    const { spec, verdict } = await speculation();
+    const call = rt.runner.run(readLocal, callerOf(user), { stray: 1 }, { requestId: 'spec-invalid', speculation: spec });
+    verdict(true);
+    await assert.rejects(call, SpeculationFailed);
+    assert.deepEqual(await auditFor('spec-invalid'), []);
+  });
+
+  const guarded: [AnyOperation, string][] = [
+    [write, 'a write'],
+    [readUpstream, 'a read from another system (openWorld)'],
+  ];
+  for (const [op, what] of guarded) {
+    test(`${what} never runs on unconfirmed caches: it waits for the verdict, and a moved epoch stops it`, async () => {
+      const user = await makeUser(rt, {});
+      const refused = await speculation();
+      ran.length = 0;
+      const call = rt.runner.run(op, callerOf(user), {}, { requestId: `spec-${op.name}-refused`, speculation: refused.spec });
+      for (let i = 0; i < 20; i++) await tick();
+      assert.deepEqual(ran, [], 'nothing runs while the read is out');
+      refused.verdict(true);
+      await assert.rejects(call, SpeculationFailed);
+      assert.deepEqual(ran, [], 'nor after a moved epoch');
+      assert.deepEqual(await auditFor(`spec-${op.name}-refused`), []);
+
+      const held = await speculation();
+      const allowed = rt.runner.run(op, callerOf(user), {}, { requestId: `spec-${op.name}-held`, speculation: held.spec });
+      held.verdict(false);
+      assert.equal((await allowed).ok, true);
+      assert.deepEqual(ran, [op.name === write.name ? 'write' : 'upstream']);
+      assert.deepEqual(await auditFor(`spec-${op.name}-held`), [{ outcome: 'allowed' }]);
+    });
+  }
+});
