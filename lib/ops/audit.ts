@@ -55,6 +55,48 @@ function auditRow(record: AuditRecord) {
   };
 }
 
+/** audit_event's columns as the database names them; the JSON ones as JSON text. */
+interface AuditColumns {
+  id: string;
+  at: Date;
+  actor_id: string | null;
+  actor_name: string;
+  on_behalf_of: string;
+  operation: string;
+  permission: string | null;
+  project_key: string | null;
+  target: string | null;
+  outcome: AuditOutcome;
+  error_code: string | null;
+  message: string | null;
+  detail: string;
+  request_id: string | null;
+  session_id: string | null;
+  client_address: string | null;
+}
+
+function auditColumns(record: AuditRecord): AuditColumns {
+  const row = auditRow(record);
+  return {
+    id: row.id,
+    at: row.at,
+    actor_id: row.actorId,
+    actor_name: row.actorName,
+    on_behalf_of: JSON.stringify(row.onBehalfOf),
+    operation: row.operation,
+    permission: row.permission,
+    project_key: row.projectKey,
+    target: row.target,
+    outcome: row.outcome,
+    error_code: row.errorCode,
+    message: row.message,
+    detail: JSON.stringify(row.detail),
+    request_id: row.requestId,
+    session_id: row.sessionId,
+    client_address: row.clientAddress,
+  };
+}
+
 /**
  * Audit events of calls that changed nothing (read-only operations, refusals, invalid input) are
  * written in batches, a few milliseconds after the call, instead of costing every call its own
@@ -92,8 +134,10 @@ export class AuditWriter {
     this.flushing = this.flushing.then(async () => {
       if (batch.length === 0) return;
       try {
-        // One multi-row insert, without the unit of work: these rows are never read back here.
-        await this.orm.em.fork().insertMany(AuditEvent, batch.map(auditRow));
+        // One multi-row insert with bound parameters, through the ORM's query builder (Kysely)
+        // rather than insertMany: these rows are never read back here, and insertMany's metadata
+        // work and client-side query formatting cost ~50 us of CPU per request (bench/http.bench.ts).
+        await this.orm.em.fork().getKysely<{ audit_event: AuditColumns }>().insertInto('audit_event').values(batch.map(auditColumns)).execute();
       } catch (error) {
         this.queue.unshift(...batch);
         this.log.error({ events: batch.length, err: { type: (error as Error).name } }, 'could not write audit events; will retry');
