@@ -189,3 +189,29 @@ describe('tokens through the runner', () => {
     assert.match(!result.ok ? result.error.message : '', /assigning role "admin" needs .*users:write/);
   });
 });
+
+describe('the batched audit writer', () => {
+  test('writes every field as given, awkward text included: quotes, backslashes, braces, commas, NULL-looking strings, unicode', async () => {
+    const awkward = `a "quoted", {braced} \\back\\slashed\\ NULL 'single' — ünïcødé 🎉\nnew line`;
+    const delegation = { kind: 'delegation' as const, delegationId: '0191d5a4-0000-7000-8000-000000000001', delegatorId: '0191d5a4-0000-7000-8000-000000000002', projectId: null, expiresAt: null };
+    const at = new Date('2026-01-02T03:04:05.678Z');
+    rt.runner.audit.enqueue({ caller: { kind: 'system', name: awkward }, operation: 'test_awkward', outcome: 'failed', errorCode: 'internal', message: awkward, detail: { input: { text: awkward, list: [1, null, '}{'] } }, target: awkward, requestId: 'req-awkward', sessionId: 'NULL', clientAddress: '::1', via: delegation });
+    rt.runner.audit.enqueue({ caller: { kind: 'user', userId: '0191d5a4-0000-7000-8000-000000000003', name: 'n', email: 'e@example.test', type: 'human' }, operation: 'test_plain', outcome: 'allowed', detail: {}, requestId: 'req-awkward-2', at });
+    const [first] = await auditFor('req-awkward');
+    assert.equal(first!.actor_name, `system:${awkward}`);
+    assert.equal(first!.actor_id, null);
+    assert.equal(first!.message, awkward);
+    assert.equal(first!.target, awkward);
+    assert.deepEqual(first!.detail, { input: { text: awkward, list: [1, null, '}{'] } });
+    assert.deepEqual(first!.on_behalf_of, [{ userId: delegation.delegatorId, via: 'delegation', delegationId: delegation.delegationId }]);
+    assert.equal(first!.session_id, 'NULL', 'the string NULL, not a null');
+    assert.equal(first!.client_address, '::1');
+    assert.equal(first!.error_code, 'internal');
+    const [second] = await auditFor('req-awkward-2');
+    assert.equal(second!.actor_id, '0191d5a4-0000-7000-8000-000000000003');
+    assert.equal(second!.message, null);
+    assert.equal(second!.session_id, null);
+    assert.deepEqual(second!.on_behalf_of, []);
+    assert.ok(Math.abs(new Date(second!.at).getTime() - Date.now()) < 60_000, 'stamped when enqueued, not when given');
+  });
+});
