@@ -103,10 +103,10 @@ export class OperationRunner {
       const ms = Math.round(performance.now() - started);
       this.deps.log.info({ op: op.name, outcome, actor, requestId, ms, ...(error ? { code: error.code } : {}) }, 'operation');
     };
-    const failed = (outcome: AuditOutcome, error: OpError, before: () => void = () => undefined) => ({
+    const failed = (outcome: AuditOutcome, error: OpError, logFirst: () => void = () => undefined) => ({
       result: { ok: false as const, error },
       trace: () => {
-        before();
+        logFirst();
         this.auditFailure(audit, outcome, error, secrets);
         finish(outcome, error);
       },
@@ -133,10 +133,13 @@ export class OperationRunner {
       if (op.annotations.readOnlyHint) {
         // Reads need no transaction; their audit event is batched.
         value = await op.run(this.context(em, op.name, caller, now, audit), input);
-        return { result: { ok: true, value }, trace: () => {
-          this.audit.enqueue({ ...audit, outcome: 'allowed' });
-          finish('allowed');
-        } };
+        return {
+          result: { ok: true, value },
+          trace: () => {
+            this.audit.enqueue({ ...audit, outcome: 'allowed' });
+            finish('allowed');
+          },
+        };
       }
       if (op.annotations.openWorldHint) {
         // A change made in another system cannot be rolled back with ours: no transaction is held
