@@ -16,6 +16,7 @@ import { parseToolsetList, servedBy, ToolsetListError, type PmToolset } from '..
 import type { Toolset } from '../mcp/toolset.ts';
 import type { Runtime } from '../runtime.ts';
 import type { HttpAuthenticator } from './authenticate.ts';
+import { answerPlainRequest, plainRequest } from './mcp-direct.ts';
 import { errorReply, jsonReply, readJsonBody, writeReply, type Reply } from './respond.ts';
 
 const SESSION_HEADER = 'mcp-session-id';
@@ -168,7 +169,11 @@ export class McpHttp {
     );
   }
 
-  /** The SDK's answer to the request, taken as a value rather than written (see handle). */
+  /**
+   * The SDK's answer to the request, taken as a value rather than written (see handle). A plain
+   * request (one call, no initialize) is handed to the server directly; the SDK's transport answers
+   * everything else.
+   */
   private async serve(
     req: IncomingMessage,
     url: URL,
@@ -179,6 +184,8 @@ export class McpHttp {
   ): Promise<Reply> {
     const serves = servedBy(this.runtime.pm.settings, requestedToolsets(req));
     const server = createMcpServer({ toolsets, serves, backend: localBackend(this.runtime, caller, request) });
+    const plain = plainRequest(req, body);
+    if (plain) return answerPlainRequest(server, plain);
     // The web-standard transport answers with a Response instead of writing to the socket.
     const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     // Not closed afterwards: with JSON responses nothing stays open once the answer is taken,
