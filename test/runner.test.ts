@@ -95,6 +95,26 @@ describe('one audit event per outcome', () => {
     assert.ok(!JSON.stringify(events).includes(shortPassword));
   });
 
+  test('invalid: a value zod itself throws on (an object whose length cannot be compared) is an invalid_input on its field, audited, nothing written', async () => {
+    const admin = await makeUser(rt, { roles: ['admin'] });
+    // What JSON.parse gives for {"display_name": {"length": {"toString": 0}}}: zod 4 compares that length
+    // with the minimum and throws a TypeError of its own.
+    const hostile = { length: { toString: 0 } };
+    assert.throws(() => z.string().min(1).safeParse(hostile), TypeError, 'zod still throws here; if not, this test has lost its point');
+    const email = 'hostile-length@example.test';
+    const result = await rt.runner.run(createUser, callerOf(admin), { email, display_name: hostile, password: 'long enough password 1' }, { requestId: 'req-hostile' });
+    assert.equal(result.ok, false);
+    const error = !result.ok ? result.error : undefined;
+    assert.equal(error?.code, 'invalid_input');
+    assert.equal(error?.field, 'display_name');
+    assert.deepEqual(error?.issues?.map((i) => i.field), ['display_name']);
+    assert.match(error!.message, /^invalid input: display_name: /);
+    const events = await auditFor('req-hostile');
+    assert.equal(events.length, 1);
+    assert.equal(events[0]!.outcome, 'invalid');
+    assert.equal(await rt.db.orm.em.fork().count(User, { email }), 0);
+  });
+
   test('failed (unexpected): a bare internal error, no partial write, one event, no secret or stack anywhere', async () => {
     const admin = await makeUser(rt, { roles: ['admin'] });
     const password = recordSecret('crash-test-password-123');

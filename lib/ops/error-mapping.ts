@@ -28,6 +28,39 @@ export function fromZodError(error: z.ZodError): OpError {
   return new OpError('invalid_input', message, { field: issues[0]!.field, issues });
 }
 
+/**
+ * A client's input checked against an operation's schema. Zod itself throws a TypeError on some
+ * hostile values (an object whose `length` cannot be compared, where a list or a text with a
+ * minimum length is expected): still the client's mistake, so an invalid_input on the field that
+ * carries it, never an internal error.
+ */
+export function parseInput<Schema extends z.ZodType>(
+  schema: Schema,
+  input: unknown,
+): { success: true; data: z.output<Schema> } | { success: false; error: OpError } {
+  try {
+    const parsed = schema.safeParse(input);
+    return parsed.success ? { success: true, data: parsed.data } : { success: false, error: fromZodError(parsed.error) };
+  } catch {
+    const field = fieldSchemaThrowsOn(schema, input) ?? '(input)';
+    const message = 'this value cannot be read as the type the input schema gives';
+    return { success: false, error: new OpError('invalid_input', `invalid input: ${field}: ${message}`, { field, issues: [{ field, message }] }) };
+  }
+}
+
+function fieldSchemaThrowsOn(schema: z.ZodType, input: unknown): string | undefined {
+  const shape = (schema as { shape?: Record<string, z.ZodType> }).shape;
+  if (!shape || !input || typeof input !== 'object') return undefined;
+  for (const [key, value] of Object.entries(input)) {
+    try {
+      shape[key]?.safeParse(value);
+    } catch {
+      return key;
+    }
+  }
+  return undefined;
+}
+
 /** Turns whatever an operation threw into an OpError; anything unexpected becomes a bare 500. */
 export function toOpError(error: unknown): { error: OpError; unexpected: boolean } {
   if (error instanceof OpError) return { error, unexpected: false };

@@ -11,7 +11,7 @@ import type { AnyOperation, Operation, OperationContext } from './operation.ts';
 import { addAuditEvent, AuditWriter, type AuditRecord } from './audit.ts';
 import { EpochCache } from '../access/epoch.ts';
 import type { Speculation } from '../access/speculation.ts';
-import { fromZodError, toOpError } from './error-mapping.ts';
+import { parseInput, toOpError } from './error-mapping.ts';
 import { findProject } from './lookups.ts';
 import { REDACTED, redact, scrubText, secretValues } from './redact.ts';
 import type { z } from 'zod';
@@ -112,8 +112,8 @@ export class OperationRunner {
       },
     });
 
-    const parsed = op.input.safeParse(rawInput ?? {});
-    if (!parsed.success) return failed('invalid', fromZodError(parsed.error));
+    const parsed = parseInput(op.input, rawInput ?? {});
+    if (!parsed.success) return failed('invalid', parsed.error);
     const input = parsed.data as z.output<Schema>;
     audit.projectKey = op.project?.(input);
     audit.target = op.target?.(input);
