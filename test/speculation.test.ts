@@ -117,46 +117,25 @@ describe('the runner under a speculation', () => {
 
   const ran: string[] = [];
   let readRan = () => {};
-  const readLocal = operation({
-    name: 'test_spec_read',
-    route: { method: 'GET', path: '/api/test/spec_read' },
-    title: 'test',
-    description: 'test',
-    input: z.strictObject({}),
-    permission: null,
-    annotations: { readOnlyHint: true },
-    async run() {
-      ran.push('read');
-      readRan();
-      return { read: true };
-    },
-  });
-  const readUpstream = operation({
-    name: 'test_spec_upstream',
-    route: { method: 'GET', path: '/api/test/spec_upstream' },
-    title: 'test',
-    description: 'test',
-    input: z.strictObject({}),
-    permission: null,
-    annotations: { readOnlyHint: true, openWorldHint: true },
-    async run() {
-      ran.push('upstream');
-      return { upstream: true };
-    },
-  });
-  const write = operation({
-    name: 'test_spec_write',
-    route: { method: 'POST', path: '/api/test/spec_write' },
-    title: 'test',
-    description: 'test',
-    input: z.strictObject({}),
-    permission: null,
-    annotations: {},
-    async run() {
-      ran.push('write');
-      return { wrote: true };
-    },
-  });
+  /** A test operation that notes it ran (`kind`) and answers `{ [kind]: true }`. */
+  const probe = (kind: string, method: 'GET' | 'POST', annotations: AnyOperation['annotations'], onRun = () => {}) =>
+    operation({
+      name: `test_spec_${kind}`,
+      route: { method, path: `/api/test/spec_${kind}` },
+      title: 'test',
+      description: 'test',
+      input: z.strictObject({}),
+      permission: null,
+      annotations,
+      async run() {
+        ran.push(kind);
+        onRun();
+        return { [kind]: true };
+      },
+    });
+  const readLocal = probe('read', 'GET', { readOnlyHint: true }, () => readRan());
+  const readUpstream = probe('upstream', 'GET', { readOnlyHint: true, openWorldHint: true });
+  const write = probe('write', 'POST', {});
 
   /** A speculation whose read the test answers: `moved` decides the verdict. */
   async function speculation() {
