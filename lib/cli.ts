@@ -12,6 +12,9 @@ import { agentCommands, mcpCommands } from './cli-mcp.ts';
 import { vaultCommands } from './cli-vault.ts';
 import { help, int, runAsSystem, str, UsageError, withRuntime, type Command } from './cli-support.ts';
 
+/** How long `mandate serve` lets calls in flight finish after SIGTERM before closing their connections. */
+const DRAIN_MS = 10_000;
+
 const commands: Record<string, Command> = {
   init: {
     usage: 'mandate init [--admin-email E --admin-password P]',
@@ -87,7 +90,13 @@ const commands: Record<string, Command> = {
       runtime.log.info({ host: address.address, port: address.port, database: describeDatabase(io.config.database) }, 'listening');
       io.err(`mandate ${VERSION} listening on http://${address.address}:${address.port} (${describeDatabase(io.config.database)})`);
       await new Promise<void>((resolve) => {
-        const stop = () => server.close(() => resolve());
+        // Stop accepting, let calls in flight finish (idle connections close at once, busy ones
+        // after DRAIN_MS), then flush the audit log (runtime.close) before exiting.
+        const stop = () => {
+          server.close(() => resolve());
+          server.closeIdleConnections();
+          setTimeout(() => server.closeAllConnections(), DRAIN_MS).unref();
+        };
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
       });

@@ -4,6 +4,7 @@ import { openVault, type VaultSettings } from './vault.ts';
 import { NETWORK_CLASSES, type NetworkClass } from './pm/net-guard.ts';
 import type { PmSettings } from './pm/settings.ts';
 import { parseToolsetList } from './pm/settings.ts';
+import { parseTrustProxy, type TrustProxy } from './http/client-address.ts';
 
 // The only reader of process.env: everything else receives a typed Config.
 const envSchema = z.object({
@@ -23,8 +24,11 @@ const envSchema = z.object({
   // service account), and a shared secret every /mcp and /api request must carry in X-MCP-Token.
   MANDATE_SERVICE_TOKEN: z.string().min(1).optional(),
   MANDATE_MCP_GUARD_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
-  // Behind a reverse proxy: take the client address from X-Forwarded-For (failed-login limits).
-  MANDATE_TRUST_PROXY: z.enum(['true', 'false']).default('false'),
+  // Behind reverse proxies: how many (a hop count; true = 1) or which addresses (comma-separated
+  // IPs and CIDRs) to trust; the client is the right-most X-Forwarded-For entry not trusted.
+  MANDATE_TRUST_PROXY: z.string().default('false'),
+  // Browser origins allowed to call /mcp and /api besides this server's own (comma-separated).
+  MANDATE_ALLOWED_ORIGINS: z.string().default(''),
   // The vault: `<key id>:<base64 of 32 bytes>` seals new secrets; older keys (comma-separated, same
   // form) still open what they sealed. Embedded data directories generate a key file if unset.
   MANDATE_VAULT_KEY: z.string().min(1).optional(),
@@ -72,7 +76,7 @@ export interface Config {
   token?: string;
   /** Set: stdio servers forward every call to this Mandate's REST API instead of using a database. */
   remoteUrl?: string;
-  http: { host: string; port: number; serviceToken?: string; guardToken?: string; trustProxy: boolean };
+  http: { host: string; port: number; serviceToken?: string; guardToken?: string; trustProxy: TrustProxy; allowedOrigins: string[] };
   vault: VaultSettings;
   pm: PmSettings;
 }
@@ -104,7 +108,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       port: e.PORT,
       ...(e.MANDATE_SERVICE_TOKEN ? { serviceToken: e.MANDATE_SERVICE_TOKEN } : {}),
       ...(e.MANDATE_MCP_GUARD_TOKEN ? { guardToken: e.MANDATE_MCP_GUARD_TOKEN } : {}),
-      trustProxy: e.MANDATE_TRUST_PROXY === 'true',
+      trustProxy: trustProxy(e.MANDATE_TRUST_PROXY),
+      allowedOrigins: allowedOrigins(e.MANDATE_ALLOWED_ORIGINS),
     },
     vault: vaultSettings(e.MANDATE_VAULT_KEY, e.MANDATE_VAULT_PREVIOUS_KEYS, e.DATABASE_URL ? undefined : e.MANDATE_DATA_DIR),
     pm: {
@@ -147,6 +152,33 @@ function vaultSettings(key: string | undefined, previousKeys: string | undefined
     previousKeys,
     ...(dataDir === IN_MEMORY ? { ephemeral: true } : dataDir !== undefined ? { keyFile: join(resolve(dataDir), 'vault.key') } : {}),
   };
+}
+
+function trustProxy(raw: string): TrustProxy {
+  try {
+    return parseTrustProxy(raw);
+  } catch (error) {
+    throw new ConfigError(`invalid environment variable MANDATE_TRUST_PROXY: ${(error as Error).message} (give false, true, a hop count, or trusted proxy addresses)`);
+  }
+}
+
+function allowedOrigins(raw: string): string[] {
+  return raw
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean)
+    .map((item) => {
+      let url: URL | undefined;
+      try {
+        url = new URL(item);
+      } catch {
+        url = undefined;
+      }
+      if (!url || !/^https?:$/.test(url.protocol) || url.origin !== item.replace(/\/+$/, '')) {
+        throw new ConfigError(`invalid environment variable MANDATE_ALLOWED_ORIGINS: "${item}" is not an origin such as https://app.example.com`);
+      }
+      return url.origin;
+    });
 }
 
 function pmToolsets(raw: string | undefined) {

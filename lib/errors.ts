@@ -5,6 +5,8 @@ export const ERROR_STATUS = {
   forbidden: 403,
   not_found: 404,
   conflict: 409,
+  // A request body over the limit: refused unread, and the connection closed.
+  too_large: 413,
   rate_limited: 429,
   internal: 500,
   unavailable: 503,

@@ -5,7 +5,8 @@ import { PermissionResolver } from './access/resolver.ts';
 import { OperationRunner } from './ops/runner.ts';
 import { createLogger, type Logger } from './log.ts';
 import { endExpiredAgentSessions } from './identity/account-lifecycle.ts';
-import { openVault, type Vault } from './vault.ts';
+import { openVault, vaultKeyTexts, type Vault } from './vault.ts';
+import { registerDeploymentSecrets } from './ops/redact.ts';
 import { PmService } from './pm/service.ts';
 
 /** Everything a process needs to run operations: database, resolver, runner, logger. */
@@ -42,10 +43,17 @@ export async function openRuntime(config: Config, options: RuntimeOptions): Prom
     await db.close();
     throw error;
   }
+  registerDeploymentSecrets([
+    ...vaultKeyTexts(vault),
+    config.http.serviceToken,
+    config.http.guardToken,
+    config.pm.jiraOAuth?.clientSecret,
+    config.database.kind === 'postgresql' ? decodeURIComponent(new URL(config.database.url).password) : undefined,
+  ]);
   const pm = new PmService(config.pm, { lockRows: db.kind === 'postgresql', ...(options.sleep ? { sleep: options.sleep } : {}) });
   const runner = new OperationRunner({ orm: db.orm, resolver, vault, pm, log, now });
   const close = async () => {
-    await runner.audit.flush();
+    await runner.audit.close();
     pm.close();
     await db.close();
   };

@@ -54,6 +54,11 @@ export class Vault {
     return this.current?.id;
   }
 
+  /** The keys themselves; only the secret scrubber asks. */
+  keyMaterial(): Buffer[] {
+    return [...this.keys.values()];
+  }
+
   seal(plaintext: string, context: string): string {
     if (!this.current) throw new OpError('unavailable', `secrets cannot be stored: ${this.unconfiguredReason}`);
     const iv = randomBytes(IV_BYTES);
@@ -86,6 +91,11 @@ export class Vault {
 }
 
 export class VaultError extends Error {}
+
+/** A vault's key material in the forms it is written (base64 and raw), for the scrubber only. */
+export function vaultKeyTexts(vault: Vault): string[] {
+  return vault.keyMaterial().map((key) => key.toString('base64'));
+}
 
 export interface VaultSettings {
   key?: string | undefined;

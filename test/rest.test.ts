@@ -117,7 +117,7 @@ test('query strings are typed by the schema; bodies must be JSON objects; the pa
   assert.equal((await api('POST', '/api/admin/users', bearer(adminToken), '[1,2]')).body.error.field, '(body)');
   assert.equal((await api('POST', '/api/admin/users', bearer(adminToken), '{not json')).status, 400);
   const huge = await api('POST', '/api/admin/users', bearer(adminToken), JSON.stringify({ email: 'x'.repeat(2 * 1024 * 1024) }));
-  assert.deepEqual([huge.status, huge.body.error.field], [400, '(body)']);
+  assert.deepEqual([huge.status, huge.body.error.field], [413, '(body)']);
   assert.match(huge.body.error.message, /larger than/);
   const user = (await api('POST', '/api/admin/users', bearer(adminToken), { email: 'path-user@example.test' })).body;
   const conflict = await api('POST', `/api/admin/users/${user.id}/roles`, bearer(adminToken), { user_id: '00000000-0000-4000-8000-000000000000', role: 'viewer' });
@@ -164,8 +164,9 @@ test('failed-login limiter over HTTP: bad passwords lead to 429 with Retry-After
 
 test('the limiter counts per IP, per IP + email and per email: another IP cannot keep guessing one account', async () => {
   const limiter = new LoginLimiter(rt.db.orm);
-  for (let i = 0; i < 5; i++) await limiter.check('10.0.0.1', 'victim@example.test').then(() => limiter.failed('10.0.0.1', 'victim@example.test'));
-  const refused = async (ip: string, email: string) => limiter.check(ip, email).then(() => false, (e: { code: string }) => e.code === 'rate_limited');
+  // Five failed attempts: each takes its point and keeps it.
+  for (let i = 0; i < 5; i++) await limiter.take('10.0.0.1', 'victim@example.test');
+  const refused = async (ip: string, email: string) => limiter.take(ip, email).then(() => false, (e: { code: string }) => e.code === 'rate_limited');
   assert.equal(await refused('10.0.0.2', 'victim@example.test'), true, 'per email, from any IP');
   assert.equal(await refused('10.0.0.1', 'someone-else@example.test'), true, 'per IP, for any email');
   assert.equal(await refused('10.0.0.2', 'someone-else@example.test'), false, 'others are not affected');

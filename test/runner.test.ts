@@ -28,6 +28,7 @@ const writeThenCrash = operation({
   description: 'test',
   input: z.strictObject({ email: z.string(), password: passwordSchema }),
   permission: 'users:write',
+  effect: 'write',
   annotations: {},
   async run(ctx, input) {
     ctx.em.create(User, { name: 'crash', email: input.email, displayName: 'x', type: 'human', active: true });
@@ -204,7 +205,8 @@ describe('tokens through the runner', () => {
     const { makeRole } = await import('./helpers/fixtures.ts');
     await makeRole(rt, 'role-manager', ['roles:write', 'roles:read']);
     const manager = await makeUser(rt, { roles: ['role-manager'] });
-    const result = await rt.runner.run(assignRole, callerOf(manager), { user_id: manager.id, role: 'admin' });
+    const colleague = await makeUser(rt);
+    const result = await rt.runner.run(assignRole, callerOf(manager), { user_id: colleague.id, role: 'admin' });
     assert.equal(!result.ok && result.error.code, 'forbidden');
     assert.match(!result.ok ? result.error.message : '', /assigning role "admin" needs .*users:write/);
   });

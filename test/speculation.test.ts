@@ -118,7 +118,7 @@ describe('the runner under a speculation', () => {
   const ran: string[] = [];
   let readRan = () => {};
   /** A test operation that notes it ran (`kind`) and answers `{ [kind]: true }`. */
-  const probe = (kind: string, method: 'GET' | 'POST', annotations: AnyOperation['annotations'], onRun = () => {}) =>
+  const probe = (kind: string, method: 'GET' | 'POST', effect: AnyOperation['effect'], onRun = () => {}) =>
     operation({
       name: `test_spec_${kind}`,
       route: { method, path: `/api/test/spec_${kind}` },
@@ -126,16 +126,17 @@ describe('the runner under a speculation', () => {
       description: 'test',
       input: z.strictObject({}),
       permission: null,
-      annotations,
+      effect,
+      annotations: {},
       async run() {
         ran.push(kind);
         onRun();
         return { [kind]: true };
       },
     });
-  const readLocal = probe('read', 'GET', { readOnlyHint: true }, () => readRan());
-  const readUpstream = probe('upstream', 'GET', { readOnlyHint: true, openWorldHint: true });
-  const write = probe('write', 'POST', {});
+  const readLocal = probe('read', 'GET', 'read', () => readRan());
+  const readUpstream = probe('upstream', 'GET', 'upstream-read');
+  const write = probe('write', 'POST', 'write');
 
   /** A speculation whose read the test answers: `moved` decides the verdict. */
   async function speculation() {

@@ -8,6 +8,7 @@ const DEAD_MESSAGES = {
   token_revoked: 'this API token has been revoked',
   token_expired: 'this API token has expired',
   token_unknown: 'this API token is not valid',
+  token_source_ended: 'this API token was issued under a delegation or agent session that has ended',
   session_ended: 'this session has been ended; start a new one',
 } as const;
 

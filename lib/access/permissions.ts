@@ -5,7 +5,7 @@ export const PERMISSIONS = {
   'roles:read': 'See roles, their permissions and members.',
   'roles:write': 'Create, update and delete custom roles; assign and remove roles.',
   'delegations:read': "See every user's delegations.",
-  'delegations:write': 'Create delegations between other users and revoke any delegation.',
+  'delegations:write': "Revoke any user's delegation (a delegation is only ever created in its delegator's own name).",
   'tokens:read': "See metadata of other users' API tokens.",
   'tokens:write': 'Create and revoke API tokens for other users.',
   'sessions:read': "See other users' sessions.",

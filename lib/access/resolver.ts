@@ -7,7 +7,7 @@ export type GrantSource =
   | { kind: 'role'; role: string; projectId: string | null }
   | { kind: 'delegation'; delegationId: string; delegatorId: string; projectId: string | null; expiresAt: Date | null };
 
-export type DeadReason = 'user_inactive' | 'user_unknown' | 'token_revoked' | 'token_expired' | 'token_unknown' | 'session_ended';
+export type DeadReason = 'user_inactive' | 'user_unknown' | 'token_revoked' | 'token_expired' | 'token_unknown' | 'token_source_ended' | 'session_ended';
 
 export interface EffectivePermissions {
   /** false: the user is disabled or unknown, or the token is revoked or expired; no permissions. */
@@ -35,6 +35,7 @@ interface LivenessRow {
   scopes: string[] | null;
   token_expires_at: Date | string | null;
   revoked_at: Date | string | null;
+  token_source_live: boolean | null;
   session_user_id: string | null;
   session_ended_at: Date | string | null;
 }
@@ -63,9 +64,22 @@ select 'delegation', d.permission, null, d.project_id, d.id, d.delegator_id, d.e
         and d.permission = any(r2.permissions)
         and (ra2.project_id is null or ra2.project_id = d.project_id))`;
 
+// A token minted through a delegation (P3) lives only while that delegation is in force, by the
+// same rule as GRANTS_SQL's delegations.
 const LIVENESS_SQL = `
 select u.active, t.id as token_id, t.user_id as token_user_id, t.scopes,
        t.expires_at as token_expires_at, t.revoked_at,
+       (t.source_delegation_id is null or exists (
+          select 1 from delegation d
+            join app_user delegator on delegator.id = d.delegator_id and delegator.active
+           where d.id = t.source_delegation_id
+             and d.revoked_at is null
+             and (d.expires_at is null or d.expires_at > ?)
+             and exists (
+               select 1 from role_assignment ra2 join role r2 on r2.id = ra2.role_id
+                where ra2.user_id = d.delegator_id
+                  and d.permission = any(r2.permissions)
+                  and (ra2.project_id is null or ra2.project_id = d.project_id)))) as token_source_live,
        s.user_id as session_user_id, s.ended_at as session_ended_at
   from app_user u
   left join api_token t on t.id = ?::uuid
@@ -138,8 +152,23 @@ export class PermissionResolver {
     return effective!;
   }
 
+  /**
+   * Every permission a user holds through its roles and live delegations, with the project each is
+   * held for (null: globally), whatever the user's status or tokens: what acting on that user's
+   * standing must be covered by (P2). Never cached: only admin writes ask.
+   */
+  async standing(em: Em, userId: string): Promise<{ permission: Permission; projectId: string | null }[]> {
+    const rows = await em.execute<GrantRow[]>(GRANTS_SQL, [userId, true, null, userId, this.now(), true, null]);
+    const seen = new Map<string, { permission: Permission; projectId: string | null }>();
+    for (const row of rows) {
+      if (!isPermission(row.permission)) continue;
+      seen.set(`${row.permission}|${row.project_id ?? ''}`, { permission: row.permission, projectId: row.project_id });
+    }
+    return [...seen.values()];
+  }
+
   private async load(em: Em, caller: Subject, projectId: string | null | typeof ANY_PROJECT, now: Date) {
-    const liveness = await em.execute<LivenessRow>(LIVENESS_SQL, [caller.tokenId ?? null, caller.sessionId ?? null, caller.userId], 'get');
+    const liveness = await em.execute<LivenessRow>(LIVENESS_SQL, [now, caller.tokenId ?? null, caller.sessionId ?? null, caller.userId], 'get');
     if (!liveness) return { result: dead('user_unknown'), validUntil: null };
     if (!liveness.active) return { result: dead('user_inactive'), validUntil: null };
     if (caller.sessionId && (liveness.session_user_id !== caller.userId || liveness.session_ended_at)) {
@@ -150,6 +179,7 @@ export class PermissionResolver {
     if (caller.tokenId) {
       if (!liveness.token_id || liveness.token_user_id !== caller.userId) return { result: dead('token_unknown'), validUntil: null };
       if (liveness.revoked_at) return { result: dead('token_revoked'), validUntil: null };
+      if (liveness.token_source_live === false) return { result: dead('token_source_ended'), validUntil: null };
       const tokenExpiry = toDate(liveness.token_expires_at);
       if (tokenExpiry && tokenExpiry <= now) return { result: dead('token_expired'), validUntil: null };
       validUntil = tokenExpiry;

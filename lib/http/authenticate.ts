@@ -8,6 +8,9 @@ import { EpochCache } from '../access/epoch.ts';
 import type { Speculation } from '../access/speculation.ts';
 import type { Runtime } from '../runtime.ts';
 import { LoginLimiter } from '../identity/login-limiter.ts';
+import { clientAddress, type TrustProxy } from './client-address.ts';
+
+const NO_PROXY: TrustProxy = { kind: 'none' };
 
 const VERIFIED_TTL_MS = 5 * 60_000;
 const TOKEN_TTL_MS = 60_000;
@@ -17,8 +20,10 @@ export interface HttpAuthOptions {
   serviceToken?: string | undefined;
   /** Shared secret every request must carry in X-MCP-Token. */
   guardToken?: string | undefined;
-  /** Take the client address from X-Forwarded-For. */
-  trustProxy?: boolean | undefined;
+  /** Which proxies in front to trust with X-Forwarded-For. */
+  trustProxy?: TrustProxy | undefined;
+  /** Browser origins allowed besides the server's own. */
+  allowedOrigins?: readonly string[] | undefined;
 }
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
@@ -27,7 +32,7 @@ export type Credentials = { kind: 'bearer'; token: string } | { kind: 'basic'; e
 
 /** The credentials in an Authorization header; a 401 for a malformed one, null when there is none. */
 export function parseAuthorization(header: string | undefined): Credentials | null {
-  if (!header) return null;
+  if (header === undefined) return null;
   const [scheme, ...rest] = header.trim().split(/\s+/);
   const value = rest.join(' ');
   if (/^bearer$/i.test(scheme ?? '') && value) return { kind: 'bearer', token: value };
@@ -53,6 +58,7 @@ export class HttpAuthenticator {
   private readonly verified: EpochCache<UserCaller>;
   private readonly limiter: LoginLimiter;
   private readonly guardDigest: Buffer | undefined;
+  private readonly verifying = new Map<string, { started: number; done: Promise<unknown> }>();
 
   constructor(runtime: Runtime, options: HttpAuthOptions = {}) {
     this.runtime = runtime;
@@ -64,9 +70,7 @@ export class HttpAuthenticator {
 
   /** The address failed logins are counted against. */
   clientAddress(req: IncomingMessage): string {
-    const forwarded = this.options.trustProxy ? req.headers['x-forwarded-for'] : undefined;
-    const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim();
-    return first || req.socket.remoteAddress || 'unknown';
+    return clientAddress(req, this.options.trustProxy ?? NO_PROXY);
   }
 
   /**
@@ -91,6 +95,8 @@ export class HttpAuthenticator {
       }
     }
     const credentials = parseAuthorization(req.headers.authorization);
+    // The service account answers only a request with no Authorization header at all: an empty
+    // or blank one is a malformed credential (parseAuthorization refused it above).
     if (!credentials) {
       if (this.options.serviceToken) return this.bearer(em, this.options.serviceToken, notBefore, speculation);
       throw new OpError('unauthenticated', 'authentication required: send an API token (Bearer) or email and password (Basic)');
@@ -104,19 +110,39 @@ export class HttpAuthenticator {
       now,
       async () => {
         await speculation?.settle();
-        const ip = this.clientAddress(req);
-        await this.limiter.check(ip, credentials.email);
-        try {
-          const value = await authenticatePassword(emOf(em), credentials.email, credentials.password);
-          return { value, validUntil: new Date(now.getTime() + VERIFIED_TTL_MS) };
-        } catch (error) {
-          if (error instanceof OpError && error.code === 'unauthenticated') await this.limiter.failed(ip, credentials.email);
-          throw error;
-        }
+        return this.verifyOnce(key, notBefore, async () => {
+          const attempt = await this.limiter.take(this.clientAddress(req), credentials.email);
+          try {
+            const value = await authenticatePassword(emOf(em), credentials.email, credentials.password);
+            await attempt.refund();
+            return { value, validUntil: new Date(now.getTime() + VERIFIED_TTL_MS) };
+          } catch (error) {
+            // Only wrong credentials keep their point; a failure of ours gives it back.
+            if (!(error instanceof OpError && error.code === 'unauthenticated')) await attempt.refund().catch(() => undefined);
+            throw error;
+          }
+        });
       },
       notBefore,
     );
     return caller!;
+  }
+
+  /**
+   * One verify for identical credentials arriving together (a client's first burst of requests),
+   * so they spend one limiter point, not one each. A request joins only a verify that began after
+   * it arrived: it then sees every change committed before it.
+   */
+  private verifyOnce<T>(key: string, notBefore: number, verify: () => Promise<T>): Promise<T> {
+    const pending = this.verifying.get(key);
+    if (pending && pending.started >= notBefore) return pending.done as Promise<T>;
+    const done = verify();
+    const entry = { started: performance.now(), done };
+    this.verifying.set(key, entry);
+    void done.finally(() => {
+      if (this.verifying.get(key) === entry) this.verifying.delete(key);
+    }).catch(() => undefined);
+    return done;
   }
 
   // A token is looked up once a minute at most (which also keeps its last-used time), and not

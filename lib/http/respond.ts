@@ -14,9 +14,15 @@ export function jsonReply(status: number, body: unknown, headers: Record<string,
   return { status, headers: { 'content-type': 'application/json; charset=utf-8', ...headers }, body: JSON.stringify(body) };
 }
 
+/** Requests whose body was refused unread: their connection closes after the answer. */
+const unreadBodies = new WeakSet<IncomingMessage>();
+
 export function writeReply(res: ServerResponse, reply: Reply): void {
-  res.writeHead(reply.status, { ...reply.headers, 'content-length': Buffer.byteLength(reply.body) });
+  const close = unreadBodies.has(res.req);
+  res.writeHead(reply.status, { ...reply.headers, 'content-length': Buffer.byteLength(reply.body), ...(close ? { connection: 'close' } : {}) });
   res.end(reply.body);
+  // The rest of the body is never read (it could be any size): the socket goes once answered.
+  if (close) res.once('finish', () => res.req.socket.destroy());
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -46,14 +52,20 @@ const MAX_BODY_BYTES = 1024 * 1024;
 // Plain events rather than `for await`: the async iterator showed up in the hot path's profile.
 function readBody(req: IncomingMessage): Promise<Buffer[]> {
   return new Promise((resolve, reject) => {
+    const tooLarge = () => {
+      unreadBodies.add(req);
+      req.pause();
+      reject(new OpError('too_large', `the request body is larger than ${MAX_BODY_BYTES} bytes`, { field: '(body)' }));
+    };
+    const declared = Number(req.headers['content-length']);
+    if (declared > MAX_BODY_BYTES) return tooLarge();
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
       if (size > MAX_BODY_BYTES) {
         req.removeAllListeners('data');
-        req.resume();
-        reject(new OpError('invalid_input', `the request body is larger than ${MAX_BODY_BYTES} bytes`, { field: '(body)' }));
+        tooLarge();
       } else chunks.push(chunk);
     });
     req.on('end', () => resolve(chunks));

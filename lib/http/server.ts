@@ -9,6 +9,7 @@ import { RestApi } from './rest.ts';
 import { McpHttp } from './mcp.ts';
 import { SERVERS } from '../../servers/index.ts';
 import { sendJson } from './respond.ts';
+import { guardOrigin, originPolicy } from './origin.ts';
 import { sendOAuthResult } from './oauth-result.ts';
 import { RESULT_PAGE } from '../ops/pm/oauth.ts';
 
@@ -20,9 +21,12 @@ export function createHttpServer(runtime: Runtime, options: HttpAuthOptions = {}
   // Routes of PM toolsets this deployment does not serve are not routes at all (404).
   const rest = new RestApi(runtime, auth, Object.values(OPERATIONS).filter(servedBy(runtime.pm.settings)));
   const mcp = new McpHttp(runtime, auth, SERVERS);
+  const origins = originPolicy(runtime.pm.settings.publicUrl, options.allowedOrigins ?? []);
   return createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname;
+    const guarded = path.startsWith('/api/') || path === '/mcp' || path.startsWith('/mcp/');
+    if (guarded && guardOrigin(origins, req, res)) return;
     if (path.startsWith('/api/')) {
       void rest.handle(req, res, url);
       return;

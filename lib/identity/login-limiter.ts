@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { RateLimiterPostgres, type RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterPostgres, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Orm } from '../db/orm.ts';
 import { OpError } from '../errors.ts';
 
@@ -29,8 +29,10 @@ const hash = (value: string) => createHash('sha256').update(value).digest('hex')
 
 /**
  * Failed password logins: at most 5 per 60 s per IP, per IP + email and per email, so rotating
- * IPs cannot brute-force one account. A blocked attempt is refused before its password is even
- * verified. Only real credential failures count. Emails are stored hashed.
+ * IPs cannot brute-force one account. Each attempt takes its point from all three counts *before*
+ * the password is verified (one atomic upsert each, shared by every instance on the database), so
+ * concurrent attempts cannot all slip past a check made before any of them failed; a successful
+ * login gives its points back. A refused attempt is never verified. Emails are stored hashed.
  */
 export class LoginLimiter {
   private readonly limiters: { name: string; limiter: RateLimiterPostgres; key: (ip: string, email: string) => string }[];
@@ -54,19 +56,27 @@ export class LoginLimiter {
     ];
   }
 
-  /** Refuses (429) when any of the three counts is used up. */
-  async check(ip: string, email: string): Promise<void> {
+  /**
+   * Takes one attempt from each count; 429 when any is used up (nothing is verified then). The
+   * caller verifies, then calls `refund` unless the credentials themselves were wrong.
+   */
+  async take(ip: string, email: string): Promise<{ refund(): Promise<void> }> {
     const normalised = email.trim().toLowerCase();
-    const states = await Promise.all(this.limiters.map(({ limiter, key }) => limiter.get(key(ip, normalised))));
-    const blocked = states.filter((state): state is RateLimiterRes => state !== null && state.consumedPoints >= FAILURES_ALLOWED);
+    const keys = this.limiters.map(({ limiter, key }) => ({ limiter, key: key(ip, normalised) }));
+    const taken = await Promise.allSettled(keys.map(({ limiter, key }) => limiter.consume(key, 1)));
+    const refund = async () => {
+      await Promise.all(keys.map(({ limiter, key }, i) => (taken[i]!.status === 'fulfilled' ? limiter.reward(key, 1) : undefined)));
+    };
+    const blocked = taken.flatMap((outcome) => (outcome.status === 'rejected' && outcome.reason instanceof RateLimiterRes ? [outcome.reason] : []));
+    const broken = taken.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected' && !(outcome.reason instanceof RateLimiterRes));
+    if (broken) {
+      await refund().catch(() => undefined);
+      throw broken.reason;
+    }
     if (blocked.length > 0) {
       const wait = Math.max(...blocked.map((state) => state.msBeforeNext));
       throw new OpError('rate_limited', 'too many failed logins; try again later', { retryAfterSeconds: Math.max(1, Math.ceil(wait / 1000)) });
     }
-  }
-
-  async failed(ip: string, email: string): Promise<void> {
-    const normalised = email.trim().toLowerCase();
-    await Promise.all(this.limiters.map(({ limiter, key }) => limiter.penalty(key(ip, normalised), 1)));
+    return { refund };
   }
 }

@@ -3,7 +3,7 @@ import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv
 import { CallToolRequestSchema, ListToolsRequestSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { OpError, type ErrorBody } from '../errors.ts';
 import { OPERATIONS } from '../ops/index.ts';
-import type { AnyOperation } from '../ops/operation.ts';
+import { isReadEffect, type AnyOperation } from '../ops/operation.ts';
 import { VERSION } from '../version.ts';
 import type { ToolBackend } from './backend.ts';
 import { composeOperations, toolDescriptor, type Toolset } from './toolset.ts';
@@ -63,7 +63,7 @@ export function createMcpServer(options: McpServerOptions): Server {
 async function refuseUnserved(tools: ToolBackend, toolName: string, args: unknown, serverName: string, readOnly: boolean): Promise<CallToolResult> {
   const known: AnyOperation | undefined = OPERATIONS[toolName];
   if (!known) return toolError(new OpError('not_found', `unknown tool "${toolName}"; tools/list shows the tools you can call`));
-  const why = readOnly && !known.annotations.readOnlyHint
+  const why = readOnly && !isReadEffect(known.effect)
     ? 'this server serves read-only tools only'
     : known.toolset
       ? `${serverName} does not serve it here: its toolset "${known.toolset}" is not enabled for this deployment or request`

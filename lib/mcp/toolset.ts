@@ -1,4 +1,4 @@
-import type { AnyOperation } from '../ops/operation.ts';
+import { isReadEffect, type AnyOperation } from '../ops/operation.ts';
 import { inputJsonSchema } from '../ops/json-schema.ts';
 
 /** A named list of operations served together as one MCP server (`core`, `admin`, `pm`). */
@@ -30,7 +30,7 @@ const descriptors = new WeakMap<AnyOperation, ToolDescriptor>();
 export function toolDescriptor(op: AnyOperation): ToolDescriptor {
   let descriptor = descriptors.get(op);
   if (!descriptor) {
-    const readOnly = op.annotations.readOnlyHint ?? false;
+    const readOnly = isReadEffect(op.effect);
     descriptor = {
       name: op.name,
       title: op.title,
@@ -41,7 +41,7 @@ export function toolDescriptor(op: AnyOperation): ToolDescriptor {
         readOnlyHint: readOnly,
         destructiveHint: !readOnly && (op.annotations.destructiveHint ?? false),
         idempotentHint: readOnly || (op.annotations.idempotentHint ?? false),
-        openWorldHint: op.annotations.openWorldHint ?? false,
+        openWorldHint: op.effect.startsWith('upstream'),
       },
     };
     descriptors.set(op, descriptor);
@@ -57,7 +57,7 @@ export function composeOperations(toolsets: readonly Toolset[], readOnly: boolea
   const seen = new Map<string, AnyOperation>();
   for (const toolset of toolsets) {
     for (const op of toolset.operations) {
-      if (readOnly && !op.annotations.readOnlyHint) continue;
+      if (readOnly && !isReadEffect(op.effect)) continue;
       if (!serves(op)) continue;
       if (!seen.has(op.name)) seen.set(op.name, op);
     }

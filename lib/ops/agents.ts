@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { callerUserId } from '../identity/caller.ts';
 import { z } from 'zod';
-import { AgentSession, Delegation, Project, User } from '../db/entities/index.ts';
+import { AgentSession, ApiToken, Delegation, Project, User } from '../db/entities/index.ts';
 import { isPermission, type Permission } from '../access/permissions.ts';
 import { OpError } from '../errors.ts';
 import { endAgentSession, endExpiredAgentSessions } from '../identity/account-lifecycle.ts';
@@ -40,6 +40,7 @@ export const startAgentSession = operation({
     label: z.string().trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters').optional(),
   }),
   permission: null,
+  effect: 'write',
   annotations: {},
   async run(ctx, input) {
     const caller = me(ctx);
@@ -62,7 +63,10 @@ export const startAgentSession = operation({
 
     const suffix = randomBytes(4).toString('hex');
     const spawner = await ctx.em.findOneOrFail(User, { id: caller.userId });
-    const expiresAt = new Date(ctx.now.getTime() + input.lifetime_minutes * 60_000);
+    // P3: an agent started with an expiring token (an agent's own, above all) ends with it.
+    const callerToken = caller.tokenId ? await ctx.em.findOne(ApiToken, { id: caller.tokenId }) : null;
+    const asked = new Date(ctx.now.getTime() + input.lifetime_minutes * 60_000);
+    const expiresAt = callerToken?.expiresAt && callerToken.expiresAt < asked ? callerToken.expiresAt : asked;
     const agent = ctx.em.create(User, {
       name: `agent-${role.name}-${suffix}`.slice(0, 64),
       email: `agent-${suffix}@agents.mandate.invalid`,
@@ -110,6 +114,7 @@ export const endAgentSessionOp = operation({
     'Its spawner and the agent itself may end it; anyone else needs users:write. Idempotent.',
   input: z.strictObject({ agent_session_id: uuidField('the agent session') }),
   permission: null,
+  effect: 'write',
   annotations: { destructiveHint: true, idempotentHint: true },
   target: (input) => `agent_session:${input.agent_session_id}`,
   async run(ctx, input) {
@@ -117,6 +122,8 @@ export const endAgentSessionOp = operation({
     const self = callerUserId(ctx.caller);
     if (!session || (session.spawner?.id !== self && session.agent.id !== self)) await ctx.require('users:write');
     if (!session) throw new OpError('not_found', `agent session ${input.agent_session_id} not found`, { field: 'agent_session_id' });
+    // Someone else's agent: ending it acts on its standing (P2).
+    if (session.spawner?.id !== self && session.agent.id !== self) await ctx.requireCovers(session.agent.id);
     const { ended } = await endAgentSession(ctx.em, session, ctx.now, self === session.agent.id ? 'ended by the agent' : 'ended');
     return { ...agentSessionView(session), ended_now: ended };
   },
@@ -129,7 +136,8 @@ export const listMyAgentSessions = operation({
   description: 'The agent sessions you started, newest first: role, agent user, expiry, whether ended. Running ones only unless include_ended is true.',
   input: z.strictObject({ include_ended: z.boolean().default(false) }),
   permission: null,
-  annotations: { readOnlyHint: true, idempotentHint: true },
+  effect: 'read',
+  annotations: {},
   async run(ctx, input) {
     const { userId } = me(ctx);
     const where = input.include_ended ? { spawner: userId } : { spawner: userId, endedAt: null, expiresAt: { $gt: ctx.now } };

@@ -26,7 +26,8 @@ export const queryAudit = operation({
     cursor: cursorField,
   }),
   permission: 'audit:read',
-  annotations: { readOnlyHint: true },
+  effect: 'read',
+  annotations: {},
   async run(ctx, input) {
     const since = input.since ? new Date(input.since) : undefined;
     const until = input.until ? new Date(input.until) : undefined;

@@ -4,6 +4,7 @@ import { uuidv7 } from '../ids.ts';
 import { AuditEvent, type AuditOutcome, type OnBehalfOf } from '../db/entities/index.ts';
 import type { Caller } from '../identity/caller.ts';
 import type { GrantSource } from '../access/resolver.ts';
+import { sanitiseJson, sanitiseOptional, sanitiseText } from './sanitise.ts';
 
 export interface AuditRecord {
   /** Stamped when the event happens (a batched event is written later). */
@@ -33,26 +34,36 @@ export function addAuditEvent(em: Em, record: AuditRecord): void {
   em.create(AuditEvent, auditRow(record));
 }
 
+// Every value is sanitised and cut to its column (see sanitise.ts): no input can stop its event
+// being written.
 function auditRow(record: AuditRecord) {
   const caller = record.caller;
   return {
     id: record.id ?? uuidv7(),
     at: record.at ?? new Date(),
     actorId: caller.kind === 'user' ? caller.userId : null,
-    actorName: caller.kind === 'user' ? caller.email : `system:${caller.name}`,
+    actorName: sanitiseText(caller.kind === 'user' ? caller.email : `system:${caller.name}`, 320),
     onBehalfOf: chainOf(record.via),
-    operation: record.operation,
-    permission: record.permission ?? null,
-    projectKey: record.projectKey ?? null,
-    target: record.target?.slice(0, 200) ?? null,
+    operation: sanitiseText(record.operation ?? '(unknown)', 100),
+    permission: sanitiseOptional(record.permission, 64),
+    projectKey: sanitiseOptional(record.projectKey, 32),
+    target: sanitiseOptional(record.target, 200),
     outcome: record.outcome,
-    errorCode: record.errorCode ?? null,
-    message: record.message ?? null,
-    detail: record.detail,
-    requestId: record.requestId ?? null,
-    sessionId: record.sessionId ?? null,
-    clientAddress: record.clientAddress ?? null,
+    errorCode: sanitiseOptional(record.errorCode, 40),
+    message: sanitiseOptional(record.message, 2000),
+    detail: boundedDetail(record.detail),
+    requestId: sanitiseOptional(record.requestId, 100),
+    sessionId: sanitiseOptional(record.sessionId, 100),
+    clientAddress: sanitiseOptional(record.clientAddress, 100),
   };
+}
+
+const MAX_DETAIL_CHARS = 16_000;
+
+function boundedDetail(detail: Record<string, unknown>): Record<string, unknown> {
+  const clean = sanitiseJson(detail) as Record<string, unknown>;
+  const text = JSON.stringify(clean);
+  return text.length <= MAX_DETAIL_CHARS ? clean : { truncated: true, preview: text.slice(0, 2000).toWellFormed() };
 }
 
 /** audit_event's columns as the database names them; the JSON ones as JSON text. */
@@ -101,7 +112,12 @@ function auditColumns(record: AuditRecord): AuditColumns {
  * Audit events of calls that changed nothing (read-only operations, refusals, invalid input) are
  * written in batches, a few milliseconds after the call, instead of costing every call its own
  * transaction. Events of writing operations never come here: they commit with the change.
- * Flushed on close; a failed flush is logged (counts only) and retried with the next batch.
+ *
+ * No event can hold the others back: a batch the database refuses is written row by row, and a
+ * row it still refuses is written with its details replaced by a note saying so. When nothing can
+ * be written (the database is away), `writable` turns false, so the runner refuses calls (fail
+ * closed) until a retry gets through; the events wait in memory meanwhile, and close() keeps trying
+ * for a while before it gives up on them, saying how many.
  */
 export class AuditWriter {
   private queue: AuditRecord[] = [];
@@ -111,21 +127,37 @@ export class AuditWriter {
   private readonly log: Logger;
   private readonly maxDelayMs: number;
   private readonly maxBatch: number;
+  private readonly retryMs: number;
+  private failing = false;
+  /** Counters for tests and diagnostics. */
+  readonly stats = { written: 0, rewritten: 0, batchesRefused: 0, dropped: 0 };
 
-  constructor(orm: Orm, log: Logger, options: { maxDelayMs?: number; maxBatch?: number } = {}) {
+  constructor(orm: Orm, log: Logger, options: { maxDelayMs?: number; maxBatch?: number; retryMs?: number } = {}) {
     this.orm = orm;
     this.log = log;
     this.maxDelayMs = options.maxDelayMs ?? 20;
     this.maxBatch = options.maxBatch ?? 500;
+    this.retryMs = options.retryMs ?? 500;
+  }
+
+  /** False while the database refuses every write: calls must not run unaudited. */
+  get writable(): boolean {
+    return !this.failing;
   }
 
   enqueue(record: AuditRecord): void {
     this.queue.push({ ...record, id: uuidv7(), at: new Date() });
+    if (this.queue.length > MAX_QUEUED) {
+      const over = this.queue.length - MAX_QUEUED;
+      this.queue.splice(0, over);
+      this.stats.dropped += over;
+      this.log.error({ events: over }, 'audit backlog full while the database is unreachable; oldest events dropped');
+    }
     if (this.queue.length >= this.maxBatch) void this.flush();
-    else this.timer ??= setTimeout(() => void this.flush(), this.maxDelayMs).unref();
+    else this.timer ??= setTimeout(() => void this.flush(), this.failing ? this.retryMs : this.maxDelayMs).unref();
   }
 
-  /** Writes everything enqueued so far; resolves once it is in the database. */
+  /** Writes everything enqueued so far; resolves once it is in the database (or could not be). */
   flush(): Promise<void> {
     clearTimeout(this.timer);
     this.timer = undefined;
@@ -133,16 +165,72 @@ export class AuditWriter {
     this.queue = [];
     this.flushing = this.flushing.then(async () => {
       if (batch.length === 0) return;
-      try {
-        // One multi-row insert with bound parameters, through the ORM's query builder (Kysely)
-        // rather than insertMany: these rows are never read back here, and insertMany's metadata
-        // work and client-side query formatting cost ~50 us of CPU per request (bench/http.bench.ts).
-        await this.orm.em.fork().getKysely<{ audit_event: AuditColumns }>().insertInto('audit_event').values(batch.map(auditColumns)).execute();
-      } catch (error) {
-        this.queue.unshift(...batch);
-        this.log.error({ events: batch.length, err: { type: (error as Error).name } }, 'could not write audit events; will retry');
+      const left = await this.write(batch.map(auditColumns));
+      if (left.length === 0) {
+        if (this.failing) this.log.info('audit log writable again');
+        this.failing = false;
+        return;
       }
+      // The database is away: keep the rest, refuse calls, and try again soon.
+      this.failing = true;
+      this.queue.unshift(...batch.slice(batch.length - left.length));
+      this.log.error({ events: this.queue.length }, 'could not write audit events; calls are refused until the audit log is writable again');
+      this.timer ??= setTimeout(() => void this.flush(), this.retryMs).unref();
     });
     return this.flushing;
   }
+
+  /** Flushes, retrying for up to `withinMs` while the database is away; says what could not be written. */
+  async close(withinMs = 5_000): Promise<void> {
+    const until = Date.now() + withinMs;
+    await this.flush();
+    while (this.queue.length > 0 && Date.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(this.retryMs, Math.max(0, until - Date.now()))));
+      await this.flush();
+    }
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.queue.length > 0) this.log.error({ events: this.queue.length }, 'audit events could not be written before shutdown');
+  }
+
+  /** Writes rows; returns the rows not written (a suffix), which is empty unless the database is away. */
+  private async write(rows: AuditColumns[]): Promise<AuditColumns[]> {
+    try {
+      await this.insert(rows);
+      this.stats.written += rows.length;
+      return [];
+    } catch (error) {
+      this.stats.batchesRefused++;
+      if (rows.length > 1) this.log.warn({ events: rows.length, err: { type: (error as Error).name } }, 'an audit batch was refused; writing it row by row');
+    }
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i]!;
+      try {
+        await this.insert([row]);
+        this.stats.written++;
+        continue;
+      } catch {
+        // Refused as it is: written with its free text replaced, so the event itself stays.
+      }
+      try {
+        await this.insert([{ ...row, message: null, target: null, client_address: null, detail: JSON.stringify({ unwritable: 'the details of this event could not be stored' }) }]);
+        this.stats.written++;
+        this.stats.rewritten++;
+      } catch (error) {
+        this.log.error({ err: { type: (error as Error).name } }, 'could not write an audit event');
+        return rows.slice(i);
+      }
+    }
+    return [];
+  }
+
+  // One multi-row insert with bound parameters, through the ORM's query builder (Kysely) rather
+  // than insertMany: these rows are never read back here, and insertMany's metadata work and
+  // client-side query formatting showed in the HTTP bench's profile.
+  private async insert(rows: AuditColumns[]): Promise<void> {
+    await this.orm.em.fork().getKysely<{ audit_event: AuditColumns }>().insertInto('audit_event').values(rows).execute();
+  }
 }
+
+/** Events kept in memory at most while the database is away (the oldest go first past that). */
+const MAX_QUEUED = 100_000;

@@ -16,7 +16,7 @@ export const createDelegation = operation({
   description:
     'Let another user (the delegate) use one permission you hold through a role, optionally only for one project and until an expiry time. ' +
     'Permissions you hold only through a delegation cannot be delegated again, and the delegation stops working the moment you lose the permission. ' +
-    'Creating a delegation on behalf of another delegator (delegator_id) needs delegations:write. Returns the delegation.',
+    'A delegation is always given in your own name: delegator_id, if given, must be your own id. Returns the delegation.',
   input: z.strictObject({
     delegate_id: uuidField('the user receiving the permission'),
     permission: permissionField,
@@ -26,13 +26,17 @@ export const createDelegation = operation({
     delegator_id: uuidField('the delegating user').optional(),
   }),
   permission: null,
+  effect: 'write',
   annotations: {},
   target: (input) => `user:${input.delegate_id}`,
   async run(ctx, input) {
     const self = callerUserId(ctx.caller);
     const delegatorId = input.delegator_id ?? self;
     if (!delegatorId) throw new OpError('invalid_input', 'delegator_id: required when no user is calling', { field: 'delegator_id' });
-    if (delegatorId !== self) await ctx.require('delegations:write');
+    // P2: a delegation is always in the caller's own name (only the local operator may name another).
+    if (self !== null && delegatorId !== self) {
+      throw new OpError('forbidden', 'permission denied: a delegation is always given in your own name; leave delegator_id out (delegations:write lets you list and revoke anyone\'s, never create one for someone else)', { field: 'delegator_id' });
+    }
     const project = input.project_key ? await findProject(ctx.em, input.project_key) : null;
     const expiresAt = input.expires_at ? new Date(input.expires_at) : null;
     await checkDelegation(
@@ -62,6 +66,7 @@ export const revokeDelegation = operation({
     'End a delegation at once, on every instance. Its delegator may revoke it; anyone else needs delegations:write. Revoking an already revoked delegation returns it unchanged.',
   input: z.strictObject({ delegation_id: uuidField('the delegation') }),
   permission: null,
+  effect: 'write',
   annotations: { destructiveHint: true, idempotentHint: true },
   target: (input) => `delegation:${input.delegation_id}`,
   async run(ctx, input) {
@@ -93,7 +98,8 @@ export const listDelegations = operation({
     cursor: cursorField,
   }),
   permission: 'delegations:read',
-  annotations: { readOnlyHint: true },
+  effect: 'read',
+  annotations: {},
   async run(ctx, input) {
     const where: Record<string, unknown>[] = [afterCursor(decodeCursor(input.cursor), 'createdAt', 'desc')];
     if (input.delegator_id) where.push({ delegator: input.delegator_id });
@@ -113,7 +119,8 @@ export const getDelegation = operation({
   description: 'Get one delegation. Its delegator and delegate may always see it; anyone else needs delegations:read.',
   input: z.strictObject({ delegation_id: uuidField('the delegation') }),
   permission: null,
-  annotations: { readOnlyHint: true },
+  effect: 'read',
+  annotations: {},
   target: (input) => `delegation:${input.delegation_id}`,
   async run(ctx, input) {
     const delegation = await ctx.em.findOne(Delegation, { id: input.delegation_id }, { populate: ['project'] });

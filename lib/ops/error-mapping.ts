@@ -4,7 +4,7 @@ import {
   UniqueConstraintViolationException,
 } from '@mikro-orm/core';
 import type { z } from 'zod';
-import { OpError, type FieldIssue } from '../errors.ts';
+import { invalid, OpError, type FieldIssue } from '../errors.ts';
 
 // Unique constraints by name -> the field and message a client can act on.
 const UNIQUE_CONSTRAINTS: Record<string, { field: string; message: string }> = {
@@ -38,6 +38,8 @@ export function parseInput<Schema extends z.ZodType>(
   schema: Schema,
   input: unknown,
 ): { success: true; data: z.output<Schema> } | { success: false; error: OpError } {
+  const hostile = hostileValue(input);
+  if (hostile) return { success: false, error: invalid(hostile.field, hostile.message) };
   try {
     const parsed = schema.safeParse(input);
     return parsed.success ? { success: true, data: parsed.data } : { success: false, error: fromZodError(parsed.error) };
@@ -48,12 +50,52 @@ export function parseInput<Schema extends z.ZodType>(
   }
 }
 
+const MAX_DEPTH = 32;
+const MAX_VALUES = 20_000;
+const LONE_SURROGATE = /\p{Surrogate}/u;
+
+/**
+ * What no operation accepts, whatever its schema says, found before the schema runs: NUL
+ * characters and lone UTF-16 surrogates in any text or key (no database can store them), values
+ * nested deeper than MAX_DEPTH, more than MAX_VALUES values. Walked without recursion.
+ */
+export function hostileValue(input: unknown): { field: string; message: string } | null {
+  const stack: { value: unknown; path: string; depth: number }[] = [{ value: input, path: '', depth: 0 }];
+  let count = 0;
+  const fieldOf = (path: string) => path || '(input)';
+  while (stack.length) {
+    const { value, path, depth } = stack.pop()!;
+    if (++count > MAX_VALUES) return { field: '(input)', message: `holds more than ${MAX_VALUES} values` };
+    if (typeof value === 'string') {
+      const why = badText(value);
+      if (why) return { field: fieldOf(path), message: why };
+      continue;
+    }
+    if (!value || typeof value !== 'object') continue;
+    if (depth >= MAX_DEPTH) return { field: fieldOf(path), message: `is nested more than ${MAX_DEPTH} levels deep` };
+    for (const key of Object.keys(value)) {
+      const keyPath = path ? `${path}.${key}` : key;
+      const why = badText(key);
+      if (why) return { field: fieldOf(path), message: `keys ${why}` };
+      stack.push({ value: (value as Record<string, unknown>)[key], path: keyPath, depth: depth + 1 });
+    }
+  }
+  return null;
+}
+
+function badText(text: string): string | null {
+  if (text.includes('\0')) return 'must not contain NUL characters';
+  // Well-formed text has no lone surrogate; the regex runs only on text that is not.
+  if (!text.isWellFormed() && LONE_SURROGATE.test(text)) return 'must be valid Unicode text (it holds a lone UTF-16 surrogate)';
+  return null;
+}
+
 function fieldSchemaThrowsOn(schema: z.ZodType, input: unknown): string | undefined {
   const shape = (schema as { shape?: Record<string, z.ZodType> }).shape;
   if (!shape || !input || typeof input !== 'object') return undefined;
   for (const [key, value] of Object.entries(input)) {
     try {
-      shape[key]?.safeParse(value);
+      if (Object.hasOwn(shape, key)) shape[key]!.safeParse(value);
     } catch {
       return key;
     }
@@ -66,7 +108,7 @@ export function toOpError(error: unknown): { error: OpError; unexpected: boolean
   if (error instanceof OpError) return { error, unexpected: false };
   if (error instanceof UniqueConstraintViolationException) {
     const name = /unique constraint "([^"]+)"/.exec(error.message)?.[1] ?? '';
-    const known = UNIQUE_CONSTRAINTS[name];
+    const known = Object.hasOwn(UNIQUE_CONSTRAINTS, name) ? UNIQUE_CONSTRAINTS[name] : undefined;
     return {
       error: new OpError('conflict', known?.message ?? 'this already exists', known ? { field: known.field } : {}),
       unexpected: false,

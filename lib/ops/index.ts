@@ -50,7 +50,19 @@ export const ADMIN_OPERATIONS: AnyOperation[] = [
   queryAudit,
 ] as AnyOperation[];
 
-/** Every operation, by name: the one registry the servers, REST routes and CLI draw from. */
-export const OPERATIONS: Record<string, AnyOperation> = Object.fromEntries(
-  [...SELF_OPERATIONS, ...ADMIN_OPERATIONS, ...PM_OPERATIONS, ...PM_BROWSER_OPERATIONS].map((op) => [op.name, op]),
-);
+/**
+ * Every operation, by name: the one registry the servers, REST routes and CLI draw from. A
+ * null-prototype object, so a tool named `__proto__` or `constructor` finds nothing; two operations
+ * of one name stop the process at load.
+ */
+export const OPERATIONS: Readonly<Record<string, AnyOperation>> = registry([...SELF_OPERATIONS, ...ADMIN_OPERATIONS, ...PM_OPERATIONS, ...PM_BROWSER_OPERATIONS]);
+
+function registry(operations: readonly AnyOperation[]): Readonly<Record<string, AnyOperation>> {
+  const byName: Record<string, AnyOperation> = Object.create(null);
+  for (const op of operations) {
+    const existing = byName[op.name];
+    if (existing && existing !== op) throw new Error(`two operations are named ${op.name}`);
+    byName[op.name] = op;
+  }
+  return Object.freeze(byName);
+}

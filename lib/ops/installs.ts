@@ -138,6 +138,7 @@ export const installMcpServer = operation({
     secrets: secretsInput.default({}),
   }),
   permission: 'installs:write',
+  effect: 'write',
   annotations: { idempotentHint: true },
   target: (input) => (input.userId ? `user:${input.userId}` : undefined),
   async run(ctx, input) {
@@ -222,7 +223,8 @@ export const listMyMcpServers = operation({
     'List the MCP servers installed for you: your personal installations, your projects\' and everyone\'s, each with whether it is usable and which secrets are set. Filters: scope, catalogId. Returns {items, next_cursor}.',
   input: z.strictObject(listFilters),
   permission: null,
-  annotations: { readOnlyHint: true },
+  effect: 'read',
+  annotations: {},
   async run(ctx, input) {
     const me = callerUserId(ctx.caller);
     if (!me) throw invalid('(caller)', 'only a user has installations of its own');
@@ -239,7 +241,8 @@ export const listMcpServers = operation({
     'Filters: scope, catalogId. Returns {items, next_cursor}.',
   input: z.strictObject({ ...listFilters, userId: uuidField('a user').optional(), all: z.boolean().default(false) }),
   permission: null,
-  annotations: { readOnlyHint: true },
+  effect: 'read',
+  annotations: {},
   async run(ctx, input) {
     const me = callerUserId(ctx.caller);
     if (input.all && input.userId) throw invalid('all', 'give either all or userId, not both');
@@ -256,7 +259,8 @@ export const getMcpServer = operation({
   description: 'Get one installation: catalog entry, scope, owner, its users, whether it is usable, and which secrets are set (never their values).',
   input: z.strictObject({ id: uuidField('the installation') }),
   permission: null,
-  annotations: { readOnlyHint: true },
+  effect: 'read',
+  annotations: {},
   target: (input) => `mcp_server:${input.id}`,
   async run(ctx, input) {
     return installationView(ctx.em, await visibleInstallation(ctx, input.id));
@@ -274,6 +278,7 @@ export const updateMcpServer = operation({
     secrets: z.record(secretName, secretValue.nullable()),
   }),
   permission: 'installs:write',
+  effect: 'write',
   annotations: { idempotentHint: true },
   target: (input) => `mcp_server:${input.id}`,
   async run(ctx, input) {
@@ -301,6 +306,7 @@ export const uninstallMcpServer = operation({
     'Remove an installation and its stored secrets. The owner of a personal installation may; anyone else, and any team, project or org installation, needs installs:admin. Returns what was removed.',
   input: z.strictObject({ id: uuidField('the installation') }),
   permission: 'installs:write',
+  effect: 'write',
   annotations: { destructiveHint: true },
   target: (input) => `mcp_server:${input.id}`,
   async run(ctx, input) {

@@ -65,7 +65,8 @@ export const listMcpCatalog = operation({
     'List the MCP servers that can be installed: name, description, transport (remote URL or stdio command), and the credential fields an installation needs. Returns {items}.',
   input: z.strictObject({}),
   permission: null,
-  annotations: { readOnlyHint: true },
+  effect: 'read',
+  annotations: {},
   async run(ctx) {
     const entries = await ctx.em.find(McpCatalogEntry, {}, { orderBy: { name: 'asc' } });
     return { items: entries.map((entry) => catalogView(entry)) };
@@ -79,7 +80,8 @@ export const getMcpCatalogEntry = operation({
   description: 'Get one MCP catalog entry by name or id, with how many installations it has.',
   input: z.strictObject({ id: catalogRef }),
   permission: null,
-  annotations: { readOnlyHint: true },
+  effect: 'read',
+  annotations: {},
   target: catalogTarget,
   async run(ctx, input) {
     const entry = await findCatalogEntry(ctx.em, input.id);
@@ -103,6 +105,7 @@ export const createMcpCatalogEntry = operation({
     credentialFields: credentialFields.default([]),
   }),
   permission: 'installs:admin',
+  effect: 'write',
   annotations: {},
   target: catalogTarget,
   async run(ctx, input) {
@@ -133,6 +136,7 @@ export const updateMcpCatalogEntry = operation({
     credentialFields: credentialFields.optional(),
   }),
   permission: 'installs:admin',
+  effect: 'write',
   annotations: { idempotentHint: true },
   target: catalogTarget,
   async run(ctx, input) {
@@ -164,6 +168,7 @@ export const deleteMcpCatalogEntry = operation({
     'Remove an MCP catalog entry (by name or id). Refused while it is installed, unless force is true, which uninstalls it for everyone first. Returns what was removed.',
   input: z.strictObject({ id: catalogRef, force: z.boolean().default(false) }),
   permission: 'installs:admin',
+  effect: 'write',
   annotations: { destructiveHint: true },
   target: catalogTarget,
   async run(ctx, input) {

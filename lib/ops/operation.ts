@@ -7,13 +7,23 @@ import type { Logger } from '../log.ts';
 import type { Vault } from '../vault.ts';
 import type { PmService } from '../pm/service.ts';
 
+/** Hints for MCP clients. Never authorisation, never how a call runs: that is `effect`. */
 export interface OperationAnnotations {
-  readOnlyHint?: boolean;
   destructiveHint?: boolean;
   idempotentHint?: boolean;
-  /** Reaches another system (a tracker): a change runs without a database transaction around it. */
-  openWorldHint?: boolean;
 }
+
+/**
+ * What running the operation does, and so how the runner runs it (the MCP hints are derived from it):
+ * - `read`: reads Mandate's own data; no transaction, its audit event batched;
+ * - `write`: changes Mandate's data; runs in a transaction that commits its audit event with it;
+ * - `upstream-read`: reads another system (a tracker); no transaction, audit batched;
+ * - `upstream-write`: changes another system, which cannot be rolled back with ours: no
+ *   transaction held open while it answers, and its audit event is written before the call returns.
+ */
+export type OperationEffect = 'read' | 'write' | 'upstream-read' | 'upstream-write';
+
+export const isReadEffect = (effect: OperationEffect) => effect === 'read' || effect === 'upstream-read';
 
 export interface OperationContext {
   /** Bound to the operation's transaction. */
@@ -28,6 +38,11 @@ export interface OperationContext {
   pm: PmService;
   /** The grant the operation's own permission was used through (null: system caller or no permission). */
   via: GrantSource | null;
+  /**
+   * P2: refuses unless the caller holds every permission `userId` holds, in every scope (for
+   * operations whose target is known only once they run; the runner checks `actsOn` itself).
+   */
+  requireCovers(userId: string): Promise<void>;
   /** Checks a further permission the operation needs for this particular input (same guard, same errors). */
   require(permission: Permission, projectId?: string | null, projectKey?: string): Promise<void>;
   /** Whether the caller holds a permission (same resolution as `require`), for what to show rather than refuse. */
@@ -75,7 +90,14 @@ export interface Operation<Schema extends z.ZodType = z.ZodType, Output = unknow
   secretInputs?: readonly string[];
   /** What the caller must hold; null for operations on the caller's own things. */
   permission: Permission | null;
+  effect: OperationEffect;
   annotations: OperationAnnotations;
+  /**
+   * The user whose credentials or standing the call changes (their tokens, password, email,
+   * sessions, status). The runner then requires the caller to hold every permission that user
+   * holds, in every scope (P2 in DESIGN.md), before the operation runs.
+   */
+  actsOn?: (input: z.output<Schema>) => string | undefined;
   /** The project the permission is checked for, when the input names one. */
   project?: (input: z.output<Schema>) => string | undefined;
   /** What the call acts on, known from the input, e.g. `user:<id>`. */

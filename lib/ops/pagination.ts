@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { invalid } from '../errors.ts';
+import { isUuid } from '../ids.ts';
 
 // Lists page by keyset (sort time, id), so a page never skips or repeats rows as rows are added.
 // The cursor is opaque to clients: base64url of the last row's sort key.
@@ -24,9 +25,13 @@ export function encodeCursor(key: CursorKey): string {
 export function decodeCursor(cursor: string | undefined): CursorKey | null {
   if (!cursor) return null;
   try {
-    const [at, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [string, string];
+    const parsed: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (!Array.isArray(parsed) || parsed.length !== 2) throw new Error('shape');
+    const [at, id] = parsed as unknown[];
+    // Exactly what encodeCursor writes: an ISO time the database can hold, and a UUID.
+    if (typeof at !== 'string' || typeof id !== 'string' || !isUuid(id)) throw new Error('shape');
     const date = new Date(at);
-    if (typeof id !== 'string' || !/^[0-9a-f-]{36}$/.test(id) || Number.isNaN(date.getTime())) throw new Error('shape');
+    if (Number.isNaN(date.getTime()) || date.toISOString() !== at || date.getUTCFullYear() < 1970 || date.getUTCFullYear() > 9999) throw new Error('time');
     return { at: date, id };
   } catch {
     throw invalid('cursor', 'is not a cursor this list returned; start again without one');

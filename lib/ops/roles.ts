@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { callerUserId } from '../identity/caller.ts';
 import { Role, RoleAssignment, type Project, type User } from '../db/entities/index.ts';
 import { requireAllPermissions } from '../access/guard.ts';
-import { ALL_PERMISSIONS, PERMISSIONS } from '../access/permissions.ts';
+import { ALL_PERMISSIONS, PERMISSIONS, type Permission } from '../access/permissions.ts';
 import { conflict, OpError } from '../errors.ts';
 import { operation, type OperationContext } from './operation.ts';
 import { describePermissions } from './effective.ts';
@@ -27,6 +27,20 @@ async function requireHoldsAll(ctx: OperationContext, permissions: readonly stri
   requireAllPermissions(held, permissions, what);
 }
 
+/**
+ * P3: adding permissions to a role the caller holds hands them to the caller; allowed only for
+ * permissions it already holds through a role of its own (so nothing delegated becomes its own).
+ */
+async function notHandedToSelf(ctx: OperationContext, role: Role, added: readonly string[]) {
+  if (ctx.caller.kind !== 'user') return;
+  if (!(await ctx.em.count(RoleAssignment, { user: ctx.caller.userId, role }))) return;
+  const held = await ctx.resolver.resolveAnywhere(ctx.em, ctx.caller);
+  const notOwn = added.filter((p) => !(held.grants.get(p as Permission) ?? []).some((source) => source.kind === 'role'));
+  if (notOwn.length) {
+    throw new OpError('forbidden', `permission denied: you hold role "${role.name}", so adding ${notOwn.join(', ')} would hand it to yourself; ask another admin`, { field: 'permissions' });
+  }
+}
+
 function notSystem(role: Role, what: string) {
   if (role.system) throw new OpError('invalid_input', `role: "${role.name}" is a system role and cannot be ${what}`, { field: 'role' });
 }
@@ -36,6 +50,10 @@ function notSystem(role: Role, what: string) {
  * scope: roles:write alone must not let anyone mint a role richer than their own.
  */
 export async function grantRole(ctx: OperationContext, user: User, roleRefValue: string, project: Project | null) {
+  // P3: never to oneself, or roles:write would turn delegated permissions into a role of one's own.
+  if (ctx.caller.kind === 'user' && ctx.caller.userId === user.id) {
+    throw new OpError('forbidden', 'permission denied: you cannot assign a role to yourself; ask another admin', { field: 'user_id' });
+  }
   const role = await findRole(ctx.em, roleRefValue);
   await requireHoldsAll(ctx, role.permissions, `assigning role "${role.name}"`, project);
   const existing = await ctx.em.findOne(RoleAssignment, { user, role, project });
@@ -57,7 +75,8 @@ export const listPermissions = operation({
   description: 'List every permission in the catalogue with what it lets a caller do. Roles and delegations are made of these.',
   input: z.strictObject({}),
   permission: 'roles:read',
-  annotations: { readOnlyHint: true },
+  effect: 'read',
+  annotations: {},
   async run() {
     return { items: ALL_PERMISSIONS.map((permission) => ({ permission, description: PERMISSIONS[permission] })) };
   },
@@ -70,7 +89,8 @@ export const listRoles = operation({
   description: 'List all roles (system and custom) with their permissions and how many assignments each has.',
   input: z.strictObject({}),
   permission: 'roles:read',
-  annotations: { readOnlyHint: true },
+  effect: 'read',
+  annotations: {},
   async run(ctx) {
     const roles = await ctx.em.find(Role, {}, { orderBy: { system: 'desc', name: 'asc' } });
     const counts = await ctx.em.execute<{ role_id: string; n: string | number }[]>(
@@ -88,7 +108,8 @@ export const getRole = operation({
   description: 'Get one role by name or id: description, permissions (with descriptions), whether it is a system role, and how many assignments it has.',
   input: z.strictObject({ role: roleRef }),
   permission: 'roles:read',
-  annotations: { readOnlyHint: true },
+  effect: 'read',
+  annotations: {},
   target: (input) => `role:${input.role}`,
   async run(ctx, input) {
     const role = await findRole(ctx.em, input.role);
@@ -113,6 +134,7 @@ export const createRole = operation({
     permissions: permissionList.min(1, 'must list at least one permission'),
   }),
   permission: 'roles:write',
+  effect: 'write',
   annotations: {},
   target: (input) => `role:${input.name}`,
   async run(ctx, input) {
@@ -142,6 +164,7 @@ export const updateRole = operation({
       path: ['permissions'],
     }),
   permission: 'roles:write',
+  effect: 'write',
   annotations: { idempotentHint: true },
   target: (input) => `role:${input.role}`,
   async run(ctx, input) {
@@ -149,7 +172,9 @@ export const updateRole = operation({
     notSystem(role, 'changed');
     if (input.permissions) {
       const added = input.permissions.filter((p) => !role.permissions.includes(p));
-      await requireHoldsAll(ctx, added, `adding permissions to role "${role.name}"`);
+      // Rewriting a role (removing as much as adding) needs every permission it holds and will hold.
+      await requireHoldsAll(ctx, [...role.permissions, ...added], `changing the permissions of role "${role.name}"`);
+      if (added.length) await notHandedToSelf(ctx, role, added);
       role.permissions = [...new Set(input.permissions)];
     }
     if (input.description !== undefined) role.description = input.description;
@@ -166,6 +191,7 @@ export const deleteRole = operation({
     'Delete a custom role. Refused while it is assigned to anyone, unless cascade is true, which removes those assignments too (their members lose its permissions at once). System roles cannot be deleted.',
   input: z.strictObject({ role: roleRef, cascade: z.boolean().default(false) }),
   permission: 'roles:write',
+  effect: 'write',
   annotations: { destructiveHint: true },
   target: (input) => `role:${input.role}`,
   async run(ctx, input) {
@@ -196,6 +222,7 @@ export const assignRole = operation({
     project_key: projectKeyField.optional(),
   }),
   permission: 'roles:write',
+  effect: 'write',
   annotations: { idempotentHint: true },
   project: (input) => input.project_key,
   target: (input) => `user:${input.user_id}`,
@@ -226,6 +253,7 @@ export const removeRole = operation({
       path: ['role'],
     }),
   permission: 'roles:write',
+  effect: 'write',
   annotations: { destructiveHint: true, idempotentHint: true },
   target: (input) => `user:${input.user_id}`,
   async run(ctx, input) {
@@ -255,7 +283,8 @@ export const listRoleMembers = operation({
   description: 'List the users a role is assigned to (globally or per project), a page at a time. Returns {items: [{assignment, user}], next_cursor}.',
   input: z.strictObject({ role: roleRef, limit: limitField, cursor: cursorField }),
   permission: 'roles:read',
-  annotations: { readOnlyHint: true },
+  effect: 'read',
+  annotations: {},
   target: (input) => `role:${input.role}`,
   async run(ctx, input) {
     const role = await findRole(ctx.em, input.role);
@@ -278,7 +307,8 @@ export const getUserPermissions = operation({
     'Exactly what the guard would allow the user.',
   input: z.strictObject({ user_id: uuidField('the user'), project_key: projectKeyField.optional() }),
   permission: 'users:read',
-  annotations: { readOnlyHint: true },
+  effect: 'read',
+  annotations: {},
   target: (input) => `user:${input.user_id}`,
   async run(ctx, input) {
     const user = await findUser(ctx.em, input.user_id);

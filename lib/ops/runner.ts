@@ -1,13 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { emOf, lazyFork, type EmSource, type Orm } from '../db/orm.ts';
 import type { AuditOutcome } from '../db/entities/index.ts';
-import type { Caller } from '../identity/caller.ts';
+import type { Caller, UserCaller } from '../identity/caller.ts';
 import type { Permission } from '../access/permissions.ts';
 import { requireLive, requirePermission } from '../access/guard.ts';
 import type { PermissionResolver } from '../access/resolver.ts';
-import type { OpError } from '../errors.ts';
+import { OpError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { AnyOperation, Operation, OperationContext } from './operation.ts';
+import { requireCoverage } from '../access/coverage.ts';
 import { addAuditEvent, AuditWriter, type AuditRecord } from './audit.ts';
 import { EpochCache } from '../access/epoch.ts';
 import type { Speculation } from '../access/speculation.ts';
@@ -72,7 +73,7 @@ export class OperationRunner {
     let speculation = meta.speculation;
     // Only a local read may run on unconfirmed caches: anything else could leave a trace (a write,
     // an upstream call) for a caller the epoch read is about to refuse.
-    if (speculation && !(op.annotations.readOnlyHint && !op.annotations.openWorldHint)) {
+    if (speculation && op.effect !== 'read') {
       await speculation.settle();
       speculation = undefined;
     }
@@ -104,7 +105,8 @@ export class OperationRunner {
       this.deps.log.info({ op: op.name, outcome, actor, requestId, ms, ...(error ? { code: error.code } : {}) }, 'operation');
     };
     const failed = (outcome: AuditOutcome, error: OpError, logFirst: () => void = () => undefined) => ({
-      result: { ok: false as const, error },
+      // What the caller sees is scrubbed too: a message may quote a secret of the input, encoded.
+      result: { ok: false as const, error: scrubbedError(error, secrets) },
       trace: () => {
         logFirst();
         this.auditFailure(audit, outcome, error, secrets);
@@ -112,6 +114,8 @@ export class OperationRunner {
       },
     });
 
+    // Fail closed: a call whose audit event could not be written does not run at all.
+    if (!this.audit.writable) return failed('failed', auditUnavailable());
     const parsed = parseInput(op.input, rawInput ?? {});
     if (!parsed.success) return failed('invalid', parsed.error);
     const input = parsed.data as z.output<Schema>;
@@ -129,9 +133,11 @@ export class OperationRunner {
           requireLive(effective);
         }
       }
+      const principal = caller.kind === 'user' ? op.actsOn?.(input) : undefined;
       let value: Output;
-      if (op.annotations.readOnlyHint) {
+      if (op.effect === 'read' || op.effect === 'upstream-read') {
         // Reads need no transaction; their audit event is batched.
+        if (principal) await requireCoverage(this.deps.resolver, em, caller as UserCaller, principal, op.name);
         value = await op.run(this.context(em, op.name, caller, now, audit), input);
         return {
           result: { ok: true, value },
@@ -141,14 +147,17 @@ export class OperationRunner {
           },
         };
       }
-      if (op.annotations.openWorldHint) {
+      if (op.effect === 'upstream-write') {
         // A change made in another system cannot be rolled back with ours: no transaction is held
         // open while the tracker answers, and the audit event is written before the call returns.
+        if (principal) await requireCoverage(this.deps.resolver, em, caller as UserCaller, principal, op.name);
         value = await op.run(this.context(em, op.name, caller, now, audit), input);
         addAuditEvent(em(), { ...audit, outcome: 'allowed' });
         await em().flush();
       } else {
         value = await em().transactional(async (tx) => {
+          // Checked inside the transaction, against what it sees.
+          if (principal) await requireCoverage(this.deps.resolver, tx, caller as UserCaller, principal, op.name);
           const result = await op.run(this.context(tx, op.name, caller, now, audit), input);
           addAuditEvent(tx, { ...audit, outcome: 'allowed' });
           return result;
@@ -182,6 +191,9 @@ export class OperationRunner {
       vault: this.deps.vault,
       pm: this.deps.pm,
       via: audit.via ?? null,
+      requireCovers: async (userId: string) => {
+        if (caller.kind === 'user') await requireCoverage(this.deps.resolver, tx, caller, userId, operation);
+      },
       require: async (permission: Permission, projectId: string | null = null, projectKey?: string) => {
         if (caller.kind !== 'user') return;
         // Inside the operation's transaction: resolved afresh from what the transaction sees.
@@ -216,12 +228,25 @@ export class OperationRunner {
   }
 }
 
+function scrubbedError(error: OpError, secrets: string[]): OpError {
+  const message = scrubText(error.message, secrets);
+  const issues = error.issues?.map((issue) => ({ field: issue.field, message: scrubText(issue.message, secrets) }));
+  if (message === error.message && !issues?.some((issue, i) => issue.message !== error.issues![i]!.message)) return error;
+  return new OpError(error.code, message, {
+    ...(error.field !== undefined ? { field: error.field } : {}),
+    ...(issues ? { issues } : {}),
+    ...(error.retryAfterSeconds !== undefined ? { retryAfterSeconds: error.retryAfterSeconds } : {}),
+  });
+}
+
 function scrubErr(error: unknown, secrets: string[] = []) {
   if (!(error instanceof Error)) return { message: scrubText(String(error), secrets) };
   return { type: error.name, message: scrubText(error.message, secrets), stack: error.stack ? scrubText(error.stack, secrets) : undefined };
 }
 
 type PendingAudit = Omit<AuditRecord, 'outcome'>;
+
+const auditUnavailable = () => new OpError('unavailable', 'the audit log cannot be written right now, so nothing is run; try again shortly');
 
 function pendingAudit(op: AnyOperation, caller: Caller, rawInput: unknown, meta: RunMeta): PendingAudit {
   return {

@@ -25,7 +25,8 @@ export const whoami = operation({
     'Call it first when unsure whose mandate you are acting under. get_my_permissions says what you may do.',
   input: z.strictObject({}),
   permission: null,
-  annotations: { readOnlyHint: true, idempotentHint: true },
+  effect: 'read',
+  annotations: {},
   async run(ctx) {
     const caller = me(ctx);
     // Everything shown here changes only with the access epoch, so it is computed once per epoch.
@@ -58,7 +59,8 @@ export const getMyPermissions = operation({
     "If you authenticated with a scoped API token, only the token's scopes count. This is exactly what the guard allows.",
   input: z.strictObject({ project_key: projectKeyField.optional() }),
   permission: null,
-  annotations: { readOnlyHint: true, idempotentHint: true },
+  effect: 'read',
+  annotations: {},
   project: (input) => input.project_key,
   async run(ctx, input) {
     return describePermissions(ctx.em, ctx.resolver, me(ctx), input.project_key);
@@ -74,7 +76,8 @@ export const listMyDelegations = operation({
     'Revoke one you gave with revoke_delegation.',
   input: z.strictObject({ include_inactive: z.boolean().default(false) }),
   permission: null,
-  annotations: { readOnlyHint: true, idempotentHint: true },
+  effect: 'read',
+  annotations: {},
   async run(ctx, input) {
     const { userId } = me(ctx);
     const active = input.include_inactive ? {} : activeDelegations(ctx.now);
@@ -98,7 +101,8 @@ export const listMyTokens = operation({
   description: 'Your API tokens: name, prefix, scopes, expiry, last use (never the tokens themselves). Revoked ones only with include_revoked.',
   input: z.strictObject({ include_revoked: z.boolean().default(false) }),
   permission: null,
-  annotations: { readOnlyHint: true, idempotentHint: true },
+  effect: 'read',
+  annotations: {},
   async run(ctx, input) {
     return listTokens(ctx, me(ctx).userId, input.include_revoked);
   },
@@ -114,6 +118,7 @@ export const createMyToken = operation({
     'The raw token is in this result once and never again.',
   input: z.strictObject({ name: tokenNameField, expires_in_days: daysField.optional(), scopes: scopesField }),
   permission: null,
+  effect: 'write',
   annotations: {},
   async run(ctx, input) {
     const caller = me(ctx);
@@ -145,6 +150,7 @@ export const revokeMyToken = operation({
   description: 'Revoke one of your API tokens at once (list_my_tokens shows their ids). Revoking the token this session uses ends your own access. Idempotent.',
   input: z.strictObject({ token_id: uuidField('your API token') }),
   permission: null,
+  effect: 'write',
   annotations: { destructiveHint: true, idempotentHint: true },
   target: (input) => `token:${input.token_id}`,
   async run(ctx, input) {
@@ -159,7 +165,8 @@ export const health = operation({
   description: "Whether Mandate's database is reachable, how long a round trip takes, and the server's version.",
   input: z.strictObject({}),
   permission: null,
-  annotations: { readOnlyHint: true, idempotentHint: true },
+  effect: 'read',
+  annotations: {},
   async run(ctx) {
     const started = performance.now();
     const row = await ctx.em.execute<{ server_version: string }>('show server_version', [], 'get');

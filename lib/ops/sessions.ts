@@ -14,7 +14,8 @@ export const listUserSessions = operation({
   description: "List a user's MCP sessions (stdio processes and HTTP sessions), newest first: transport, servers, client, how it authenticated, last seen. Ended ones only with include_ended.",
   input: z.strictObject({ user_id: uuidField('the user'), include_ended: z.boolean().default(false) }),
   permission: 'sessions:read',
-  annotations: { readOnlyHint: true },
+  effect: 'read',
+  annotations: {},
   target: (input) => `user:${input.user_id}`,
   async run(ctx, input) {
     await findUser(ctx.em, input.user_id);
@@ -32,8 +33,10 @@ export const revokeUserSessions = operation({
     "End one session of a user (session_id) or all of them: their next call is refused on every instance. The user's API tokens keep working for new sessions; use deactivate_user to stop everything. Returns how many ended.",
   input: z.strictObject({ user_id: uuidField('the user'), session_id: uuidField('the session').optional() }),
   permission: 'sessions:write',
+  effect: 'write',
   annotations: { destructiveHint: true, idempotentHint: true },
   target: (input) => (input.session_id ? `session:${input.session_id}` : `user:${input.user_id}`),
+  actsOn: (input) => input.user_id,
   async run(ctx, input) {
     await findUser(ctx.em, input.user_id);
     if (input.session_id && !(await ctx.em.findOne(Session, { id: input.session_id, user: input.user_id }))) {

@@ -23,9 +23,16 @@ export interface TokenRequest {
   scopes?: readonly Permission[] | undefined;
 }
 
-/** Issues a token for `user`; the raw value is in the result once and stored only as a hash. */
+/**
+ * Issues a token for `user`; the raw value is in the result once and stored only as a hash. The
+ * one place tokens are minted, so P3 holds here for every operation: a call acting through a
+ * delegation (every call of an agent) mints a token that expires no later than that delegation
+ * and stops working the moment it does (revoked, expired, or its delegator losing the permission).
+ */
 export async function issueToken(ctx: OperationContext, user: User, request: TokenRequest) {
   if (!user.active) throw new OpError('invalid_input', 'user_id: the user is deactivated', { field: 'user_id' });
+  const source = ctx.via?.kind === 'delegation' ? ctx.via : null;
+  const expiresAt = source?.expiresAt && source.expiresAt < request.expiresAt ? source.expiresAt : request.expiresAt;
   if (request.scopes) {
     const held = await ctx.resolver.resolve(ctx.em, { userId: user.id });
     const beyond = request.scopes.filter((scope) => !held.grants.has(scope));
@@ -40,8 +47,9 @@ export async function issueToken(ctx: OperationContext, user: User, request: Tok
     prefix: secret.prefix,
     hash: secret.hash,
     scopes: request.scopes ? [...new Set(request.scopes)] : null,
-    expiresAt: request.expiresAt,
+    expiresAt,
     createdById: callerUserId(ctx.caller),
+    sourceDelegationId: source?.delegationId ?? null,
   });
   await ctx.em.flush();
   return { ...tokenView(token), token: secret.raw };
@@ -73,8 +81,10 @@ export const createTokenForUser = operation({
     "user's permissions and must be among them. The raw token is in this result once and can never be shown again: hand it to its owner now.",
   input: z.strictObject({ user_id: uuidField('the user'), name: tokenNameField, expires_in_days: expiresInDaysField, scopes: scopesField }),
   permission: 'tokens:write',
+  effect: 'write',
   annotations: {},
   target: (input) => `user:${input.user_id}`,
+  actsOn: (input) => input.user_id,
   async run(ctx, input) {
     const user = await findUser(ctx.em, input.user_id);
     return issueToken(ctx, user, { name: input.name, expiresAt: expiryIn(ctx.now, input.expires_in_days), scopes: input.scopes });
@@ -88,7 +98,8 @@ export const listUserTokens = operation({
   description: "List a user's API tokens: name, prefix, scopes, expiry, last use. Never the tokens themselves. Revoked ones only with include_revoked.",
   input: z.strictObject({ user_id: uuidField('the user'), include_revoked: z.boolean().default(false) }),
   permission: 'tokens:read',
-  annotations: { readOnlyHint: true },
+  effect: 'read',
+  annotations: {},
   target: (input) => `user:${input.user_id}`,
   async run(ctx, input) {
     await findUser(ctx.em, input.user_id);
@@ -103,8 +114,10 @@ export const revokeUserToken = operation({
   description: 'Revoke one API token of a user at once, on every instance: its next call fails. Idempotent. Returns the token metadata.',
   input: z.strictObject({ user_id: uuidField('the user'), token_id: uuidField('the API token') }),
   permission: 'tokens:write',
+  effect: 'write',
   annotations: { destructiveHint: true, idempotentHint: true },
   target: (input) => `token:${input.token_id}`,
+  actsOn: (input) => input.user_id,
   async run(ctx, input) {
     await findUser(ctx.em, input.user_id);
     return revokeToken(ctx, input.user_id, input.token_id);

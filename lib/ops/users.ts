@@ -2,7 +2,8 @@ import { z } from 'zod';
 import { callerUserId } from '../identity/caller.ts';
 import { AgentSession, ApiToken, Delegation, McpInstallation, RoleAssignment, User, USER_TYPES } from '../db/entities/index.ts';
 import { conflict, OpError } from '../errors.ts';
-import { hashPassword, passwordSchema } from '../identity/passwords.ts';
+import { passwordSchema } from '../identity/passwords.ts';
+import { mintPasswordHash } from './credentials.ts';
 import { deactivateAccount, endAgentSession, endSessions } from '../identity/account-lifecycle.ts';
 import { operation } from './operation.ts';
 import { grantRole } from './roles.ts';
@@ -36,6 +37,7 @@ export const createUser = operation({
     roles: z.array(z.string().min(1).max(64)).max(20).optional(),
   }),
   permission: 'users:write',
+  effect: 'write',
   annotations: {},
   async run(ctx, input) {
     if (input.roles?.length) await ctx.require('roles:write');
@@ -52,7 +54,7 @@ export const createUser = operation({
       email: input.email,
       displayName: input.display_name ?? name,
       type: input.type,
-      passwordHash: input.password ? await hashPassword(input.password) : null,
+      passwordHash: input.password ? await mintPasswordHash(ctx, input.password) : null,
       active: true,
       createdById: callerUserId(ctx.caller),
     });
@@ -82,7 +84,8 @@ export const listUsers = operation({
     cursor: cursorField,
   }),
   permission: 'users:read',
-  annotations: { readOnlyHint: true },
+  effect: 'read',
+  annotations: {},
   async run(ctx, input) {
     const where: Record<string, unknown>[] = [afterCursor(decodeCursor(input.cursor), 'createdAt')];
     if (input.type) where.push({ type: input.type });
@@ -106,7 +109,8 @@ export const getUser = operation({
     'Use get_user_permissions for what the user may actually do.',
   input: userIdInput,
   permission: 'users:read',
-  annotations: { readOnlyHint: true },
+  effect: 'read',
+  annotations: {},
   target: userTarget,
   async run(ctx, input) {
     const user = await findUser(ctx.em, input.user_id);
@@ -146,8 +150,10 @@ export const updateUser = operation({
       path: ['email'],
     }),
   permission: 'users:write',
+  effect: 'write',
   annotations: { idempotentHint: true },
   target: userTarget,
+  actsOn: (input) => input.user_id,
   async run(ctx, input) {
     const user = await findUser(ctx.em, input.user_id);
     if (input.email !== undefined) user.email = input.email;
@@ -167,8 +173,10 @@ export const deactivateUser = operation({
     'Reversible with reactivate_user (tokens stay revoked; issue new ones). You cannot deactivate yourself or the last admin. Returns the user and what was ended.',
   input: userIdInput,
   permission: 'users:write',
+  effect: 'write',
   annotations: { destructiveHint: true, idempotentHint: true },
   target: userTarget,
+  actsOn: (input) => input.user_id,
   async run(ctx, input) {
     notSelf(ctx.caller, input.user_id, 'deactivate');
     const user = await findUser(ctx.em, input.user_id);
@@ -186,8 +194,10 @@ export const reactivateUser = operation({
     'Reactivate a deactivated user so it can sign in again. Its old API tokens stay revoked: create new ones with create_token_for_user. Returns the user.',
   input: userIdInput,
   permission: 'users:write',
+  effect: 'write',
   annotations: { idempotentHint: true },
   target: userTarget,
+  actsOn: (input) => input.user_id,
   async run(ctx, input) {
     const user = await findUser(ctx.em, input.user_id);
     if (user.type === 'agent' && (await ctx.em.count(AgentSession, { agent: user }))) {
@@ -210,8 +220,10 @@ export const deleteUser = operation({
     'Prefer deactivate_user when in doubt: it is reversible. Returns what was removed.',
   input: z.strictObject({ user_id: uuidField('the user'), cascade: z.boolean().default(false) }),
   permission: 'users:write',
+  effect: 'write',
   annotations: { destructiveHint: true },
   target: userTarget,
+  actsOn: (input) => input.user_id,
   async run(ctx, input) {
     notSelf(ctx.caller, input.user_id, 'delete');
     const user = await findUser(ctx.em, input.user_id);
@@ -245,12 +257,14 @@ export const resetPassword = operation({
     "Set a new password for a user (8-1024 characters). Sessions the user opened with its old password end; API tokens keep working. The password is never shown again or logged. Returns the user.",
   input: z.strictObject({ user_id: uuidField('the user'), password: passwordSchema }),
   permission: 'users:write',
+  effect: 'write',
   annotations: { idempotentHint: true },
   target: userTarget,
+  actsOn: (input) => input.user_id,
   async run(ctx, input) {
     const user = await findUser(ctx.em, input.user_id);
     if (!user.active) throw new OpError('invalid_input', 'user_id: the user is deactivated; reactivate it first', { field: 'user_id' });
-    user.passwordHash = await hashPassword(input.password);
+    user.passwordHash = await mintPasswordHash(ctx, input.password);
     await ctx.em.flush();
     const sessionsEnded = await endSessions(ctx.em, user.id, ctx.now, 'password reset', { passwordOnly: true });
     return { ...userView(user), sessions_ended: sessionsEnded };

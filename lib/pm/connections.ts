@@ -9,6 +9,7 @@ import { PROVIDER_LABEL, type Credentials } from './service.ts';
 import { trackerFailure, TrackerError } from './errors.ts';
 import type { Tracker } from './provider.ts';
 import { GrantExpired, needsRefresh } from './oauth/tokens.ts';
+import { scrubValue } from '../ops/redact.ts';
 
 // A caller's own tracker connections: found only among the caller's rows (anyone else's id is
 // "not found"), opened with the vault, and marked invalid when the tracker rejects them.
@@ -83,8 +84,12 @@ export function openCredentials(ctx: OperationContext, connection: PmConnection)
 }
 
 export function credentialSecrets(credentials: Credentials): string[] {
-  return [credentials.apiToken, credentials.token, credentials.apiKey, credentials.accessToken, credentials.refreshToken]
+  const secrets = [credentials.apiToken, credentials.token, credentials.apiKey, credentials.accessToken, credentials.refreshToken]
     .filter((s): s is string => typeof s === 'string' && s.length >= 4);
+  // As sent in a Basic header: base64 of `email:apiToken` (Jira Cloud), `apikey:KEY` (OpenProject).
+  if (credentials.email && credentials.apiToken) secrets.push(`${credentials.email}:${credentials.apiToken}`);
+  if (credentials.apiKey) secrets.push(`apikey:${credentials.apiKey}`);
+  return secrets;
 }
 
 /**
@@ -176,7 +181,8 @@ export async function withTracker<T>(ctx: OperationContext, ref: string | undefi
   if (connection.status === 'expired') throw expiredError(ctx, connection, label, connection.statusReason);
   const credentials = openCredentials(ctx, connection);
   try {
-    return await use(trackerOf(ctx, connection, credentials), connection);
+    // A tracker may quote the request's credentials back (in any encoding): never shown onward.
+    return scrubValue(await use(trackerOf(ctx, connection, credentials), connection), credentialSecrets(credentials));
   } catch (error) {
     if (error instanceof TrackerError && error.status === 401) {
       await markConnection(ctx.em, connection.id, 'invalid', `${PROVIDER_LABEL[connection.provider]} answered 401 at ${ctx.now.toISOString()}`);

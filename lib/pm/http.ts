@@ -1,6 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { setTimeout as delay } from 'node:timers/promises';
+import { OpError } from '../errors.ts';
 import { BlockedAddressError, forbiddenLiteralHost, guardedLookup, type NetworkPolicy } from './net-guard.ts';
 
 // The one way PM code reaches a tracker: every request has a per-attempt timeout and the call an
@@ -72,6 +73,25 @@ export function withQuery(url: string, query: Record<string, QueryValue> = {}): 
   return target.toString();
 }
 
+/**
+ * A path segment "." or ".." (however encoded) would move the request elsewhere on the tracker
+ * once the URL is normalised: identifiers from input end up in paths, so such a URL is refused.
+ */
+function refuseDotSegments(url: string): void {
+  const path = url.replace(/^[a-z]+:\/\/[^/]*/i, '').split(/[?#]/)[0] ?? '';
+  for (const segment of path.split('/')) {
+    let decoded = segment;
+    try {
+      decoded = decodeURIComponent(segment);
+    } catch {
+      // Not percent-decodable: not a dot segment either.
+    }
+    if (decoded === '.' || decoded === '..') {
+      throw new OpError('invalid_input', 'an identifier in this request is "." or "..", which would leave the tracker API path it belongs to');
+    }
+  }
+}
+
 export class UpstreamHttp {
   readonly settings: HttpSettings;
   private readonly sleep: (ms: number) => Promise<unknown>;
@@ -93,6 +113,7 @@ export class UpstreamHttp {
   }
 
   async send(request: UpstreamRequest): Promise<UpstreamResponse> {
+    refuseDotSegments(request.url);
     const deadline = Date.now() + this.settings.deadlineMs;
     const url = withQuery(request.url, request.query);
     const payload = request.body === undefined ? undefined : Buffer.from(JSON.stringify(request.body));

@@ -29,13 +29,42 @@ const CLASSES: Record<NetworkClass, BlockList> = {
   'link-local': blockList(['169.254.0.0/16'], ['fe80::/10']),
 };
 // Never a tracker: "this host", multicast, reserved and broadcast ranges.
-const NEVER = blockList(['0.0.0.0/8', '224.0.0.0/4', '240.0.0.0/4'], ['::/128', 'ff00::/8']);
+const NEVER = blockList(
+  ['0.0.0.0/8', '192.0.0.0/24', '192.0.2.0/24', '198.18.0.0/15', '198.51.100.0/24', '203.0.113.0/24', '224.0.0.0/4', '240.0.0.0/4'],
+  ['::/128', '100::/64', '2001:db8::/32', 'ff00::/8'],
+);
 
-/** An IPv4-mapped IPv6 address (::ffff:10.0.0.1) is judged as the IPv4 address it carries. */
+/** The eight 16-bit groups of an IPv6 address (a dotted IPv4 tail included). */
+function ipv6Groups(address: string): number[] {
+  let text = address.toLowerCase().replace(/%.*$/, '');
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (dotted) {
+    const [a, b, c, d] = dotted.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  const fill = tail === undefined ? [] : Array(8 - left.length - right.length).fill('0');
+  return [...left, ...fill, ...right].map((group) => parseInt(group, 16));
+}
+
+/**
+ * IPv6 forms that carry an IPv4 address are judged as that address: IPv4-mapped (::ffff:0:0/96),
+ * IPv4-compatible (::/96) and NAT64 (64:ff9b::/96, 64:ff9b:1::/48), in dotted or hex notation.
+ */
 function normalise(address: string): { address: string; family: 'ipv4' | 'ipv6' } {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped) return { address: mapped[1]!, family: 'ipv4' };
-  return { address, family: isIP(address) === 6 ? 'ipv6' : 'ipv4' };
+  if (isIP(address) !== 6) return { address, family: 'ipv4' };
+  const g = ipv6Groups(address);
+  const zeros = (from: number, to: number) => g.slice(from, to).every((x) => x === 0);
+  const embedded =
+    (zeros(0, 5) && g[5] === 0xffff) ||
+    (zeros(0, 6) && !(g[6] === 0 && (g[7] === 0 || g[7] === 1))) ||
+    (g[0] === 0x64 && g[1] === 0xff9b && zeros(2, 6)) ||
+    (g[0] === 0x64 && g[1] === 0xff9b && g[2] === 1);
+  if (!embedded) return { address, family: 'ipv6' };
+  const v4 = [g[6]! >> 8, g[6]! & 0xff, g[7]! >> 8, g[7]! & 0xff].join('.');
+  return { address: v4, family: 'ipv4' };
 }
 
 /** Why an address may not be reached under the policy, or null if it may. */
@@ -77,7 +106,8 @@ export function checkBaseUrl(raw: string, policy: NetworkPolicy, field = 'baseUr
   if (url.search || url.hash) throw invalid(field, 'must not contain a query or fragment');
   const literal = forbiddenLiteralHost(url, policy);
   if (literal) throw invalid(field, `${literal.reason}, which this deployment does not allow trackers on`);
-  if (/(^|\.)localhost$/i.test(url.hostname) && !policy.allow.has('loopback')) {
+  // "localhost." is localhost too (a fully qualified name).
+  if (/(^|\.)localhost\.*$/i.test(url.hostname) && !policy.allow.has('loopback')) {
     throw invalid(field, `${url.hostname} is a loopback name, which this deployment does not allow trackers on`);
   }
   return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;

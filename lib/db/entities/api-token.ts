@@ -19,6 +19,9 @@ const ApiTokenSchema = defineEntity({
     lastUsedAt: p.datetime().nullable(),
     createdAt: p.datetime().onCreate(() => new Date()),
     createdById: p.uuid().nullable(),
+    // P3: a token minted through a delegation works only while that delegation does (the resolver
+    // checks it at every use; a deleted delegation ends it too).
+    sourceDelegationId: p.uuid().nullable(),
     revokedAt: p.datetime().nullable(),
   },
   // Revocation, expiry and scope changes count; last-used writes must not invalidate every cache.

@@ -68,7 +68,8 @@ export const listPmConnections = operation({
     '`providers` lists every provider with your status for it (not_connected when you have none). Credentials are never shown.',
   input: z.strictObject({ limit: limitField, cursor: cursorField }),
   permission: 'pm:read',
-  annotations: { readOnlyHint: true },
+  effect: 'read',
+  annotations: {},
   async run(ctx, input) {
     const me = requireUser(ctx);
     const rows = await ctx.em.find(
@@ -102,7 +103,8 @@ export const addPmConnection = operation({
     default: z.boolean().optional(),
   }),
   permission: 'pm:read',
-  annotations: { openWorldHint: true },
+  effect: 'upstream-write',
+  annotations: {},
   async run(ctx, input) {
     const me = requireUser(ctx);
     const baseUrl = checkBaseUrl(input.baseUrl, ctx.pm.settings.http.policy);
@@ -125,6 +127,7 @@ export const removePmConnection = operation({
   description: 'Deletes one of your connections and its stored credentials (id or name). If it was your default, your oldest remaining connection becomes the default.',
   input: z.strictObject({ id: connectionRef }),
   permission: 'pm:read',
+  effect: 'write',
   annotations: { destructiveHint: true, idempotentHint: false },
   async run(ctx, input) {
     const connection = await findMyConnection(ctx, input.id, 'id');
@@ -151,6 +154,7 @@ export const setDefaultPmConnection = operation({
   description: 'Makes one of your connections (id or name) the one PM tools use when no connection is given.',
   input: z.strictObject({ id: connectionRef }),
   permission: 'pm:read',
+  effect: 'write',
   annotations: { idempotentHint: true },
   async run(ctx, input) {
     const connection = await findMyConnection(ctx, input.id, 'id');
@@ -169,7 +173,8 @@ export const testPmConnection = operation({
   description: 'Asks the tracker who your connection (id or name) belongs to and records the answer: connected, invalid (credentials refused) or unavailable (tracker unreachable). Returns the connection.',
   input: z.strictObject({ id: connectionRef }),
   permission: 'pm:read',
-  annotations: { idempotentHint: true, openWorldHint: true },
+  effect: 'upstream-write',
+  annotations: { idempotentHint: true },
   async run(ctx, input) {
     const connection = await findMyConnection(ctx, input.id, 'id');
     ctx.setTarget(`pm_connection:${connection.id}`);

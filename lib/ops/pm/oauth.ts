@@ -41,6 +41,7 @@ export const connectPmOauth = operation({
     default: z.boolean().optional(),
   }),
   permission: 'pm:read',
+  effect: 'write',
   annotations: {},
   async run(ctx, input) {
     requireOAuth(ctx, input.provider);
@@ -124,7 +125,8 @@ export const completePmOauth = operation({
   }),
   secretInputs: ['code', 'state'],
   permission: 'pm:read',
-  annotations: { openWorldHint: true },
+  effect: 'upstream-write',
+  annotations: {},
   async run(ctx, input) {
     const oauth = requireOAuth(ctx, input.provider);
     const me = requireUser(ctx);

@@ -16,7 +16,13 @@ export const connectionField = z
   .optional()
   .describe('which of your connections to use (id or name); default: your default connection');
 
-export const issueKey = z.string().trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters').describe('the issue key, e.g. PROJ-123 (Redmine: 123)');
+export const issueKey = z
+  .string()
+  .trim()
+  .min(1, 'must not be empty')
+  .max(100, 'must be at most 100 characters')
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]*$/, 'must be an issue key such as PROJ-123 (Redmine, OpenProject: 123): letters, digits, "-" and "_"')
+  .describe('the issue key, e.g. PROJ-123 (Redmine: 123)');
 export const projectRef = z.string().trim().min(1, 'must not be empty').max(255, 'must be at most 255 characters');
 export const markdownText = (what: string) => z.string().min(1, 'must not be empty').max(32_000, 'must be at most 32000 characters').describe(`${what} (Markdown)`);
 export const fieldList = z.array(z.string().trim().min(1).max(100)).max(50, 'at most 50 fields').optional()
@@ -50,9 +56,8 @@ export function pmTool<Shape extends z.ZodRawShape, Output>(definition: PmToolDe
     description: definition.description,
     input: z.strictObject({ connection: connectionField, ...definition.input }),
     permission: write ? 'pm:write' : 'pm:read',
+    effect: write ? 'upstream-write' : 'upstream-read',
     annotations: {
-      readOnlyHint: !write,
-      openWorldHint: true,
       ...(definition.destructive ? { destructiveHint: true } : {}),
       ...(definition.idempotent ? { idempotentHint: true } : {}),
     },
