@@ -1,7 +1,7 @@
 import type { Em, Orm } from '../db/orm.ts';
 import type { Logger } from '../log.ts';
 import { uuidv7 } from '../ids.ts';
-import { AuditEvent, type AuditOutcome, type OnBehalfOf } from '../db/entities/index.ts';
+import { AUDIT_OUTCOMES, AuditEvent, type AuditOutcome, type OnBehalfOf } from '../db/entities/index.ts';
 import type { Caller } from '../identity/caller.ts';
 import type { GrantSource } from '../access/resolver.ts';
 import { sanitiseJson, sanitiseOptional, sanitiseText } from './sanitise.ts';
@@ -48,7 +48,7 @@ function auditRow(record: AuditRecord) {
     permission: sanitiseOptional(record.permission, 64),
     projectKey: sanitiseOptional(record.projectKey, 32),
     target: sanitiseOptional(record.target, 200),
-    outcome: record.outcome,
+    outcome: (AUDIT_OUTCOMES as readonly string[]).includes(record.outcome) ? record.outcome : ('failed' as const),
     errorCode: sanitiseOptional(record.errorCode, 40),
     message: sanitiseOptional(record.message, 2000),
     detail: boundedDetail(record.detail),
@@ -130,7 +130,7 @@ export class AuditWriter {
   private readonly retryMs: number;
   private failing = false;
   /** Counters for tests and diagnostics. */
-  readonly stats = { written: 0, rewritten: 0, batchesRefused: 0, dropped: 0 };
+  readonly stats = { written: 0, rewritten: 0, unwritable: 0, batchesRefused: 0, dropped: 0 };
 
   constructor(orm: Orm, log: Logger, options: { maxDelayMs?: number; maxBatch?: number; retryMs?: number } = {}) {
     this.orm = orm;
@@ -217,11 +217,23 @@ export class AuditWriter {
         this.stats.written++;
         this.stats.rewritten++;
       } catch (error) {
-        this.log.error({ err: { type: (error as Error).name } }, 'could not write an audit event');
-        return rows.slice(i);
+        // Either the audit table cannot be reached at all (keep everything and fail closed), or
+        // this one row cannot be stored in any form: said in the log, so it holds back nothing.
+        if (!(await this.reachable())) return rows.slice(i);
+        this.stats.unwritable++;
+        this.log.error({ operation: row.operation, requestId: row.request_id, err: { type: (error as Error).name } }, 'an audit event could not be stored in any form');
       }
     }
     return [];
+  }
+
+  private async reachable(): Promise<boolean> {
+    try {
+      await this.orm.em.fork().execute('select 1 from audit_event limit 0');
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   // One multi-row insert with bound parameters, through the ORM's query builder (Kysely) rather
