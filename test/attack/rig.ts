@@ -39,9 +39,10 @@ export interface Rig {
 export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 export const basic = (email: string, password: string) => ({ authorization: `Basic ${Buffer.from(`${email}:${password}`).toString('base64')}` });
 
-export async function attackRig(options: { env?: Record<string, string>; http?: HttpAuthOptions } = {}): Promise<Rig> {
+export async function attackRig(options: { env?: Record<string, string>; http?: HttpAuthOptions | ((rt: TestRuntime) => Promise<HttpAuthOptions>) } = {}): Promise<Rig> {
   const rt = await testRuntime(options.env ? { env: options.env } : {});
-  const server: Server = createHttpServer(rt, options.http ?? {});
+  const http = typeof options.http === 'function' ? await options.http(rt) : (options.http ?? {});
+  const server: Server = createHttpServer(rt, http);
   const address = await listen(server, '127.0.0.1', 0);
   const base = `http://127.0.0.1:${address.port}`;
   let roles = 0;
