@@ -28,10 +28,11 @@ function compile(op: AnyOperation): Route {
 /** Query-string values are text: turn them into what the operation's schema expects. */
 function fromQuery(op: AnyOperation, query: URLSearchParams): Record<string, unknown> {
   const properties = inputJsonSchema(op).properties ?? {};
-  const input: Record<string, unknown> = {};
+  // Null prototype: a parameter named "__proto__" is just an unknown field the schema refuses.
+  const input: Record<string, unknown> = Object.create(null);
   for (const key of new Set(query.keys())) {
     const values = query.getAll(key);
-    const type = properties[key]?.type;
+    const type = Object.hasOwn(properties, key) ? properties[key]!.type : undefined;
     const one = values[values.length - 1]!;
     if (type === 'array') input[key] = values;
     else if ((type === 'integer' || type === 'number') && /^-?\d+(\.\d+)?$/.test(one)) input[key] = Number(one);

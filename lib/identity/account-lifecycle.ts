@@ -39,6 +39,7 @@ export async function endAgentSession(em: Em, session: AgentSession, now: Date, 
   // What the agent minted for anyone ends with it (P3); its tokens stop anyway with their source
   // delegations, and this says so in the rows too.
   await em.nativeUpdate(ApiToken, { createdById: session.agent.id, revokedAt: null }, { revokedAt: now });
+  await em.nativeUpdate(Delegation, { createdById: session.agent.id, revokedAt: null }, { revokedAt: now });
   const agent = await em.findOneOrFail(User, { id: session.agent.id });
   await deactivateAccount(em, agent, now, reason);
   await em.flush();

@@ -1,9 +1,11 @@
 import { z } from 'zod';
 import { callerUserId } from '../identity/caller.ts';
-import { Delegation, User } from '../db/entities/index.ts';
+import { AgentSession, Delegation, User } from '../db/entities/index.ts';
+import type { Permission } from '../access/permissions.ts';
+import type { UserCaller } from '../identity/caller.ts';
 import { OpError } from '../errors.ts';
 import { checkDelegation } from '../access/delegation-rules.ts';
-import { operation } from './operation.ts';
+import { operation, type OperationContext } from './operation.ts';
 import { activeDelegations, findProject, isActiveDelegation } from './lookups.ts';
 import { permissionField, projectKeyField, reasonField, uuidField } from './schemas.ts';
 import { delegationView } from './views.ts';
@@ -16,7 +18,7 @@ export const createDelegation = operation({
   description:
     'Let another user (the delegate) use one permission you hold through a role, optionally only for one project and until an expiry time. ' +
     'Permissions you hold only through a delegation cannot be delegated again, and the delegation stops working the moment you lose the permission. ' +
-    'A delegation is always given in your own name: delegator_id, if given, must be your own id. Returns the delegation.',
+    'A delegation is always given in your own name: delegator_id, if given, must be your own id. An agent delegates in its spawner\'s name what its spawner delegated to it, until its session ends. Returns the delegation.',
   input: z.strictObject({
     delegate_id: uuidField('the user receiving the permission'),
     permission: permissionField,
@@ -31,14 +33,18 @@ export const createDelegation = operation({
   target: (input) => `user:${input.delegate_id}`,
   async run(ctx, input) {
     const self = callerUserId(ctx.caller);
-    const delegatorId = input.delegator_id ?? self;
+    const project = input.project_key ? await findProject(ctx.em, input.project_key) : null;
+    const agent = self && ctx.caller.kind === 'user' && ctx.caller.type === 'agent' ? await liveAgentSession(ctx, self) : null;
+    // An agent delegates in its spawner's name (the only name it acts in), see agentDelegation.
+    const delegatorId = agent?.spawner?.id ?? self ?? input.delegator_id;
     if (!delegatorId) throw new OpError('invalid_input', 'delegator_id: required when no user is calling', { field: 'delegator_id' });
     // P2: a delegation is always in the caller's own name (only the local operator may name another).
-    if (self !== null && delegatorId !== self) {
-      throw new OpError('forbidden', 'permission denied: a delegation is always given in your own name; leave delegator_id out (delegations:write lets you list and revoke anyone\'s, never create one for someone else)', { field: 'delegator_id' });
+    if (self !== null && input.delegator_id !== undefined && input.delegator_id !== delegatorId) {
+      throw new OpError('forbidden', 'permission denied: a delegation is always given in your own name (an agent\'s: its spawner\'s); leave delegator_id out (delegations:write lets you list and revoke anyone\'s, never create one for someone else)', { field: 'delegator_id' });
     }
-    const project = input.project_key ? await findProject(ctx.em, input.project_key) : null;
-    const expiresAt = input.expires_at ? new Date(input.expires_at) : null;
+    if (self !== null && input.delegate_id === self) throw new OpError('invalid_input', 'delegate_id: you cannot delegate to yourself', { field: 'delegate_id' });
+    let expiresAt = input.expires_at ? new Date(input.expires_at) : null;
+    if (agent) expiresAt = await agentDelegation(ctx, agent, input.permission, project?.id ?? null, expiresAt);
     await checkDelegation(
       ctx.em,
       ctx.resolver,
@@ -52,11 +58,30 @@ export const createDelegation = operation({
       project,
       expiresAt,
       reason: input.reason,
+      createdById: agent ? self : null,
     });
     await ctx.em.flush();
     return delegationView(delegation, project?.key ?? null);
   },
 });
+
+function liveAgentSession(ctx: OperationContext, agentId: string) {
+  return ctx.em.findOne(AgentSession, { agent: agentId, endedAt: null, expiresAt: { $gt: ctx.now } });
+}
+
+/**
+ * P3 for an agent's delegations: it can only pass on what its spawner delegated to it (never
+ * re-delegating anything else), and what it gives ends with its session (expiry capped here,
+ * revoked by end_agent_session).
+ */
+async function agentDelegation(ctx: OperationContext, agent: AgentSession, permission: Permission, projectId: string | null, asked: Date | null): Promise<Date> {
+  const held = await ctx.resolver.resolve(ctx.em, ctx.caller as UserCaller, projectId);
+  const fromSpawner = (held.grants.get(permission) ?? []).some((source) => source.kind === 'delegation' && source.delegatorId === agent.spawner?.id);
+  if (!fromSpawner) {
+    throw new OpError('forbidden', `cannot delegate: an agent passes on only what its spawner delegated to it, and ${permission} is not among that here`, { field: 'permission' });
+  }
+  return asked && asked < agent.expiresAt ? asked : agent.expiresAt;
+}
 
 export const revokeDelegation = operation({
   name: 'revoke_delegation',

@@ -109,7 +109,8 @@ export function redact(value: unknown, depth = 0): unknown {
   if (value && typeof value === 'object') {
     const out: Record<string, unknown> = {};
     for (const [key, item] of Object.entries(value)) {
-      out[key] = isSecretField(key) ? REDACTED : redact(item, depth + 1);
+      // Defined, not assigned: a key "__proto__" stays data.
+      Object.defineProperty(out, key, { value: isSecretField(key) ? REDACTED : redact(item, depth + 1), enumerable: true, writable: true, configurable: true });
     }
     return out;
   }

@@ -133,11 +133,15 @@ export class OperationRunner {
           requireLive(effective);
         }
       }
+      // P2: the user the call acts on, whose standing the caller must cover (see DESIGN.md, Access).
       const principal = caller.kind === 'user' ? op.actsOn?.(input) : undefined;
+      const covered = async (source: EmSource) => {
+        if (principal) await requireCoverage(this.deps.resolver, source, caller as UserCaller, principal, op.name);
+      };
       let value: Output;
       if (op.effect === 'read' || op.effect === 'upstream-read') {
         // Reads need no transaction; their audit event is batched.
-        if (principal) await requireCoverage(this.deps.resolver, em, caller as UserCaller, principal, op.name);
+        await covered(em);
         value = await op.run(this.context(em, op.name, caller, now, audit), input);
         return {
           result: { ok: true, value },
@@ -150,14 +154,14 @@ export class OperationRunner {
       if (op.effect === 'upstream-write') {
         // A change made in another system cannot be rolled back with ours: no transaction is held
         // open while the tracker answers, and the audit event is written before the call returns.
-        if (principal) await requireCoverage(this.deps.resolver, em, caller as UserCaller, principal, op.name);
+        await covered(em);
         value = await op.run(this.context(em, op.name, caller, now, audit), input);
         addAuditEvent(em(), { ...audit, outcome: 'allowed' });
         await em().flush();
       } else {
         value = await em().transactional(async (tx) => {
           // Checked inside the transaction, against what it sees.
-          if (principal) await requireCoverage(this.deps.resolver, tx, caller as UserCaller, principal, op.name);
+          await covered(tx);
           const result = await op.run(this.context(tx, op.name, caller, now, audit), input);
           addAuditEvent(tx, { ...audit, outcome: 'allowed' });
           return result;

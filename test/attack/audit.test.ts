@@ -146,7 +146,7 @@ describe('the audit fails closed', () => {
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
       assert.ok(refused, 'calls are refused while nothing can be audited');
-      assert.match((await refused.json()).error.message, /audit log cannot be written/);
+      assert.match(((await refused.json()) as { error: { message: string } }).error.message, /audit log cannot be written/);
     } finally {
       await em.execute('alter table audit_event_away rename to audit_event', [], 'run');
     }

@@ -248,3 +248,31 @@ describe('P4: listing and annotations are not authorisation', () => {
     assert.equal(!refused.ok && refused.error.code, 'forbidden', 'the guard ran although nothing listed it');
   });
 });
+
+describe('admin agents still onboard under these rules (DESIGN.md, Access)', () => {
+  test('create a user, assign roles, delegate in the spawner\'s name, and issue a service token; what the agent minted ends with it', async () => {
+    const admin = await rig.admin();
+    const started = await rig.api('POST', '/api/agent-sessions', admin.token, { role: 'agent', delegate_admin: true, lifetime_minutes: 60 });
+    const agent = recordSecret(started.body.token);
+    const hire = await rig.api('POST', '/api/admin/users', agent, { email: `hire-${Date.now()}@example.test`, roles: ['developer'] });
+    assert.equal(hire.status, 200, hire.text);
+    const delegation = await rig.api('POST', '/api/admin/delegations', agent, { delegate_id: hire.body.id, permission: 'users:read', reason: 'onboarding' });
+    assert.equal(delegation.status, 200, delegation.text);
+    assert.equal(delegation.body.delegator_id, admin.id, 'in the spawner\'s name');
+    assert.ok(new Date(delegation.body.expires_at).getTime() <= new Date(started.body.agent_session.expires_at).getTime());
+    const foreign = await rig.person(['users:read']);
+    const wrongName = await rig.api('POST', '/api/admin/delegations', agent, { delegator_id: foreign.id, delegate_id: hire.body.id, permission: 'users:read' });
+    assert.equal(wrongName.status, 403, 'never in anyone else\'s name');
+    const service = await rig.api('POST', '/api/admin/users', agent, { email: `svc-${Date.now()}@example.test`, type: 'service', roles: ['viewer'] });
+    const token = await rig.api('POST', `/api/admin/users/${service.body.id}/tokens`, agent, { name: 'ci' });
+    assert.equal(token.status, 200, token.text);
+    const serviceToken = recordSecret(token.body.token);
+    assert.equal((await rig.api('GET', '/api/me', serviceToken)).status, 200);
+    assert.ok((await heldAnywhere(rig.rt, hire.body.id)).has('users:read'));
+    await rig.api('DELETE', `/api/agent-sessions/${started.body.agent_session.id}`, admin.token);
+    assert.equal((await rig.api('GET', '/api/me', serviceToken)).status, 401, 'the token the agent minted ends with it');
+    const kept = await heldAnywhere(rig.rt, hire.body.id);
+    assert.ok(!kept.has('users:read'), 'the delegation it gave ends with it');
+    assert.ok(kept.has('pm:write'), 'the roles it assigned (the spawner\'s own to give) stay');
+  });
+});

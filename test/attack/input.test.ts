@@ -51,6 +51,8 @@ describe('finding 6: hostile text is an invalid input on its field, never a 500'
       ['POST', '/api/me/tokens', '{"name":"\\ud800"}', 'name'],
       ['POST', '/api/admin/users', '{"email":"a@example.test","display_name":"\\udfff tail"}', 'display_name'],
       ['POST', '/api/me/tokens', '{"name":"ok","\\u0000key":1}', '(input)'],
+      ['GET', '/api/me?__proto__=x', undefined, '__proto__'],
+      ['POST', '/api/me/tokens', '{"name":"ok","__proto__":{"admin":true}}', '__proto__'],
     ];
     for (const [method, path, body, field] of cases) {
       const answer = await rig.api(method, path, admin.token, body);

@@ -82,7 +82,8 @@ describe('finding 4: Host and Origin are checked before anything runs', () => {
 
   test('this server\'s own names and origins pass; an allowed origin gets CORS headers; preflights are answered', async () => {
     const { port } = new URL(rig.base);
-    for (const headers of [{ host: `127.0.0.1:${port}` }, { host: `localhost:${port}`, origin: `http://localhost:${port}` }, { host: `[::1]:${port}` }, { host: 'app.example.test', origin: 'https://app.example.test' }]) {
+    const variants: Record<string, string>[] = [{ host: `127.0.0.1:${port}` }, { host: `localhost:${port}`, origin: `http://localhost:${port}` }, { host: `[::1]:${port}` }, { host: 'app.example.test', origin: 'https://app.example.test' }];
+    for (const headers of variants) {
       const answer = await raw('GET', '/api/me', { ...headers, ...bearer(person.token) });
       assert.equal(answer.status, 200, `${JSON.stringify(headers)}: ${answer.text}`);
       if (headers.origin) {

@@ -6,6 +6,7 @@ import type { AnyOperation } from '../../lib/ops/operation.ts';
 import { ALL_PERMISSIONS, type Permission } from '../../lib/access/permissions.ts';
 import { authenticatePassword, verifyToken } from '../../lib/identity/authenticate.ts';
 import { callerOf, delegate } from '../helpers/fixtures.ts';
+import { User } from '../../lib/db/entities/index.ts';
 import { recordSecret } from '../helpers/db.ts';
 import { attackRig, heldAnywhere, type Person, type Rig } from './rig.ts';
 
@@ -127,7 +128,18 @@ test('the registry has the operations this test derives calls for', () => {
   assert.ok(ADMIN_AND_SELF.some((op) => op.name === 'create_token_for_user'));
 });
 
-for (const mode of ['role', 'delegation'] as const) {
+/** An agent whose spawner holds exactly `holding` through a role: the agent holds it through delegations. */
+async function agentOf(holding: Permission[]): Promise<Person & { agentSessionId: string }> {
+  const spawner = await rig.person(holding);
+  const started = await rig.rt.runner.run(startAgentSession, callerOf(spawner.user), { role: 'agent', delegate_admin: true });
+  assert.ok(started.ok);
+  const value = started.value as { token: string; agent: { id: string }; agent_session: { id: string } };
+  const { caller } = await verifyToken(rig.rt.db.orm.em.fork(), recordSecret(value.token));
+  const user = await rig.rt.db.orm.em.fork().findOneOrFail(User, { id: caller.userId });
+  return { user, id: user.id, email: user.email, token: value.token, agentSessionId: value.agent_session.id };
+}
+
+for (const mode of ['role', 'delegation', 'agent session'] as const) {
   test(`P1-P3 for every admin and self operation, one permission held through a ${mode}`, async () => {
     const violations: string[] = [];
     let succeeded = 0;
@@ -137,7 +149,8 @@ for (const mode of ['role', 'delegation'] as const) {
       for (const holding of holdings) {
         const t = await target();
         const boss = mode === 'delegation' ? await rig.admin() : null;
-        const attacker = boss ? await rig.delegatedPerson(boss, holding) : await rig.person(holding);
+        const attacker: Person & { delegationIds?: string[]; agentSessionId?: string } =
+          mode === 'agent session' ? await agentOf(holding) : boss ? await rig.delegatedPerson(boss, holding) : await rig.person(holding);
         const original = await heldAnywhere(rig.rt, attacker.id);
         const results: string[] = [];
         const emails = [t.person.email];
@@ -156,9 +169,14 @@ for (const mode of ['role', 'delegation'] as const) {
           const beyond = subset(worth, original);
           if (beyond.length) violations.push(`${op.name} (${mode} ${holding}): the attacker holds ${what} worth ${beyond}`);
         }
-        if (mode === 'delegation' && 'delegationIds' in attacker) {
+        if (mode !== 'role') {
           // The grant ends: nothing may be left, neither permissions nor credentials worth any.
-          await rig.rt.db.orm.em.fork().execute('update delegation set revoked_at = now() where id in (' + attacker.delegationIds.map(() => '?').join(',') + ')', attacker.delegationIds, 'run');
+          if (attacker.delegationIds) {
+            await rig.rt.db.orm.em.fork().execute('update delegation set revoked_at = now() where id in (' + attacker.delegationIds.map(() => '?').join(',') + ')', attacker.delegationIds, 'run');
+          } else {
+            const ended = await rig.rt.runner.run(OPERATIONS.end_agent_session!, { kind: 'system', name: 'test' }, { agent_session_id: attacker.agentSessionId });
+            assert.ok(ended.ok);
+          }
           const kept = await heldAnywhere(rig.rt, attacker.id);
           if (kept.size) violations.push(`${op.name} (${mode} ${holding}): kept ${[...kept]} after the delegation ended`);
           for (const { what, worth } of await credentialsHeld(results, emails)) {

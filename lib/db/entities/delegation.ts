@@ -17,6 +17,9 @@ const DelegationSchema = defineEntity({
     createdAt: p.datetime().onCreate(() => new Date()),
     revokedAt: p.datetime().nullable(),
     revokedById: p.uuid().nullable(),
+    // Who created it, when that is not its delegator: an agent delegating in its spawner's name
+    // (P3: such a delegation ends with the agent session).
+    createdById: p.uuid().nullable(),
   },
   triggers: [accessEpochTrigger('delegation_access_epoch', ['insert', 'update', 'delete'], 'statement')],
 });

@@ -3,7 +3,7 @@ import { Migration20261122010000_sessions } from './Migration20261122010000_sess
 import { Migration20261122020000_installations } from './Migration20261122020000_installations.ts';
 import { Migration20261123000000_pm_connections } from './Migration20261123000000_pm_connections.ts';
 import { Migration20261123010000_pm_oauth_states } from './Migration20261123010000_pm_oauth_states.ts';
-import { Migration20261201000000_token_source } from './Migration20261201000000_token_source.ts';
+import { Migration20261201000000_mandate_sources } from './Migration20261201000000_mandate_sources.ts';
 
 /** Every migration, in order. Listed explicitly so the same list runs from .ts sources and built .js. */
 export const MIGRATIONS = [
@@ -12,5 +12,5 @@ export const MIGRATIONS = [
   { name: 'Migration20261122020000_installations', class: Migration20261122020000_installations },
   { name: 'Migration20261123000000_pm_connections', class: Migration20261123000000_pm_connections },
   { name: 'Migration20261123010000_pm_oauth_states', class: Migration20261123010000_pm_oauth_states },
-  { name: 'Migration20261201000000_token_source', class: Migration20261201000000_token_source },
+  { name: 'Migration20261201000000_mandate_sources', class: Migration20261201000000_mandate_sources },
 ];
