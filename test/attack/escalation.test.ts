@@ -19,7 +19,7 @@ after(() => rig.close());
 
 const tokenRows = async (userId: string) =>
   (await rig.rt.db.orm.em.fork().execute<{ id: string; created_by_id: string | null; expires_at: Date | null; source_delegation_id: string | null }[]>(
-    'select id, created_by_id, expires_at, source_delegation_id from api_token where user_id = ?',
+    'select * from api_token where user_id = ?',
     [userId],
   ));
 
