@@ -24,6 +24,8 @@ export interface HttpAuthOptions {
   trustProxy?: TrustProxy | undefined;
   /** Browser origins allowed besides the server's own. */
   allowedOrigins?: readonly string[] | undefined;
+  /** The address or name `mandate serve` binds to: a Host naming it is this server's. */
+  host?: string | undefined;
 }
 
 const digest = (value: string) => createHash('sha256').update(value).digest();

@@ -19,10 +19,11 @@ export interface OriginPolicy {
 
 const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '[::1]']);
 
-export function originPolicy(publicUrl: string, allowedOrigins: readonly string[]): OriginPolicy {
+export function originPolicy(publicUrl: string, allowedOrigins: readonly string[], bindHost?: string): OriginPolicy {
   const publicOrigin = new URL(publicUrl).origin;
   const origins = new Set(allowedOrigins.map((o) => new URL(o).origin));
   const hosts = new Set([...LOOPBACK_NAMES, ...[publicOrigin, ...origins].map((o) => new URL(o).hostname.toLowerCase())]);
+  if (bindHost) hosts.add(hostnameOf(bindHost));
   return { allowedOrigins: origins, allowedHosts: hosts, publicOrigin };
 }
 

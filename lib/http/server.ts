@@ -21,7 +21,7 @@ export function createHttpServer(runtime: Runtime, options: HttpAuthOptions = {}
   // Routes of PM toolsets this deployment does not serve are not routes at all (404).
   const rest = new RestApi(runtime, auth, Object.values(OPERATIONS).filter(servedBy(runtime.pm.settings)));
   const mcp = new McpHttp(runtime, auth, SERVERS);
-  const origins = originPolicy(runtime.pm.settings.publicUrl, options.allowedOrigins ?? []);
+  const origins = originPolicy(runtime.pm.settings.publicUrl, options.allowedOrigins ?? [], options.host);
   return createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname;

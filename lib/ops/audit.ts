@@ -31,13 +31,15 @@ function chainOf(via: GrantSource | null | undefined): OnBehalfOf[] {
 
 /** Adds one audit event to the unit of work of `em`; the caller flushes (or commits) it. */
 export function addAuditEvent(em: Em, record: AuditRecord): void {
-  em.create(AuditEvent, auditRow(record));
+  const { detailText: _text, ...row } = auditRow(record);
+  em.create(AuditEvent, row);
 }
 
 // Every value is sanitised and cut to its column (see sanitise.ts): no input can stop its event
 // being written.
 function auditRow(record: AuditRecord) {
   const caller = record.caller;
+  const detail = boundedDetail(record.detail);
   return {
     id: record.id ?? uuidv7(),
     at: record.at ?? new Date(),
@@ -51,7 +53,9 @@ function auditRow(record: AuditRecord) {
     outcome: (AUDIT_OUTCOMES as readonly string[]).includes(record.outcome) ? record.outcome : ('failed' as const),
     errorCode: sanitiseOptional(record.errorCode, 40),
     message: sanitiseOptional(record.message, 2000),
-    detail: boundedDetail(record.detail),
+    detail: detail.value,
+    /** The same, as JSON text (what the batched insert sends). */
+    detailText: detail.text,
     requestId: sanitiseOptional(record.requestId, 100),
     sessionId: sanitiseOptional(record.sessionId, 100),
     clientAddress: sanitiseOptional(record.clientAddress, 100),
@@ -60,10 +64,12 @@ function auditRow(record: AuditRecord) {
 
 const MAX_DETAIL_CHARS = 16_000;
 
-function boundedDetail(detail: Record<string, unknown>): Record<string, unknown> {
-  const clean = sanitiseJson(detail) as Record<string, unknown>;
-  const text = JSON.stringify(clean);
-  return text.length <= MAX_DETAIL_CHARS ? clean : { truncated: true, preview: text.slice(0, 2000).toWellFormed() };
+function boundedDetail(detail: Record<string, unknown>): { value: Record<string, unknown>; text: string } {
+  const value = sanitiseJson(detail) as Record<string, unknown>;
+  const text = JSON.stringify(value);
+  if (text.length <= MAX_DETAIL_CHARS) return { value, text };
+  const cut = { truncated: true, preview: text.slice(0, 2000).toWellFormed() };
+  return { value: cut, text: JSON.stringify(cut) };
 }
 
 /** audit_event's columns as the database names them; the JSON ones as JSON text. */
@@ -101,7 +107,7 @@ function auditColumns(record: AuditRecord): AuditColumns {
     outcome: row.outcome,
     error_code: row.errorCode,
     message: row.message,
-    detail: JSON.stringify(row.detail),
+    detail: row.detailText,
     request_id: row.requestId,
     session_id: row.sessionId,
     client_address: row.clientAddress,
@@ -153,7 +159,8 @@ export class AuditWriter {
       this.stats.dropped += over;
       this.log.error({ events: over }, 'audit backlog full while the database is unreachable; oldest events dropped');
     }
-    if (this.queue.length >= this.maxBatch) void this.flush();
+    // While the database is away only the retry timer tries again: no attempt per call.
+    if (this.queue.length >= this.maxBatch && !this.failing) void this.flush();
     else this.timer ??= setTimeout(() => void this.flush(), this.failing ? this.retryMs : this.maxDelayMs).unref();
   }
 
@@ -173,7 +180,7 @@ export class AuditWriter {
       }
       // The database is away: keep the rest, refuse calls, and try again soon.
       this.failing = true;
-      this.queue.unshift(...batch.slice(batch.length - left.length));
+      this.queue = batch.slice(batch.length - left.length).concat(this.queue);
       this.log.error({ events: this.queue.length }, 'could not write audit events; calls are refused until the audit log is writable again');
       this.timer ??= setTimeout(() => void this.flush(), this.retryMs).unref();
     });
