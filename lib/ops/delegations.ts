@@ -9,7 +9,7 @@ import { operation, type OperationContext } from './operation.ts';
 import { activeDelegations, findProject, isActiveDelegation } from './lookups.ts';
 import { permissionField, projectKeyField, reasonField, uuidField } from './schemas.ts';
 import { delegationView } from './views.ts';
-import { afterCursor, cursorField, decodeCursor, limitField, page } from './pagination.ts';
+import { cursorField, limitField, offsetField, page, pageStart } from './pagination.ts';
 
 export const createDelegation = operation({
   name: 'create_delegation',
@@ -23,17 +23,19 @@ export const createDelegation = operation({
     delegate_id: uuidField('the user receiving the permission'),
     permission: permissionField,
     project_key: projectKeyField.optional(),
+    project_id: uuidField('the project').optional(),
     expires_at: z.iso.datetime({ offset: true, message: 'must be an ISO 8601 date-time, e.g. 2026-12-31T18:00:00Z' }).optional(),
     reason: reasonField.default(''),
     delegator_id: uuidField('the delegating user').optional(),
-  }),
+  }).refine((input) => input.project_key === undefined || input.project_id === undefined, { message: 'give project_key or project_id, not both', path: ['project_id'] }),
   permission: null,
   effect: 'write',
   annotations: {},
   target: (input) => `user:${input.delegate_id}`,
   async run(ctx, input) {
     const self = callerUserId(ctx.caller);
-    const project = input.project_key ? await findProject(ctx.em, input.project_key) : null;
+    const projectRef = input.project_key ?? input.project_id;
+    const project = projectRef ? await findProject(ctx.em, projectRef, input.project_id ? 'project_id' : 'project_key') : null;
     const agent = self && ctx.caller.kind === 'user' && ctx.caller.type === 'agent' ? await liveAgentSession(ctx, self) : null;
     // An agent delegates in its spawner's name (the only name it acts in), see agentDelegation.
     const delegatorId = agent?.spawner?.id ?? self ?? input.delegator_id;
@@ -113,27 +115,31 @@ export const listDelegations = operation({
   route: { method: 'GET', path: '/api/admin/delegations' },
   title: 'List delegations',
   description:
-    'List delegations, newest first, a page at a time; filter by delegator_id, delegate_id, permission, and whether to include revoked and expired ones (active_only, default true). Returns {items, next_cursor}.',
+    'List delegations, newest first, a page at a time (cursor, or offset); filter by delegator_id, delegate_id, user_id (either side), permission, and whether to include revoked and expired ones (active_only, default true). Returns {items, next_cursor} (and next_offset with offset).',
   input: z.strictObject({
     delegator_id: uuidField('the delegating user').optional(),
     delegate_id: uuidField('the receiving user').optional(),
+    user_id: uuidField('a user, as delegator or delegate').optional(),
     permission: permissionField.optional(),
     active_only: z.boolean().default(true),
     limit: limitField,
     cursor: cursorField,
+    offset: offsetField,
   }),
   permission: 'delegations:read',
   effect: 'read',
   annotations: {},
   async run(ctx, input) {
-    const where: Record<string, unknown>[] = [afterCursor(decodeCursor(input.cursor), 'createdAt', 'desc')];
+    const start = pageStart(input, 'createdAt', 'desc');
+    const where: Record<string, unknown>[] = [start.where];
     if (input.delegator_id) where.push({ delegator: input.delegator_id });
     if (input.delegate_id) where.push({ delegate: input.delegate_id });
+    if (input.user_id) where.push({ $or: [{ delegator: input.user_id }, { delegate: input.user_id }] });
     if (input.permission) where.push({ permission: input.permission });
     if (input.active_only) where.push(activeDelegations(ctx.now));
-    const rows = await ctx.em.find(Delegation, { $and: where }, { populate: ['project'], orderBy: { createdAt: 'desc', id: 'desc' }, limit: input.limit + 1 });
-    const { items, next_cursor } = page(rows, input.limit, (d) => d.createdAt);
-    return { items: items.map((d) => delegationView(d, d.project?.key ?? null)), next_cursor };
+    const rows = await ctx.em.find(Delegation, { $and: where }, { populate: ['project'], orderBy: { createdAt: 'desc', id: 'desc' }, limit: input.limit + 1, ...(start.offset ? { offset: start.offset } : {}) });
+    const { items, ...rest } = page(rows, input.limit, (d) => d.createdAt, start.offset);
+    return { items: items.map((d) => delegationView(d, d.project?.key ?? null)), ...rest };
   },
 });
 

@@ -24,9 +24,10 @@ export async function findCatalogEntry(em: Em, nameOrId: string, field = 'id'): 
   return entry;
 }
 
-export async function findProject(em: Em, key: string, field = 'project_key'): Promise<Project> {
-  const project = await em.findOne(Project, { key });
-  if (!project) throw new OpError('not_found', `project ${key} not found`, { field });
+/** A project by key, or by id (the admin agents' contract passes ids). */
+export async function findProject(em: Em, keyOrId: string, field = 'project_key'): Promise<Project> {
+  const project = await em.findOne(Project, isUuid(keyOrId) ? { id: keyOrId } : { key: keyOrId });
+  if (!project) throw new OpError('not_found', `project ${keyOrId} not found`, { field: isUuid(keyOrId) && field === 'project_key' ? 'project_id' : field });
   return project;
 }
 

@@ -12,6 +12,17 @@ export const limitField = z
   .max(100, 'must be at most 100')
   .default(50);
 export const cursorField = z.string().max(200, 'must be at most 200 characters').optional();
+/** Offset paging, for clients that page by position (the seed's admin tools); cursors are steadier. */
+export const offsetField = z.number().int('must be a whole number').min(0, 'must be at least 0').max(1_000_000, 'must be at most 1000000').optional();
+
+/**
+ * Where a page starts: after the cursor (keyset), or at an offset; never both. `offset` goes to
+ * the query as is, and the page then says `next_offset` too.
+ */
+export function pageStart(input: { cursor?: string | undefined; offset?: number | undefined }, timeField: string, direction: 'asc' | 'desc' = 'asc') {
+  if (input.cursor !== undefined && input.offset !== undefined) throw invalid('offset', 'give cursor or offset, not both');
+  return { where: afterCursor(decodeCursor(input.cursor), timeField, direction), offset: input.offset };
+}
 
 export interface CursorKey {
   at: Date;
@@ -46,9 +57,13 @@ export function afterCursor(key: CursorKey | null, timeField: string, direction:
 }
 
 /** Cuts one extra row fetched to learn whether another page follows. */
-export function page<T extends { id: string }>(rows: T[], limit: number, timeOf: (row: T) => Date) {
+export function page<T extends { id: string }>(rows: T[], limit: number, timeOf: (row: T) => Date, offset?: number) {
   const more = rows.length > limit;
   const items = more ? rows.slice(0, limit) : rows;
   const last = items.at(-1);
-  return { items, next_cursor: more && last ? encodeCursor({ at: timeOf(last), id: last.id }) : null };
+  return {
+    items,
+    next_cursor: more && last ? encodeCursor({ at: timeOf(last), id: last.id }) : null,
+    ...(offset !== undefined ? { next_offset: more ? offset + limit : null } : {}),
+  };
 }

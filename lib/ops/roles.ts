@@ -8,7 +8,7 @@ import { operation, type OperationContext } from './operation.ts';
 import { describePermissions } from './effective.ts';
 import { keepAnAdmin } from './guards.ts';
 import { findProject, findRole, findUser } from './lookups.ts';
-import { afterCursor, cursorField, decodeCursor, limitField, page } from './pagination.ts';
+import { afterCursor, cursorField, decodeCursor, limitField, offsetField, page } from './pagination.ts';
 import { permissionField, projectKeyField, uuidField } from './schemas.ts';
 import { assignmentView, roleView, userView } from './views.ts';
 
@@ -86,18 +86,21 @@ export const listRoles = operation({
   name: 'list_roles',
   route: { method: 'GET', path: '/api/admin/roles' },
   title: 'List roles',
-  description: 'List all roles (system and custom) with their permissions and how many assignments each has.',
-  input: z.strictObject({}),
+  description:
+    'List roles (system first, then custom, by name) with their permissions and how many assignments each has; limit (default 100) and offset page through them. Returns {items, next_offset}.',
+  input: z.strictObject({ limit: limitField.default(100), offset: offsetField }),
   permission: 'roles:read',
   effect: 'read',
   annotations: {},
-  async run(ctx) {
-    const roles = await ctx.em.find(Role, {}, { orderBy: { system: 'desc', name: 'asc' } });
+  async run(ctx, input) {
+    const offset = input.offset ?? 0;
+    const rows = await ctx.em.find(Role, {}, { orderBy: { system: 'desc', name: 'asc', id: 'asc' }, limit: input.limit + 1, offset });
+    const roles = rows.slice(0, input.limit);
     const counts = await ctx.em.execute<{ role_id: string; n: string | number }[]>(
       'select role_id, count(*) as n from role_assignment group by role_id',
     );
     const countOf = new Map(counts.map((row) => [row.role_id, Number(row.n)]));
-    return { items: roles.map((role) => ({ ...roleView(role), assignments: countOf.get(role.id) ?? 0 })) };
+    return { items: roles.map((role) => ({ ...roleView(role), assignments: countOf.get(role.id) ?? 0 })), next_offset: rows.length > input.limit ? offset + input.limit : null };
   },
 });
 
@@ -214,22 +217,28 @@ export const assignRole = operation({
   route: { method: 'POST', path: '/api/admin/users/{user_id}/roles' },
   title: 'Assign a role',
   description:
-    'Give a user a role, globally or for one project (project_key). Idempotent: assigning a role the user already has returns the existing assignment. ' +
+    'Give a user a role (role: its name or id, or role_id), globally or for one project (project_key or project_id). Idempotent: assigning a role the user already has returns the existing assignment. ' +
     'You can only assign a role whose permissions you hold yourself. Returns the assignment.',
-  input: z.strictObject({
-    user_id: uuidField('the user'),
-    role: roleRef,
-    project_key: projectKeyField.optional(),
-  }),
+  input: z
+    .strictObject({
+      user_id: uuidField('the user'),
+      role: roleRef.optional(),
+      role_id: uuidField('the role').optional(),
+      project_key: projectKeyField.optional(),
+      project_id: uuidField('the project').optional(),
+    })
+    .refine((input) => (input.role === undefined) !== (input.role_id === undefined), { message: 'give either role (name or id) or role_id', path: ['role'] })
+    .refine((input) => input.project_key === undefined || input.project_id === undefined, { message: 'give project_key or project_id, not both', path: ['project_id'] }),
   permission: 'roles:write',
   effect: 'write',
   annotations: { idempotentHint: true },
-  project: (input) => input.project_key,
+  project: (input) => input.project_key ?? input.project_id,
   target: (input) => `user:${input.user_id}`,
   async run(ctx, input) {
     const user = await findUser(ctx.em, input.user_id);
-    const project = input.project_key ? await findProject(ctx.em, input.project_key) : null;
-    const { assignment, role, created } = await grantRole(ctx, user, input.role, project);
+    const projectRef = input.project_key ?? input.project_id;
+    const project = projectRef ? await findProject(ctx.em, projectRef, input.project_id ? 'project_id' : 'project_key') : null;
+    const { assignment, role, created } = await grantRole(ctx, user, (input.role ?? input.role_id)!, project);
     return { ...assignmentView(assignment), role: role.name, project_key: project?.key ?? null, created };
   },
 });
@@ -245,12 +254,17 @@ export const removeRole = operation({
     .strictObject({
       user_id: uuidField('the user'),
       assignment_id: uuidField('the role assignment').optional(),
+      role_assignment_id: uuidField('the role assignment').optional().describe('the same as assignment_id'),
       role: roleRef.optional(),
       project_key: projectKeyField.optional(),
     })
-    .refine((input) => (input.assignment_id === undefined) !== (input.role === undefined), {
-      message: 'give either assignment_id or role',
+    .refine((input) => [input.assignment_id ?? input.role_assignment_id, input.role].filter((v) => v !== undefined).length === 1, {
+      message: 'give either assignment_id (or role_assignment_id) or role',
       path: ['role'],
+    })
+    .refine((input) => input.assignment_id === undefined || input.role_assignment_id === undefined || input.assignment_id === input.role_assignment_id, {
+      message: 'assignment_id and role_assignment_id disagree; give one',
+      path: ['role_assignment_id'],
     }),
   permission: 'roles:write',
   effect: 'write',
@@ -259,14 +273,15 @@ export const removeRole = operation({
   async run(ctx, input) {
     const user = await findUser(ctx.em, input.user_id);
     let assignment: RoleAssignment | null;
-    if (input.assignment_id) {
-      assignment = await ctx.em.findOne(RoleAssignment, { id: input.assignment_id, user }, { populate: ['role', 'project'] });
+    const assignmentId = input.assignment_id ?? input.role_assignment_id;
+    if (assignmentId) {
+      assignment = await ctx.em.findOne(RoleAssignment, { id: assignmentId, user }, { populate: ['role', 'project'] });
     } else {
       const role = await findRole(ctx.em, input.role!);
       const project = input.project_key ? await findProject(ctx.em, input.project_key) : null;
       assignment = await ctx.em.findOne(RoleAssignment, { user, role, project }, { populate: ['role', 'project'] });
     }
-    if (!assignment) throw new OpError('not_found', 'this user has no such role assignment', { field: input.assignment_id ? 'assignment_id' : 'role' });
+    if (!assignment) throw new OpError('not_found', 'this user has no such role assignment', { field: input.assignment_id ? 'assignment_id' : input.role_assignment_id ? 'role_assignment_id' : 'role' });
     await requireHoldsAll(ctx, assignment.role.permissions, `removing role "${assignment.role.name}"`, assignment.project ?? null);
     if (assignment.role.name === 'admin' && !assignment.project) await keepAnAdmin(ctx.em, user.id, 'removing this admin role');
     const view = assignmentView(assignment);

@@ -119,12 +119,16 @@ export class OperationRunner {
     const parsed = parseInput(op.input, rawInput ?? {});
     if (!parsed.success) return failed('invalid', parsed.error);
     const input = parsed.data as z.output<Schema>;
-    audit.projectKey = op.project?.(input);
+    const projectRef = op.project?.(input);
+    audit.projectKey = projectRef;
     audit.target = op.target?.(input);
 
     try {
       const now = this.now();
-      const projectId = audit.projectKey ? (await findProject(em(), audit.projectKey)).id : null;
+      // A project named by key or by id; the audit event records its key.
+      const project = projectRef ? await findProject(em(), projectRef) : null;
+      audit.projectKey = project?.key;
+      const projectId = project?.id ?? null;
       if (caller.kind === 'user') {
         const effective = await this.deps.resolver.resolve(em, caller, projectId, notBefore);
         if (op.permission) {

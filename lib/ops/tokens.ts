@@ -14,7 +14,6 @@ const DAY_MS = 86_400_000;
 export const tokenNameField = z.string().trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters');
 export const DEFAULT_TOKEN_DAYS = 90;
 export const daysField = z.number().int('must be a whole number of days').min(1, 'must be at least 1 day').max(365, 'must be at most 365 days');
-export const expiresInDaysField = daysField.default(DEFAULT_TOKEN_DAYS);
 export const scopesField = z.array(permissionField).min(1, 'must list at least one permission, or be left out').max(50).optional();
 
 export interface TokenRequest {
@@ -79,7 +78,18 @@ export const createTokenForUser = operation({
   description:
     'Create an API token for a user (for example an agent or service account). expires_in_days is 1-365 (default 90); scopes narrow the token to some of the ' +
     "user's permissions and must be among them. The raw token is in this result once and can never be shown again: hand it to its owner now.",
-  input: z.strictObject({ user_id: uuidField('the user'), name: tokenNameField, expires_in_days: expiresInDaysField, scopes: scopesField }),
+  input: z
+    .strictObject({
+      user_id: uuidField('the user'),
+      name: tokenNameField,
+      expires_in_days: daysField.optional(),
+      expires_days: daysField.optional().describe('the same as expires_in_days'),
+      scopes: scopesField,
+    })
+    .refine((input) => input.expires_in_days === undefined || input.expires_days === undefined || input.expires_in_days === input.expires_days, {
+      message: 'expires_in_days and expires_days disagree; give one',
+      path: ['expires_days'],
+    }),
   permission: 'tokens:write',
   effect: 'write',
   annotations: {},
@@ -87,7 +97,8 @@ export const createTokenForUser = operation({
   actsOn: (input) => input.user_id,
   async run(ctx, input) {
     const user = await findUser(ctx.em, input.user_id);
-    return issueToken(ctx, user, { name: input.name, expiresAt: expiryIn(ctx.now, input.expires_in_days), scopes: input.scopes });
+    const days = input.expires_in_days ?? input.expires_days ?? DEFAULT_TOKEN_DAYS;
+    return issueToken(ctx, user, { name: input.name, expiresAt: expiryIn(ctx.now, days), scopes: input.scopes });
   },
 });
 

@@ -9,7 +9,7 @@ import { operation } from './operation.ts';
 import { grantRole } from './roles.ts';
 import { keepAnAdmin, notSelf } from './guards.ts';
 import { activeDelegations, findUser } from './lookups.ts';
-import { afterCursor, cursorField, decodeCursor, limitField, page } from './pagination.ts';
+import { cursorField, limitField, offsetField, page, pageStart } from './pagination.ts';
 import { displayNameField, emailField, userNameField, uuidField } from './schemas.ts';
 import { assignmentView, delegationView, tokenView, userView } from './views.ts';
 
@@ -32,9 +32,13 @@ export const createUser = operation({
     email: emailField,
     name: userNameField.optional(),
     display_name: displayNameField.optional(),
-    type: z.enum(USER_TYPES).default('human'),
+    type: z.enum(USER_TYPES).optional(),
+    user_type: z.enum(USER_TYPES).optional().describe('the same as type (the name the admin agents\' contract uses)'),
     password: passwordSchema.optional(),
     roles: z.array(z.string().min(1).max(64)).max(20).optional(),
+  }).refine((input) => input.type === undefined || input.user_type === undefined || input.type === input.user_type, {
+    message: 'type and user_type disagree; give one',
+    path: ['user_type'],
   }),
   permission: 'users:write',
   effect: 'write',
@@ -53,7 +57,7 @@ export const createUser = operation({
       name,
       email: input.email,
       displayName: input.display_name ?? name,
-      type: input.type,
+      type: input.type ?? input.user_type ?? 'human',
       passwordHash: input.password ? await mintPasswordHash(ctx, input.password) : null,
       active: true,
       createdById: callerUserId(ctx.caller),
@@ -75,28 +79,30 @@ export const listUsers = operation({
   title: 'List users',
   description:
     'List users, oldest first, a page at a time (limit up to 100; pass next_cursor back as cursor for the next page). ' +
-    'search matches part of the name, email or display name; type and active filter. Returns {items, next_cursor}.',
+    'search matches part of the name, email or display name; type and active filter. offset pages by position instead of cursor. Returns {items, next_cursor} (and next_offset with offset).',
   input: z.strictObject({
     search: z.string().trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters').optional(),
     type: z.enum(USER_TYPES).optional(),
     active: z.boolean().optional(),
     limit: limitField,
     cursor: cursorField,
+    offset: offsetField,
   }),
   permission: 'users:read',
   effect: 'read',
   annotations: {},
   async run(ctx, input) {
-    const where: Record<string, unknown>[] = [afterCursor(decodeCursor(input.cursor), 'createdAt')];
+    const start = pageStart(input, 'createdAt');
+    const where: Record<string, unknown>[] = [start.where];
     if (input.type) where.push({ type: input.type });
     if (input.active !== undefined) where.push({ active: input.active });
     if (input.search) {
       const like = `%${input.search.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
       where.push({ $or: [{ name: { $ilike: like } }, { email: { $ilike: like } }, { displayName: { $ilike: like } }] });
     }
-    const rows = await ctx.em.find(User, { $and: where }, { orderBy: { createdAt: 'asc', id: 'asc' }, limit: input.limit + 1 });
-    const { items, next_cursor } = page(rows, input.limit, (u) => u.createdAt);
-    return { items: items.map(userView), next_cursor };
+    const rows = await ctx.em.find(User, { $and: where }, { orderBy: { createdAt: 'asc', id: 'asc' }, limit: input.limit + 1, ...(start.offset ? { offset: start.offset } : {}) });
+    const { items, ...rest } = page(rows, input.limit, (u) => u.createdAt, start.offset);
+    return { items: items.map(userView), ...rest };
   },
 });
 
@@ -142,13 +148,8 @@ export const updateUser = operation({
   name: 'update_user',
   route: { method: 'PATCH', path: '/api/admin/users/{user_id}' },
   title: 'Update a user',
-  description: "Change a user's email, login name or display name (give at least one). Fails with a conflict if the email or name is taken. Returns the user.",
-  input: z
-    .strictObject({ user_id: uuidField('the user'), email: emailField.optional(), name: userNameField.optional(), display_name: displayNameField.optional() })
-    .refine((input) => input.email !== undefined || input.name !== undefined || input.display_name !== undefined, {
-      message: 'give at least one of email, name, display_name',
-      path: ['email'],
-    }),
+  description: "Change a user's email, login name or display name (fields left out stay as they are). Fails with a conflict if the email or name is taken. Returns the user.",
+  input: z.strictObject({ user_id: uuidField('the user'), email: emailField.optional(), name: userNameField.optional(), display_name: displayNameField.optional() }),
   permission: 'users:write',
   effect: 'write',
   annotations: { idempotentHint: true },
