@@ -69,6 +69,26 @@ export interface OpenOptions {
   onQuery?: (sql: string) => void;
 }
 
+/**
+ * The options the MikroORM CLI opens Mandate's database with (mikro-orm.config.ts): the same
+ * entities, migrations and settings as the servers, for the database the environment names. The
+ * embedded data directory is claimed for the CLI process, as every other process claims it.
+ */
+export async function cliOptions(config: DatabaseConfig): Promise<Options> {
+  const options = { command: 'mikro-orm CLI' };
+  if (config.kind === 'postgresql') {
+    const { defineConfig } = await import('@mikro-orm/postgresql');
+    return defineConfig({ ...baseOptions(options), clientUrl: config.url } as never) as unknown as Options;
+  }
+  const inMemory = config.dataDir === IN_MEMORY;
+  if (!inMemory) {
+    const lock = acquireEmbeddedLock(config.dataDir, options.command);
+    process.once('exit', () => lock.release());
+  }
+  const { defineConfig } = await import('@mikro-orm/pglite');
+  return defineConfig({ ...baseOptions(options), dbName: inMemory ? IN_MEMORY : join(config.dataDir, 'pgdata') } as never) as unknown as Options;
+}
+
 export async function openDatabase(config: DatabaseConfig, options: OpenOptions): Promise<Database> {
   let lock: EmbeddedLock | undefined;
   let orm: Orm;
