@@ -3,12 +3,13 @@
 # configuration for them. The role comes from AGENT_ROLE; the user from MANDATE_TOKEN.
 #   entrypoint.sh serve            all of the role's servers in one process (works on the embedded database)
 #   entrypoint.sh serve core       one server (one process per server is fine on PostgreSQL)
-#   entrypoint.sh config --client claude-code|claude-desktop|cursor
+#   entrypoint.sh config [--client claude-code|claude-desktop|cursor|vscode]   (default claude-code)
+#   entrypoint.sh config --url https://MANDATE [--client …]                   the deployment over HTTP
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 
 usage() {
-  echo "usage: entrypoint.sh serve [core|admin|pm] | entrypoint.sh config --client claude-code|claude-desktop|cursor" >&2
+  echo "usage: entrypoint.sh serve [core|admin|pm] | entrypoint.sh config [--client claude-code|claude-desktop|cursor|vscode] [--url https://MANDATE]" >&2
 }
 
 if [ -z "${AGENT_ROLE:-}" ]; then

@@ -5,7 +5,7 @@ import { authenticateEnvToken } from './identity/authenticate.ts';
 import type { UserCaller } from './identity/caller.ts';
 import { endAgentSessionOp, startAgentSession } from './ops/index.ts';
 import type { Runtime } from './runtime.ts';
-import { CLIENTS, clientConfig, type Client } from './mcp/client-config.ts';
+import { CLIENTS, clientConfig, DEFAULT_CLIENT, httpClientConfig, type Client } from './mcp/client-config.ts';
 import { AGENT_ROLES, SERVERS, type RoleServers } from '../servers/index.ts';
 import { help, int, str, UsageError, withRuntime, type Command, type Io } from './cli-support.ts';
 
@@ -59,14 +59,21 @@ export const mcpCommands: Record<string, Command> = {
     },
   },
   config: {
-    usage: `mandate config --role R --client ${CLIENTS.join('|')} [--entrypoint PATH]`,
-    summary: "Print the MCP client configuration (mcpServers JSON) for a role's servers: one entry per server on PostgreSQL, one composed entry on the embedded database.",
-    options: { ...help, role: { type: 'string' }, client: { type: 'string' }, entrypoint: { type: 'string' } },
+    usage: `mandate config [--client ${CLIENTS.join('|')}] (--role R [--entrypoint PATH] | --url https://MANDATE)`,
+    summary:
+      `Print an MCP client's configuration (default client: ${DEFAULT_CLIENT}): with --role, the stdio servers of that role (one entry per server on PostgreSQL, one composed entry on the embedded database); with --url, the deployment over Streamable HTTP. Never a secret.`,
+    options: { ...help, role: { type: 'string' }, client: { type: 'string' }, entrypoint: { type: 'string' }, url: { type: 'string' } },
     async run(args, io) {
+      const client = str(args, 'client') ?? DEFAULT_CLIENT;
+      if (!CLIENTS.includes(client as Client)) throw new UsageError(`--client must be one of ${CLIENTS.join(', ')}`);
+      const url = str(args, 'url');
+      if (url !== undefined) {
+        if (!/^https?:\/\/[^/\s]+/.test(url) || /[\s"'$`\\]/.test(url)) throw new UsageError('--url must be an http:// or https:// URL, e.g. https://mandate.example.com');
+        io.out(httpClientConfig(client as Client, url));
+        return 0;
+      }
       const role = str(args, 'role');
       const servers = roleServers(role);
-      const client = str(args, 'client');
-      if (!client || !CLIENTS.includes(client as Client)) throw new UsageError(`--client must be one of ${CLIENTS.join(', ')}`);
       const entrypoint = resolve(str(args, 'entrypoint') ?? fileURLToPath(new URL('../entrypoint.sh', import.meta.url)));
       const db = io.config.database;
       const embedded = db.kind === 'embedded';

@@ -10,7 +10,7 @@ const ROLES: Record<string, string[]> = {
   auditor: ['core', 'admin'],
   agent: ['core', 'pm'],
 };
-const CLIENTS = ['claude-code', 'claude-desktop', 'cursor'];
+const CLIENTS = ['claude-code', 'claude-desktop', 'cursor', 'vscode'];
 const token = recordSecret(`mnd_${'Q'.repeat(43)}`);
 const dbPassword = recordSecret('db-pass-word-42');
 const postgresEnv = { DATABASE_URL: `postgres://mandate:${dbPassword}@127.0.0.1:5432/mandate`, MANDATE_TOKEN: token };
@@ -23,15 +23,17 @@ describe('entrypoint.sh config', () => {
       for (const client of CLIENTS) {
         const result = await runProcess(ENTRYPOINT, ['config', '--client', client], { ...postgresEnv, AGENT_ROLE: role });
         assert.equal(result.code, 0, result.stderr);
-        const config = JSON.parse(result.stdout) as McpConfig;
-        assert.deepEqual(Object.keys(config.mcpServers), servers.map((s) => `mandate-${s}`));
+        const parsed = JSON.parse(result.stdout) as McpConfig & { servers?: McpConfig['mcpServers'] };
+        // VS Code's mcp.json names the list "servers".
+        const entries = (client === 'vscode' ? parsed.servers : parsed.mcpServers)!;
+        assert.deepEqual(Object.keys(entries), servers.map((s) => `mandate-${s}`));
         for (const server of servers) {
-          const entry = config.mcpServers[`mandate-${server}`]!;
+          const entry = entries[`mandate-${server}`]!;
           assert.equal(entry.command, ENTRYPOINT);
           assert.deepEqual(entry.args, ['serve', server]);
           assert.equal(entry.env.AGENT_ROLE, role);
           assert.ok('MANDATE_TOKEN' in entry.env && 'DATABASE_URL' in entry.env);
-          assert.equal(entry.type, client === 'claude-code' ? 'stdio' : undefined);
+          assert.equal(entry.type, client === 'claude-code' || client === 'vscode' ? 'stdio' : undefined);
         }
         assert.ok(!result.stdout.includes(token) && !result.stdout.includes(dbPassword), 'no secret in the configuration');
       }
@@ -49,6 +51,40 @@ describe('entrypoint.sh config', () => {
     const viaCli = await runProcess(process.execPath, ['bin/mandate.js', 'config', '--role', 'auditor', '--client', 'cursor'], env);
     assert.equal(viaCli.code, 0, viaCli.stderr);
     assert.deepEqual(JSON.parse(viaCli.stdout), config);
+  });
+});
+
+describe('client configuration for every way a person connects', () => {
+  test('entrypoint.sh config with no --client prints the Claude Code entry', async () => {
+    const result = await runProcess(ENTRYPOINT, ['config'], { ...postgresEnv, AGENT_ROLE: 'developer' });
+    assert.equal(result.code, 0, result.stderr);
+    const config = JSON.parse(result.stdout) as McpConfig;
+    assert.deepEqual(Object.keys(config.mcpServers), ['mandate-core', 'mandate-pm']);
+    assert.equal(config.mcpServers['mandate-core']!.type, 'stdio');
+    assert.equal(config.mcpServers['mandate-core']!.env.MANDATE_TOKEN, '${MANDATE_TOKEN}');
+  });
+
+  test('mandate config --url prints each client\'s HTTP entry, with the token only as a reference', async () => {
+    const url = 'https://mandate.example.com';
+    const config = async (client: string) => {
+      const result = await runProcess(process.execPath, ['bin/mandate.js', 'config', '--url', `${url}/`, '--client', client], postgresEnv);
+      assert.equal(result.code, 0, result.stderr);
+      assert.ok(!result.stdout.includes(token) && !result.stdout.includes(dbPassword), `no secret in the ${client} configuration`);
+      return result.stdout;
+    };
+    assert.equal(await config('claude-code'), `claude mcp add --transport http mandate ${url}/mcp --header "Authorization: Bearer \${MANDATE_TOKEN}"\n`);
+    const cursor = JSON.parse(await config('cursor'));
+    assert.deepEqual(cursor.mcpServers.mandate, { url: `${url}/mcp`, headers: { Authorization: 'Bearer ${env:MANDATE_TOKEN}' } });
+    const vscode = JSON.parse(await config('vscode'));
+    assert.equal(vscode.servers.mandate.type, 'http');
+    assert.equal(vscode.servers.mandate.url, `${url}/mcp`);
+    assert.equal(vscode.servers.mandate.headers.Authorization, 'Bearer ${input:mandate-token}');
+    assert.equal(vscode.inputs[0].password, true);
+    const desktop = JSON.parse(await config('claude-desktop'));
+    assert.deepEqual(desktop.mcpServers.mandate.args.slice(1, 3), ['mcp-remote', `${url}/mcp`]);
+    const bad = await runProcess(process.execPath, ['bin/mandate.js', 'config', '--url', 'https://x.example/$(id)'], postgresEnv);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--url must be/);
   });
 });
 

@@ -30,7 +30,7 @@ async function cli(env: Record<string, string>, ...args: string[]) {
 
 test(`npx mikro-orm migration:list, migration:up, migration:check and debug work on ${TEST_DB}`, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'mandate-orm-cli-'));
-  const env = TEST_DB === 'postgres' ? { DATABASE_URL: await createPostgresDatabase() } : { MANDATE_DATA_DIR: dir };
+  const env: Record<string, string> = TEST_DB === 'postgres' ? { DATABASE_URL: await createPostgresDatabase() } : { MANDATE_DATA_DIR: dir };
   try {
     const pending = await cli(env, 'migration:pending');
     assert.equal(pending.code, 0, pending.output);

@@ -1,7 +1,9 @@
 import type { RoleServers } from '../../servers/index.ts';
 
-export const CLIENTS = ['claude-code', 'claude-desktop', 'cursor'] as const;
+export const CLIENTS = ['claude-code', 'claude-desktop', 'cursor', 'vscode'] as const;
 export type Client = (typeof CLIENTS)[number];
+/** What `config` prints when no client is named. */
+export const DEFAULT_CLIENT: Client = 'claude-code';
 
 export interface ClientConfigRequest {
   role: string;
@@ -19,7 +21,7 @@ export interface ClientConfigRequest {
 // client's environment where the client expands them, and placeholders where it does not.
 function envReference(client: Client, name: string): string {
   if (client === 'claude-code') return `\${${name}}`;
-  if (client === 'cursor') return `\${env:${name}}`;
+  if (client === 'cursor' || client === 'vscode') return `\${env:${name}}`;
   return `<set ${name} here>`;
 }
 
@@ -32,7 +34,7 @@ export function clientConfig(request: ClientConfigRequest) {
     env.DATABASE_URL = envReference(request.client, 'DATABASE_URL');
   }
   const entry = (args: string[]) => ({
-    ...(request.client === 'claude-code' ? { type: 'stdio' } : {}),
+    ...(request.client === 'claude-code' || request.client === 'vscode' ? { type: 'stdio' } : {}),
     command: request.entrypoint,
     args,
     env: { ...env },
@@ -43,5 +45,35 @@ export function clientConfig(request: ClientConfigRequest) {
   } else {
     for (const server of request.roleServers.servers) mcpServers[`mandate-${server}`] = entry(['serve', server]);
   }
-  return { mcpServers };
+  // VS Code's mcp.json calls the list "servers".
+  return request.client === 'vscode' ? { servers: mcpServers } : { mcpServers };
 }
+
+/**
+ * How each client reaches a running Mandate over Streamable HTTP (`url`: the deployment's /mcp).
+ * The token is never in the output: a reference the client (or shell) expands, or a prompt.
+ * Claude Code: the `claude mcp add` command line; Cursor: `url` + `headers`; VS Code: `servers`
+ * with `type: "http"` and a password prompt; Claude Desktop: the mcp-remote bridge over stdio.
+ */
+export function httpClientConfig(client: Client, url: string): string {
+  const mcp = `${url.replace(/\/+$/, '')}/mcp`;
+  switch (client) {
+    case 'claude-code':
+      return `claude mcp add --transport http mandate ${mcp} --header "Authorization: Bearer \${MANDATE_TOKEN}"`;
+    case 'cursor':
+      return json({ mcpServers: { mandate: { url: mcp, headers: { Authorization: 'Bearer ${env:MANDATE_TOKEN}' } } } });
+    case 'vscode':
+      return json({
+        inputs: [{ type: 'promptString', id: 'mandate-token', description: 'Mandate API token (mnd_…)', password: true }],
+        servers: { mandate: { type: 'http', url: mcp, headers: { Authorization: 'Bearer ${input:mandate-token}' } } },
+      });
+    case 'claude-desktop':
+      return json({
+        mcpServers: {
+          mandate: { command: 'npx', args: ['-y', 'mcp-remote', mcp, '--header', 'Authorization:Bearer ${MANDATE_TOKEN}'], env: { MANDATE_TOKEN: '<set MANDATE_TOKEN here>' } },
+        },
+      });
+  }
+}
+
+const json = (value: unknown) => JSON.stringify(value, null, 2);
