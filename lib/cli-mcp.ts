@@ -6,7 +6,7 @@ import type { UserCaller } from './identity/caller.ts';
 import { endAgentSessionOp, startAgentSession } from './ops/index.ts';
 import type { Runtime } from './runtime.ts';
 import { CLIENTS, clientConfig, DEFAULT_CLIENT, httpClientConfig, type Client } from './mcp/client-config.ts';
-import { AGENT_ROLES, SERVERS, type RoleServers } from '../servers/index.ts';
+import { AGENT_ROLES, SERVERS, type RoleServers } from './mcp/servers.ts';
 import { help, int, str, UsageError, withRuntime, type Command, type Io } from './cli-support.ts';
 
 const roleNames = Object.keys(AGENT_ROLES).join(', ');

@@ -1,17 +1,21 @@
 import type { Config } from './config.ts';
-import { openDatabase, type Database } from './db/orm.ts';
+import { lazyFork, openDatabase, type Database, type Em } from './db/orm.ts';
 import { AccessEpoch } from './access/epoch.ts';
 import { PermissionResolver } from './access/resolver.ts';
 import { OperationRunner } from './ops/runner.ts';
 import { createLogger, type Logger } from './log.ts';
 import { endExpiredAgentSessions } from './identity/account-lifecycle.ts';
 import { openVault, vaultKeyTexts, type Vault } from './vault.ts';
-import { registerDeploymentSecrets } from './ops/redact.ts';
+import { registerDeploymentSecrets } from './redact.ts';
 import { PmService } from './pm/service.ts';
 
 /** Everything a process needs to run operations: database, resolver, runner, logger. */
 export interface Runtime {
   db: Database;
+  /** A unit of work for one request, forked from the ORM only if something asks for it. */
+  scope(): () => Em;
+  /** Whether the database answers. */
+  ready(): Promise<boolean>;
   resolver: PermissionResolver;
   runner: OperationRunner;
   vault: Vault;
@@ -57,7 +61,9 @@ export async function openRuntime(config: Config, options: RuntimeOptions): Prom
     pm.close();
     await db.close();
   };
-  return { db, resolver, runner, vault, pm, log, close };
+  const scope = () => lazyFork(db.orm);
+  const ready = () => db.orm.em.fork().execute('select 1 as ok', [], 'get').then(() => true, () => false);
+  return { db, scope, ready, resolver, runner, vault, pm, log, close };
 }
 
 const AGENT_SWEEP_INTERVAL_MS = 60_000;

@@ -2,7 +2,6 @@ import { createHash, hash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { OpError } from '../errors.ts';
 import { authenticatePassword, verifyToken } from '../identity/authenticate.ts';
-import { emOf, lazyFork, type EmSource } from '../db/orm.ts';
 import type { UserCaller } from '../identity/caller.ts';
 import { EpochCache } from '../access/epoch.ts';
 import type { Speculation } from '../access/speculation.ts';
@@ -11,6 +10,8 @@ import { LoginLimiter } from '../identity/login-limiter.ts';
 import { clientAddress, type TrustProxy } from './client-address.ts';
 
 const NO_PROXY: TrustProxy = { kind: 'none' };
+/** A request's unit of work (the runtime's; the HTTP face never opens the database itself). */
+export type Scope = ReturnType<Runtime['scope']>;
 
 const VERIFIED_TTL_MS = 5 * 60_000;
 const TOKEN_TTL_MS = 60_000;
@@ -85,7 +86,7 @@ export class HttpAuthenticator {
   async authenticate(
     req: IncomingMessage,
     arrived: number = performance.now(),
-    em: EmSource = lazyFork(this.runtime.db.orm),
+    em: Scope = this.runtime.scope(),
     speculation?: Speculation,
   ): Promise<UserCaller> {
     const notBefore = speculation?.notBefore ?? arrived;
@@ -115,7 +116,7 @@ export class HttpAuthenticator {
         return this.verifyOnce(key, notBefore, async () => {
           const attempt = await this.limiter.take(this.clientAddress(req), credentials.email);
           try {
-            const value = await authenticatePassword(emOf(em), credentials.email, credentials.password);
+            const value = await authenticatePassword(em, credentials.email, credentials.password);
             await attempt.refund();
             return { value, validUntil: new Date(now.getTime() + VERIFIED_TTL_MS) };
           } catch (error) {
@@ -149,7 +150,7 @@ export class HttpAuthenticator {
 
   // A token is looked up once a minute at most (which also keeps its last-used time), and not
   // past its expiry; a revocation moves the access epoch and drops it at once.
-  private async bearer(em: EmSource, token: string, notBefore: number, speculation: Speculation | undefined): Promise<UserCaller> {
+  private async bearer(em: Scope, token: string, notBefore: number, speculation: Speculation | undefined): Promise<UserCaller> {
     // One-shot hash: a Hash object per request showed in the server's profile.
     const key = hash('sha256', `bearer\0${token}`);
     const now = new Date();
@@ -159,7 +160,7 @@ export class HttpAuthenticator {
       now,
       async () => {
         await speculation?.settle();
-        const { caller: value, expiresAt } = await verifyToken(emOf(em), token, now);
+        const { caller: value, expiresAt } = await verifyToken(em, token, now);
         const ttl = new Date(now.getTime() + TOKEN_TTL_MS);
         return { value, validUntil: expiresAt && expiresAt < ttl ? expiresAt : ttl };
       },

@@ -2,11 +2,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import { OpError } from '../errors.ts';
 import { isUuid } from '../ids.ts';
-import { scrubText } from '../ops/redact.ts';
-import { Session } from '../db/entities/index.ts';
+import { scrubText } from '../redact.ts';
 import type { UserCaller } from '../identity/caller.ts';
-import { emOf, lazyFork, type EmSource } from '../db/orm.ts';
-import { endSession, startSession } from '../identity/sessions.ts';
+import { endSession, sessionOwner, startSession } from '../identity/sessions.ts';
 import { EpochCache } from '../access/epoch.ts';
 import { Speculation, SpeculationFailed } from '../access/speculation.ts';
 import type { RunMeta } from '../ops/runner.ts';
@@ -15,7 +13,7 @@ import { createMcpServer } from '../mcp/server.ts';
 import { parseToolsetList, servedBy, ToolsetListError, type PmToolset } from '../pm/settings.ts';
 import type { Toolset } from '../mcp/toolset.ts';
 import type { Runtime } from '../runtime.ts';
-import type { HttpAuthenticator } from './authenticate.ts';
+import type { HttpAuthenticator, Scope } from './authenticate.ts';
 import { answerPlainRequest, plainRequest } from './mcp-direct.ts';
 import { errorReply, jsonReply, readJsonBody, writeReply, type Reply } from './respond.ts';
 
@@ -72,7 +70,7 @@ export class McpHttp {
     // A request on a bound session is served from the caches while the epoch read is out, and its
     // answer held until the read vouches for them. Initialize (a login) and DELETE (a write) wait.
     const speculation = req.method === 'POST' && req.headers[SESSION_HEADER] !== undefined
-      ? Speculation.begin(this.runtime.resolver.epoch, lazyFork(this.runtime.db.orm), arrived)
+      ? Speculation.begin(this.runtime.resolver.epoch, this.runtime.scope(), arrived)
       : undefined;
     let reply = await this.answer(req, url, toolsets, arrived, bodyRead, speculation);
     if (speculation && !(await speculation.confirmed())) {
@@ -92,7 +90,7 @@ export class McpHttp {
     bodyRead: Promise<Record<string, unknown>> | undefined,
     speculation: Speculation | undefined,
   ): Promise<Reply> {
-    const em = lazyFork(this.runtime.db.orm);
+    const em = this.runtime.scope();
     try {
       const caller = await this.auth.authenticate(req, arrived, em, speculation);
       const sessionId = req.headers[SESSION_HEADER];
@@ -136,7 +134,7 @@ export class McpHttp {
 
   /** The session the request names, which must be live and the caller's own. */
   private async boundSession(
-    em: EmSource,
+    em: Scope,
     caller: UserCaller,
     header: string | string[] | undefined,
     arrived: number,
@@ -156,14 +154,14 @@ export class McpHttp {
     return id;
   }
 
-  private async sessionRow(em: EmSource, id: string, notBefore: number): Promise<SessionRow | null> {
+  private async sessionRow(em: Scope, id: string, notBefore: number): Promise<SessionRow | null> {
     return this.sessions.getOrLoad(
       em,
       id,
       new Date(),
       async () => {
-        const session = await emOf(em).findOne(Session, { id });
-        return session ? { value: { userId: session.user.id, ended: session.endedAt !== null }, validUntil: null } : null;
+        const owner = await sessionOwner(em, id);
+        return owner ? { value: owner, validUntil: null } : null;
       },
       notBefore,
     );

@@ -1,5 +1,4 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { lazyFork } from '../db/orm.ts';
 import { randomUUID } from 'node:crypto';
 import { OpError } from '../errors.ts';
 import { inputJsonSchema } from '../ops/json-schema.ts';
@@ -103,7 +102,7 @@ export class RestApi {
     try {
       // One epoch read and (on a cache miss only) one fork serve both checks.
       const arrived = performance.now();
-      const em = lazyFork(this.runtime.db.orm);
+      const em = this.runtime.scope();
       const caller = await this.auth.authenticate(req, arrived, em);
       const held = await this.runtime.resolver.resolveAnywhere(em, caller, arrived);
       if (!held.live) throw new OpError('unauthenticated', 'invalid or expired credentials');

@@ -7,7 +7,7 @@ import { servedBy } from '../pm/settings.ts';
 import { HttpAuthenticator, type HttpAuthOptions } from './authenticate.ts';
 import { RestApi } from './rest.ts';
 import { McpHttp } from './mcp.ts';
-import { SERVERS } from '../../servers/index.ts';
+import { SERVERS } from '../mcp/servers.ts';
 import { sendJson } from './respond.ts';
 import { guardOrigin, originPolicy } from './origin.ts';
 import { sendOAuthResult } from './oauth-result.ts';
@@ -46,11 +46,11 @@ export function createHttpServer(runtime: Runtime, options: HttpAuthOptions = {}
       return;
     }
     if (req.method === 'GET' && path === '/ready') {
-      runtime.db.orm.em
-        .fork()
-        .execute('select 1 as ok', [], 'get')
-        .then(() => sendJson(res, 200, { status: 'ready', database: runtime.db.kind }))
-        .catch(() => sendJson(res, 503, { error: { code: 'unavailable', message: 'the database is not reachable' } }));
+      void runtime.ready().then((ok) =>
+        ok
+          ? sendJson(res, 200, { status: 'ready', database: runtime.db.kind })
+          : sendJson(res, 503, { error: { code: 'unavailable', message: 'the database is not reachable' } }),
+      );
       return;
     }
     sendJson(res, 404, { error: { code: 'not_found', message: `no route for ${req.method} ${path}` } });

@@ -1,4 +1,4 @@
-import type { Em } from '../db/orm.ts';
+import { emOf, type Em, type EmSource } from '../db/orm.ts';
 import { OpError } from '../errors.ts';
 import type { UserCaller } from './caller.ts';
 import { verifyPassword } from './passwords.ts';
@@ -27,8 +27,9 @@ export async function authenticateToken(em: Em, raw: string, now = new Date()): 
 }
 
 /** The caller an API token authenticates, and until when the token is valid. */
-export async function verifyToken(em: Em, raw: string, now = new Date()): Promise<{ caller: UserCaller; expiresAt: Date | null }> {
+export async function verifyToken(source: EmSource, raw: string, now = new Date()): Promise<{ caller: UserCaller; expiresAt: Date | null }> {
   if (!looksLikeApiToken(raw)) throw rejected();
+  const em = emOf(source);
   const row = await em.execute<TokenRow>(
     `select t.id as token_id, u.id as user_id, u.name, u.email, u.type, u.active, t.expires_at, t.revoked_at, t.last_used_at
        from api_token t join app_user u on u.id = t.user_id
@@ -48,8 +49,8 @@ export async function verifyToken(em: Em, raw: string, now = new Date()): Promis
   };
 }
 
-export async function authenticatePassword(em: Em, email: string, password: string): Promise<UserCaller> {
-  const row = await em.execute<{ id: string; name: string; email: string; type: UserCaller['type']; active: boolean; password_hash: string | null }>(
+export async function authenticatePassword(source: EmSource, email: string, password: string): Promise<UserCaller> {
+  const row = await emOf(source).execute<{ id: string; name: string; email: string; type: UserCaller['type']; active: boolean; password_hash: string | null }>(
     'select id, name, email, type, active, password_hash from app_user where email = ?',
     [email.trim().toLowerCase()],
     'get',

@@ -1,6 +1,7 @@
-import type { Em } from '../db/orm.ts';
+import { emOf, type Em, type EmSource } from '../db/orm.ts';
 import { Session, type SessionTransport } from '../db/entities/index.ts';
-import { addAuditEvent } from '../ops/audit.ts';
+import { addAuditEvent } from '../audit/writer.ts';
+import { sanitiseText } from '../audit/sanitise.ts';
 import type { UserCaller } from './caller.ts';
 
 /**
@@ -17,7 +18,8 @@ export async function startSession(
     tokenId: caller.tokenId ?? null,
     transport: details.transport,
     servers: details.servers.join(','),
-    clientName: details.clientName ?? null,
+    // Written by the client (its initialize): sanitised like every stored text from outside.
+    clientName: details.clientName ? sanitiseText(details.clientName, 200) : null,
     clientAddress: details.clientAddress ?? null,
   });
   addAuditEvent(em, {
@@ -38,5 +40,11 @@ export async function endSession(em: Em, sessionId: string, reason: string): Pro
 }
 
 export async function nameSessionClient(em: Em, sessionId: string, clientName: string): Promise<void> {
-  await em.nativeUpdate(Session, { id: sessionId }, { clientName });
+  await em.nativeUpdate(Session, { id: sessionId }, { clientName: sanitiseText(clientName, 200) });
+}
+
+/** Who a session belongs to and whether it has ended; null when there is no such session. */
+export async function sessionOwner(source: EmSource, sessionId: string): Promise<{ userId: string; ended: boolean } | null> {
+  const session = await emOf(source).findOne(Session, { id: sessionId });
+  return session ? { userId: session.user.id, ended: session.endedAt !== null } : null;
 }

@@ -1,4 +1,4 @@
-import type { RoleServers } from '../../servers/index.ts';
+import type { RoleServers } from './servers.ts';
 
 export const CLIENTS = ['claude-code', 'claude-desktop', 'cursor', 'vscode'] as const;
 export type Client = (typeof CLIENTS)[number];

@@ -1,4 +1,4 @@
-import { SERVERS } from '../../servers/index.ts';
+import { SERVERS } from './servers.ts';
 import { serveStdio } from './stdio.ts';
 
 /** Serves the named servers over stdio in this process (names are checked by the callers). */

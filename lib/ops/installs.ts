@@ -8,7 +8,7 @@ import { catalogRef } from './mcp-catalog.ts';
 import { findCatalogEntry, findProject } from './lookups.ts';
 import { afterCursor, cursorField, decodeCursor, limitField, page } from './pagination.ts';
 import { projectKeyField, uuidField } from './schemas.ts';
-import { addAuditEvent } from './audit.ts';
+import { addAuditEvent } from '../audit/writer.ts';
 import { callerUserId, type Caller } from '../identity/caller.ts';
 import type { Vault } from '../vault.ts';
 

@@ -1,7 +1,7 @@
 import { OpError } from '../errors.ts';
 import { BlockedAddressError } from './net-guard.ts';
 import { UpstreamFailure } from './http.ts';
-import { scrubText } from '../ops/redact.ts';
+import { scrubText } from '../redact.ts';
 
 /** A tracker's answer that is an error: its status and what it said (never the credentials). */
 export class TrackerError extends Error {

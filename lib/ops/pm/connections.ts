@@ -7,7 +7,7 @@ import { PROVIDER_LABEL, type Credentials } from '../../pm/service.ts';
 import { credentialsRefused, TrackerError, trackerFailure } from '../../pm/errors.ts';
 import {
   connectionView, credentialSecrets, findMyConnection, makeDefaultConnection, openCredentials, providerSummary, requireUser, storeConnection, trackerOf,
-} from '../../pm/connections.ts';
+} from './connection-use.ts';
 import { GrantExpired } from '../../pm/oauth/tokens.ts';
 import { afterCursor, cursorField, decodeCursor, limitField, page } from '../pagination.ts';
 

@@ -2,10 +2,10 @@ import { z } from 'zod';
 import { PmConnection, PM_PROVIDERS } from '../../db/entities/index.ts';
 import { invalid, OpError } from '../../errors.ts';
 import { operation, type OperationContext } from '../operation.ts';
-import { connectionContext, connectionView, makeDefaultConnection, requireUser, storeConnection } from '../../pm/connections.ts';
+import { connectionContext, connectionView, makeDefaultConnection, requireUser, storeConnection } from './connection-use.ts';
 import { trackerFailure } from '../../pm/errors.ts';
 import { GrantRefused, type AccessibleSite, type TokenGrant } from '../../pm/oauth/atlassian.ts';
-import { redirectUri, startAuthorization, takeAuthorization, type PendingAuthorization } from '../../pm/oauth/states.ts';
+import { redirectUri, startAuthorization, takeAuthorization, type PendingAuthorization } from './oauth-states.ts';
 
 // Jira Cloud OAuth 2.0 (3LO) in a browser: connect answers 302 to Atlassian's consent screen, and
 // Atlassian sends the browser back to callback, which stores the grant for the user who started it.

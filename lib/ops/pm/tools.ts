@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { operation, type OperationContext, type Route } from '../operation.ts';
-import { withTracker } from '../../pm/connections.ts';
+import { withTracker } from './connection-use.ts';
 import type { Page, Tracker } from '../../pm/provider.ts';
 import type { PmToolset } from '../../pm/settings.ts';
 import { OpError } from '../../errors.ts';

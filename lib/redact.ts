@@ -1,4 +1,4 @@
-import { API_TOKEN_IN_TEXT } from '../identity/tokens.ts';
+import { API_TOKEN_IN_TEXT } from './identity/tokens.ts';
 
 export const REDACTED = '[redacted]';
 

@@ -1,15 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { isUuid } from '../ids.ts';
-import { OpError } from '../errors.ts';
-import { PmConnection, PM_PROVIDERS, type PmProvider } from '../db/entities/index.ts';
-import type { Em } from '../db/orm.ts';
-import type { OperationContext } from '../ops/operation.ts';
-import { callerUserId } from '../identity/caller.ts';
-import { PROVIDER_LABEL, type Credentials } from './service.ts';
-import { trackerFailure, TrackerError } from './errors.ts';
-import type { Tracker } from './provider.ts';
-import { GrantExpired, needsRefresh } from './oauth/tokens.ts';
-import { scrubValue } from '../ops/redact.ts';
+import { isUuid } from '../../ids.ts';
+import { OpError } from '../../errors.ts';
+import { PmConnection, PM_PROVIDERS, type PmProvider } from '../../db/entities/index.ts';
+import type { Em } from '../../db/orm.ts';
+import type { OperationContext } from '../operation.ts';
+import { callerUserId } from '../../identity/caller.ts';
+import { PROVIDER_LABEL, type Credentials } from '../../pm/service.ts';
+import { trackerFailure, TrackerError } from '../../pm/errors.ts';
+import type { Tracker } from '../../pm/provider.ts';
+import { GrantExpired, needsRefresh } from '../../pm/oauth/tokens.ts';
+import { scrubValue } from '../../redact.ts';
 
 // A caller's own tracker connections: found only among the caller's rows (anyone else's id is
 // "not found"), opened with the vault, and marked invalid when the tracker rejects them.

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { OpError } from '../../errors.ts';
 import { PmOauthState, type PmProvider } from '../../db/entities/index.ts';
-import type { OperationContext } from '../../ops/operation.ts';
-import { hashState, newState, pkcePair } from './atlassian.ts';
+import type { OperationContext } from '../operation.ts';
+import { hashState, newState, pkcePair } from '../../pm/oauth/atlassian.ts';
 
 // Authorizations in progress. The state handed to the browser is 256 random bits; only its hash is
 // stored, with the user who started it and the sealed PKCE verifier. It is good for one callback

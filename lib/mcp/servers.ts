@@ -1,0 +1,44 @@
+// Which MCP servers exist (each a toolset of operations), and which each agent role gets:
+// servers/*.ts (the stdio entry points), entrypoint.sh, `mandate config` and the HTTP face read this.
+import { ADMIN_OPERATIONS, PM_OPERATIONS, SELF_OPERATIONS } from '../ops/index.ts';
+import type { Toolset } from './toolset.ts';
+
+const core: Toolset = {
+  name: 'core',
+  title: 'Mandate core',
+  instructions:
+    'Mandate core: you act under the mandate of the user whose token started this server. whoami says who that is, get_my_permissions what you may do and why.',
+  operations: SELF_OPERATIONS,
+};
+
+const admin: Toolset = {
+  name: 'admin',
+  title: 'Mandate admin',
+  instructions:
+    'Mandate admin: manage users, roles, delegations, API tokens, sessions and read the audit log. Every call is checked against your permissions and audited.',
+  operations: ADMIN_OPERATIONS,
+};
+
+const pm: Toolset = {
+  name: 'pm',
+  title: 'Mandate PM',
+  instructions: 'Mandate PM: issues and projects in your own tracker, with your own connection.',
+  operations: PM_OPERATIONS,
+};
+
+export type ServerName = 'core' | 'admin' | 'pm';
+export const SERVERS: Record<string, Toolset> = { core, admin, pm };
+
+export interface RoleServers {
+  servers: ServerName[];
+  /** Only read-only tools, whatever the permissions allow. */
+  readOnly: boolean;
+}
+
+export const AGENT_ROLES: Record<string, RoleServers> = {
+  admin: { servers: ['core', 'admin', 'pm'], readOnly: false },
+  developer: { servers: ['core', 'pm'], readOnly: false },
+  viewer: { servers: ['core', 'pm'], readOnly: true },
+  auditor: { servers: ['core', 'admin'], readOnly: true },
+  agent: { servers: ['core', 'pm'], readOnly: false },
+};
