@@ -42,7 +42,8 @@ export async function startRedmine(): Promise<RedmineWorld> {
   let stderr = '';
   server.stderr!.on('data', (chunk) => (stderr = (stderr + String(chunk)).slice(-4000)));
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
+  // A first start after the package is installed compiles its caches: minutes on a busy machine.
+  const deadline = Date.now() + 240_000;
   for (;;) {
     try {
       const response = await fetch(`${url}/users/current.json`, { headers: { 'x-redmine-api-key': keys.alice } });
