@@ -23,7 +23,8 @@ export function sanitiseOptional(text: string | null | undefined, max: number): 
 /** A JSON value whose strings (keys too) are sanitised, with bounded depth, breadth and string size. */
 export function sanitiseJson(value: unknown, maxString = 2000, depth = 0): unknown {
   if (typeof value === 'string') return sanitiseText(value, maxString);
-  if (value === null || typeof value === 'number' || typeof value === 'boolean') return Number.isFinite(value as number) || typeof value !== 'number' ? value : null;
+  if (typeof value === 'number') return Number.isFinite(value) ? value : null;
+  if (value === null || typeof value === 'boolean') return value;
   if (typeof value !== 'object') return value === undefined ? null : String(value);
   if (depth >= MAX_DEPTH) return '[too deep]';
   if (Array.isArray(value)) {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { callerUserId } from '../identity/caller.ts';
 import { z } from 'zod';
-import { AgentSession, ApiToken, Delegation, Project, User } from '../db/entities/index.ts';
+import { AgentSession, Delegation, Project, User } from '../db/entities/index.ts';
 import { isPermission, type Permission } from '../access/permissions.ts';
 import { OpError } from '../errors.ts';
 import { endAgentSession, endExpiredAgentSessions } from '../identity/account-lifecycle.ts';
@@ -10,7 +10,7 @@ import { operation } from './operation.ts';
 import { findRole } from './lookups.ts';
 import { me } from './self.ts';
 import { uuidField } from './schemas.ts';
-import { issueToken } from './tokens.ts';
+import { callerTokenExpiry, issueToken } from './tokens.ts';
 import { agentSessionView, userView } from './views.ts';
 
 const ROLE_HELD_SQL = `
@@ -64,9 +64,9 @@ export const startAgentSession = operation({
     const suffix = randomBytes(4).toString('hex');
     const spawner = await ctx.em.findOneOrFail(User, { id: caller.userId });
     // P3: an agent started with an expiring token (an agent's own, above all) ends with it.
-    const callerToken = caller.tokenId ? await ctx.em.findOne(ApiToken, { id: caller.tokenId }) : null;
+    const ceiling = await callerTokenExpiry(ctx);
     const asked = new Date(ctx.now.getTime() + input.lifetime_minutes * 60_000);
-    const expiresAt = callerToken?.expiresAt && callerToken.expiresAt < asked ? callerToken.expiresAt : asked;
+    const expiresAt = ceiling && ceiling < asked ? ceiling : asked;
     const agent = ctx.em.create(User, {
       name: `agent-${role.name}-${suffix}`.slice(0, 64),
       email: `agent-${suffix}@agents.mandate.invalid`,

@@ -7,7 +7,7 @@ import { operation, type OperationContext } from './operation.ts';
 import { describePermissions } from './effective.ts';
 import { activeDelegations, isActiveDelegation } from './lookups.ts';
 import { projectKeyField, uuidField } from './schemas.ts';
-import { daysField, DEFAULT_TOKEN_DAYS, expiryIn, issueToken, listTokens, revokeToken, scopesField, tokenNameField } from './tokens.ts';
+import { callerTokenExpiry, daysField, DEFAULT_TOKEN_DAYS, expiryIn, issueToken, listTokens, revokeToken, scopesField, tokenNameField } from './tokens.ts';
 import { agentSessionView, assignmentView, delegationView, tokenView, userView } from './views.ts';
 
 /** The calling user; operations about "me" make no sense for the local system caller. */
@@ -126,8 +126,7 @@ export const createMyToken = operation({
     const beyond = (input.scopes ?? []).filter((scope) => !current.grants.has(scope));
     if (beyond.length > 0) throw new OpError('invalid_input', `scopes: you do not hold ${beyond.join(', ')}`, { field: 'scopes' });
     const scopes = input.scopes ?? (current.scopes ? [...current.scopes] : undefined);
-    const callerToken = caller.tokenId ? await ctx.em.findOne(ApiToken, { id: caller.tokenId }) : null;
-    const ceiling = callerToken?.expiresAt ?? null;
+    const ceiling = await callerTokenExpiry(ctx);
     let expiresAt = expiryIn(ctx.now, input.expires_in_days ?? DEFAULT_TOKEN_DAYS);
     if (ceiling && expiresAt > ceiling) {
       if (input.expires_in_days !== undefined) {

@@ -56,6 +56,12 @@ export async function issueToken(ctx: OperationContext, user: User, request: Tok
 
 export const expiryIn = (now: Date, days: number) => new Date(now.getTime() + days * DAY_MS);
 
+/** When the token the caller is calling with expires (null: no token, or one that never expires). */
+export async function callerTokenExpiry(ctx: OperationContext): Promise<Date | null> {
+  if (ctx.caller.kind !== 'user' || !ctx.caller.tokenId) return null;
+  return (await ctx.em.findOne(ApiToken, { id: ctx.caller.tokenId }))?.expiresAt ?? null;
+}
+
 export async function revokeToken(ctx: OperationContext, userId: string, tokenId: string) {
   const token = await ctx.em.findOne(ApiToken, { id: tokenId, user: userId });
   if (!token) throw new OpError('not_found', `token ${tokenId} not found for this user`, { field: 'token_id' });

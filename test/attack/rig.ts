@@ -4,7 +4,7 @@ import { createHttpServer, listen } from '../../lib/http/server.ts';
 import type { HttpAuthOptions } from '../../lib/http/authenticate.ts';
 import type { User } from '../../lib/db/entities/index.ts';
 import type { Permission } from '../../lib/access/permissions.ts';
-import { delegate, makeRole, makeToken, makeUser } from '../helpers/fixtures.ts';
+import { assign, delegate, makeRole, makeToken, makeUser } from '../helpers/fixtures.ts';
 import { keepArtifact, recordSecret, testRuntime, type TestRuntime } from '../helpers/db.ts';
 
 // What the attacker-side suites share: a runtime with its HTTP face on loopback, people holding
@@ -54,18 +54,13 @@ export async function attackRig(options: { env?: Record<string, string>; http?: 
       const user = await makeUser(rt, { type: opts.type ?? 'human', email: `attacker-${randomBytes(4).toString('hex')}@example.test` });
       const global = permissions.filter((p): p is Permission => typeof p === 'string');
       const scoped = permissions.filter((p): p is [Permission, string] => typeof p !== 'string');
-      const em = rt.db.orm.em.fork();
-      if (global.length) {
-        const role = await makeRole(rt, `only-${roles++}-${randomBytes(3).toString('hex')}`, global);
-        await em.execute('insert into role_assignment (id, user_id, role_id, project_id, created_at) values (gen_random_uuid(), ?, ?, null, now())', [user.id, role.id], 'run');
-      }
+      if (global.length) await assign(rt, user, (await makeRole(rt, `only-${roles++}-${randomBytes(3).toString('hex')}`, global)).name);
       for (const [permission, projectKey] of scoped) {
-        const role = await makeRole(rt, `scoped-${roles++}-${randomBytes(3).toString('hex')}`, [permission]);
-        await em.execute('insert into role_assignment (id, user_id, role_id, project_id, created_at) values (gen_random_uuid(), ?, ?, (select id from project where key = ?), now())', [user.id, role.id, projectKey], 'run');
+        await assign(rt, user, (await makeRole(rt, `scoped-${roles++}-${randomBytes(3).toString('hex')}`, [permission])).name, projectKey);
       }
       if (opts.password) {
         const { hashPassword } = await import('../../lib/identity/passwords.ts');
-        await em.execute('update app_user set password_hash = ? where id = ?', [await hashPassword(recordSecret(opts.password)), user.id], 'run');
+        await rt.db.orm.em.fork().execute('update app_user set password_hash = ? where id = ?', [await hashPassword(recordSecret(opts.password)), user.id], 'run');
       }
       return finish(user);
     },
