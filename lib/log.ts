@@ -7,6 +7,7 @@ export type { Logger };
 const SECRET_KEYS = [
   'password', 'newPassword', 'adminPassword', 'token', 'rawToken', 'secret', 'secrets', 'apiKey',
   'authorization', 'credential', 'credentials', 'passwordHash', 'hash', 'clientSecret', 'accessToken', 'refreshToken',
+  'api_key', 'api_token', 'raw_token', 'new_password', 'client_secret', 'access_token', 'refresh_token',
 ];
 
 export interface LogOptions {

@@ -179,7 +179,7 @@ describe('delegations, tokens, sessions, audit', () => {
     assert.equal((await fails(ops.getDelegation, stranger, { delegation_id: made.id })).code, 'forbidden');
     await run(ops.revokeDelegation, admin, { delegation_id: made.id });
     assert.equal((await run(ops.listDelegations, admin, { delegator_id: from.id })).items.length, 0);
-    assert.equal((await run(ops.listDelegations, admin, { delegator_id: from.id, active_only: false })).items.length, 1);
+    assert.equal((await run(ops.listDelegations, admin, { delegator_id: from.id, include_inactive: true })).items.length, 1);
   });
 
   test('tokens for a user: created once with the raw value, listed without it, revoked', async () => {

@@ -129,7 +129,7 @@ for (const makeFace of [restFace, mcpFace]) {
         description: 'GitHub MCP server',
         transport: 'remote',
         url: 'https://mcp.example.test/github',
-        credentialFields: [{ name: 'API_KEY', description: 'a GitHub token' }, { name: 'ORG', required: false }],
+        credential_fields: [{ name: 'API_KEY', description: 'a GitHub token' }, { name: 'ORG', required: false }],
       });
       assert.ok(entry.ok, JSON.stringify(entry));
       catalogId = entry.value.id;
@@ -138,13 +138,13 @@ for (const makeFace of [restFace, mcpFace]) {
 
     test('self install: a personal installation owned by, and for, the caller; secrets only "set"', async () => {
       const dev = p('dev');
-      const result = await face.call(dev.token, 'install_mcp_server', { catalogId: name, secrets: { API_KEY: SECRET } });
+      const result = await face.call(dev.token, 'install_mcp_server', { catalog_id: name, secrets: { API_KEY: SECRET } });
       assert.ok(result.ok, JSON.stringify(result));
       assert.equal(result.status, 201);
       assert.equal(result.value.created, true);
-      assert.equal(result.value.ownerId, dev.id);
+      assert.equal(result.value.owner_id, dev.id);
       assert.deepEqual(result.value.users.map((u: { id: string }) => u.id), [dev.id]);
-      assert.equal(result.value.installedById, dev.id);
+      assert.equal(result.value.installed_by_id, dev.id);
       assert.deepEqual(result.value.secrets, { API_KEY: 'set', ORG: 'not set' });
       assert.equal(result.value.usable, true);
       assert.ok(!JSON.stringify(result).includes(SECRET));
@@ -152,13 +152,13 @@ for (const makeFace of [restFace, mcpFace]) {
 
     test('an admin installs for another user: owner and users are the target, the admin is only the installer', async () => {
       const dev2 = p('dev2');
-      const result = await face.call(people.admin!.token, 'install_mcp_server', { catalogId, userId: dev2.id, secrets: { API_KEY: OTHER_SECRET } });
+      const result = await face.call(people.admin!.token, 'install_mcp_server', { catalog_id: catalogId, user_id: dev2.id, secrets: { API_KEY: OTHER_SECRET } });
       assert.ok(result.ok, JSON.stringify(result));
       assert.equal(result.status, 201);
-      assert.equal(result.value.ownerId, dev2.id);
+      assert.equal(result.value.owner_id, dev2.id);
       assert.equal(result.value.owner.id, dev2.id);
-      assert.deepEqual(result.value.users, [{ id: dev2.id, email: result.value.owner.email, name: result.value.owner.name, displayName: result.value.owner.displayName, active: true }]);
-      assert.equal(result.value.installedById, people.admin!.id);
+      assert.deepEqual(result.value.users, [{ id: dev2.id, email: result.value.owner.email, name: result.value.owner.name, display_name: result.value.owner.display_name, active: true }]);
+      assert.equal(result.value.installed_by_id, people.admin!.id);
       // The target sees it as theirs.
       const mine = await face.call(dev2.token, 'list_my_mcp_servers', {});
       assert.ok(mine.ok);
@@ -167,46 +167,46 @@ for (const makeFace of [restFace, mcpFace]) {
 
     test('a non-admin installing for someone else gets 403 naming installs:admin, and nothing is written', async () => {
       const before = await rowsFor(catalogId);
-      const result = await face.call(p('dev').token, 'install_mcp_server', { catalogId, userId: p('viewer').id });
+      const result = await face.call(p('dev').token, 'install_mcp_server', { catalog_id: catalogId, user_id: p('viewer').id });
       assert.ok(!result.ok);
       assert.equal(result.status, 403);
       assert.match(result.error.message, /installs:admin/);
       assert.equal(await rowsFor(catalogId), before);
     });
 
-    test('an unknown or deactivated target user is 404 on userId', async () => {
-      const unknown = await face.call(people.admin!.token, 'install_mcp_server', { catalogId, userId: randomUUID() });
+    test('an unknown or deactivated target user is 404 on user_id', async () => {
+      const unknown = await face.call(people.admin!.token, 'install_mcp_server', { catalog_id: catalogId, user_id: randomUUID() });
       assert.ok(!unknown.ok);
-      assert.deepEqual([unknown.status, unknown.error.field], [404, 'userId']);
+      assert.deepEqual([unknown.status, unknown.error.field], [404, 'user_id']);
       const gone = p('gone');
       assert.ok((await face.call(people.admin!.token, 'deactivate_user', { user_id: gone.id })).ok);
-      const deactivated = await face.call(people.admin!.token, 'install_mcp_server', { catalogId, userId: gone.id });
+      const deactivated = await face.call(people.admin!.token, 'install_mcp_server', { catalog_id: catalogId, user_id: gone.id });
       assert.ok(!deactivated.ok);
-      assert.deepEqual([deactivated.status, deactivated.error.field], [404, 'userId']);
+      assert.deepEqual([deactivated.status, deactivated.error.field], [404, 'user_id']);
       assert.equal(await rowsFor(catalogId, gone.id), 0);
     });
 
-    test('userId with a team scope is 400 on userId; scope rules on projectKey', async () => {
-      const team = await face.call(people.admin!.token, 'install_mcp_server', { catalogId, scope: 'team', projectKey: 'TEAMX', userId: p('dev').id });
+    test('userId with a team scope is 400 on user_id; scope rules on project_key', async () => {
+      const team = await face.call(people.admin!.token, 'install_mcp_server', { catalog_id: catalogId, scope: 'team', project_key: 'TEAMX', user_id: p('dev').id });
       assert.ok(!team.ok);
-      assert.deepEqual([team.status, team.error.field], [400, 'userId']);
-      const noProject = await face.call(people.admin!.token, 'install_mcp_server', { catalogId, scope: 'project' });
+      assert.deepEqual([team.status, team.error.field], [400, 'user_id']);
+      const noProject = await face.call(people.admin!.token, 'install_mcp_server', { catalog_id: catalogId, scope: 'project' });
       assert.ok(!noProject.ok);
-      assert.deepEqual([noProject.status, noProject.error.field], [400, 'projectKey']);
-      const unknownSecret = await face.call(p('dev').token, 'install_mcp_server', { catalogId, secrets: { NOPE: 'x' } });
+      assert.deepEqual([noProject.status, noProject.error.field], [400, 'project_key']);
+      const unknownSecret = await face.call(p('dev').token, 'install_mcp_server', { catalog_id: catalogId, secrets: { NOPE: 'x' } });
       assert.ok(!unknownSecret.ok);
       assert.deepEqual([unknownSecret.status, unknownSecret.error.field], [400, 'secrets.NOPE']);
     });
 
     test('a duplicate install returns the existing installation (200), never a second row', async () => {
       const dev2 = p('dev2');
-      const first = await face.call(people.admin!.token, 'install_mcp_server', { catalogId, userId: dev2.id });
+      const first = await face.call(people.admin!.token, 'install_mcp_server', { catalog_id: catalogId, user_id: dev2.id });
       assert.ok(first.ok);
       assert.equal(first.status, 200);
       assert.equal(first.value.created, false);
-      assert.equal(first.value.ownerId, dev2.id);
+      assert.equal(first.value.owner_id, dev2.id);
       // The same user installing it for itself is the same installation too.
-      const self = await face.call(dev2.token, 'install_mcp_server', { catalogId, secrets: { API_KEY: 'ignored-value-1' } });
+      const self = await face.call(dev2.token, 'install_mcp_server', { catalog_id: catalogId, secrets: { API_KEY: 'ignored-value-1' } });
       assert.ok(self.ok);
       assert.equal(self.value.id, first.value.id);
       assert.match(self.value.note, /not applied/);
@@ -216,7 +216,7 @@ for (const makeFace of [restFace, mcpFace]) {
     test('two admins installing the same personal server at the same moment make one row', async () => {
       const target = p('viewer');
       const results = await Promise.all(
-        Array.from({ length: 8 }, (_, i) => face.call((i % 2 ? people.admin2 : people.admin)!.token, 'install_mcp_server', { catalogId, userId: target.id })),
+        Array.from({ length: 8 }, (_, i) => face.call((i % 2 ? people.admin2 : people.admin)!.token, 'install_mcp_server', { catalog_id: catalogId, user_id: target.id })),
       );
       for (const r of results) assert.ok(r.ok, JSON.stringify(r));
       const ids = new Set(results.map((r) => (r as { value: { id: string } }).value.id));
@@ -226,15 +226,15 @@ for (const makeFace of [restFace, mcpFace]) {
     });
 
     test('team scope: a project\'s members are its users; a developer cannot install for a project', async () => {
-      const denied = await face.call(p('dev').token, 'install_mcp_server', { catalogId, scope: 'team', projectKey: 'TEAMX' });
+      const denied = await face.call(p('dev').token, 'install_mcp_server', { catalog_id: catalogId, scope: 'team', project_key: 'TEAMX' });
       assert.ok(!denied.ok);
       assert.equal(denied.status, 403);
       assert.match(denied.error.message, /installs:admin/);
-      const team = await face.call(people.admin!.token, 'install_mcp_server', { catalogId, scope: 'team', projectKey: 'TEAMX' });
+      const team = await face.call(people.admin!.token, 'install_mcp_server', { catalog_id: catalogId, scope: 'team', project_key: 'TEAMX' });
       assert.ok(team.ok, JSON.stringify(team));
-      assert.equal(team.value.projectKey, 'TEAMX');
+      assert.equal(team.value.project_key, 'TEAMX');
       assert.ok(team.value.users.some((u: { id: string }) => u.id === p('dev').id));
-      assert.equal(team.value.ownerId, people.admin!.id);
+      assert.equal(team.value.owner_id, people.admin!.id);
       const mine = await face.call(p('dev').token, 'list_my_mcp_servers', { scope: 'team' });
       assert.ok(mine.ok);
       assert.ok(mine.value.items.some((i: { id: string }) => i.id === team.value.id));
@@ -249,13 +249,13 @@ for (const makeFace of [restFace, mcpFace]) {
       const dev2 = p('dev2');
       const mine = await face.call(dev.token, 'list_my_mcp_servers', { scope: 'personal' });
       assert.ok(mine.ok);
-      const devInstall = mine.value.items.find((i: { catalogName: string }) => i.catalogName === name);
+      const devInstall = mine.value.items.find((i: { catalog_name: string }) => i.catalog_name === name);
       assert.ok(devInstall);
       const all = await face.call(dev.token, 'list_mcp_servers', { all: true });
       assert.ok(!all.ok);
       assert.equal(all.status, 403);
       assert.match(all.error.message, /installs:read/);
-      const forUser = await face.call(people.auditor!.token, 'list_mcp_servers', { userId: dev.id, catalogId: name, scope: 'personal' });
+      const forUser = await face.call(people.auditor!.token, 'list_mcp_servers', { user_id: dev.id, catalog_id: name, scope: 'personal' });
       assert.ok(forUser.ok);
       assert.deepEqual(forUser.value.items.map((i: { id: string }) => i.id), [devInstall.id]);
       const peek = await face.call(dev2.token, 'get_mcp_server', { id: devInstall.id });
@@ -276,7 +276,7 @@ for (const makeFace of [restFace, mcpFace]) {
       const cleared = await face.call(dev.token, 'update_mcp_server', { id: devInstall.id, secrets: { API_KEY: null } });
       assert.ok(cleared.ok, JSON.stringify(cleared));
       assert.deepEqual([cleared.value.secrets.API_KEY, cleared.value.usable], ['not set', false]);
-      assert.match(cleared.value.unusableReasons.join(), /API_KEY/);
+      assert.match(cleared.value.unusable_reasons.join(), /API_KEY/);
       const set = await face.call(dev.token, 'update_mcp_server', { id: devInstall.id, secrets: { API_KEY: SECRET } });
       assert.ok(set.ok);
       assert.equal(set.value.usable, true);
@@ -325,9 +325,9 @@ test('install and uninstall audit events name the caller and the target user; no
 test('secrets are stored sealed: the raw column holds no plaintext, only vault ciphertexts', async () => {
   const admin = people.admin!;
   const rest = new RemoteBackend(base, admin.token);
-  const entry = await rest.call(OPERATIONS.create_mcp_catalog_entry!, { name: 'sealed-server', transport: 'stdio', command: 'npx', args: ['-y', 'server'], credentialFields: [{ name: 'API_KEY' }] });
+  const entry = await rest.call(OPERATIONS.create_mcp_catalog_entry!, { name: 'sealed-server', transport: 'stdio', command: 'npx', args: ['-y', 'server'], credential_fields: [{ name: 'API_KEY' }] });
   assert.ok(entry.ok);
-  const installed = await rest.call(OPERATIONS.install_mcp_server!, { catalogId: 'sealed-server', secrets: { API_KEY: SECRET } });
+  const installed = await rest.call(OPERATIONS.install_mcp_server!, { catalog_id: 'sealed-server', secrets: { API_KEY: SECRET } });
   assert.ok(installed.ok);
   const [row] = (await rt.db.orm.em.fork().execute('select secrets::text as secrets from mcp_installation where id = ?', [(installed.value as { id: string }).id])) as { secrets: string }[];
   assert.ok(row);
@@ -340,13 +340,13 @@ test('removing an account removes its personal installations; deactivating keeps
   const entry = await admin.call(OPERATIONS.create_mcp_catalog_entry!, { name: 'lifecycle-server', transport: 'remote', url: 'https://mcp.example.test/l' });
   assert.ok(entry.ok);
   const user = await makeUser(rt, { roles: ['developer'] });
-  const installed = await admin.call(OPERATIONS.install_mcp_server!, { catalogId: 'lifecycle-server', userId: user.id });
+  const installed = await admin.call(OPERATIONS.install_mcp_server!, { catalog_id: 'lifecycle-server', user_id: user.id });
   assert.ok(installed.ok);
   const id = (installed.value as { id: string }).id;
   assert.ok((await admin.call(OPERATIONS.deactivate_user!, { user_id: user.id })).ok);
   const inactive = await admin.call(OPERATIONS.get_mcp_server!, { id });
   assert.ok(inactive.ok);
-  assert.deepEqual([(inactive.value as any).usable, (inactive.value as any).unusableReasons], [false, ['its user is deactivated']]);
+  assert.deepEqual([(inactive.value as any).usable, (inactive.value as any).unusable_reasons], [false, ['its user is deactivated']]);
   assert.ok((await admin.call(OPERATIONS.reactivate_user!, { user_id: user.id })).ok);
   assert.equal(((await admin.call(OPERATIONS.get_mcp_server!, { id })) as { value: { usable: boolean } }).value.usable, true);
   const deleted = await admin.call(OPERATIONS.delete_user!, { user_id: user.id });
@@ -355,4 +355,46 @@ test('removing an account removes its personal installations; deactivating keeps
   const gone = await admin.call(OPERATIONS.get_mcp_server!, { id });
   assert.ok(!gone.ok);
   assert.equal(gone.error.code, 'not_found');
+});
+
+test('POST /api/mcp_server keeps the seed\'s camelCase shape as aliases: camelCase in, camelCase out; nowhere else', async () => {
+  const admin = new RemoteBackend(base, people.admin!.token);
+  assert.ok((await admin.call(OPERATIONS.create_mcp_catalog_entry!, { name: 'iac-server', transport: 'remote', url: 'https://mcp.example.test/iac', credential_fields: [{ name: 'api_key' }] })).ok);
+  const target = await makeUser(rt, { roles: ['developer'] });
+  const post = async (body: Record<string, unknown>) => {
+    const response = await fetch(`${base}/api/mcp_server`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${people.admin!.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    const text = await response.text();
+    responses.push(text);
+    return { status: response.status, body: JSON.parse(text) };
+  };
+
+  const seed = await post({ catalogId: 'iac-server', userId: target.id, scope: 'personal', secrets: { api_key: SECRET } });
+  assert.equal(seed.status, 201);
+  assert.equal(seed.body.ownerId, target.id);
+  assert.equal(seed.body.catalogName, 'iac-server');
+  assert.deepEqual(seed.body.users, [{ id: target.id, email: target.email, name: target.name, displayName: target.displayName, active: true }]);
+  assert.deepEqual(seed.body.secrets, { api_key: 'set' }, 'credential field names are the caller\'s own: never renamed');
+  assert.ok(!('owner_id' in seed.body) && !('catalog_name' in seed.body), 'one spelling per answer');
+
+  const snake = await post({ catalog_id: 'iac-server', user_id: target.id });
+  assert.equal(snake.status, 200);
+  assert.equal(snake.body.owner_id, target.id);
+  assert.equal(snake.body.users[0].display_name, target.displayName);
+  assert.ok(!('ownerId' in snake.body));
+
+  const both = await post({ catalogId: 'iac-server', catalog_id: 'iac-server' });
+  assert.deepEqual([both.status, both.body.error.field], [400, 'catalogId']);
+  assert.match(both.body.error.message, /also given as catalog_id/);
+
+  // Other routes and the tools take snake_case only.
+  const listed = await fetch(`${base}/api/mcp_server?catalogId=iac-server`, { headers: { authorization: `Bearer ${people.admin!.token}` } });
+  assert.equal(listed.status, 400);
+  assert.match(JSON.stringify(await listed.json()), /catalogId/);
+  const tool = await admin.call(OPERATIONS.list_mcp_servers!, { catalogId: 'iac-server' } as never);
+  assert.ok(!tool.ok);
+  assert.equal(tool.error.code, 'invalid_input');
 });

@@ -68,7 +68,7 @@ test('/api/v1/user/credentials: add (201), list with status, delete; another use
   const d = await deployment();
   const alice = await d.person(['developer']);
   const bob = await d.person(['developer']);
-  const added = await d.rest(alice.token, 'POST', '/api/v1/user/credentials', { provider: 'jira_cloud', baseUrl: fake.url, email: jiraUser.emailAddress, apiToken: jiraUser.secret });
+  const added = await d.rest(alice.token, 'POST', '/api/v1/user/credentials', { provider: 'jira_cloud', base_url: fake.url, email: jiraUser.emailAddress, api_token: jiraUser.secret });
   assert.equal(added.status, 201);
   assert.equal(added.body.status, 'connected');
   assert.ok(!JSON.stringify(added.body).includes(jiraUser.secret));
@@ -82,12 +82,12 @@ test('/api/v1/user/credentials: add (201), list with status, delete; another use
   const issues = await d.rest(alice.token, 'GET', '/api/pm/issues?project=ALPHA&limit=5');
   assert.equal(issues.status, 200);
   assert.equal(issues.body.items[0].summary, 'over http');
-  const ssrf = await d.rest(alice.token, 'POST', '/api/v1/user/credentials', { provider: 'jira_cloud', baseUrl: 'https://169.254.169.254', email: 'a@b.test', apiToken: 'x-token-value' });
+  const ssrf = await d.rest(alice.token, 'POST', '/api/v1/user/credentials', { provider: 'jira_cloud', base_url: 'https://169.254.169.254', email: 'a@b.test', api_token: 'x-token-value' });
   assert.equal(ssrf.status, 400);
-  assert.equal(ssrf.body.error.field, 'baseUrl');
-  const wrongProviderField = await d.rest(alice.token, 'POST', '/api/v1/user/credentials', { provider: 'jira_dc', baseUrl: fake.url, apiKey: 'k-123456' });
+  assert.equal(ssrf.body.error.field, 'base_url');
+  const wrongProviderField = await d.rest(alice.token, 'POST', '/api/v1/user/credentials', { provider: 'jira_dc', base_url: fake.url, api_key: 'k-123456' });
   assert.equal(wrongProviderField.status, 400);
-  assert.equal(wrongProviderField.body.error.field, 'apiKey');
+  assert.equal(wrongProviderField.body.error.field, 'api_key');
   assert.equal((await d.rest(bob.token, 'DELETE', `/api/v1/user/credentials/${added.body.id}`)).status, 404);
   const none = await d.rest(bob.token, 'GET', '/api/pm/issues');
   assert.equal(none.status, 409);
@@ -99,7 +99,7 @@ test('/api/v1/user/credentials: add (201), list with status, delete; another use
 test('X-MCP-Toolsets narrows the pm tools a session lists and may call', async () => {
   const d = await deployment();
   const alice = await d.person(['developer']);
-  await d.rest(alice.token, 'POST', '/api/v1/user/credentials', { provider: 'jira_cloud', baseUrl: fake.url, email: jiraUser.emailAddress, apiToken: jiraUser.secret });
+  await d.rest(alice.token, 'POST', '/api/v1/user/credentials', { provider: 'jira_cloud', base_url: fake.url, email: jiraUser.emailAddress, api_token: jiraUser.secret });
   const narrowed = await d.mcp(alice.token, { 'x-mcp-toolsets': 'comments' });
   const names = (await narrowed.listTools()).tools.map((t) => t.name).sort();
   assert.deepEqual(names, [...PM_CONNECTION_TOOLS, 'list_pm_connections', 'add_comment', 'edit_comment', 'list_comments'].sort());

@@ -42,7 +42,7 @@ const refusal = (fn: () => unknown): string => {
     fn();
   } catch (error) {
     assert.ok(error instanceof OpError);
-    assert.equal(error.field, 'baseUrl');
+    assert.equal(error.field, 'base_url');
     return error.message;
   }
   assert.fail('expected a refusal');

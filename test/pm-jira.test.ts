@@ -30,7 +30,7 @@ for (const flavor of ['cloud', 'dc'] as Flavor[]) {
 
     const responses: string[] = [];
     const { call, ok } = toolCaller(() => rt, responses);
-    const credentials = (u: FakeUser) => (flavor === 'cloud' ? { email: u.emailAddress, apiToken: u.secret } : { token: u.secret });
+    const credentials = (u: FakeUser) => (flavor === 'cloud' ? { email: u.emailAddress, api_token: u.secret } : { token: u.secret });
 
     before(async () => {
       fake = await new FakeJira(flavor, [aliceJira, bobJira]).start();
@@ -44,8 +44,8 @@ for (const flavor of ['cloud', 'dc'] as Flavor[]) {
       bob = await makeUser(rt, { roles: ['developer'] });
       admin = await makeUser(rt, { roles: ['admin'] });
       nobody = await makeUser(rt, { roles: ['developer'] });
-      connections.alice = (await ok(alice, 'add_pm_connection', { provider, baseUrl: fake.url, name: 'work', ...credentials(aliceJira) })).id;
-      connections.bob = (await ok(bob, 'add_pm_connection', { provider, baseUrl: fake.url, ...credentials(bobJira) })).id;
+      connections.alice = (await ok(alice, 'add_pm_connection', { provider, base_url: fake.url, name: 'work', ...credentials(aliceJira) })).id;
+      connections.bob = (await ok(bob, 'add_pm_connection', { provider, base_url: fake.url, ...credentials(bobJira) })).id;
       for (let i = 0; i < 7; i++) fake.addIssue('ALPHA', { summary: `alpha task ${i}` });
       fake.addIssue('BETA', { summary: 'bob only' });
     });
@@ -71,7 +71,7 @@ for (const flavor of ['cloud', 'dc'] as Flavor[]) {
       assert.equal(mine.provider, provider);
       assert.equal(mine.default, true);
       assert.deepEqual(mine.account, { id: flavor === 'cloud' ? aliceJira.accountId : 'alice', name: 'Alice Doe' });
-      assert.ok(mine.verifiedAt);
+      assert.ok(mine.verified_at);
       assert.equal(list.providers.find((p: any) => p.provider === provider).status, 'connected');
       assert.equal(list.providers.find((p: any) => p.provider === 'redmine').status, 'not_connected');
       assert.ok(!JSON.stringify(list).includes(aliceJira.secret), 'the token is never shown');
@@ -82,13 +82,13 @@ for (const flavor of ['cloud', 'dc'] as Flavor[]) {
 
     test('wrong credentials are refused on add, naming the field, and nothing is stored', async () => {
       const before = (await ok(nobody, 'list_pm_connections')).items.length;
-      const wrong = flavor === 'cloud' ? { email: aliceJira.emailAddress, apiToken: recordSecret('not-the-right-token-123') } : { token: recordSecret('not-the-right-token-123') };
-      const result = await call(nobody, 'add_pm_connection', { provider, baseUrl: fake.url, ...wrong });
+      const wrong = flavor === 'cloud' ? { email: aliceJira.emailAddress, api_token: recordSecret('not-the-right-token-123') } : { token: recordSecret('not-the-right-token-123') };
+      const result = await call(nobody, 'add_pm_connection', { provider, base_url: fake.url, ...wrong });
       assert.equal(result.ok, false);
       assert.equal(!result.ok && result.error.code, 'invalid_input');
-      assert.equal(!result.ok && result.error.field, flavor === 'cloud' ? 'apiToken' : 'token');
+      assert.equal(!result.ok && result.error.field, flavor === 'cloud' ? 'api_token' : 'token');
       assert.equal((await ok(nobody, 'list_pm_connections')).items.length, before);
-      const missingField = await call(nobody, 'add_pm_connection', { provider, baseUrl: fake.url });
+      const missingField = await call(nobody, 'add_pm_connection', { provider, base_url: fake.url });
       assert.equal(!missingField.ok && missingField.error.field, flavor === 'cloud' ? 'email' : 'token');
     });
 
@@ -119,17 +119,17 @@ for (const flavor of ['cloud', 'dc'] as Flavor[]) {
       assert.equal(!bad.ok && bad.error.field, 'cursor');
     });
 
-    test('search filters: assignee "me", status, updatedSince, native query and requested fields', async () => {
+    test('search filters: assignee "me", status, updated_since, native query and requested fields', async () => {
       await ok(alice, 'assign_issue', { key: 'ALPHA-1', assignee: 'me' });
       const mine = await ok(alice, 'search_issues', { assignee: 'me', fields: ['customfield_10010'] });
       assert.deepEqual(mine.items.map((i: any) => i.key), ['ALPHA-1']);
       assert.equal(mine.items[0].assignee.name, 'Alice Doe');
       assert.ok('customfield_10010' in mine.items[0].fields);
-      await ok(alice, 'search_issues', { query: 'project = ALPHA ORDER BY created ASC', status: 'To Do', updatedSince: '2026-11-01' });
+      await ok(alice, 'search_issues', { query: 'project = ALPHA ORDER BY created ASC', status: 'To Do', updated_since: '2026-11-01' });
       const sent = (fake.requests.filter((r) => r.method === 'POST').at(-1)!.body as any).jql as string;
       assert.match(sent, /^\(project = ALPHA\) AND status = "To Do" AND updated >= "2026-11-01 00:00" ORDER BY created ASC$/);
-      const badDate = await call(alice, 'search_issues', { updatedSince: 'yesterday' });
-      assert.equal(!badDate.ok && badDate.error.field, 'updatedSince');
+      const badDate = await call(alice, 'search_issues', { updated_since: 'yesterday' });
+      assert.equal(!badDate.ok && badDate.error.field, 'updated_since');
     });
 
     test('create, get (with comments, transitions, links, subtasks, history), update and delete; Markdown round trip', async () => {
@@ -219,7 +219,7 @@ for (const flavor of ['cloud', 'dc'] as Flavor[]) {
       const second = await ok(alice, 'list_comments', { key: 'ALPHA-4', limit: 2, cursor: first.next_cursor });
       assert.deepEqual(second.items.map((c: any) => c.body), ['note 2']);
       assert.equal(second.next_cursor, null);
-      const edited = await ok(alice, 'edit_comment', { key: 'ALPHA-4', commentId: first.items[0].id, body: 'note zero' });
+      const edited = await ok(alice, 'edit_comment', { key: 'ALPHA-4', comment_id: first.items[0].id, body: 'note zero' });
       assert.equal(edited.body, 'note zero');
     });
 
@@ -231,13 +231,13 @@ for (const flavor of ['cloud', 'dc'] as Flavor[]) {
       assert.equal(page2.next_cursor, null);
       const project = await ok(alice, 'get_project', { project: 'ALPHA' });
       assert.equal(project.name, 'Project ALPHA');
-      assert.equal(project.issueTypes.length, 2);
+      assert.equal(project.issue_types.length, 2);
       assert.deepEqual((await ok(alice, 'list_issue_types', { project: 'ALPHA' })).items.map((t: any) => t.name), ['Task', 'Sub-task']);
-      const fields = await ok(alice, 'get_create_fields', { project: 'ALPHA', issueType: 'Task' });
-      assert.deepEqual(fields.items.find((f: any) => f.id === 'priority').allowedValues, ['High', 'Medium']);
+      const fields = await ok(alice, 'get_create_fields', { project: 'ALPHA', issue_type: 'Task' });
+      assert.deepEqual(fields.items.find((f: any) => f.id === 'priority').allowed_values, ['High', 'Medium']);
       assert.equal(fields.items.find((f: any) => f.id === 'summary').required, true);
-      const noType = await call(alice, 'get_create_fields', { project: 'ALPHA', issueType: 'Epic' });
-      assert.equal(!noType.ok && noType.error.field, 'issueType');
+      const noType = await call(alice, 'get_create_fields', { project: 'ALPHA', issue_type: 'Epic' });
+      assert.equal(!noType.ok && noType.error.field, 'issue_type');
       assert.deepEqual((await ok(alice, 'search_fields', { query: 'story' })).items.map((f: any) => f.id), ['customfield_10010']);
       assert.deepEqual((await ok(alice, 'list_statuses', { project: 'ALPHA' })).items.map((s: any) => s.name), ['To Do', 'In Progress', 'Done']);
       assert.equal((await ok(alice, 'list_statuses', {})).items.length, 3);
@@ -281,15 +281,15 @@ for (const flavor of ['cloud', 'dc'] as Flavor[]) {
     });
 
     test('worklogs: add and list', async () => {
-      const added = await ok(alice, 'add_worklog', { key: 'ALPHA-7', timeSpent: '1h 30m', started: '2026-11-20T09:00:00Z', comment: 'pairing' });
-      assert.equal(added.timeSpent, '1h 30m');
+      const added = await ok(alice, 'add_worklog', { key: 'ALPHA-7', time_spent: '1h 30m', started: '2026-11-20T09:00:00Z', comment: 'pairing' });
+      assert.equal(added.time_spent, '1h 30m');
       const sent = fake.calls('POST', `${fake.api}/issue/ALPHA-7/worklog`).at(-1)!.body as any;
       assert.equal(sent.started, '2026-11-20T09:00:00.000+0000');
       const listed = await ok(alice, 'list_worklogs', { key: 'ALPHA-7' });
       assert.equal(listed.items.length, 1);
       assert.equal(listed.items[0].comment, 'pairing');
-      const bad = await call(alice, 'add_worklog', { key: 'ALPHA-7', timeSpent: 'a while' });
-      assert.equal(!bad.ok && bad.error.field, 'timeSpent');
+      const bad = await call(alice, 'add_worklog', { key: 'ALPHA-7', time_spent: 'a while' });
+      assert.equal(!bad.ok && bad.error.field, 'time_spent');
     });
 
     test('429 is retried after Retry-After 0 and 2; a 500 on a read is retried; retries are capped', async () => {
@@ -322,7 +322,7 @@ for (const flavor of ['cloud', 'dc'] as Flavor[]) {
 
     test('an upstream 401 marks the connection invalid; later calls say so without asking the tracker', async () => {
       const carol = await makeUser(rt, { roles: ['developer'] });
-      await ok(carol, 'add_pm_connection', { provider, baseUrl: fake.url, ...credentials(aliceJira) });
+      await ok(carol, 'add_pm_connection', { provider, base_url: fake.url, ...credentials(aliceJira) });
       fake.script.push({ match: `GET ${fake.api}/status`, status: 401, body: { errorMessages: ['token revoked'] } });
       const refused = await call(carol, 'list_statuses', {});
       assert.equal(!refused.ok && refused.error.code, 'connection_invalid');
@@ -362,7 +362,7 @@ for (const flavor of ['cloud', 'dc'] as Flavor[]) {
 
     test('pm:read lists and reads; pm:write is needed to change the tracker', async () => {
       const viewer = await makeUser(rt, { roles: ['viewer'] });
-      await ok(viewer, 'add_pm_connection', { provider, baseUrl: fake.url, ...credentials(bobJira) });
+      await ok(viewer, 'add_pm_connection', { provider, base_url: fake.url, ...credentials(bobJira) });
       assert.ok((await call(viewer, 'search_issues', {})).ok);
       const count = fake.requests.length;
       const denied = await call(viewer, 'add_comment', { key: 'BETA-1', body: 'hi' });
@@ -373,8 +373,8 @@ for (const flavor of ['cloud', 'dc'] as Flavor[]) {
 
     test('default connection: the first is the default, set_default switches, removal promotes the next', async () => {
       const dana = await makeUser(rt, { roles: ['developer'] });
-      const first = await ok(dana, 'add_pm_connection', { provider, baseUrl: fake.url, name: 'as-alice', ...credentials(aliceJira) });
-      const second = await ok(dana, 'add_pm_connection', { provider, baseUrl: fake.url, name: 'as-bob', ...credentials(bobJira) });
+      const first = await ok(dana, 'add_pm_connection', { provider, base_url: fake.url, name: 'as-alice', ...credentials(aliceJira) });
+      const second = await ok(dana, 'add_pm_connection', { provider, base_url: fake.url, name: 'as-bob', ...credentials(bobJira) });
       assert.equal(first.default, true);
       assert.equal(second.default, false);
       await ok(dana, 'search_issues', {});
@@ -384,7 +384,7 @@ for (const flavor of ['cloud', 'dc'] as Flavor[]) {
       await ok(dana, 'set_default_pm_connection', { id: 'as-bob' });
       await ok(dana, 'search_issues', {});
       assert.equal(fake.requests.at(-1)!.user, 'bob');
-      const duplicate = await call(dana, 'add_pm_connection', { provider, baseUrl: fake.url, name: 'as-bob', ...credentials(bobJira) });
+      const duplicate = await call(dana, 'add_pm_connection', { provider, base_url: fake.url, name: 'as-bob', ...credentials(bobJira) });
       assert.equal(!duplicate.ok && duplicate.error.code, 'conflict');
       const removed = await ok(dana, 'remove_pm_connection', { id: second.id });
       assert.equal(removed.newDefault, 'as-alice');

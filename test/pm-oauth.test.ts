@@ -140,7 +140,7 @@ test('connect answers 302 to Atlassian with PKCE S256 and an opaque state; the c
   assert.equal(connection.status, 'connected');
   assert.deepEqual(connection.account, { id: aliceJira.accountId, name: aliceJira.displayName });
   assert.ok(connection.scopes.includes('write:jira-work'));
-  assert.equal(connection.expiresAt, new Date(clock + 3600_000).toISOString());
+  assert.equal(connection.expires_at, new Date(clock + 3600_000).toISOString());
   assert.equal(connection.default, true);
   assert.equal((await rt.db.orm.em.fork().count(PmOauthState, { user: alice.user.id })), 0, 'the state is gone once used');
 
@@ -364,7 +364,7 @@ test('a user with no connection is told how to connect, with the connect URL; no
   assert.match(error.message, /open http:\/\/mandate\.test\/api\/v1\/user\/credentials\/jira_cloud\/connect/);
   assert.equal(jira.requests.length + auth.grants.length, before);
   const listed = await ok(leo.user, 'list_pm_connections');
-  assert.deepEqual(listed.providers.map((p: any) => [p.provider, p.connectUrl ?? null]), [
+  assert.deepEqual(listed.providers.map((p: any) => [p.provider, p.connect_url ?? null]), [
     ['jira_cloud', `${PUBLIC}/api/v1/user/credentials/jira_cloud/connect`], ['jira_dc', null], ['redmine', null], ['openproject', null],
   ]);
 });
@@ -373,14 +373,14 @@ test('connect as a tool, and for programs asking for JSON: the authorize URL ins
   const mia = await person();
   // Its result hands out a state by design, so it is kept out of the swept responses.
   const viaTool = await toolCaller(() => rt, []).ok(mia.user, 'connect_pm_oauth', { provider: 'jira_cloud' });
-  assert.match(viaTool.authorizeUrl, new RegExp(`^${auth.url}/authorize\\?`));
-  assert.equal(viaTool.expiresAt, new Date(clock + 10 * 60_000).toISOString());
-  recordSecret(new URL(viaTool.authorizeUrl).searchParams.get('state')!);
+  assert.match(viaTool.authorize_url, new RegExp(`^${auth.url}/authorize\\?`));
+  assert.equal(viaTool.expires_at, new Date(clock + 10 * 60_000).toISOString());
+  recordSecret(new URL(viaTool.authorize_url).searchParams.get('state')!);
   const asJson = await browse('/api/v1/user/credentials/jira_cloud/connect', { ...mia.headers, accept: 'application/json' });
   assert.equal(asJson.status, 200);
-  recordSecret(new URL(asJson.json().authorizeUrl).searchParams.get('state')!);
+  recordSecret(new URL(asJson.json().authorize_url).searchParams.get('state')!);
   // Either state completes the flow for her.
-  assert.equal((await browse(auth.consent(viaTool.authorizeUrl, aliceJira), mia.headers)).status, 302);
+  assert.equal((await browse(auth.consent(viaTool.authorize_url, aliceJira), mia.headers)).status, 302);
 });
 
 test('connect refuses providers without OAuth, and deployments without an OAuth app say so', async () => {

@@ -30,8 +30,8 @@ before(async () => {
   rt = await testRuntime({ env: { MANDATE_PM_ALLOW_NETWORKS: 'loopback', MANDATE_PM_ALLOW_HTTP: 'true', MANDATE_PM_ALLOW_DELETE: 'true' } });
   alice = await makeUser(rt, { roles: ['developer'] });
   bob = await makeUser(rt, { roles: ['developer'] });
-  await ok(alice, 'add_pm_connection', { provider: 'openproject', baseUrl: fake.url, apiKey: aliceOp.apiKey });
-  await ok(bob, 'add_pm_connection', { provider: 'openproject', baseUrl: fake.url, apiKey: bobOp.apiKey });
+  await ok(alice, 'add_pm_connection', { provider: 'openproject', base_url: fake.url, api_key: aliceOp.apiKey });
+  await ok(bob, 'add_pm_connection', { provider: 'openproject', base_url: fake.url, api_key: bobOp.apiKey });
 });
 
 afterEach(() => {
@@ -47,15 +47,15 @@ after(async () => {
   await fake.stop();
 });
 
-test('add: the key is checked with /users/me (Basic apikey:KEY) before anything is stored; a wrong key is a 400 on apiKey', async () => {
+test('add: the key is checked with /users/me (Basic apikey:KEY) before anything is stored; a wrong key is a 400 on api_key', async () => {
   const listed = await ok(alice, 'list_pm_connections');
   assert.deepEqual(listed.items.map((c: any) => [c.provider, c.auth, c.status, c.account]), [['openproject', 'api_key', 'connected', { id: '3', name: 'Alice Doe' }]]);
   const me = fake.requests.find((r) => r.path === '/api/v3/users/me' && r.user === 'alice');
   assert.ok(me, 'who am I was asked with her key');
   const carol = await makeUser(rt, { roles: ['developer'] });
-  const wrong = await refused(carol, 'add_pm_connection', { provider: 'openproject', baseUrl: fake.url, apiKey: recordSecret('op-wrong-key-000000000000') });
+  const wrong = await refused(carol, 'add_pm_connection', { provider: 'openproject', base_url: fake.url, api_key: recordSecret('op-wrong-key-000000000000') });
   assert.equal(wrong.code, 'invalid_input');
-  assert.equal(wrong.field, 'apiKey');
+  assert.equal(wrong.field, 'api_key');
   assert.equal((await ok(carol, 'list_pm_connections')).items.length, 0);
 });
 
@@ -97,7 +97,7 @@ test('search: filters, native filter JSON as query, fields, and pages across cur
   const bad = await refused(alice, 'search_issues', { query: 'project = ALPHA' });
   assert.equal(bad.field, 'query');
   assert.match(bad.message, /filter JSON/);
-  const since = await ok(alice, 'search_issues', { updatedSince: '2026-11-12', status: 'New', fields: ['lockVersion'] });
+  const since = await ok(alice, 'search_issues', { updated_since: '2026-11-12', status: 'New', fields: ['lockVersion'] });
   assert.ok(since.items.every((i: any) => i.updated >= '2026-11-12' && i.status === 'New'));
   assert.ok(since.items.every((i: any) => typeof i.fields.lockVersion === 'number'), 'asked-for fields come along');
   const badStatus = await refused(alice, 'search_issues', { status: 'Nonsense' });
@@ -120,9 +120,9 @@ test('workflow on a shared work package: transitions, comments, assignment, time
 
   const comment = await ok(bob, 'add_comment', { key: wp.key, body: 'looks *good*' });
   assert.equal(comment.body, 'looks *good*');
-  const edited = await ok(bob, 'edit_comment', { key: wp.key, commentId: comment.id, body: 'looks great' });
+  const edited = await ok(bob, 'edit_comment', { key: wp.key, comment_id: comment.id, body: 'looks great' });
   assert.equal(edited.body, 'looks great');
-  assert.equal((await refused(alice, 'edit_comment', { key: wp.key, commentId: comment.id, body: 'mine now' })).code, 'forbidden');
+  assert.equal((await refused(alice, 'edit_comment', { key: wp.key, comment_id: comment.id, body: 'mine now' })).code, 'forbidden');
   assert.deepEqual((await ok(alice, 'list_comments', { key: wp.key })).items.map((c: any) => c.body), ['on it', 'looks great']);
 
   await ok(alice, 'assign_issue', { key: wp.key, assignee: 'Bob Roe' });
@@ -134,7 +134,7 @@ test('workflow on a shared work package: transitions, comments, assignment, time
   const stranger = await refused(alice, 'assign_issue', { key: wp.key, assignee: 'Nobody Here' });
   assert.equal(stranger.field, 'assignee');
 
-  await ok(alice, 'add_worklog', { key: wp.key, timeSpent: '1h 30m', comment: 'pairing', started: '2026-11-20' });
+  await ok(alice, 'add_worklog', { key: wp.key, time_spent: '1h 30m', comment: 'pairing', started: '2026-11-20' });
   const sent = fake.requests.filter((r) => r.method === 'POST' && r.path === '/api/v3/time_entries').at(-1)!.body as any;
   assert.equal(sent.hours, 'PT1H30M');
   const logs = await ok(alice, 'list_worklogs', { key: wp.key });
@@ -188,9 +188,9 @@ test('metadata, and clear errors for what OpenProject does not have', async () =
   assert.deepEqual([project.key, project.name, project.url], ['alpha', 'Alpha', `${fake.url}/projects/alpha`]);
   const projects = await ok(alice, 'list_projects', { query: 'comm' });
   assert.deepEqual(projects.items.map((p: any) => p.key), ['common']);
-  const fields = (await ok(alice, 'get_create_fields', { project: 'alpha', issueType: 'Bug' })).items;
+  const fields = (await ok(alice, 'get_create_fields', { project: 'alpha', issue_type: 'Bug' })).items;
   assert.deepEqual(fields.map((f: any) => [f.id, f.required, f.custom]), [['subject', true, false], ['description', false, false], ['priority', false, false], ['customField3', false, true]]);
-  assert.deepEqual(fields.find((f: any) => f.id === 'priority').allowedValues, ['Normal', 'High']);
+  assert.deepEqual(fields.find((f: any) => f.id === 'priority').allowed_values, ['Normal', 'High']);
   assert.ok((await ok(alice, 'search_fields', { query: 'date' })).items.some((f: any) => f.id === 'dueDate'));
   assert.deepEqual((await ok(alice, 'search_users', { query: 'bob' })).items.map((u: any) => u.name), ['Bob Roe']);
   assert.ok((await ok(alice, 'list_link_types')).items.some((t: any) => t.id === 'precedes'));
@@ -205,7 +205,7 @@ test('a key OpenProject stops accepting (401) marks the connection invalid; no r
   const dave = await makeUser(rt, { roles: ['developer'] });
   const daveOp: FakeOpUser = { id: 9, login: 'dave', name: 'Dave', apiKey: recordSecret('op-dave-key-1234567890abcdef'), projects: ['alpha'] };
   fake.users.push(daveOp);
-  await ok(dave, 'add_pm_connection', { provider: 'openproject', baseUrl: fake.url, apiKey: daveOp.apiKey });
+  await ok(dave, 'add_pm_connection', { provider: 'openproject', base_url: fake.url, api_key: daveOp.apiKey });
   daveOp.apiKey = 'rotated-by-an-admin';
   const first = await refused(dave, 'list_projects');
   assert.equal(first.code, 'connection_invalid');

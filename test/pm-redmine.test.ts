@@ -29,8 +29,8 @@ describe('Redmine (real server)', { skip: unavailable ?? false }, () => {
     rt = await testRuntime({ env: { MANDATE_PM_ALLOW_NETWORKS: 'loopback', MANDATE_PM_ALLOW_HTTP: 'true' } });
     alice = await makeUser(rt, { roles: ['developer'] });
     bob = await makeUser(rt, { roles: ['developer'] });
-    connection.alice = (await ok(alice, 'add_pm_connection', { provider: 'redmine', baseUrl: redmine.url, apiKey: redmine.keys.alice })).id;
-    connection.bob = (await ok(bob, 'add_pm_connection', { provider: 'redmine', baseUrl: redmine.url, apiKey: redmine.keys.bob })).id;
+    connection.alice = (await ok(alice, 'add_pm_connection', { provider: 'redmine', base_url: redmine.url, api_key: redmine.keys.alice })).id;
+    connection.bob = (await ok(bob, 'add_pm_connection', { provider: 'redmine', base_url: redmine.url, api_key: redmine.keys.bob })).id;
   });
 
   after(async () => {
@@ -45,8 +45,8 @@ describe('Redmine (real server)', { skip: unavailable ?? false }, () => {
     const [mine] = (await ok(alice, 'list_pm_connections')).items;
     assert.equal(mine.status, 'connected');
     assert.equal(mine.account.name, 'Alice Tester');
-    const wrong = await refused(alice, 'add_pm_connection', { provider: 'redmine', baseUrl: redmine.url, apiKey: recordSecret('0123456789abcdef0123456789abcdef01234567'), name: 'wrong' });
-    assert.equal(wrong.field, 'apiKey');
+    const wrong = await refused(alice, 'add_pm_connection', { provider: 'redmine', base_url: redmine.url, api_key: recordSecret('0123456789abcdef0123456789abcdef01234567'), name: 'wrong' });
+    assert.equal(wrong.field, 'api_key');
   });
 
   test('each user lists only the projects Redmine shows them', async () => {
@@ -93,7 +93,7 @@ describe('Redmine (real server)', { skip: unavailable ?? false }, () => {
     assert.equal(comment.body, 'looks *good*');
     const comments = await ok(alice, 'list_comments', { key: issue.key });
     assert.deepEqual(comments.items.map((c: any) => c.body), ['on it', 'looks *good*']);
-    const edited = await ok(bob, 'edit_comment', { key: issue.key, commentId: comment.id, body: 'looks great' });
+    const edited = await ok(bob, 'edit_comment', { key: issue.key, comment_id: comment.id, body: 'looks great' });
     assert.equal(edited.body, 'looks great');
     await ok(alice, 'assign_issue', { key: issue.key, assignee: 'Bob Tester' });
     assert.equal((await ok(alice, 'get_issue', { key: issue.key })).assignee.name, 'Bob Tester');
@@ -101,7 +101,7 @@ describe('Redmine (real server)', { skip: unavailable ?? false }, () => {
     assert.equal((await ok(alice, 'search_issues', { assignee: 'me', project: 'shared-work' })).items[0].key, issue.key);
     await ok(alice, 'assign_issue', { key: issue.key, assignee: null });
     assert.equal((await ok(alice, 'get_issue', { key: issue.key })).assignee, null);
-    await ok(alice, 'add_worklog', { key: issue.key, timeSpent: '1h 30m', comment: 'pairing' });
+    await ok(alice, 'add_worklog', { key: issue.key, time_spent: '1h 30m', comment: 'pairing' });
     const logs = await ok(alice, 'list_worklogs', { key: issue.key });
     assert.deepEqual(logs.items.map((l: any) => [l.seconds, l.comment]), [[5400, 'pairing']]);
     await ok(alice, 'link_issues', { type: 'blocks', from: issue.key, to: child.key });
@@ -117,7 +117,7 @@ describe('Redmine (real server)', { skip: unavailable ?? false }, () => {
     assert.ok((await ok(alice, 'list_statuses')).items.some((s: any) => s.name === 'New'));
     assert.ok((await ok(alice, 'list_priorities')).items.some((p: any) => p.name === 'Urgent'));
     assert.deepEqual((await ok(alice, 'list_issue_types', { project: 'alice-private' })).items.map((t: any) => t.name), ['Bug', 'Feature', 'Support']);
-    assert.ok((await ok(alice, 'get_create_fields', { project: 'alice-private', issueType: 'Bug' })).items.some((f: any) => f.id === 'subject' && f.required));
+    assert.ok((await ok(alice, 'get_create_fields', { project: 'alice-private', issue_type: 'Bug' })).items.some((f: any) => f.id === 'subject' && f.required));
     const boards = await refused(alice, 'list_boards', {});
     assert.equal(boards.code, 'invalid_input');
     assert.match(boards.message, /Boards is not supported for Redmine/);

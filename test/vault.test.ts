@@ -95,8 +95,8 @@ test('rotating the vault key keeps existing installations readable, through rest
     let runtime = await open({ MANDATE_VAULT_KEY: lineA });
     const user = await runtime.runner.run(ops.createUser, system, { email: 'rotate@example.test' });
     assert.ok(user.ok);
-    assert.ok((await runtime.runner.run(ops.createMcpCatalogEntry, system, { name: 'rotating', transport: 'remote', url: 'https://x.example.test', credentialFields: [{ name: 'API_KEY' }, { name: 'OTHER', required: false }] })).ok);
-    const installed = await runtime.runner.run(ops.installMcpServer, system, { catalogId: 'rotating', userId: user.value.id, secrets: { API_KEY: PLAIN } });
+    assert.ok((await runtime.runner.run(ops.createMcpCatalogEntry, system, { name: 'rotating', transport: 'remote', url: 'https://x.example.test', credential_fields: [{ name: 'API_KEY' }, { name: 'OTHER', required: false }] })).ok);
+    const installed = await runtime.runner.run(ops.installMcpServer, system, { catalog_id: 'rotating', user_id: user.value.id, secrets: { API_KEY: PLAIN } });
     assert.ok(installed.ok, JSON.stringify(installed));
     const id = installed.value.id;
     await runtime.close();

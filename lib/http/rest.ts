@@ -7,6 +7,7 @@ import type { Runtime } from '../runtime.ts';
 import type { HttpAuthenticator } from './authenticate.ts';
 import { readJsonBody, sendError, sendJson, sendRedirect } from './respond.ts';
 import { ABSENT, INPUT_HEADER, ROUTE_PARAM } from './wire.ts';
+import { acceptCamelCase, answerInCamelCase } from './camel-case-aliases.ts';
 
 interface Route {
   op: AnyOperation;
@@ -78,7 +79,7 @@ export class RestApi {
     const arrived = performance.now();
     try {
       const caller = await this.auth.authenticate(req, arrived);
-      const input = await this.input(route, req, url);
+      const { input, aliased } = await this.input(route, req, url);
       const result = await this.runtime.runner.run(route.op, caller, input, {
         startedAt: arrived,
         requestId: requestIdOf(req),
@@ -86,7 +87,7 @@ export class RestApi {
       });
       if (!result.ok) sendError(res, result.error);
       else if (route.op.route.redirect && !asksForJson(req)) sendRedirect(res, route.op.route.redirect(result.value));
-      else sendJson(res, route.op.route.status?.(result.value) ?? 200, result.value);
+      else sendJson(res, route.op.route.status?.(result.value) ?? 200, aliased ? answerInCamelCase(result.value) : result.value);
     } catch (error) {
       if (error instanceof OpError) sendError(res, error);
       else {
@@ -113,7 +114,7 @@ export class RestApi {
     }
   }
 
-  private async input(route: Route, req: IncomingMessage, url: URL): Promise<Record<string, unknown>> {
+  private async input(route: Route, req: IncomingMessage, url: URL): Promise<{ input: Record<string, unknown>; aliased: boolean }> {
     const values = route.pattern.exec(url.pathname)!.slice(1);
     const fromPath: Record<string, string> = {};
     route.params.forEach((name, i) => {
@@ -121,13 +122,16 @@ export class RestApi {
       // in the body or X-Mandate-Input instead, so validation sees exactly what the tool got).
       if (values[i] !== ABSENT) fromPath[name] = decodeURIComponent(values[i]!);
     });
-    const rest = route.method === 'GET' || route.method === 'DELETE' ? this.queryInput(route.op, req, url) : await readJsonBody(req);
+    const given = route.method === 'GET' || route.method === 'DELETE' ? this.queryInput(route.op, req, url) : await readJsonBody(req);
+    const { input: rest, aliased } = route.op.route.camelCaseAliases
+      ? acceptCamelCase(given, Object.keys(inputJsonSchema(route.op).properties ?? {}))
+      : { input: given, aliased: false };
     for (const name of Object.keys(fromPath)) {
       if (name in rest && rest[name] !== fromPath[name]) {
         throw new OpError('invalid_input', `${name}: given in the path; leave it out of the request`, { field: name });
       }
     }
-    return { ...rest, ...fromPath };
+    return { input: { ...rest, ...fromPath }, aliased };
   }
 
   /** GET and DELETE: typed query parameters, or the exact input as JSON in X-Mandate-Input. */

@@ -115,13 +115,13 @@ export const listDelegations = operation({
   route: { method: 'GET', path: '/api/admin/delegations' },
   title: 'List delegations',
   description:
-    'List delegations, newest first, a page at a time (cursor, or offset); filter by delegator_id, delegate_id, user_id (either side), permission, and whether to include revoked and expired ones (active_only, default true). Returns {items, next_cursor} (and next_offset with offset).',
+    'List delegations, newest first, a page at a time (cursor, or offset); filter by delegator_id, delegate_id, user_id (either side), permission, and include_inactive to include revoked and expired ones. Returns {items, next_cursor} (and next_offset with offset).',
   input: z.strictObject({
     delegator_id: uuidField('the delegating user').optional(),
     delegate_id: uuidField('the receiving user').optional(),
     user_id: uuidField('a user, as delegator or delegate').optional(),
     permission: permissionField.optional(),
-    active_only: z.boolean().default(true),
+    include_inactive: z.boolean().default(false),
     limit: limitField,
     cursor: cursorField,
     offset: offsetField,
@@ -136,7 +136,7 @@ export const listDelegations = operation({
     if (input.delegate_id) where.push({ delegate: input.delegate_id });
     if (input.user_id) where.push({ $or: [{ delegator: input.user_id }, { delegate: input.user_id }] });
     if (input.permission) where.push({ permission: input.permission });
-    if (input.active_only) where.push(activeDelegations(ctx.now));
+    if (!input.include_inactive) where.push(activeDelegations(ctx.now));
     const rows = await ctx.em.find(Delegation, { $and: where }, { populate: ['project'], orderBy: { createdAt: 'desc', id: 'desc' }, limit: input.limit + 1, ...(start.offset ? { offset: start.offset } : {}) });
     const { items, ...rest } = page(rows, input.limit, (d) => d.createdAt, start.offset);
     return { items: items.map((d) => delegationView(d, d.project?.key ?? null)), ...rest };

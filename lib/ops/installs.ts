@@ -24,7 +24,7 @@ const secretsInput = z.record(secretName, secretValue);
 const secretContext = (installationId: string, field: string) => `mcp_installation:${installationId}:${field}`;
 
 function userSummary(user: User) {
-  return { id: user.id, email: user.email, name: user.name, displayName: user.displayName, active: user.active };
+  return { id: user.id, email: user.email, name: user.name, display_name: user.displayName, active: user.active };
 }
 
 /** Users with a role in the project: the audience of a team or project installation. */
@@ -62,23 +62,23 @@ export async function installationView(em: Em, installation: McpInstallation) {
   const owner = installation.owner as User | null;
   return {
     id: installation.id,
-    catalogId: entry.id,
-    catalogName: entry.name,
+    catalog_id: entry.id,
+    catalog_name: entry.name,
     transport: entry.transport,
     scope: installation.scope,
-    projectKey: (installation.project as Project | null)?.key ?? null,
-    ownerId: owner?.id ?? null,
+    project_key: (installation.project as Project | null)?.key ?? null,
+    owner_id: owner?.id ?? null,
     owner: owner ? userSummary(owner) : null,
-    installedById: installation.installedById,
+    installed_by_id: installation.installedById,
     // org: everyone, so no list; team/project: the project's members (the first 100).
     everyone: installation.scope === 'org',
     users: members.users.map(userSummary),
-    userCount: members.count,
+    user_count: members.count,
     secrets,
     usable: unusable.length === 0,
-    unusableReasons: unusable,
-    createdAt: installation.createdAt.toISOString(),
-    updatedAt: installation.updatedAt.toISOString(),
+    unusable_reasons: unusable,
+    created_at: installation.createdAt.toISOString(),
+    updated_at: installation.updatedAt.toISOString(),
   };
 }
 
@@ -122,50 +122,50 @@ function installTarget(installation: McpInstallation): string {
 
 export const installMcpServer = operation({
   name: 'install_mcp_server',
-  route: { method: 'POST', path: '/api/mcp_server', status: (value: { created: boolean }) => (value.created ? 201 : 200) },
+  route: { method: 'POST', path: '/api/mcp_server', status: (value: { created: boolean }) => (value.created ? 201 : 200), camelCaseAliases: true },
   title: 'Install an MCP server',
   description:
-    'Install a catalog entry (catalogId: its id or name). scope "personal" (default) installs it for you, or with userId for another user (needs installs:admin; the user must exist and be active). ' +
-    'scope "team"/"project" (with projectKey) installs it for a project\'s members, "org" for everyone; both need installs:admin. ' +
+    'Install a catalog entry (catalog_id: its id or name). scope "personal" (default) installs it for you, or with user_id for another user (needs installs:admin; the user must exist and be active). ' +
+    'scope "team"/"project" (with project_key) installs it for a project\'s members, "org" for everyone; both need installs:admin. ' +
     'secrets maps the entry\'s credential fields to values; they are stored encrypted and never shown again. ' +
     'Installing what is already installed for the same audience returns the existing installation (created: false) unchanged. ' +
-    'Returns the installation with ownerId, its users, and which secrets are set.',
+    'Returns the installation with owner_id, its users, and which secrets are set.',
   input: z.strictObject({
-    catalogId: catalogRef,
+    catalog_id: catalogRef,
     scope: z.enum(INSTALL_SCOPES).default('personal'),
-    userId: uuidField('the user to install it for').optional(),
-    projectKey: projectKeyField.optional(),
+    user_id: uuidField('the user to install it for').optional(),
+    project_key: projectKeyField.optional(),
     secrets: secretsInput.default({}),
   }),
   permission: 'installs:write',
   effect: 'write',
   annotations: { idempotentHint: true },
-  target: (input) => (input.userId ? `user:${input.userId}` : undefined),
+  target: (input) => (input.user_id ? `user:${input.user_id}` : undefined),
   async run(ctx, input) {
     const me = callerUserId(ctx.caller);
     const projectScoped = input.scope === 'team' || input.scope === 'project';
-    if (input.userId && input.scope !== 'personal') {
-      throw invalid('userId', `only a personal installation is for one user; leave userId out for scope "${input.scope}"`);
+    if (input.user_id && input.scope !== 'personal') {
+      throw invalid('user_id', `only a personal installation is for one user; leave user_id out for scope "${input.scope}"`);
     }
-    if (projectScoped && !input.projectKey) throw invalid('projectKey', `is required for scope "${input.scope}"`);
-    if (!projectScoped && input.projectKey) throw invalid('projectKey', `scope "${input.scope}" is not for a project; use scope "project" or leave projectKey out`);
+    if (projectScoped && !input.project_key) throw invalid('project_key', `is required for scope "${input.scope}"`);
+    if (!projectScoped && input.project_key) throw invalid('project_key', `scope "${input.scope}" is not for a project; use scope "project" or leave project_key out`);
 
     let user: User | null = null;
     let project: Project | null = null;
     if (input.scope === 'personal') {
-      const targetId = input.userId ?? me;
-      if (!targetId) throw invalid('userId', 'is required when no user is calling (a personal installation is for one user)');
+      const targetId = input.user_id ?? me;
+      if (!targetId) throw invalid('user_id', 'is required when no user is calling (a personal installation is for one user)');
       // Permission first: a non-admin learns nothing about which user ids exist.
       if (targetId !== me) await ctx.require('installs:admin');
       user = await ctx.em.findOne(User, { id: targetId });
-      if (!user || !user.active) throw new OpError('not_found', `user ${targetId} not found or deactivated`, { field: 'userId' });
+      if (!user || !user.active) throw new OpError('not_found', `user ${targetId} not found or deactivated`, { field: 'user_id' });
     } else if (projectScoped) {
-      project = await findProject(ctx.em, input.projectKey!, 'projectKey');
+      project = await findProject(ctx.em, input.project_key!, 'project_key');
       await ctx.require('installs:admin', project.id, project.key);
     } else {
       await ctx.require('installs:admin');
     }
-    const entry = await findCatalogEntry(ctx.em, input.catalogId, 'catalogId');
+    const entry = await findCatalogEntry(ctx.em, input.catalog_id, 'catalog_id');
     checkSecretNames(entry, input.secrets);
 
     const id = randomUUID();
@@ -192,16 +192,16 @@ export const installMcpServer = operation({
 
 const listFilters = {
   scope: z.enum(INSTALL_SCOPES).optional(),
-  catalogId: catalogRef.optional(),
+  catalog_id: catalogRef.optional(),
   limit: limitField,
   cursor: cursorField,
 };
 
 /** A page of installations matching `where`, oldest first. */
-async function listPage(em: Em, where: Record<string, unknown>, input: { scope?: string; catalogId?: string; limit: number; cursor?: string | undefined }) {
+async function listPage(em: Em, where: Record<string, unknown>, input: { scope?: string; catalog_id?: string; limit: number; cursor?: string | undefined }) {
   const and: Record<string, unknown>[] = [where, afterCursor(decodeCursor(input.cursor), 'createdAt')];
   if (input.scope) and.push({ scope: input.scope });
-  if (input.catalogId) and.push({ catalog: await findCatalogEntry(em, input.catalogId, 'catalogId') });
+  if (input.catalog_id) and.push({ catalog: await findCatalogEntry(em, input.catalog_id, 'catalog_id') });
   const rows = await em.find(McpInstallation, { $and: and }, { orderBy: { createdAt: 'asc', id: 'asc' }, limit: input.limit + 1, populate: ['catalog', 'user', 'project', 'owner'] });
   const { items, next_cursor } = page(rows, input.limit, (row) => row.createdAt);
   const views = [];
@@ -220,7 +220,7 @@ export const listMyMcpServers = operation({
   route: { method: 'GET', path: '/api/me/mcp_servers' },
   title: 'List my MCP servers',
   description:
-    'List the MCP servers installed for you: your personal installations, your projects\' and everyone\'s, each with whether it is usable and which secrets are set. Filters: scope, catalogId. Returns {items, next_cursor}.',
+    'List the MCP servers installed for you: your personal installations, your projects\' and everyone\'s, each with whether it is usable and which secrets are set. Filters: scope, catalog_id. Returns {items, next_cursor}.',
   input: z.strictObject(listFilters),
   permission: null,
   effect: 'read',
@@ -237,18 +237,18 @@ export const listMcpServers = operation({
   route: { method: 'GET', path: '/api/mcp_server' },
   title: 'List MCP server installations',
   description:
-    'List MCP server installations. Without userId or all: those for you (as list_my_mcp_servers). userId: those for that user; all: true: every installation; both need installs:read. ' +
-    'Filters: scope, catalogId. Returns {items, next_cursor}.',
-  input: z.strictObject({ ...listFilters, userId: uuidField('a user').optional(), all: z.boolean().default(false) }),
+    'List MCP server installations. Without user_id or all: those for you (as list_my_mcp_servers). user_id: those for that user; all: true: every installation; both need installs:read. ' +
+    'Filters: scope, catalog_id. Returns {items, next_cursor}.',
+  input: z.strictObject({ ...listFilters, user_id: uuidField('a user').optional(), all: z.boolean().default(false) }),
   permission: null,
   effect: 'read',
   annotations: {},
   async run(ctx, input) {
     const me = callerUserId(ctx.caller);
-    if (input.all && input.userId) throw invalid('all', 'give either all or userId, not both');
-    if (input.all || (input.userId && input.userId !== me) || !me) await ctx.require('installs:read');
+    if (input.all && input.user_id) throw invalid('all', 'give either all or user_id, not both');
+    if (input.all || (input.user_id && input.user_id !== me) || !me) await ctx.require('installs:read');
     if (input.all) return listPage(ctx.em, {}, input);
-    return listPage(ctx.em, await forUser(ctx.em, input.userId ?? me!), input);
+    return listPage(ctx.em, await forUser(ctx.em, input.user_id ?? me!), input);
   },
 });
 

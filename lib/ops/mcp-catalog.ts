@@ -4,8 +4,7 @@ import { conflict, invalid } from '../errors.ts';
 import { operation } from './operation.ts';
 import { findCatalogEntry } from './lookups.ts';
 
-// The catalog: MCP servers an admin offers for installation. Field names follow the REST API of
-// installations (camelCase: catalogId, credentialFields), which infrastructure-as-code tools call.
+// The catalog: MCP servers an admin offers for installation.
 
 export const catalogRef = z.string().trim().min(1, 'must name a catalog entry (its name or id)').max(64, 'must be at most 64 characters');
 const catalogName = z
@@ -48,10 +47,10 @@ export function catalogView(entry: McpCatalogEntry, installations?: number) {
     url: entry.url,
     command: entry.command,
     args: entry.args,
-    credentialFields: entry.credentialFields,
+    credential_fields: entry.credentialFields,
     ...(installations !== undefined ? { installations } : {}),
-    createdAt: entry.createdAt.toISOString(),
-    updatedAt: entry.updatedAt.toISOString(),
+    created_at: entry.createdAt.toISOString(),
+    updated_at: entry.updatedAt.toISOString(),
   };
 }
 
@@ -94,7 +93,7 @@ export const createMcpCatalogEntry = operation({
   route: { method: 'POST', path: '/api/mcp_catalog' },
   title: 'Add an MCP server to the catalog',
   description:
-    'Add an MCP server that users can install. transport "remote" takes a url; "stdio" a command and args. credentialFields lists the secrets an installation supplies (e.g. {name: "API_KEY", required: true}). Returns the entry.',
+    'Add an MCP server that users can install. transport "remote" takes a url; "stdio" a command and args. credential_fields lists the secrets an installation supplies (e.g. {name: "API_KEY", required: true}). Returns the entry.',
   input: z.strictObject({
     name: catalogName,
     description: description.default(''),
@@ -102,7 +101,7 @@ export const createMcpCatalogEntry = operation({
     url: serverUrl.optional(),
     command: command.optional(),
     args: args.default([]),
-    credentialFields: credentialFields.default([]),
+    credential_fields: credentialFields.default([]),
   }),
   permission: 'installs:admin',
   effect: 'write',
@@ -112,7 +111,7 @@ export const createMcpCatalogEntry = operation({
     const fields = { transport: input.transport, url: input.url ?? null, command: input.command ?? null, args: input.args };
     checkTransport(fields);
     if (await ctx.em.findOne(McpCatalogEntry, { name: input.name })) throw conflict('a catalog entry with this name already exists', 'name');
-    const entry = ctx.em.create(McpCatalogEntry, { name: input.name, description: input.description, ...fields, credentialFields: input.credentialFields });
+    const entry = ctx.em.create(McpCatalogEntry, { name: input.name, description: input.description, ...fields, credentialFields: input.credential_fields });
     await ctx.em.flush();
     ctx.setTarget(`mcp_catalog:${entry.id}`);
     return catalogView(entry, 0);
@@ -124,7 +123,7 @@ export const updateMcpCatalogEntry = operation({
   route: { method: 'PATCH', path: '/api/mcp_catalog/{id}' },
   title: 'Change an MCP catalog entry',
   description:
-    'Change an MCP catalog entry (by name or id): name, description, transport, url, command, args or credentialFields; only the fields given change (null clears url or command). Secrets stored for a field that is removed are kept but no longer shown. Returns the entry.',
+    'Change an MCP catalog entry (by name or id): name, description, transport, url, command, args or credential_fields; only the fields given change (null clears url or command). Secrets stored for a field that is removed are kept but no longer shown. Returns the entry.',
   input: z.strictObject({
     id: catalogRef,
     name: catalogName.optional(),
@@ -133,7 +132,7 @@ export const updateMcpCatalogEntry = operation({
     url: serverUrl.nullable().optional(),
     command: command.nullable().optional(),
     args: args.optional(),
-    credentialFields: credentialFields.optional(),
+    credential_fields: credentialFields.optional(),
   }),
   permission: 'installs:admin',
   effect: 'write',
@@ -151,7 +150,7 @@ export const updateMcpCatalogEntry = operation({
       url: (input.url === undefined ? entry.url : input.url) ?? null,
       command: (input.command === undefined ? entry.command : input.command) ?? null,
       args: input.args ?? entry.args,
-      credentialFields: (input.credentialFields ?? entry.credentialFields) as CredentialField[],
+      credentialFields: (input.credential_fields ?? entry.credentialFields) as CredentialField[],
     };
     checkTransport(next);
     ctx.em.assign(entry, next);

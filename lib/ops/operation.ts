@@ -67,6 +67,12 @@ export interface Route<Output> {
   status?(output: Output): number;
   /** A browser flow's step: the success answers 302 to this location instead of JSON. */
   redirect?(output: Output): string;
+  /**
+   * The route also takes the seed's camelCase names for the input's fields (catalogId for
+   * catalog_id), and answers in camelCase when a request used them. For the one route
+   * infrastructure-as-code tools already call in that shape; nothing else has aliases.
+   */
+  camelCaseAliases?: boolean;
 }
 
 export interface Operation<Schema extends z.ZodType = z.ZodType, Output = unknown> {

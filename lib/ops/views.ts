@@ -102,7 +102,7 @@ export function auditView(event: AuditEvent) {
     at: event.at.toISOString(),
     actor_id: event.actorId,
     actor_name: event.actorName,
-    on_behalf_of: event.onBehalfOf,
+    on_behalf_of: event.onBehalfOf.map((link) => ({ user_id: link.userId, via: link.via, delegation_id: link.delegationId })),
     operation: event.operation,
     permission: event.permission,
     project_key: event.projectKey,

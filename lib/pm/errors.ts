@@ -34,7 +34,7 @@ const MAX_MESSAGE = 500;
  */
 export function trackerFailure(error: unknown, tracker: string, secrets: readonly string[]): OpError | null {
   const clean = (text: string) => scrubText(text, secrets).slice(0, MAX_MESSAGE);
-  if (error instanceof BlockedAddressError) return new OpError('invalid_input', clean(error.message), { field: 'baseUrl' });
+  if (error instanceof BlockedAddressError) return new OpError('invalid_input', clean(error.message), { field: 'base_url' });
   if (error instanceof UpstreamFailure) {
     if (error.kind === 'timeout') return new OpError('upstream_timeout', `${tracker} did not answer in time (${clean(error.message)}); try again later`);
     if (error.kind === 'rate_limited') {

@@ -92,7 +92,7 @@ export function forbiddenLiteralHost(url: URL, policy: NetworkPolicy): { host: s
  * A tracker base URL as stored: https (http only if allowed), no credentials, query or fragment,
  * no trailing slash. An IP-literal host is judged at once; names are judged when resolved.
  */
-export function checkBaseUrl(raw: string, policy: NetworkPolicy, field = 'baseUrl'): string {
+export function checkBaseUrl(raw: string, policy: NetworkPolicy, field = 'base_url'): string {
   let url: URL;
   try {
     url = new URL(raw);
@@ -136,7 +136,7 @@ export function guardedLookup(policy: NetworkPolicy) {
 
 export class BlockedAddressError extends OpError {
   constructor(host: string, reason: string) {
-    super('invalid_input', `the tracker host ${host} resolves to a forbidden address (${reason}); this deployment does not allow trackers there`, { field: 'baseUrl' });
+    super('invalid_input', `the tracker host ${host} resolves to a forbidden address (${reason}); this deployment does not allow trackers there`, { field: 'base_url' });
     this.name = 'BlockedAddressError';
   }
 }

@@ -115,7 +115,7 @@ export interface Project {
   url?: string | null;
   description?: string | null;
   lead?: Account | null;
-  issueTypes?: { id: string; name: string; subtask: boolean }[];
+  issue_types?: { id: string; name: string; subtask: boolean }[];
 }
 
 export interface FieldInfo {
@@ -123,7 +123,7 @@ export interface FieldInfo {
   name: string;
   type: string | null;
   required?: boolean;
-  allowedValues?: string[];
+  allowed_values?: string[];
   custom?: boolean;
 }
 
@@ -152,7 +152,7 @@ export interface Sprint {
 export interface Worklog {
   id: string;
   author: Account | null;
-  timeSpent: string | null;
+  time_spent: string | null;
   seconds: number | null;
   started: string | null;
   comment: string;

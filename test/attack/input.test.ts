@@ -26,7 +26,7 @@ before(async () => {
   rig = await attackRig({ env: { MANDATE_PM_ALLOW_NETWORKS: 'loopback', MANDATE_PM_ALLOW_HTTP: 'true', MANDATE_PM_MAX_RETRIES: '0' } });
   admin = await rig.admin();
   dev = await rig.person(['pm:read', 'pm:write']);
-  const added = await rig.api('POST', '/api/v1/user/credentials', dev.token, { provider: 'jira_cloud', baseUrl: fake.url, email: jiraUser.emailAddress, apiToken: jiraToken });
+  const added = await rig.api('POST', '/api/v1/user/credentials', dev.token, { provider: 'jira_cloud', base_url: fake.url, email: jiraUser.emailAddress, api_token: jiraToken });
   assert.equal(added.status, 201, added.text);
 });
 after(async () => {
@@ -91,7 +91,7 @@ describe('finding 6: hostile text is an invalid input on its field, never a 500'
 describe('finding 8: smaller ones', () => {
   test('an identifier ".." cannot leave the tracker path: refused, and no request reaches the tracker', async () => {
     const before = fake.requests.length;
-    for (const [tool, input] of [['get_issue', { key: '..' }], ['get_issue', { key: '%2e%2e' }], ['edit_comment', { key: 'ACME-1', commentId: '..', body: 'x' }], ['get_project', { key: '..' }]] as const) {
+    for (const [tool, input] of [['get_issue', { key: '..' }], ['get_issue', { key: '%2e%2e' }], ['edit_comment', { key: 'ACME-1', comment_id: '..', body: 'x' }], ['get_project', { key: '..' }]] as const) {
       const result = await rig.rt.runner.run(OPERATIONS[tool]!, callerOf(dev.user), input);
       assert.equal(!result.ok && result.error.code, 'invalid_input', `${tool} ${JSON.stringify(input)}`);
     }

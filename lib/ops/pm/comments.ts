@@ -32,14 +32,14 @@ export const addComment = pmTool({
 export const editComment = pmTool({
   name: 'edit_comment',
   toolset: 'comments',
-  route: { method: 'PATCH', path: '/api/pm/issues/{key}/comments/{commentId}' },
+  route: { method: 'PATCH', path: '/api/pm/issues/{key}/comments/{comment_id}' },
   title: 'Edit a comment',
   description: 'Replaces the text of one of an issue\'s comments (Markdown).',
-  input: { key: issueKey, commentId, body: markdownText('the new text') },
+  input: { key: issueKey, comment_id: commentId, body: markdownText('the new text') },
   write: true,
   idempotent: true,
-  target: (input) => `issue:${input.key} comment:${input.commentId}`,
-  run: (tracker, input) => tracker.editComment(input.key, input.commentId, input.body),
+  target: (input) => `issue:${input.key} comment:${input.comment_id}`,
+  run: (tracker, input) => tracker.editComment(input.key, input.comment_id, input.body),
 });
 
 export const COMMENT_TOOLS = [listComments, addComment, editComment];

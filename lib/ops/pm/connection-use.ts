@@ -17,7 +17,7 @@ import { scrubValue } from '../../redact.ts';
 export const connectionContext = (id: string) => `pm_connection:${id}`;
 
 const HOW_TO_CONNECT =
-  'Add one with add_pm_connection (provider jira_cloud with email + apiToken, jira_dc with a personal access token, redmine or openproject with an API key), ' +
+  'Add one with add_pm_connection (provider jira_cloud with email + api_token, jira_dc with a personal access token, redmine or openproject with an API key), ' +
   'or over HTTP: POST /api/v1/user/credentials.';
 
 function howToConnect(ctx: OperationContext): string {
@@ -37,14 +37,14 @@ export function connectionView(connection: PmConnection) {
     name: connection.name,
     site: connection.baseUrl,
     status: connection.status,
-    statusReason: connection.statusReason ?? null,
+    status_reason: connection.statusReason ?? null,
     auth: connection.auth,
     account: connection.accountId ? { id: connection.accountId, name: connection.accountName ?? null } : null,
-    verifiedAt: connection.verifiedAt?.toISOString() ?? null,
+    verified_at: connection.verifiedAt?.toISOString() ?? null,
     scopes: connection.scopes,
-    expiresAt: connection.expiresAt?.toISOString() ?? null,
+    expires_at: connection.expiresAt?.toISOString() ?? null,
     default: connection.isDefault,
-    createdAt: connection.createdAt.toISOString(),
+    created_at: connection.createdAt.toISOString(),
   };
 }
 
@@ -207,7 +207,7 @@ export function providerSummary(connections: PmConnection[], connectUrl: (provid
     const mine = connections.filter((c) => c.provider === provider);
     const best = mine.find((c) => c.status === 'connected') ?? mine[0];
     const browser = connectUrl(provider);
-    return { provider, label: PROVIDER_LABEL[provider], status: best ? best.status : 'not_connected', connections: mine.length, ...(browser ? { connectUrl: browser } : {}) };
+    return { provider, label: PROVIDER_LABEL[provider], status: best ? best.status : 'not_connected', connections: mine.length, ...(browser ? { connect_url: browser } : {}) };
   });
 }
 

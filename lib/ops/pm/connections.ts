@@ -17,25 +17,28 @@ import { afterCursor, cursorField, decodeCursor, limitField, page } from '../pag
 const secretField = (what: string) => z.string().trim().min(1, 'must not be empty').max(4000, 'must be at most 4000 characters').describe(what);
 const nameField = z.string().trim().min(1, 'must not be empty').max(64, 'must be at most 64 characters').regex(/^[\w .@-]+$/, 'may hold letters, digits, spaces and . _ @ -');
 
-/** Which credential fields each provider takes. */
-const CREDENTIALS: Record<PmProvider, { auth: ConnectionAuth; fields: (keyof Credentials)[] }> = {
-  jira_cloud: { auth: 'api_token', fields: ['email', 'apiToken'] },
-  jira_dc: { auth: 'personal_access_token', fields: ['token'] },
-  redmine: { auth: 'api_key', fields: ['apiKey'] },
-  openproject: { auth: 'api_key', fields: ['apiKey'] },
-};
-const ALL_CREDENTIAL_FIELDS: (keyof Credentials)[] = ['email', 'apiToken', 'token', 'apiKey'];
+/** The tool's credential arguments, and the stored credential each one fills. */
+const CREDENTIAL_INPUTS = { email: 'email', api_token: 'apiToken', token: 'token', api_key: 'apiKey' } as const satisfies Record<string, keyof Credentials>;
+type CredentialInput = keyof typeof CREDENTIAL_INPUTS;
 
-function credentialsOf(provider: PmProvider, input: Partial<Record<keyof Credentials, string | undefined>>): Credentials {
+/** Which credential arguments each provider takes. */
+const CREDENTIALS: Record<PmProvider, { auth: ConnectionAuth; fields: CredentialInput[] }> = {
+  jira_cloud: { auth: 'api_token', fields: ['email', 'api_token'] },
+  jira_dc: { auth: 'personal_access_token', fields: ['token'] },
+  redmine: { auth: 'api_key', fields: ['api_key'] },
+  openproject: { auth: 'api_key', fields: ['api_key'] },
+};
+
+function credentialsOf(provider: PmProvider, input: Partial<Record<CredentialInput, string | undefined>>): Credentials {
   const wanted = CREDENTIALS[provider].fields;
-  for (const field of ALL_CREDENTIAL_FIELDS) {
+  for (const field of Object.keys(CREDENTIAL_INPUTS) as CredentialInput[]) {
     if (input[field] !== undefined && !wanted.includes(field)) throw invalid(field, `${PROVIDER_LABEL[provider]} takes ${wanted.join(' and ')}, not ${field}`);
   }
   const credentials: Credentials = {};
   for (const field of wanted) {
     const value = input[field];
     if (!value) throw invalid(field, `is required for ${PROVIDER_LABEL[provider]}`);
-    credentials[field] = value;
+    credentials[CREDENTIAL_INPUTS[field]] = value;
   }
   return credentials;
 }
@@ -52,7 +55,7 @@ async function verify(ctx: OperationContext, provider: PmProvider, baseUrl: stri
       throw invalid(secretField, `${label} at ${baseUrl} refused these credentials (HTTP ${error.status}); check them and try again`);
     }
     if (error instanceof TrackerError && error.status === 404) {
-      throw invalid('baseUrl', `${baseUrl} does not look like a ${label} site (its "who am I" endpoint answered 404)`);
+      throw invalid('base_url', `${baseUrl} does not look like a ${label} site (its "who am I" endpoint answered 404)`);
     }
     throw trackerFailure(error, label, credentialSecrets(credentials)) ?? error;
   }
@@ -89,17 +92,17 @@ export const addPmConnection = operation({
   route: { method: 'POST', path: '/api/v1/user/credentials', status: () => 201 },
   title: 'Add a PM connection',
   description:
-    'Connect your own tracker account. provider: jira_cloud (email + apiToken), jira_dc (token: a personal access token), redmine (apiKey), openproject (apiKey). ' +
-    'baseUrl is the site, e.g. https://acme.atlassian.net. The credentials are checked by asking the tracker who they belong to, then stored encrypted; they are never shown again. ' +
+    'Connect your own tracker account. provider: jira_cloud (email + api_token), jira_dc (token: a personal access token), redmine (api_key), openproject (api_key). ' +
+    'base_url is the site, e.g. https://acme.atlassian.net. The credentials are checked by asking the tracker who they belong to, then stored encrypted; they are never shown again. ' +
     'Your first connection becomes your default; default: true makes this one the default.',
   input: z.strictObject({
     provider: z.enum(PM_PROVIDERS),
     name: nameField.optional(),
-    baseUrl: z.string().trim().min(1, 'must not be empty').max(2000, 'must be at most 2000 characters'),
+    base_url: z.string().trim().min(1, 'must not be empty').max(2000, 'must be at most 2000 characters'),
     email: z.email('must be an email address').max(320).optional(),
-    apiToken: secretField('Jira Cloud API token').optional(),
+    api_token: secretField('Jira Cloud API token').optional(),
     token: secretField('Jira Data Center personal access token').optional(),
-    apiKey: secretField('Redmine or OpenProject API key').optional(),
+    api_key: secretField('Redmine or OpenProject API key').optional(),
     default: z.boolean().optional(),
   }),
   permission: 'pm:read',
@@ -107,7 +110,7 @@ export const addPmConnection = operation({
   annotations: {},
   async run(ctx, input) {
     const me = requireUser(ctx);
-    const baseUrl = checkBaseUrl(input.baseUrl, ctx.pm.settings.http.policy);
+    const baseUrl = checkBaseUrl(input.base_url, ctx.pm.settings.http.policy);
     const credentials = credentialsOf(input.provider, input);
     const account = await verify(ctx, input.provider, baseUrl, credentials);
     const name = input.name ?? `${input.provider}:${new URL(baseUrl).host}`.slice(0, 64);

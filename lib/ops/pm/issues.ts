@@ -32,7 +32,7 @@ export const searchIssues = pmTool({
   route: { method: 'GET', path: '/api/pm/issues' },
   title: 'Search issues',
   description:
-    'Find issues in your tracker. query takes the tracker\'s own language (JQL on Jira); simple filters combine with it: project, assignee ("me", "none", an email or name), status, text, updatedSince (ISO date). ' +
+    'Find issues in your tracker. query takes the tracker\'s own language (JQL on Jira); simple filters combine with it: project, assignee ("me", "none", an email or name), status, text, updated_since (ISO date). ' +
     'Returns compact issues (key, summary, status, type, priority, assignee, project, updated; plus the fields you ask for) and next_cursor for the next page.',
   input: {
     query: z.string().trim().max(4000, 'must be at most 4000 characters').optional(),
@@ -40,13 +40,13 @@ export const searchIssues = pmTool({
     assignee: z.string().trim().min(1).max(320).optional(),
     status: z.string().trim().min(1).max(100).optional(),
     text: z.string().trim().min(1).max(500).optional(),
-    updatedSince: z.string().trim().max(40).optional(),
+    updated_since: z.string().trim().max(40).optional(),
     fields: fieldList,
     limit: pmLimit,
     cursor: pmCursor,
   },
   async run(tracker, input) {
-    const page = await tracker.searchIssues(input);
+    const page = await tracker.searchIssues({ ...input, updatedSince: input.updated_since });
     return pageOutput(page);
   },
 });
@@ -102,14 +102,14 @@ export const deleteIssue = pmTool({
   toolset: 'issues',
   route: { method: 'DELETE', path: '/api/pm/issues/{key}' },
   title: 'Delete an issue',
-  description: 'Deletes an issue for good (with its sub-tasks only if deleteSubtasks is true). Offered only where the deployment enables deleting.',
-  input: { key: issueKey, deleteSubtasks: z.boolean().default(false) },
+  description: 'Deletes an issue for good (with its sub-tasks only if delete_subtasks is true). Offered only where the deployment enables deleting.',
+  input: { key: issueKey, delete_subtasks: z.boolean().default(false) },
   write: true,
   destructive: true,
   target: (input) => `issue:${input.key}`,
   async run(tracker, input, ctx) {
     if (!ctx.pm.settings.allowDelete) throw new OpError('forbidden', 'permission denied: deleting issues is disabled in this deployment (MANDATE_PM_ALLOW_DELETE)');
-    await tracker.deleteIssue(input.key, input.deleteSubtasks);
+    await tracker.deleteIssue(input.key, input.delete_subtasks);
     return { key: input.key, deleted: true };
   },
 });

@@ -42,9 +42,9 @@ export const getCreateFields = pmTool({
   route: { method: 'GET', path: '/api/pm/projects/{project}/create_fields' },
   title: 'Get the fields for creating an issue',
   description: 'The fields an issue of a type (name or id) takes in a project: id, name, type, whether required, allowed values. Use the ids in create_issue\'s fields.',
-  input: { project: projectRef, issueType: z.string().trim().min(1).max(100) },
+  input: { project: projectRef, issue_type: z.string().trim().min(1).max(100) },
   target: (input) => `project:${input.project}`,
-  run: async (tracker, input) => ({ items: await tracker.createFields(input.project, input.issueType) }),
+  run: async (tracker, input) => ({ items: await tracker.createFields(input.project, input.issue_type) }),
 });
 
 export const searchFields = pmTool({

@@ -28,10 +28,10 @@ function requireOAuth(ctx: OperationContext, provider: string) {
 export const connectPmOauth = operation({
   name: 'connect_pm_oauth',
   toolset: 'connections',
-  route: { method: 'GET', path: '/api/v1/user/credentials/{provider}/connect', redirect: (out: { authorizeUrl: string }) => out.authorizeUrl },
+  route: { method: 'GET', path: '/api/v1/user/credentials/{provider}/connect', redirect: (out: { authorize_url: string }) => out.authorize_url },
   title: 'Connect Jira Cloud with OAuth',
   description:
-    'Starts connecting your Atlassian account to Jira Cloud with OAuth (no API token needed). Returns authorizeUrl: open it in a browser within 10 minutes, ' +
+    'Starts connecting your Atlassian account to Jira Cloud with OAuth (no API token needed). Returns authorize_url: open it in a browser within 10 minutes, ' +
     'approve access, and Atlassian sends you back to Mandate, which asks for your Mandate login and stores the connection for you. ' +
     'site picks one site when your account has several (e.g. acme.atlassian.net); name and default as for add_pm_connection. Over HTTP, GET answers 302 to the consent screen.',
   input: z.strictObject({
@@ -49,7 +49,7 @@ export const connectPmOauth = operation({
     // Checked now, not after the user has been to Atlassian and back.
     if (input.name && (await ctx.em.count(PmConnection, { user: me, name: input.name }))) throw new OpError('conflict', `you already have a connection named "${input.name}"`, { field: 'name' });
     const started = await startAuthorization(ctx, me, input.provider, { site: input.site, name: input.name, makeDefault: input.default === true });
-    return { authorizeUrl: started.authorizeUrl, expiresAt: started.expiresAt.toISOString() };
+    return { authorize_url: started.authorizeUrl, expires_at: started.expiresAt.toISOString() };
   },
 });
 

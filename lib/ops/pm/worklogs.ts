@@ -20,16 +20,16 @@ export const addWorklog = pmTool({
   toolset: 'worklogs',
   route: { method: 'POST', path: '/api/pm/issues/{key}/worklogs', status: () => 201 },
   title: 'Log time',
-  description: 'Logs time on an issue: timeSpent like "2h 30m" or "1d", optional started (ISO date-time) and comment.',
+  description: 'Logs time on an issue: time_spent like "2h 30m" or "1d", optional started (ISO date-time) and comment.',
   input: {
     key: issueKey,
-    timeSpent: z.string().trim().regex(/^(\d+(\.\d+)?\s*[wdhm]\s*)+$/i, 'must look like "2h 30m", "1.5h", "90m" or "1d"'),
+    time_spent: z.string().trim().regex(/^(\d+(\.\d+)?\s*[wdhm]\s*)+$/i, 'must look like "2h 30m", "1.5h", "90m" or "1d"'),
     started: z.string().trim().max(40).optional(),
     comment: z.string().max(4000).optional(),
   },
   write: true,
   target: (input) => `issue:${input.key}`,
-  run: (tracker, input) => tracker.addWorklog(input.key, input),
+  run: (tracker, input) => tracker.addWorklog(input.key, { timeSpent: input.time_spent, started: input.started, comment: input.comment }),
 });
 
 export const WORKLOG_TOOLS = [listWorklogs, addWorklog];

@@ -195,7 +195,7 @@ export class JiraTracker implements Tracker {
     }
     if (search.status) clauses.push(`status = ${quoteJql(search.status)}`);
     if (search.text) clauses.push(`text ~ ${quoteJql(search.text)}`);
-    if (search.updatedSince) clauses.push(`updated >= ${jqlDate(search.updatedSince, 'updatedSince')}`);
+    if (search.updatedSince) clauses.push(`updated >= ${jqlDate(search.updatedSince, 'updated_since')}`);
     let base = search.query?.trim() ?? '';
     let order = 'ORDER BY updated DESC';
     const orderAt = base.search(/\border\s+by\b/i);
@@ -340,7 +340,7 @@ export class JiraTracker implements Tracker {
       url: `${this.api.endpoint.siteUrl}/browse/${p.key}`,
       ...(p.description !== undefined ? { description: truncate(String(p.description ?? ''), DESCRIPTION_MAX) } : {}),
       ...(p.lead ? { lead: this.account(p.lead) } : {}),
-      ...(Array.isArray(p.issueTypes) ? { issueTypes: (p.issueTypes as Json[]).map((t) => ({ id: String(t.id), name: String(t.name), subtask: Boolean(t.subtask) })) } : {}),
+      ...(Array.isArray(p.issueTypes) ? { issue_types: (p.issueTypes as Json[]).map((t) => ({ id: String(t.id), name: String(t.name), subtask: Boolean(t.subtask) })) } : {}),
     };
   }
 
@@ -369,7 +369,7 @@ export class JiraTracker implements Tracker {
     let typeId = issueType;
     if (!/^\d+$/.test(issueType)) {
       const type = (await this.listIssueTypes(project)).find((t) => t.name.toLowerCase() === issueType.toLowerCase());
-      if (!type) throw invalid('issueType', `project ${project} has no issue type "${issueType}"`);
+      if (!type) throw invalid('issue_type', `project ${project} has no issue type "${issueType}"`);
       typeId = type.id;
     }
     const result = await this.api.api<Json>('GET', `/issue/createmeta/${encodeURIComponent(project)}/issuetypes/${encodeURIComponent(typeId)}`, { query: { maxResults: 200 } });
@@ -378,7 +378,7 @@ export class JiraTracker implements Tracker {
       name: String(f.name),
       type: f.schema?.type ?? null,
       required: Boolean(f.required),
-      ...(Array.isArray(f.allowedValues) ? { allowedValues: (f.allowedValues as Json[]).slice(0, 50).map((v) => String(v.name ?? v.value ?? v.id)) } : {}),
+      ...(Array.isArray(f.allowedValues) ? { allowed_values: (f.allowedValues as Json[]).slice(0, 50).map((v) => String(v.name ?? v.value ?? v.id)) } : {}),
     }));
   }
 
@@ -479,7 +479,7 @@ export class JiraTracker implements Tracker {
     return {
       id: String(w.id),
       author: this.account(w.author),
-      timeSpent: w.timeSpent ?? null,
+      time_spent: w.timeSpent ?? null,
       seconds: w.timeSpentSeconds ?? null,
       started: w.started ?? null,
       comment: truncate(this.fromText(w.comment), COMMENT_MAX),

@@ -187,7 +187,7 @@ export class OpenProjectTracker implements Tracker {
     if (search.text) filters.push({ subject: { operator: '~', values: [search.text] } });
     if (search.updatedSince) {
       const date = new Date(search.updatedSince);
-      if (Number.isNaN(date.getTime())) throw invalid('updatedSince', 'must be an ISO date such as 2026-11-01');
+      if (Number.isNaN(date.getTime())) throw invalid('updated_since', 'must be an ISO date such as 2026-11-01');
       filters.push({ updatedAt: { operator: '<>d', values: [date.toISOString(), ''] } });
     }
     return filters;
@@ -337,7 +337,7 @@ export class OpenProjectTracker implements Tracker {
   }
 
   async editComment(_key: string, commentId: string, markdown: string): Promise<Comment> {
-    if (!/^\d+$/.test(commentId)) throw invalid('commentId', 'OpenProject comment ids are numbers');
+    if (!/^\d+$/.test(commentId)) throw invalid('comment_id', 'OpenProject comment ids are numbers');
     return this.comment(await this.call('PATCH', `/activities/${commentId}`, { body: { comment: { raw: markdown } } }));
   }
 
@@ -367,7 +367,7 @@ export class OpenProjectTracker implements Tracker {
 
   async getProject(key: string): Promise<Project> {
     const raw = await this.call('GET', `/projects/${encodeURIComponent(key)}`);
-    return { ...this.project(raw), issueTypes: (await this.listIssueTypes(String(raw.id))).map((t) => ({ id: t.id, name: t.name, subtask: false })) };
+    return { ...this.project(raw), issue_types: (await this.listIssueTypes(String(raw.id))).map((t) => ({ id: t.id, name: t.name, subtask: false })) };
   }
 
   async listIssueTypes(project: string): Promise<Named[]> {
@@ -390,7 +390,7 @@ export class OpenProjectTracker implements Tracker {
   /** The fields of a new work package of this type in this project, from its schema. */
   async createFields(project: string, issueType: string): Promise<FieldInfo[]> {
     const projectId = await this.projectId(project);
-    const typeId = await this.named(`/projects/${projectId}/types`, issueType, 'issueType');
+    const typeId = await this.named(`/projects/${projectId}/types`, issueType, 'issue_type');
     const schema = await this.call('GET', `/work_packages/schemas/${projectId}-${typeId}`);
     return Object.entries(schema)
       .filter(([name, spec]) => !name.startsWith('_') && spec && typeof spec === 'object' && (spec as Json).writable)
@@ -402,7 +402,7 @@ export class OpenProjectTracker implements Tracker {
           name: String(s.name ?? name),
           type: s.type ?? null,
           required: Boolean(s.required),
-          ...(Array.isArray(allowed) ? { allowedValues: allowed.map((v) => String(v.name ?? v.title ?? v.id)) } : {}),
+          ...(Array.isArray(allowed) ? { allowed_values: allowed.map((v) => String(v.name ?? v.title ?? v.id)) } : {}),
           custom: name.startsWith('customField'),
         };
       });
@@ -488,7 +488,7 @@ export class OpenProjectTracker implements Tracker {
     return {
       id: String(entry.id),
       author: this.account(entry._links?.user),
-      timeSpent: typeof entry.hours === 'string' ? entry.hours : null,
+      time_spent: typeof entry.hours === 'string' ? entry.hours : null,
       seconds,
       started: entry.spentOn ?? null,
       comment: String(entry.comment?.raw ?? ''),

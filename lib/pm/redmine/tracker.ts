@@ -177,7 +177,7 @@ export class RedmineTracker implements Tracker {
     }
     if (search.updatedSince) {
       const date = new Date(search.updatedSince);
-      if (Number.isNaN(date.getTime())) throw invalid('updatedSince', 'must be an ISO date such as 2026-11-01');
+      if (Number.isNaN(date.getTime())) throw invalid('updated_since', 'must be an ISO date such as 2026-11-01');
       query.updated_on = `>=${date.toISOString().replace(/\.\d{3}Z$/, 'Z')}`;
     }
     if (search.text) Object.assign(query, { set_filter: 1, 'f[]': ['subject'], 'op[subject]': '~', 'v[subject][]': search.text });
@@ -279,10 +279,10 @@ export class RedmineTracker implements Tracker {
   }
 
   async editComment(key: string, commentId: string, markdown: string): Promise<Comment> {
-    if (!/^\d+$/.test(commentId)) throw invalid('commentId', 'Redmine comment ids are numbers');
+    if (!/^\d+$/.test(commentId)) throw invalid('comment_id', 'Redmine comment ids are numbers');
     await this.call('PUT', `/journals/${commentId}.json`, { body: { journal: { notes: markdownToMarkup(markdown, TEXTILE) } } });
     const found = (await this.journals(key)).find((j) => String(j.id) === commentId);
-    if (!found) throw invalid('commentId', `issue ${key} has no comment ${commentId}`);
+    if (!found) throw invalid('comment_id', `issue ${key} has no comment ${commentId}`);
     return this.comment(found);
   }
 
@@ -295,7 +295,7 @@ export class RedmineTracker implements Tracker {
       name: String(p.name ?? ''),
       url: `${this.baseUrl}/projects/${p.identifier}`,
       description: truncate(markupToMarkdown(String(p.description ?? ''), TEXTILE), DESCRIPTION_MAX),
-      ...(Array.isArray(p.trackers) ? { issueTypes: (p.trackers as Json[]).map((t) => ({ id: String(t.id), name: String(t.name), subtask: false })) } : {}),
+      ...(Array.isArray(p.trackers) ? { issue_types: (p.trackers as Json[]).map((t) => ({ id: String(t.id), name: String(t.name), subtask: false })) } : {}),
     };
   }
 
@@ -313,11 +313,11 @@ export class RedmineTracker implements Tracker {
   }
 
   async listIssueTypes(project: string): Promise<Named[]> {
-    return ((await this.getProject(project)).issueTypes ?? []).map((t) => ({ id: t.id, name: t.name }));
+    return ((await this.getProject(project)).issue_types ?? []).map((t) => ({ id: t.id, name: t.name }));
   }
 
   async createFields(project: string, issueType: string): Promise<FieldInfo[]> {
-    await this.named('/trackers.json', 'trackers', issueType, 'issueType');
+    await this.named('/trackers.json', 'trackers', issueType, 'issue_type');
     const { project: p } = await this.call<{ project: Json }>('GET', `/projects/${encodeURIComponent(project)}.json`, { query: { include: 'issue_custom_fields' } });
     const standard: FieldInfo[] = [
       { id: 'subject', name: 'Subject', type: 'string', required: true },
@@ -394,7 +394,7 @@ export class RedmineTracker implements Tracker {
     return {
       id: String(entry.id),
       author: this.account(entry.user),
-      timeSpent: entry.hours !== undefined ? `${entry.hours}h` : null,
+      time_spent: entry.hours !== undefined ? `${entry.hours}h` : null,
       seconds: entry.hours !== undefined ? Math.round(Number(entry.hours) * 3600) : null,
       started: entry.spent_on ?? null,
       comment: String(entry.comments ?? ''),
