@@ -27,7 +27,7 @@ function nodeTest(env, testFiles) {
   const result = spawnSync(
     process.execPath,
     ['--test', '--test-reporter=spec', '--test-reporter-destination=stdout', '--test-reporter=tap', `--test-reporter-destination=${tap}`, '--disable-warning=ExperimentalWarning', ...testFiles],
-    { stdio: 'inherit', env: { ...process.env, ...env, MANDATE_TEST_ARTIFACTS: artifacts } },
+    { stdio: 'inherit', env: { ...process.env, ...env, MANDATE_TEST_ARTIFACTS: artifacts, MANDATE_VERIFY_OPERATIONS: '1' } },
   );
   try {
     const text = readFileSync(tap, 'utf8');

@@ -8,6 +8,7 @@ import { OPERATIONS } from '../lib/ops/index.ts';
 import { makeToken, makeUser } from './helpers/fixtures.ts';
 import { keepArtifact, recordSecret, testRuntime } from './helpers/db.ts';
 import { ALL_CORE_ADMIN_TOOLS } from './helpers/people.ts';
+import { errorOfToolResult } from '../lib/mcp/server.ts';
 
 // Every core and admin operation, called with the same inputs through its REST route and as an MCP
 // tool over Streamable HTTP, each on its own fresh server: the results must be the same (ids,
@@ -161,8 +162,7 @@ test('REST and MCP give the same results for the same inputs, errors included', 
     await client.connect(new StreamableHTTPClientTransport(new URL(`${mcpWorld.url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${mcpWorld.token}` } } }));
     const viaMcp = await runSteps(async (op, input) => {
       const result = await client.callTool({ name: op, arguments: input });
-      const structured = result.structuredContent as { error?: unknown };
-      return result.isError ? { ok: false, error: structured.error } : { ok: true, value: structured };
+      return result.isError ? { ok: false, error: errorOfToolResult(result) } : { ok: true, value: result.structuredContent };
     });
     await client.close();
 

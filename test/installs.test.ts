@@ -9,6 +9,7 @@ import { OPERATIONS } from '../lib/ops/index.ts';
 import { RemoteBackend } from '../lib/mcp/remote.ts';
 import { makeProject, makeToken, makeUser } from './helpers/fixtures.ts';
 import { keepArtifact, recordSecret, testRuntime, type TestRuntime } from './helpers/db.ts';
+import { errorOfToolResult } from '../lib/mcp/server.ts';
 
 // Installations over both faces (REST and MCP over Streamable HTTP), the same matrix on each.
 
@@ -72,10 +73,12 @@ function mcpFace(): Face {
       }
       const result = await client.callTool({ name: op, arguments: input });
       responses.push(JSON.stringify(result));
+      if (result.isError) {
+        const error = errorOfToolResult(result);
+        return { ok: false, error, status: STATUS[error.code] ?? 500 };
+      }
       const structured = result.structuredContent as any;
-      return result.isError
-        ? { ok: false, error: structured.error, status: STATUS[structured.error.code] ?? 500 }
-        : { ok: true, value: structured, status: structured.created ? 201 : 200 };
+      return { ok: true, value: structured, status: structured.created ? 201 : 200 };
     },
     async close() {
       for (const client of clients.values()) await client.close();
@@ -302,7 +305,7 @@ for (const makeFace of [restFace, mcpFace]) {
       assert.deepEqual([refused.status, refused.error.field], [409, 'force']);
       const forced = await face.call(people.admin!.token, 'delete_mcp_catalog_entry', { id: catalogId, force: true });
       assert.ok(forced.ok, JSON.stringify(forced));
-      assert.ok(forced.value.installationsRemoved >= 2);
+      assert.ok(forced.value.installations_removed >= 2);
       assert.equal(await rowsFor(catalogId), 0);
     });
   });

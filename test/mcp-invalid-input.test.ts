@@ -6,6 +6,7 @@ import type { Runtime } from '../lib/runtime.ts';
 import { OPERATIONS } from '../lib/ops/index.ts';
 import { peopleForRoles } from './helpers/people.ts';
 import { ok, startServer, stdioBackend, STDIO_MODES, type ProcessDatabase, type StdioMode } from './helpers/stdio.ts';
+import { errorOfToolResult } from '../lib/mcp/server.ts';
 
 // Every tool, called over a real stdio process with inputs generated from its own zod schema to
 // be invalid: each answer must be a tool error naming the field, the process must survive, and
@@ -81,7 +82,7 @@ function suite(mode: StdioMode) {
           const result = await server.call(name, input);
           calls++;
           assert.equal(result.isError, true, `${name}(${JSON.stringify(input)}) must fail`);
-          const error = (result.structuredContent as { error: { code: string; message: string; issues?: { field: string }[] } }).error;
+          const error = errorOfToolResult(result) as { code: string; message: string; issues?: { field: string }[] };
           assert.equal(error.code, 'invalid_input', `${name}: ${error.message}`);
           const fields = (error.issues ?? []).map((issue) => issue.field);
           assert.ok(fields.some((f) => f === field || f.startsWith(`${field}.`)), `${name}: issues ${fields.join(', ')} should name ${field}`);

@@ -1,6 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ADMIN_OPERATIONS } from '../lib/ops/index.ts';
+import { operationsOf } from '../lib/ops/index.ts';
 import { callerOf, makeRole, makeToken, makeUser } from './helpers/fixtures.ts';
 import { recordSecret, testRuntime, type TestRuntime } from './helpers/db.ts';
 import { mcpSession } from './helpers/mcp.ts';
@@ -38,7 +38,7 @@ test('a developer calling every admin tool by name is refused, the refusal names
         'list_mcp_servers', 'revoke_delegation', 'uninstall_mcp_server', 'update_mcp_server',
       ],
     );
-    for (const op of ADMIN_OPERATIONS) {
+    for (const op of operationsOf('admin')) {
       if (op.permission === null) continue;
       const error = toolError(await session.call(op.name, {}));
       // Invalid input is reported before permission for an empty call; a valid-looking call must hit the guard.

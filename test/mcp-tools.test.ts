@@ -24,7 +24,7 @@ after(async () => {
   await rt.close();
 });
 
-test('every tool carries a title, a description written for a model, a JSON input schema and annotations', async () => {
+test('every tool carries a title, a description written for a model, JSON input and output schemas and annotations', async () => {
   const { tools } = await client.listTools();
   // core + admin: 49 tools, and core's list_pm_connections.
   assert.equal(tools.length, 50);
@@ -34,6 +34,8 @@ test('every tool carries a title, a description written for a model, a JSON inpu
     assert.equal(tool.inputSchema.type, 'object', tool.name);
     assert.equal((tool.inputSchema as { additionalProperties?: boolean }).additionalProperties, false, `${tool.name}: unknown fields are refused`);
     assert.equal(typeof tool.annotations?.readOnlyHint, 'boolean', tool.name);
+    assert.equal(tool.outputSchema?.type, 'object', `${tool.name}: an output schema`);
+    assert.equal((tool.outputSchema as { additionalProperties?: boolean }).additionalProperties, false, `${tool.name}: every result field is declared`);
   }
   const byName = Object.fromEntries(tools.map((t) => [t.name, t]));
   assert.equal(byName.list_users!.annotations!.readOnlyHint, true);
@@ -45,13 +47,16 @@ test('every tool carries a title, a description written for a model, a JSON inpu
   assert.deepEqual(byName.create_token_for_user!.inputSchema.required?.sort(), ['name', 'user_id']);
 });
 
-test('results are structured JSON with the same JSON as text; errors are tool errors, not protocol errors', async () => {
+test('results are structured JSON with the same JSON as text; errors are tool errors with their JSON as text, not protocol errors', async () => {
   const result = await client.callTool({ name: 'list_permissions', arguments: {} });
   assert.equal(result.isError, undefined);
   assert.deepEqual(JSON.parse((result.content as { text: string }[])[0]!.text), result.structuredContent);
   const failed = await client.callTool({ name: 'get_user', arguments: { user_id: 'nope' } });
   assert.equal(failed.isError, true);
-  assert.match((failed.content as { text: string }[])[0]!.text, /^invalid_input: .*user_id/);
+  const error = JSON.parse((failed.content as { text: string }[])[0]!.text).error;
+  assert.equal(error.code, 'invalid_input');
+  assert.match(error.message, /user_id/);
+  assert.equal(failed.structuredContent, undefined, 'an error carries no structuredContent: clients check that against the outputSchema');
   const unknown = await client.callTool({ name: 'drop_database', arguments: {} });
   assert.equal(unknown.isError, true);
 });

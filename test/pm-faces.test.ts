@@ -9,6 +9,7 @@ import { keepArtifact, recordSecret, testRuntime, type TestRuntime } from './hel
 import { FakeJira, type FakeUser } from './helpers/fake-jira.ts';
 import { PM_CONNECTION_TOOLS } from './helpers/people.ts';
 import { specsMissing } from './helpers/openapi.ts';
+import { errorOfToolResult } from '../lib/mcp/server.ts';
 
 // The PM credential routes and tools over HTTP: /api/v1/user/credentials, /api/pm/..., MCP with
 // X-MCP-Toolsets narrowing, and a deployment that serves only some toolsets.
@@ -105,7 +106,7 @@ test('X-MCP-Toolsets narrows the pm tools a session lists and may call', async (
   assert.deepEqual(names, [...PM_CONNECTION_TOOLS, 'list_pm_connections', 'add_comment', 'edit_comment', 'list_comments'].sort());
   const outside = await narrowed.callTool({ name: 'search_issues', arguments: {} });
   assert.equal(outside.isError, true);
-  assert.match((outside.content as { text: string }[])[0]!.text, /toolset "issues" is not enabled/);
+  assert.match(errorOfToolResult(outside).message, /toolset "issues" is not enabled/);
   await narrowed.close();
   const everything = await d.mcp(alice.token);
   assert.ok((await everything.listTools()).tools.some((t) => t.name === 'search_issues'));

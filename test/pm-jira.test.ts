@@ -387,7 +387,7 @@ for (const flavor of ['cloud', 'dc'] as Flavor[]) {
       const duplicate = await call(dana, 'add_pm_connection', { provider, base_url: fake.url, name: 'as-bob', ...credentials(bobJira) });
       assert.equal(!duplicate.ok && duplicate.error.code, 'conflict');
       const removed = await ok(dana, 'remove_pm_connection', { id: second.id });
-      assert.equal(removed.newDefault, 'as-alice');
+      assert.equal(removed.new_default, 'as-alice');
       const list = await ok(dana, 'list_pm_connections');
       assert.deepEqual(list.items.map((c: any) => [c.name, c.default]), [['as-alice', true]]);
     });

@@ -23,10 +23,12 @@ async function auditFor(requestId: string) {
 // An operation that writes, then fails in a way nobody planned for.
 const writeThenCrash = operation({
   name: 'test_write_then_crash',
+  servers: [],
   route: { method: 'POST', path: '/api/test/test_write_then_crash' },
   title: 'test',
   description: 'test',
   input: z.strictObject({ email: z.string(), password: passwordSchema }),
+  output: z.strictObject({}),
   permission: 'users:write',
   effect: 'write',
   annotations: {},

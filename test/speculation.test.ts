@@ -121,10 +121,12 @@ describe('the runner under a speculation', () => {
   const probe = (kind: string, method: 'GET' | 'POST', effect: AnyOperation['effect'], onRun = () => {}) =>
     operation({
       name: `test_spec_${kind}`,
+      servers: [],
       route: { method, path: `/api/test/spec_${kind}` },
       title: 'test',
       description: 'test',
       input: z.strictObject({}),
+      output: z.record(z.string(), z.literal(true)),
       permission: null,
       effect,
       annotations: {},

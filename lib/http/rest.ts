@@ -8,6 +8,7 @@ import type { HttpAuthenticator } from './authenticate.ts';
 import { readJsonBody, sendError, sendJson, sendRedirect } from './respond.ts';
 import { ABSENT, INPUT_HEADER, ROUTE_PARAM } from './wire.ts';
 import { acceptCamelCase, answerInCamelCase } from './camel-case-aliases.ts';
+import { openApiDocument } from './openapi.ts';
 
 interface Route {
   op: AnyOperation;
@@ -51,16 +52,25 @@ export class RestApi {
   private readonly routes: Route[];
   private readonly runtime: Runtime;
   private readonly auth: HttpAuthenticator;
+  private readonly operations: readonly AnyOperation[];
+  private openapi: string | undefined;
 
   constructor(runtime: Runtime, auth: HttpAuthenticator, operations: readonly AnyOperation[]) {
     this.runtime = runtime;
     this.auth = auth;
+    this.operations = operations;
     this.routes = operations.map(compile);
   }
 
   /** Handles the request if it is an /api route; false when it is not. */
   async handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
     if (!url.pathname.startsWith('/api/')) return false;
+    if (url.pathname === '/api/openapi.json' && req.method === 'GET') {
+      // The interface is public knowledge; what a caller may do is decided per call.
+      this.openapi ??= JSON.stringify(openApiDocument(this.operations, this.runtime.pm.settings.publicUrl || undefined));
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'public, max-age=300' }).end(this.openapi);
+      return true;
+    }
     if (url.pathname === '/api/me/tools' && req.method === 'GET') {
       await this.visibleTools(req, res);
       return true;

@@ -79,11 +79,17 @@ export function toolResult(value: unknown): CallToolResult {
   return { content: [{ type: 'text', text: JSON.stringify(structured) }], structuredContent: structured };
 }
 
+/**
+ * A tool error: `{error: {code, message, field}}` as JSON text. Never as structuredContent, which
+ * clients check against the tool's outputSchema (the SDK's client does, even for an error).
+ */
 export function toolError(error: OpError): CallToolResult {
   const body: ErrorBody = error.toBody();
-  return {
-    isError: true,
-    content: [{ type: 'text', text: `${body.code}: ${body.message}` }],
-    structuredContent: { error: body },
-  };
+  return { isError: true, content: [{ type: 'text', text: JSON.stringify({ error: body }) }] };
+}
+
+/** The error a tool error result carries (for clients and tests of this server). */
+export function errorOfToolResult(result: object): ErrorBody {
+  const [first] = ((result as { content?: unknown }).content ?? []) as { type?: string; text?: string }[];
+  return (JSON.parse(first?.text ?? '{}') as { error: ErrorBody }).error;
 }

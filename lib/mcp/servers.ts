@@ -1,6 +1,7 @@
 // Which MCP servers exist (each a toolset of operations), and which each agent role gets:
 // servers/*.ts (the stdio entry points), entrypoint.sh, `mandate config` and the HTTP face read this.
-import { ADMIN_OPERATIONS, PM_OPERATIONS, SELF_OPERATIONS } from '../ops/index.ts';
+import { operationsOf } from '../ops/index.ts';
+import type { ServerName } from '../ops/operation.ts';
 import type { Toolset } from './toolset.ts';
 
 const core: Toolset = {
@@ -8,7 +9,7 @@ const core: Toolset = {
   title: 'Mandate core',
   instructions:
     'Mandate core: you act under the mandate of the user whose token started this server. whoami says who that is, get_my_permissions what you may do and why.',
-  operations: SELF_OPERATIONS,
+  operations: operationsOf('core'),
 };
 
 const admin: Toolset = {
@@ -16,18 +17,18 @@ const admin: Toolset = {
   title: 'Mandate admin',
   instructions:
     'Mandate admin: manage users, roles, delegations, API tokens, sessions and read the audit log. Every call is checked against your permissions and audited.',
-  operations: ADMIN_OPERATIONS,
+  operations: operationsOf('admin'),
 };
 
 const pm: Toolset = {
   name: 'pm',
   title: 'Mandate PM',
   instructions: 'Mandate PM: issues and projects in your own tracker, with your own connection.',
-  operations: PM_OPERATIONS,
+  operations: operationsOf('pm'),
 };
 
-export type ServerName = 'core' | 'admin' | 'pm';
-export const SERVERS: Record<string, Toolset> = { core, admin, pm };
+export type { ServerName };
+export const SERVERS: Readonly<Record<string, Toolset>> = { core, admin, pm };
 
 export interface RoleServers {
   servers: ServerName[];

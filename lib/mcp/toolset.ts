@@ -1,5 +1,5 @@
 import { isReadEffect, type AnyOperation } from '../ops/operation.ts';
-import { inputJsonSchema } from '../ops/json-schema.ts';
+import { inputJsonSchema, outputJsonSchema } from '../ops/json-schema.ts';
 
 /** A named list of operations served together as one MCP server (`core`, `admin`, `pm`). */
 export interface Toolset {
@@ -15,6 +15,7 @@ export interface ToolDescriptor {
   title: string;
   description: string;
   inputSchema: { type: 'object'; [key: string]: unknown };
+  outputSchema: { type: 'object'; [key: string]: unknown };
   annotations: {
     title: string;
     readOnlyHint: boolean;
@@ -36,6 +37,7 @@ export function toolDescriptor(op: AnyOperation): ToolDescriptor {
       title: op.title,
       description: op.description,
       inputSchema: inputJsonSchema(op),
+      outputSchema: outputJsonSchema(op) as ToolDescriptor['outputSchema'],
       annotations: {
         title: op.title,
         readOnlyHint: readOnly,

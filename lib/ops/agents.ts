@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { agentSessionOutput, itemsOf, userOutput } from './outputs.ts';
 import { callerUserId } from '../identity/caller.ts';
 import { z } from 'zod';
 import { AgentSession, Delegation, Project, User } from '../db/entities/index.ts';
@@ -21,6 +22,7 @@ select perm as permission, ra.project_id
 
 export const startAgentSession = operation({
   name: 'start_agent_session',
+  servers: ['core'],
   route: { method: 'POST', path: '/api/agent-sessions' },
   title: 'Start an agent session',
   description:
@@ -39,6 +41,7 @@ export const startAgentSession = operation({
     delegate_admin: z.boolean().default(false),
     label: z.string().trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters').optional(),
   }),
+  output: z.strictObject({ agent_session: agentSessionOutput, agent: userOutput, role: z.string(), token: z.string().describe("the agent's token: shown once"), granted: z.array(z.strictObject({ permission: z.string(), project_key: z.string().nullable() })), skipped: z.array(z.strictObject({ permission: z.string(), reason: z.string() })) }),
   permission: null,
   effect: 'write',
   annotations: {},
@@ -107,12 +110,14 @@ export const startAgentSession = operation({
 
 export const endAgentSessionOp = operation({
   name: 'end_agent_session',
+  servers: ['core'],
   route: { method: 'DELETE', path: '/api/agent-sessions/{agent_session_id}' },
   title: 'End an agent session',
   description:
     'End an agent session at once: its token and delegations are revoked, its sessions end and the agent user is deactivated, on every instance. ' +
     'Its spawner and the agent itself may end it; anyone else needs users:write. Idempotent.',
   input: z.strictObject({ agent_session_id: uuidField('the agent session') }),
+  output: agentSessionOutput.extend({ ended_now: z.boolean() }),
   permission: null,
   effect: 'write',
   annotations: { destructiveHint: true, idempotentHint: true },
@@ -131,10 +136,12 @@ export const endAgentSessionOp = operation({
 
 export const listMyAgentSessions = operation({
   name: 'list_my_agent_sessions',
+  servers: ['core'],
   route: { method: 'GET', path: '/api/agent-sessions' },
   title: 'My agent sessions',
   description: 'The agent sessions you started, newest first: role, agent user, expiry, whether ended. Running ones only unless include_ended is true.',
   input: z.strictObject({ include_ended: z.boolean().default(false) }),
+  output: itemsOf(agentSessionOutput),
   permission: null,
   effect: 'read',
   annotations: {},

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { auditOutput, cursorPage } from './outputs.ts';
 import { AuditEvent, AUDIT_OUTCOMES } from '../db/entities/index.ts';
 import { invalid } from '../errors.ts';
 import { operation } from './operation.ts';
@@ -10,6 +11,7 @@ const timeField = z.iso.datetime({ offset: true, message: 'must be an ISO 8601 d
 
 export const queryAudit = operation({
   name: 'query_audit',
+  servers: ['admin'],
   route: { method: 'GET', path: '/api/admin/audit' },
   title: 'Query the audit log',
   description:
@@ -25,6 +27,7 @@ export const queryAudit = operation({
     limit: limitField,
     cursor: cursorField,
   }),
+  output: cursorPage(auditOutput),
   permission: 'audit:read',
   effect: 'read',
   annotations: {},

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { cursorPage, delegationOutput } from './outputs.ts';
 import { callerUserId } from '../identity/caller.ts';
 import { AgentSession, Delegation, User } from '../db/entities/index.ts';
 import type { Permission } from '../access/permissions.ts';
@@ -13,6 +14,7 @@ import { cursorField, limitField, offsetField, page, pageStart } from './paginat
 
 export const createDelegation = operation({
   name: 'create_delegation',
+  servers: ['admin'],
   route: { method: 'POST', path: '/api/admin/delegations' },
   title: 'Delegate a permission',
   description:
@@ -28,6 +30,7 @@ export const createDelegation = operation({
     reason: reasonField.default(''),
     delegator_id: uuidField('the delegating user').optional(),
   }).refine((input) => input.project_key === undefined || input.project_id === undefined, { message: 'give project_key or project_id, not both', path: ['project_id'] }),
+  output: delegationOutput,
   permission: null,
   effect: 'write',
   annotations: {},
@@ -87,11 +90,13 @@ async function agentDelegation(ctx: OperationContext, agent: AgentSession, permi
 
 export const revokeDelegation = operation({
   name: 'revoke_delegation',
+  servers: ['admin'],
   route: { method: 'DELETE', path: '/api/admin/delegations/{delegation_id}' },
   title: 'Revoke a delegation',
   description:
     'End a delegation at once, on every instance. Its delegator may revoke it; anyone else needs delegations:write. Revoking an already revoked delegation returns it unchanged.',
   input: z.strictObject({ delegation_id: uuidField('the delegation') }),
+  output: delegationOutput,
   permission: null,
   effect: 'write',
   annotations: { destructiveHint: true, idempotentHint: true },
@@ -112,6 +117,7 @@ export const revokeDelegation = operation({
 
 export const listDelegations = operation({
   name: 'list_delegations',
+  servers: ['admin'],
   route: { method: 'GET', path: '/api/admin/delegations' },
   title: 'List delegations',
   description:
@@ -126,6 +132,7 @@ export const listDelegations = operation({
     cursor: cursorField,
     offset: offsetField,
   }),
+  output: cursorPage(delegationOutput),
   permission: 'delegations:read',
   effect: 'read',
   annotations: {},
@@ -145,10 +152,12 @@ export const listDelegations = operation({
 
 export const getDelegation = operation({
   name: 'get_delegation',
+  servers: ['admin'],
   route: { method: 'GET', path: '/api/admin/delegations/{delegation_id}' },
   title: 'Get a delegation',
   description: 'Get one delegation. Its delegator and delegate may always see it; anyone else needs delegations:read.',
   input: z.strictObject({ delegation_id: uuidField('the delegation') }),
+  output: delegationOutput.extend({ active: z.boolean() }),
   permission: null,
   effect: 'read',
   annotations: {},

@@ -1,67 +1,59 @@
-import type { AnyOperation } from './operation.ts';
-import { createUser, deactivateUser, deleteUser, getUser, listUsers, reactivateUser, resetPassword, updateUser } from './users.ts';
-import {
-  assignRole, createRole, deleteRole, getRole, getUserPermissions, listPermissions, listRoleMembers, listRoles, removeRole, updateRole,
-} from './roles.ts';
-import { createDelegation, getDelegation, listDelegations, revokeDelegation } from './delegations.ts';
-import { createTokenForUser, listUserTokens, revokeUserToken } from './tokens.ts';
-import { listUserSessions, revokeUserSessions } from './sessions.ts';
-import { queryAudit } from './audit-log.ts';
-import { createMyToken, getMyPermissions, health, listMyDelegations, listMyTokens, revokeMyToken, whoami } from './self.ts';
-import { endAgentSessionOp, listMyAgentSessions, startAgentSession } from './agents.ts';
-import { createMcpCatalogEntry, deleteMcpCatalogEntry, getMcpCatalogEntry, listMcpCatalog, updateMcpCatalogEntry } from './mcp-catalog.ts';
-import { getMcpServer, installMcpServer, listMcpServers, listMyMcpServers, uninstallMcpServer, updateMcpServer } from './installs.ts';
-import { PM_BROWSER_OPERATIONS, PM_OPERATIONS } from './pm/index.ts';
-import { listPmConnections } from './pm/connections.ts';
+import { definedOperations, isOperation, SERVER_NAMES, type AnyOperation, type ServerName } from './operation.ts';
+import * as users from './users.ts';
+import * as roles from './roles.ts';
+import * as delegations from './delegations.ts';
+import * as tokens from './tokens.ts';
+import * as sessions from './sessions.ts';
+import * as auditLog from './audit-log.ts';
+import * as self from './self.ts';
+import * as agents from './agents.ts';
+import * as catalog from './mcp-catalog.ts';
+import * as installs from './installs.ts';
+import * as pm from './pm/index.ts';
 
-export {
-  createUser, deactivateUser, deleteUser, getUser, listUsers, reactivateUser, resetPassword, updateUser,
-  assignRole, createRole, deleteRole, getRole, getUserPermissions, listPermissions, listRoleMembers, listRoles, removeRole, updateRole,
-  createDelegation, getDelegation, listDelegations, revokeDelegation,
-  createTokenForUser, listUserTokens, revokeUserToken,
-  listUserSessions, revokeUserSessions, queryAudit,
-  createMyToken, getMyPermissions, health, listMyDelegations, listMyTokens, revokeMyToken, whoami,
-  endAgentSessionOp, listMyAgentSessions, startAgentSession,
-  createMcpCatalogEntry, deleteMcpCatalogEntry, getMcpCatalogEntry, listMcpCatalog, updateMcpCatalogEntry,
-  getMcpServer, installMcpServer, listMcpServers, listMyMcpServers, uninstallMcpServer, updateMcpServer,
-};
+// The one registry: every operation a module below exports, each declaring its own servers (and,
+// for PM, its toolset). The MCP servers, REST routes, remote calls, CLI and generated docs are all
+// derived from it; defining an operation in one of these modules is all it takes to add one.
+export * from './users.ts';
+export * from './roles.ts';
+export * from './delegations.ts';
+export * from './tokens.ts';
+export * from './sessions.ts';
+export * from './audit-log.ts';
+export * from './self.ts';
+export * from './agents.ts';
+export * from './mcp-catalog.ts';
+export * from './installs.ts';
+export * from './pm/index.ts';
 
-/** Operations about the caller itself: the `core` toolset. */
-export const SELF_OPERATIONS: AnyOperation[] = [
-  whoami, getMyPermissions, listMyDelegations, listMyTokens, createMyToken, revokeMyToken,
-  startAgentSession, endAgentSessionOp, listMyAgentSessions,
-  listMcpCatalog, listMyMcpServers, getMcpServer, installMcpServer, updateMcpServer, uninstallMcpServer,
-  listPmConnections,
-  health,
-] as AnyOperation[];
+const MODULES = [users, roles, delegations, tokens, sessions, auditLog, self, agents, catalog, installs, pm];
 
-/** Tracker connections and tools with the caller's own credentials: the `pm` toolset. */
-export { PM_OPERATIONS };
+/** Every operation once, by name: the order tools are listed and documented in. */
+export const ALL_OPERATIONS: readonly AnyOperation[] = Object.freeze(
+  [...new Set(MODULES.flatMap((module) => Object.values(module).filter(isOperation)))].sort((a, b) => a.name.localeCompare(b.name)),
+);
 
-/** Administration of other users and the platform: the `admin` toolset. */
-export const ADMIN_OPERATIONS: AnyOperation[] = [
-  listUsers, getUser, createUser, updateUser, deactivateUser, reactivateUser, deleteUser, resetPassword,
-  listRoles, getRole, createRole, updateRole, deleteRole, assignRole, removeRole, listRoleMembers, getUserPermissions, listPermissions,
-  listDelegations, getDelegation, createDelegation, revokeDelegation,
-  createTokenForUser, listUserTokens, revokeUserToken,
-  listUserSessions, revokeUserSessions,
-  listMcpCatalog, getMcpCatalogEntry, createMcpCatalogEntry, updateMcpCatalogEntry, deleteMcpCatalogEntry,
-  listMcpServers, getMcpServer, installMcpServer, updateMcpServer, uninstallMcpServer,
-  queryAudit,
-] as AnyOperation[];
+// An operation defined but not exported, or hidden by two `export *` of one name, would silently
+// be no tool and no route: refused at load instead.
+for (const op of definedOperations()) {
+  if (!ALL_OPERATIONS.includes(op)) throw new Error(`operation ${op.name} is defined but not in the registry: export it (under a name no other module uses)`);
+}
 
 /**
- * Every operation, by name: the one registry the servers, REST routes and CLI draw from. A
- * null-prototype object, so a tool named `__proto__` or `constructor` finds nothing; two operations
- * of one name stop the process at load.
+ * Every operation, by name. A null-prototype object, so a tool named `__proto__` or `constructor`
+ * finds nothing; two operations of one name stop the process at load.
  */
-export const OPERATIONS: Readonly<Record<string, AnyOperation>> = registry([...SELF_OPERATIONS, ...ADMIN_OPERATIONS, ...PM_OPERATIONS, ...PM_BROWSER_OPERATIONS]);
+export const OPERATIONS: Readonly<Record<string, AnyOperation>> = registry(ALL_OPERATIONS);
 
-function registry(operations: readonly AnyOperation[]): Readonly<Record<string, AnyOperation>> {
+/** The operations one MCP server serves as tools. */
+export const operationsOf = (server: ServerName): AnyOperation[] => ALL_OPERATIONS.filter((op) => op.servers.includes(server));
+
+export function registry(operations: readonly AnyOperation[]): Readonly<Record<string, AnyOperation>> {
   const byName: Record<string, AnyOperation> = Object.create(null);
   for (const op of operations) {
     const existing = byName[op.name];
     if (existing && existing !== op) throw new Error(`two operations are named ${op.name}`);
+    for (const server of op.servers) if (!SERVER_NAMES.includes(server)) throw new Error(`${op.name} names an unknown server "${server}"`);
     byName[op.name] = op;
   }
   return Object.freeze(byName);

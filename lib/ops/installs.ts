@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { cursorPage, installationOutput } from './outputs.ts';
 import { z } from 'zod';
 import { INSTALL_SCOPES, McpInstallation, Project, RoleAssignment, User, type McpCatalogEntry } from '../db/entities/index.ts';
 import type { Em } from '../db/orm.ts';
@@ -122,6 +123,7 @@ function installTarget(installation: McpInstallation): string {
 
 export const installMcpServer = operation({
   name: 'install_mcp_server',
+  servers: ['core', 'admin'],
   route: { method: 'POST', path: '/api/mcp_server', status: (value: { created: boolean }) => (value.created ? 201 : 200), camelCaseAliases: true },
   title: 'Install an MCP server',
   description:
@@ -137,6 +139,7 @@ export const installMcpServer = operation({
     project_key: projectKeyField.optional(),
     secrets: secretsInput.default({}),
   }),
+  output: installationOutput.extend({ created: z.boolean(), note: z.string().optional() }),
   permission: 'installs:write',
   effect: 'write',
   annotations: { idempotentHint: true },
@@ -217,11 +220,13 @@ async function forUser(em: Em, userId: string) {
 
 export const listMyMcpServers = operation({
   name: 'list_my_mcp_servers',
+  servers: ['core'],
   route: { method: 'GET', path: '/api/me/mcp_servers' },
   title: 'List my MCP servers',
   description:
     'List the MCP servers installed for you: your personal installations, your projects\' and everyone\'s, each with whether it is usable and which secrets are set. Filters: scope, catalog_id. Returns {items, next_cursor}.',
   input: z.strictObject(listFilters),
+  output: cursorPage(installationOutput),
   permission: null,
   effect: 'read',
   annotations: {},
@@ -234,12 +239,14 @@ export const listMyMcpServers = operation({
 
 export const listMcpServers = operation({
   name: 'list_mcp_servers',
+  servers: ['admin'],
   route: { method: 'GET', path: '/api/mcp_server' },
   title: 'List MCP server installations',
   description:
     'List MCP server installations. Without user_id or all: those for you (as list_my_mcp_servers). user_id: those for that user; all: true: every installation; both need installs:read. ' +
     'Filters: scope, catalog_id. Returns {items, next_cursor}.',
   input: z.strictObject({ ...listFilters, user_id: uuidField('a user').optional(), all: z.boolean().default(false) }),
+  output: cursorPage(installationOutput),
   permission: null,
   effect: 'read',
   annotations: {},
@@ -254,10 +261,12 @@ export const listMcpServers = operation({
 
 export const getMcpServer = operation({
   name: 'get_mcp_server',
+  servers: ['core', 'admin'],
   route: { method: 'GET', path: '/api/mcp_server/{id}' },
   title: 'Get an MCP server installation',
   description: 'Get one installation: catalog entry, scope, owner, its users, whether it is usable, and which secrets are set (never their values).',
   input: z.strictObject({ id: uuidField('the installation') }),
+  output: installationOutput,
   permission: null,
   effect: 'read',
   annotations: {},
@@ -269,6 +278,7 @@ export const getMcpServer = operation({
 
 export const updateMcpServer = operation({
   name: 'update_mcp_server',
+  servers: ['core', 'admin'],
   route: { method: 'PATCH', path: '/api/mcp_server/{id}' },
   title: 'Set the secrets of an MCP server installation',
   description:
@@ -277,6 +287,7 @@ export const updateMcpServer = operation({
     id: uuidField('the installation'),
     secrets: z.record(secretName, secretValue.nullable()),
   }),
+  output: installationOutput,
   permission: 'installs:write',
   effect: 'write',
   annotations: { idempotentHint: true },
@@ -300,11 +311,13 @@ export const updateMcpServer = operation({
 
 export const uninstallMcpServer = operation({
   name: 'uninstall_mcp_server',
+  servers: ['core', 'admin'],
   route: { method: 'DELETE', path: '/api/mcp_server/{id}' },
   title: 'Uninstall an MCP server',
   description:
     'Remove an installation and its stored secrets. The owner of a personal installation may; anyone else, and any team, project or org installation, needs installs:admin. Returns what was removed.',
   input: z.strictObject({ id: uuidField('the installation') }),
+  output: installationOutput.extend({ uninstalled: z.literal(true) }),
   permission: 'installs:write',
   effect: 'write',
   annotations: { destructiveHint: true },

@@ -9,6 +9,7 @@ export interface InputJsonSchema {
 }
 
 const schemas = new WeakMap<AnyOperation, InputJsonSchema>();
+const outputSchemas = new WeakMap<AnyOperation, InputJsonSchema>();
 
 /** The JSON Schema of what an operation accepts (its zod input, as a client sends it), computed once. */
 export function inputJsonSchema(op: AnyOperation): InputJsonSchema {
@@ -17,6 +18,18 @@ export function inputJsonSchema(op: AnyOperation): InputJsonSchema {
     const { $schema: _ignored, ...rest } = z.toJSONSchema(op.input, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
     schema = { ...rest, type: 'object' } as InputJsonSchema;
     schemas.set(op, schema);
+  }
+  return schema;
+}
+
+/** The JSON Schema of what a success returns (the tool's outputSchema), computed once. */
+export function outputJsonSchema(op: AnyOperation): InputJsonSchema {
+  let schema = outputSchemas.get(op);
+  if (!schema) {
+    const { $schema: _ignored, ...rest } = z.toJSONSchema(op.output, { io: 'output', unrepresentable: 'any' }) as Record<string, unknown>;
+    // A union of objects (an outcome and its shapes) is still an object, which MCP requires.
+    schema = { type: 'object', ...rest } as InputJsonSchema;
+    outputSchemas.set(op, schema);
   }
   return schema;
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { catalogOutput, itemsOf } from './outputs.ts';
 import { MCP_TRANSPORTS, McpCatalogEntry, McpInstallation, type CredentialField } from '../db/entities/index.ts';
 import { conflict, invalid } from '../errors.ts';
 import { operation } from './operation.ts';
@@ -58,11 +59,13 @@ const catalogTarget = (input: { id?: string; name?: string }) => `mcp_catalog:${
 
 export const listMcpCatalog = operation({
   name: 'list_mcp_catalog',
+  servers: ['core', 'admin'],
   route: { method: 'GET', path: '/api/mcp_catalog' },
   title: 'List the MCP server catalog',
   description:
     'List the MCP servers that can be installed: name, description, transport (remote URL or stdio command), and the credential fields an installation needs. Returns {items}.',
   input: z.strictObject({}),
+  output: itemsOf(catalogOutput),
   permission: null,
   effect: 'read',
   annotations: {},
@@ -74,10 +77,12 @@ export const listMcpCatalog = operation({
 
 export const getMcpCatalogEntry = operation({
   name: 'get_mcp_catalog_entry',
+  servers: ['admin'],
   route: { method: 'GET', path: '/api/mcp_catalog/{id}' },
   title: 'Get an MCP catalog entry',
   description: 'Get one MCP catalog entry by name or id, with how many installations it has.',
   input: z.strictObject({ id: catalogRef }),
+  output: catalogOutput,
   permission: null,
   effect: 'read',
   annotations: {},
@@ -90,6 +95,7 @@ export const getMcpCatalogEntry = operation({
 
 export const createMcpCatalogEntry = operation({
   name: 'create_mcp_catalog_entry',
+  servers: ['admin'],
   route: { method: 'POST', path: '/api/mcp_catalog' },
   title: 'Add an MCP server to the catalog',
   description:
@@ -103,6 +109,7 @@ export const createMcpCatalogEntry = operation({
     args: args.default([]),
     credential_fields: credentialFields.default([]),
   }),
+  output: catalogOutput,
   permission: 'installs:admin',
   effect: 'write',
   annotations: {},
@@ -120,6 +127,7 @@ export const createMcpCatalogEntry = operation({
 
 export const updateMcpCatalogEntry = operation({
   name: 'update_mcp_catalog_entry',
+  servers: ['admin'],
   route: { method: 'PATCH', path: '/api/mcp_catalog/{id}' },
   title: 'Change an MCP catalog entry',
   description:
@@ -134,6 +142,7 @@ export const updateMcpCatalogEntry = operation({
     args: args.optional(),
     credential_fields: credentialFields.optional(),
   }),
+  output: catalogOutput,
   permission: 'installs:admin',
   effect: 'write',
   annotations: { idempotentHint: true },
@@ -161,11 +170,13 @@ export const updateMcpCatalogEntry = operation({
 
 export const deleteMcpCatalogEntry = operation({
   name: 'delete_mcp_catalog_entry',
+  servers: ['admin'],
   route: { method: 'DELETE', path: '/api/mcp_catalog/{id}' },
   title: 'Remove an MCP server from the catalog',
   description:
     'Remove an MCP catalog entry (by name or id). Refused while it is installed, unless force is true, which uninstalls it for everyone first. Returns what was removed.',
   input: z.strictObject({ id: catalogRef, force: z.boolean().default(false) }),
+  output: catalogOutput.extend({ deleted: z.literal(true), installations_removed: z.number().int() }),
   permission: 'installs:admin',
   effect: 'write',
   annotations: { destructiveHint: true },
@@ -180,6 +191,6 @@ export const deleteMcpCatalogEntry = operation({
     await ctx.em.nativeDelete(McpInstallation, { catalog: entry });
     ctx.em.remove(entry);
     await ctx.em.flush();
-    return { ...view, deleted: true, installationsRemoved: installations };
+    return { ...view, deleted: true, installations_removed: installations };
   },
 });

@@ -2,7 +2,8 @@ import type { z } from 'zod';
 import type { Em } from '../db/orm.ts';
 import type { Caller } from '../identity/caller.ts';
 import type { Permission } from '../access/permissions.ts';
-import type { GrantSource, PermissionResolver } from '../access/resolver.ts';
+import type { EffectivePermissions, GrantSource, PermissionResolver } from '../access/resolver.ts';
+import type { Tracker } from '../pm/provider.ts';
 import type { Logger } from '../log.ts';
 import type { Vault } from '../vault.ts';
 import type { PmService } from '../pm/service.ts';
@@ -38,6 +39,16 @@ export interface OperationContext {
   pm: PmService;
   /** The grant the operation's own permission was used through (null: system caller or no permission). */
   via: GrantSource | null;
+  /** The project the input names (`project`), looked up once by the runner; null when it names none. */
+  project: { id: string; key: string } | null;
+  /**
+   * The caller's effective permissions in that project (or globally), resolved once per call by the
+   * runner against what this call sees (a write: inside its transaction); `require` and `holds` for
+   * the same project use them. Null for a system caller.
+   */
+  permissions: EffectivePermissions | null;
+  /** The caller's own tracker, opened by the tracker step of a PM tool (`steps`). */
+  tracker?: Tracker;
   /**
    * P2: refuses unless the caller holds every permission `userId` holds, in every scope (for
    * operations whose target is known only once they run; the runner checks `actsOn` itself).
@@ -57,6 +68,16 @@ export interface OperationContext {
   /** Writes this process's batched audit events, so a query of the audit log sees them. */
   settleAudit(): Promise<void>;
 }
+
+/** The MCP servers an operation can be a tool of (entrypoint.sh composes them by agent role). */
+export const SERVER_NAMES = ['core', 'admin', 'pm'] as const;
+export type ServerName = (typeof SERVER_NAMES)[number];
+
+/**
+ * A step around an operation's run, in the spirit of tRPC's middleware: it may prepare the context
+ * (open the caller's tracker), check, or map errors, then calls `next`. Declared by the operation.
+ */
+export type OperationStep = (ctx: OperationContext, input: unknown, next: (ctx: OperationContext) => Promise<unknown>) => Promise<unknown>;
 
 export type HttpMethod = 'GET' | 'POST' | 'PATCH' | 'DELETE';
 
@@ -79,6 +100,11 @@ export interface Operation<Schema extends z.ZodType = z.ZodType, Output = unknow
   /** The MCP tool name; REST routes and audit events use it too. */
   name: string;
   /**
+   * The MCP servers that serve it as a tool: `core` (the caller's own things), `admin` (other users
+   * and the platform), `pm` (trackers). None: a REST route only (a browser flow's step).
+   */
+  servers: readonly ServerName[];
+  /**
    * The REST face: `{name}` segments of the path fill the input fields of that name; GET and DELETE
    * take the rest from the query string, POST and PATCH from the JSON body.
    */
@@ -87,6 +113,11 @@ export interface Operation<Schema extends z.ZodType = z.ZodType, Output = unknow
   /** Written for a model: what it does, when to use it, what it returns. */
   description: string;
   input: Schema;
+  /**
+   * What a success returns (a strict zod object): the tool's `outputSchema`, the REST response in
+   * the OpenAPI document; the test suite checks every result against it (MANDATE_VERIFY_OPERATIONS).
+   */
+  output: z.ZodType;
   /** The PM toolset the operation belongs to (deployments and requests choose toolsets). */
   toolset?: string;
   /**
@@ -104,6 +135,8 @@ export interface Operation<Schema extends z.ZodType = z.ZodType, Output = unknow
    * holds, in every scope (P2 in DESIGN.md), before the operation runs.
    */
   actsOn?: (input: z.output<Schema>) => string | undefined;
+  /** Steps run around `run`, outermost first (a PM tool's: open the caller's tracker). */
+  steps?: readonly OperationStep[];
   /** The project the permission is checked for, when the input names one. */
   project?: (input: z.output<Schema>) => string | undefined;
   /** What the call acts on, known from the input, e.g. `user:<id>`. */
@@ -111,9 +144,21 @@ export interface Operation<Schema extends z.ZodType = z.ZodType, Output = unknow
   run(ctx: OperationContext, input: z.output<Schema>): Promise<Output>;
 }
 
-/** Defines an operation once; the runner, MCP, REST and remote faces all take it from here. */
+const defined = new Set<object>();
+
+/**
+ * Defines an operation once; the runner, MCP, REST and remote faces all take it from here. An
+ * operation a module of lib/ops/index.ts exports is registered: nothing else lists it.
+ */
 export function operation<Schema extends z.ZodType, Output>(definition: Operation<Schema, Output>): Operation<Schema, Output> {
+  defined.add(definition);
   return definition;
 }
+
+/** Every operation defined so far, in definition order (the registry checks it missed none). */
+export const definedOperations = (): AnyOperation[] => [...defined] as AnyOperation[];
+
+/** Whether a module's export is an operation (rather than a schema or a helper). */
+export const isOperation = (value: unknown): value is AnyOperation => typeof value === 'object' && value !== null && defined.has(value);
 
 export type AnyOperation = Operation<z.ZodType, unknown>;

@@ -1,6 +1,7 @@
 import { z } from 'zod';
+import { assignmentOutput, cursorPage, effectivePermissionsOutput, roleOutput, userOutput } from './outputs.ts';
 import { callerUserId } from '../identity/caller.ts';
-import { Role, RoleAssignment, type Project, type User } from '../db/entities/index.ts';
+import { Project, Role, RoleAssignment, type User } from '../db/entities/index.ts';
 import { requireAllPermissions } from '../access/guard.ts';
 import { ALL_PERMISSIONS, PERMISSIONS, type Permission } from '../access/permissions.ts';
 import { conflict, OpError } from '../errors.ts';
@@ -20,10 +21,16 @@ const roleName = z
   .regex(/^[a-z][a-z0-9_-]{1,63}$/, 'must be 2-64 characters: letters, digits, "_" or "-", starting with a letter');
 const permissionList = z.array(permissionField).max(ALL_PERMISSIONS.length, `must list at most ${ALL_PERMISSIONS.length} permissions`);
 
-/** Refuses to hand out, through a role, permissions the caller does not hold itself for that scope. */
-async function requireHoldsAll(ctx: OperationContext, permissions: readonly string[], what: string, project: Project | null = null) {
+/**
+ * Refuses to hand out, through a role, permissions the caller does not hold itself for that scope.
+ * For the call's own project it uses the permissions the runner resolved in this transaction, unless
+ * `fresh`: an operation that did slow work since (create_user hashed a password) asks again, so a
+ * grant revoked meanwhile is seen.
+ */
+async function requireHoldsAll(ctx: OperationContext, permissions: readonly string[], what: string, project: Project | null = null, fresh = false) {
   if (ctx.caller.kind !== 'user') return;
-  const held = await ctx.resolver.resolve(ctx.em, ctx.caller, project?.id ?? null);
+  const sameScope = !fresh && ctx.permissions && (project?.id ?? null) === (ctx.project?.id ?? null);
+  const held = sameScope ? ctx.permissions! : await ctx.resolver.resolve(ctx.em, ctx.caller, project?.id ?? null);
   requireAllPermissions(held, permissions, what);
 }
 
@@ -49,13 +56,13 @@ function notSystem(role: Role, what: string) {
  * Assigns a role, refusing to hand out permissions the assigner does not hold itself for that
  * scope: roles:write alone must not let anyone mint a role richer than their own.
  */
-export async function grantRole(ctx: OperationContext, user: User, roleRefValue: string, project: Project | null) {
+export async function grantRole(ctx: OperationContext, user: User, roleRefValue: string, project: Project | null, options: { fresh?: boolean } = {}) {
   // P3: never to oneself, or roles:write would turn delegated permissions into a role of one's own.
   if (ctx.caller.kind === 'user' && ctx.caller.userId === user.id) {
     throw new OpError('forbidden', 'permission denied: you cannot assign a role to yourself; ask another admin', { field: 'user_id' });
   }
   const role = await findRole(ctx.em, roleRefValue);
-  await requireHoldsAll(ctx, role.permissions, `assigning role "${role.name}"`, project);
+  await requireHoldsAll(ctx, role.permissions, `assigning role "${role.name}"`, project, options.fresh);
   const existing = await ctx.em.findOne(RoleAssignment, { user, role, project });
   if (existing) return { assignment: existing, role, created: false };
   const assignment = ctx.em.create(RoleAssignment, {
@@ -70,10 +77,12 @@ export async function grantRole(ctx: OperationContext, user: User, roleRefValue:
 
 export const listPermissions = operation({
   name: 'list_permissions',
+  servers: ['admin'],
   route: { method: 'GET', path: '/api/admin/permissions' },
   title: 'List permissions',
   description: 'List every permission in the catalogue with what it lets a caller do. Roles and delegations are made of these.',
   input: z.strictObject({}),
+  output: z.strictObject({ items: z.array(z.strictObject({ permission: z.string(), description: z.string() })) }),
   permission: 'roles:read',
   effect: 'read',
   annotations: {},
@@ -84,11 +93,13 @@ export const listPermissions = operation({
 
 export const listRoles = operation({
   name: 'list_roles',
+  servers: ['admin'],
   route: { method: 'GET', path: '/api/admin/roles' },
   title: 'List roles',
   description:
     'List roles (system first, then custom, by name) with their permissions and how many assignments each has; limit (default 100) and offset page through them. Returns {items, next_offset}.',
   input: z.strictObject({ limit: limitField.default(100), offset: offsetField }),
+  output: z.strictObject({ items: z.array(roleOutput.extend({ assignments: z.number().int() })), next_offset: z.number().int().nullable() }),
   permission: 'roles:read',
   effect: 'read',
   annotations: {},
@@ -106,10 +117,12 @@ export const listRoles = operation({
 
 export const getRole = operation({
   name: 'get_role',
+  servers: ['admin'],
   route: { method: 'GET', path: '/api/admin/roles/{role}' },
   title: 'Get a role',
   description: 'Get one role by name or id: description, permissions (with descriptions), whether it is a system role, and how many assignments it has.',
   input: z.strictObject({ role: roleRef }),
+  output: roleOutput.extend({ permission_details: z.array(z.strictObject({ permission: z.string(), description: z.string().nullable() })), assignments: z.number().int() }),
   permission: 'roles:read',
   effect: 'read',
   annotations: {},
@@ -127,6 +140,7 @@ export const getRole = operation({
 
 export const createRole = operation({
   name: 'create_role',
+  servers: ['admin'],
   route: { method: 'POST', path: '/api/admin/roles' },
   title: 'Create a custom role',
   description:
@@ -136,6 +150,7 @@ export const createRole = operation({
     description: z.string().trim().max(1000, 'must be at most 1000 characters').default(''),
     permissions: permissionList.min(1, 'must list at least one permission'),
   }),
+  output: roleOutput,
   permission: 'roles:write',
   effect: 'write',
   annotations: {},
@@ -151,6 +166,7 @@ export const createRole = operation({
 
 export const updateRole = operation({
   name: 'update_role',
+  servers: ['admin'],
   route: { method: 'PATCH', path: '/api/admin/roles/{role}' },
   title: 'Update a custom role',
   description:
@@ -166,6 +182,7 @@ export const updateRole = operation({
       message: 'give description or permissions',
       path: ['permissions'],
     }),
+  output: roleOutput,
   permission: 'roles:write',
   effect: 'write',
   annotations: { idempotentHint: true },
@@ -188,11 +205,13 @@ export const updateRole = operation({
 
 export const deleteRole = operation({
   name: 'delete_role',
+  servers: ['admin'],
   route: { method: 'DELETE', path: '/api/admin/roles/{role}' },
   title: 'Delete a custom role',
   description:
     'Delete a custom role. Refused while it is assigned to anyone, unless cascade is true, which removes those assignments too (their members lose its permissions at once). System roles cannot be deleted.',
   input: z.strictObject({ role: roleRef, cascade: z.boolean().default(false) }),
+  output: roleOutput.extend({ deleted: z.literal(true), assignments_removed: z.number().int() }),
   permission: 'roles:write',
   effect: 'write',
   annotations: { destructiveHint: true },
@@ -214,6 +233,7 @@ export const deleteRole = operation({
 
 export const assignRole = operation({
   name: 'assign_role',
+  servers: ['admin'],
   route: { method: 'POST', path: '/api/admin/users/{user_id}/roles' },
   title: 'Assign a role',
   description:
@@ -229,6 +249,7 @@ export const assignRole = operation({
     })
     .refine((input) => (input.role === undefined) !== (input.role_id === undefined), { message: 'give either role (name or id) or role_id', path: ['role'] })
     .refine((input) => input.project_key === undefined || input.project_id === undefined, { message: 'give project_key or project_id, not both', path: ['project_id'] }),
+  output: assignmentOutput.extend({ created: z.boolean() }),
   permission: 'roles:write',
   effect: 'write',
   annotations: { idempotentHint: true },
@@ -236,15 +257,16 @@ export const assignRole = operation({
   target: (input) => `user:${input.user_id}`,
   async run(ctx, input) {
     const user = await findUser(ctx.em, input.user_id);
-    const projectRef = input.project_key ?? input.project_id;
-    const project = projectRef ? await findProject(ctx.em, projectRef, input.project_id ? 'project_id' : 'project_key') : null;
+    // Looked up once, by the runner, from `project` (key or id), in this transaction.
+    const project = ctx.project ? await ctx.em.findOneOrFail(Project, { id: ctx.project.id }) : null;
     const { assignment, role, created } = await grantRole(ctx, user, (input.role ?? input.role_id)!, project);
-    return { ...assignmentView(assignment), role: role.name, project_key: project?.key ?? null, created };
+    return { ...assignmentView(assignment), role: role.name, project_key: ctx.project?.key ?? null, created };
   },
 });
 
 export const removeRole = operation({
   name: 'remove_role',
+  servers: ['admin'],
   route: { method: 'DELETE', path: '/api/admin/users/{user_id}/roles/{assignment_id}' },
   title: 'Remove a role assignment',
   description:
@@ -266,6 +288,7 @@ export const removeRole = operation({
       message: 'assignment_id and role_assignment_id disagree; give one',
       path: ['role_assignment_id'],
     }),
+  output: assignmentOutput.extend({ removed: z.literal(true) }),
   permission: 'roles:write',
   effect: 'write',
   annotations: { destructiveHint: true, idempotentHint: true },
@@ -293,10 +316,12 @@ export const removeRole = operation({
 
 export const listRoleMembers = operation({
   name: 'list_role_members',
+  servers: ['admin'],
   route: { method: 'GET', path: '/api/admin/roles/{role}/members' },
   title: "List a role's members",
   description: 'List the users a role is assigned to (globally or per project), a page at a time. Returns {items: [{assignment, user}], next_cursor}.',
   input: z.strictObject({ role: roleRef, limit: limitField, cursor: cursorField }),
+  output: cursorPage(z.strictObject({ assignment: assignmentOutput, user: userOutput })),
   permission: 'roles:read',
   effect: 'read',
   annotations: {},
@@ -315,12 +340,14 @@ export const listRoleMembers = operation({
 
 export const getUserPermissions = operation({
   name: 'get_user_permissions',
+  servers: ['admin'],
   route: { method: 'GET', path: '/api/admin/users/{user_id}/permissions' },
   title: "A user's effective permissions",
   description:
     "What a user may do, globally or in one project (project_key), and where each permission comes from: a role, or a delegation (who delegated it, until when). " +
     'Exactly what the guard would allow the user.',
   input: z.strictObject({ user_id: uuidField('the user'), project_key: projectKeyField.optional() }),
+  output: effectivePermissionsOutput.extend({ user_id: z.string(), active: z.boolean() }),
   permission: 'users:read',
   effect: 'read',
   annotations: {},

@@ -4,10 +4,10 @@ import type { AuditOutcome } from '../db/entities/index.ts';
 import type { Caller, UserCaller } from '../identity/caller.ts';
 import type { Permission } from '../access/permissions.ts';
 import { requireLive, requirePermission } from '../access/guard.ts';
-import type { PermissionResolver } from '../access/resolver.ts';
+import type { EffectivePermissions, PermissionResolver } from '../access/resolver.ts';
 import { OpError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import type { AnyOperation, Operation, OperationContext } from './operation.ts';
+import { isReadEffect, type AnyOperation, type Operation, type OperationContext } from './operation.ts';
 import { requireCoverage } from '../access/coverage.ts';
 import { addAuditEvent, AuditWriter, type AuditRecord } from '../audit/writer.ts';
 import { EpochCache } from '../access/epoch.ts';
@@ -30,6 +30,20 @@ export interface RunMeta {
 }
 
 export type RunResult<Output> = { ok: true; value: Output } | { ok: false; error: OpError };
+
+/**
+ * The test suite sets MANDATE_VERIFY_OPERATIONS=1, and then every call checks what its operation
+ * declares: the result against its output schema (a field the schema does not name fails the test
+ * that saw it), and a read of Mandate's data runs in a READ ONLY transaction (a read that writes fails).
+ */
+const verifying = () => process.env.MANDATE_VERIFY_OPERATIONS === '1';
+
+function verifyOutput(op: AnyOperation, value: unknown): void {
+  const checked = op.output.safeParse(value);
+  if (checked.success) return;
+  const where = checked.error.issues.slice(0, 5).map((issue) => `${issue.path.join('.') || '(result)'}: ${issue.message}`).join('; ');
+  throw new OpError('internal', `the result of ${op.name} does not match its output schema: ${where}`);
+}
 
 const OUTCOME_OF: Record<string, AuditOutcome> = {
   invalid_input: 'invalid',
@@ -54,6 +68,8 @@ export class OperationRunner {
   private readonly deps: RunnerDeps;
   private readonly now: () => Date;
   private readonly memos: EpochCache<unknown>;
+  /** The test suite's checks (MANDATE_VERIFY_OPERATIONS); off in production. */
+  verify = verifying();
   /** Batches the audit events of calls that changed nothing; see AuditWriter. */
   readonly audit: AuditWriter;
 
@@ -114,39 +130,49 @@ export class OperationRunner {
       },
     });
 
+    // The pipeline, in order: audit writable, parse, scope (project and the caller's permissions,
+    // resolved once), authorize, cover (P2), then run by effect, through the operation's steps.
     // Fail closed: a call whose audit event could not be written does not run at all.
     if (!this.audit.writable) return failed('failed', auditUnavailable());
     const parsed = parseInput(op.input, rawInput ?? {});
     if (!parsed.success) return failed('invalid', parsed.error);
     const input = parsed.data as z.output<Schema>;
-    const projectRef = op.project?.(input);
-    audit.projectKey = projectRef;
+    audit.projectKey = op.project?.(input);
     audit.target = op.target?.(input);
 
     try {
       const now = this.now();
-      // A project named by key or by id; the audit event records its key.
-      const project = projectRef ? await findProject(em(), projectRef) : null;
-      audit.projectKey = project?.key;
-      const projectId = project?.id ?? null;
-      if (caller.kind === 'user') {
-        const effective = await this.deps.resolver.resolve(em, caller, projectId, notBefore);
-        if (op.permission) {
-          audit.via = requirePermission(effective, op.permission, { operation: op.name, projectKey: audit.projectKey });
-        } else {
-          requireLive(effective);
-        }
-      }
       // P2: the user the call acts on, whose standing the caller must cover (see DESIGN.md, Access).
       const principal = caller.kind === 'user' ? op.actsOn?.(input) : undefined;
-      const covered = async (source: EmSource) => {
+      // Scope, authorize and cover, against what `source` sees: a write's inside its transaction
+      // (so a grant revoked while the call waited is seen, and nothing is resolved twice).
+      const admit = async (source: EmSource): Promise<CallScope> => {
+        const scope = await this.scope(op, input, source, caller, notBefore);
+        audit.projectKey = scope.projectKey ?? undefined;
+        this.authorize(op, caller, scope, audit);
         if (principal) await requireCoverage(this.deps.resolver, source, caller as UserCaller, principal, op.name);
+        return scope;
       };
+      const call = (source: EmSource, scope: CallScope, settles = true) =>
+        this.invoke(op, this.context(source, op.name, caller, now, audit, scope, settles), input);
       let value: Output;
-      if (op.effect === 'read' || op.effect === 'upstream-read') {
-        // Reads need no transaction; their audit event is batched.
-        await covered(em);
-        value = await op.run(this.context(em, op.name, caller, now, audit), input);
+      if (isReadEffect(op.effect)) {
+        // Reads need no transaction (the suite runs local ones READ ONLY to prove they write
+        // nothing); their audit event is batched. A tracker read may record its connection's
+        // health (connected, invalid, expired) in its own unit of work: that is not under test here.
+        const scope = await admit(em);
+        if (this.verify && op.effect === 'read') {
+          // Batched events are written first, and settleAudit inside does nothing: it writes through
+          // another connection, which the embedded database's one connection would wait on forever.
+          await this.audit.flush();
+          value = await em().transactional(async (tx) => {
+            await tx.execute('set transaction read only');
+            return call(tx, scope, false);
+          });
+        } else {
+          value = await call(em, scope);
+        }
+        if (this.verify) verifyOutput(op, value);
         return {
           result: { ok: true, value },
           trace: () => {
@@ -158,15 +184,14 @@ export class OperationRunner {
       if (op.effect === 'upstream-write') {
         // A change made in another system cannot be rolled back with ours: no transaction is held
         // open while the tracker answers, and the audit event is written before the call returns.
-        await covered(em);
-        value = await op.run(this.context(em, op.name, caller, now, audit), input);
+        value = await call(em, await admit(em));
+        if (this.verify) verifyOutput(op, value);
         addAuditEvent(em(), { ...audit, outcome: 'allowed' });
         await em().flush();
       } else {
         value = await em().transactional(async (tx) => {
-          // Checked inside the transaction, against what it sees.
-          await covered(tx);
-          const result = await op.run(this.context(tx, op.name, caller, now, audit), input);
+          const result = await call(tx, await admit(tx));
+          if (this.verify) verifyOutput(op, result);
           addAuditEvent(tx, { ...audit, outcome: 'allowed' });
           return result;
         });
@@ -181,13 +206,40 @@ export class OperationRunner {
     }
   }
 
+  /** The project the input names (by key or id), and the caller's permissions there: once per call. */
+  private async scope(op: AnyOperation, input: unknown, source: EmSource, caller: Caller, notBefore: number): Promise<CallScope> {
+    const ref = op.project?.(input);
+    const project = ref ? await findProject(emOf(source), ref) : null;
+    const projectId = project?.id ?? null;
+    const permissions = caller.kind === 'user' ? await this.deps.resolver.resolve(source, caller, projectId, notBefore) : null;
+    return { projectId, projectKey: project?.key ?? null, permissions };
+  }
+
+  /** The operation's own permission, in its project; or, for one on the caller's own things, a live caller. */
+  private authorize(op: AnyOperation, caller: Caller, scope: CallScope, audit: PendingAudit): void {
+    if (caller.kind !== 'user' || !scope.permissions) return;
+    if (op.permission) audit.via = requirePermission(scope.permissions, op.permission, { operation: op.name, projectKey: audit.projectKey });
+    else requireLive(scope.permissions);
+  }
+
+  /** Runs the operation through its steps (outermost first), then its own run. */
+  private invoke<Output>(op: Operation<z.ZodType, Output>, ctx: OperationContext, input: unknown): Promise<Output> {
+    const steps = op.steps ?? [];
+    const at = (index: number, current: OperationContext): Promise<unknown> =>
+      index < steps.length ? steps[index]!(current, input, (next) => at(index + 1, next)) : op.run(current, input as never);
+    return at(0, ctx) as Promise<Output>;
+  }
+
   /** Audits a call refused before it could run (e.g. a tool this server does not serve). */
   async refuse(op: AnyOperation, caller: Caller, rawInput: unknown, error: OpError, meta: RunMeta = {}): Promise<void> {
     await meta.speculation?.settle();
     this.auditFailure(pendingAudit(op, caller, rawInput, meta), OUTCOME_OF[error.code] ?? 'failed', error, [...secretValues(rawInput), ...declaredSecrets(op, rawInput)]);
   }
 
-  private context(tx: EmSource, operation: string, caller: Caller, now: Date, audit: PendingAudit): OperationContext {
+  private context(tx: EmSource, operation: string, caller: Caller, now: Date, audit: PendingAudit, scope: CallScope, settles: boolean): OperationContext {
+    // The call's own scope is resolved already (against what tx sees); another project is resolved now.
+    const permissionsIn = (user: UserCaller, projectId: string | null) =>
+      scope.permissions && projectId === scope.projectId ? Promise.resolve(scope.permissions) : this.deps.resolver.resolve(tx, user, projectId);
     return {
       get em() {
         return emOf(tx);
@@ -199,24 +251,24 @@ export class OperationRunner {
       vault: this.deps.vault,
       pm: this.deps.pm,
       via: audit.via ?? null,
+      project: scope.projectId ? { id: scope.projectId, key: scope.projectKey! } : null,
+      permissions: scope.permissions,
       requireCovers: async (userId: string) => {
         if (caller.kind === 'user') await requireCoverage(this.deps.resolver, tx, caller, userId, operation);
       },
       require: async (permission: Permission, projectId: string | null = null, projectKey?: string) => {
         if (caller.kind !== 'user') return;
-        // Inside the operation's transaction: resolved afresh from what the transaction sees.
-        const effective = await this.deps.resolver.resolve(tx, caller, projectId);
-        requirePermission(effective, permission, { operation, projectKey });
+        requirePermission(await permissionsIn(caller, projectId), permission, { operation, projectKey });
       },
       holds: async (permission: Permission, projectId: string | null = null) => {
         if (caller.kind !== 'user') return true;
-        const effective = await this.deps.resolver.resolve(tx, caller, projectId);
+        const effective = await permissionsIn(caller, projectId);
         return effective.live && effective.grants.has(permission);
       },
       setTarget: (target: string) => {
         audit.target = target;
       },
-      settleAudit: () => this.audit.flush(),
+      settleAudit: () => (settles ? this.audit.flush() : Promise.resolve()),
       memo: async <T>(key: string, compute: () => Promise<T>): Promise<T> => {
         const memoKey = `${operation}|${key}`;
         const cached = this.memos.get(memoKey, now) as T | undefined;
@@ -253,6 +305,13 @@ function scrubErr(error: unknown, secrets: string[] = []) {
 }
 
 type PendingAudit = Omit<AuditRecord, 'outcome'>;
+
+/** What the runner resolved for a call before running it, handed to the operation in its context. */
+interface CallScope {
+  projectId: string | null;
+  projectKey: string | null;
+  permissions: EffectivePermissions | null;
+}
 
 const auditUnavailable = () => new OpError('unavailable', 'the audit log cannot be written right now, so nothing is run; try again shortly');
 

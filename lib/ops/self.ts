@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { agentSessionOutput, assignmentOutput, delegationOutput, effectivePermissionsOutput, itemsOf, tokenOutput, userOutput } from './outputs.ts';
 import { AgentSession, ApiToken, Delegation, RoleAssignment, User } from '../db/entities/index.ts';
 import { OpError } from '../errors.ts';
 import type { UserCaller } from '../identity/caller.ts';
@@ -18,12 +19,14 @@ export function me(ctx: OperationContext): UserCaller {
 
 export const whoami = operation({
   name: 'whoami',
+  servers: ['core'],
   route: { method: 'GET', path: '/api/me' },
   title: 'Who am I',
   description:
     'Who this session acts as: the user (id, name, email, type), its roles, the API token it authenticated with (name, scopes, expiry) and the session id. ' +
     'Call it first when unsure whose mandate you are acting under. get_my_permissions says what you may do.',
   input: z.strictObject({}),
+  output: z.strictObject({ user: userOutput, roles: z.array(assignmentOutput), token: tokenOutput.omit({ last_used_at: true }).nullable(), session_id: z.string().nullable(), agent_session: agentSessionOutput.nullable() }),
   permission: null,
   effect: 'read',
   annotations: {},
@@ -52,12 +55,14 @@ export const whoami = operation({
 
 export const getMyPermissions = operation({
   name: 'get_my_permissions',
+  servers: ['core'],
   route: { method: 'GET', path: '/api/me/permissions' },
   title: 'My effective permissions',
   description:
     'What you may do, globally or in one project (project_key), and where each permission comes from: one of your roles, or a delegation (who delegated it, until when). ' +
     "If you authenticated with a scoped API token, only the token's scopes count. This is exactly what the guard allows.",
   input: z.strictObject({ project_key: projectKeyField.optional() }),
+  output: effectivePermissionsOutput,
   permission: null,
   effect: 'read',
   annotations: {},
@@ -69,12 +74,14 @@ export const getMyPermissions = operation({
 
 export const listMyDelegations = operation({
   name: 'list_my_delegations',
+  servers: ['core'],
   route: { method: 'GET', path: '/api/me/delegations' },
   title: 'My delegations',
   description:
     'Delegations you gave (given) and received (received), each with its permission, project, expiry and reason. Active ones only unless include_inactive is true. ' +
     'Revoke one you gave with revoke_delegation.',
   input: z.strictObject({ include_inactive: z.boolean().default(false) }),
+  output: z.strictObject({ given: z.array(delegationOutput.extend({ active: z.boolean() })), received: z.array(delegationOutput.extend({ active: z.boolean() })) }),
   permission: null,
   effect: 'read',
   annotations: {},
@@ -96,10 +103,12 @@ export const listMyDelegations = operation({
 
 export const listMyTokens = operation({
   name: 'list_my_tokens',
+  servers: ['core'],
   route: { method: 'GET', path: '/api/me/tokens' },
   title: 'My API tokens',
   description: 'Your API tokens: name, prefix, scopes, expiry, last use (never the tokens themselves). Revoked ones only with include_revoked.',
   input: z.strictObject({ include_revoked: z.boolean().default(false) }),
+  output: itemsOf(tokenOutput),
   permission: null,
   effect: 'read',
   annotations: {},
@@ -110,6 +119,7 @@ export const listMyTokens = operation({
 
 export const createMyToken = operation({
   name: 'create_my_token',
+  servers: ['core'],
   route: { method: 'POST', path: '/api/me/tokens' },
   title: 'Create an API token for myself',
   description:
@@ -117,6 +127,7 @@ export const createMyToken = operation({
     'calling with a scoped or expiring token, the new one gets no more scopes and no later expiry. expires_in_days 1-365 (default 90, or your token\'s expiry if sooner). ' +
     'The raw token is in this result once and never again.',
   input: z.strictObject({ name: tokenNameField, expires_in_days: daysField.optional(), scopes: scopesField }),
+  output: tokenOutput.extend({ token: z.string().describe('the new token: shown once, never again') }),
   permission: null,
   effect: 'write',
   annotations: {},
@@ -144,10 +155,12 @@ export const createMyToken = operation({
 
 export const revokeMyToken = operation({
   name: 'revoke_my_token',
+  servers: ['core'],
   route: { method: 'DELETE', path: '/api/me/tokens/{token_id}' },
   title: 'Revoke one of my API tokens',
   description: 'Revoke one of your API tokens at once (list_my_tokens shows their ids). Revoking the token this session uses ends your own access. Idempotent.',
   input: z.strictObject({ token_id: uuidField('your API token') }),
+  output: tokenOutput,
   permission: null,
   effect: 'write',
   annotations: { destructiveHint: true, idempotentHint: true },
@@ -159,10 +172,12 @@ export const revokeMyToken = operation({
 
 export const health = operation({
   name: 'health',
+  servers: ['core'],
   route: { method: 'GET', path: '/api/health' },
   title: 'Health',
   description: "Whether Mandate's database is reachable, how long a round trip takes, and the server's version.",
   input: z.strictObject({}),
+  output: z.strictObject({ status: z.literal('ok'), version: z.string(), database: z.strictObject({ reachable: z.boolean(), server_version: z.string().nullable(), round_trip_ms: z.number() }) }),
   permission: null,
   effect: 'read',
   annotations: {},

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { itemsOf, sessionOutput } from './outputs.ts';
 import { Session } from '../db/entities/index.ts';
 import { OpError } from '../errors.ts';
 import { endSessions } from '../identity/account-lifecycle.ts';
@@ -9,10 +10,12 @@ import { sessionView } from './views.ts';
 
 export const listUserSessions = operation({
   name: 'list_user_sessions',
+  servers: ['admin'],
   route: { method: 'GET', path: '/api/admin/users/{user_id}/sessions' },
   title: "List a user's sessions",
   description: "List a user's MCP sessions (stdio processes and HTTP sessions), newest first: transport, servers, client, how it authenticated, last seen. Ended ones only with include_ended.",
   input: z.strictObject({ user_id: uuidField('the user'), include_ended: z.boolean().default(false) }),
+  output: itemsOf(sessionOutput),
   permission: 'sessions:read',
   effect: 'read',
   annotations: {},
@@ -27,11 +30,13 @@ export const listUserSessions = operation({
 
 export const revokeUserSessions = operation({
   name: 'revoke_user_sessions',
+  servers: ['admin'],
   route: { method: 'DELETE', path: '/api/admin/users/{user_id}/sessions' },
   title: "End a user's sessions",
   description:
     "End one session of a user (session_id) or all of them: their next call is refused on every instance. The user's API tokens keep working for new sessions; use deactivate_user to stop everything. Returns how many ended.",
   input: z.strictObject({ user_id: uuidField('the user'), session_id: uuidField('the session').optional() }),
+  output: z.strictObject({ user_id: z.string(), sessions_ended: z.number().int() }),
   permission: 'sessions:write',
   effect: 'write',
   annotations: { destructiveHint: true, idempotentHint: true },

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { itemsOf, tokenOutput } from './outputs.ts';
 import { callerUserId } from '../identity/caller.ts';
 import { ApiToken, type User } from '../db/entities/index.ts';
 import type { Permission } from '../access/permissions.ts';
@@ -79,6 +80,7 @@ export async function listTokens(ctx: OperationContext, userId: string, includeR
 
 export const createTokenForUser = operation({
   name: 'create_token_for_user',
+  servers: ['admin'],
   route: { method: 'POST', path: '/api/admin/users/{user_id}/tokens' },
   title: 'Create an API token for a user',
   description:
@@ -96,6 +98,7 @@ export const createTokenForUser = operation({
       message: 'expires_in_days and expires_days disagree; give one',
       path: ['expires_days'],
     }),
+  output: tokenOutput.extend({ token: z.string().describe('the new token: shown once, never again') }),
   permission: 'tokens:write',
   effect: 'write',
   annotations: {},
@@ -110,10 +113,12 @@ export const createTokenForUser = operation({
 
 export const listUserTokens = operation({
   name: 'list_user_tokens',
+  servers: ['admin'],
   route: { method: 'GET', path: '/api/admin/users/{user_id}/tokens' },
   title: "List a user's API tokens",
   description: "List a user's API tokens: name, prefix, scopes, expiry, last use. Never the tokens themselves. Revoked ones only with include_revoked.",
   input: z.strictObject({ user_id: uuidField('the user'), include_revoked: z.boolean().default(false) }),
+  output: itemsOf(tokenOutput),
   permission: 'tokens:read',
   effect: 'read',
   annotations: {},
@@ -126,10 +131,12 @@ export const listUserTokens = operation({
 
 export const revokeUserToken = operation({
   name: 'revoke_user_token',
+  servers: ['admin'],
   route: { method: 'DELETE', path: '/api/admin/users/{user_id}/tokens/{token_id}' },
   title: "Revoke a user's API token",
   description: 'Revoke one API token of a user at once, on every instance: its next call fails. Idempotent. Returns the token metadata.',
   input: z.strictObject({ user_id: uuidField('the user'), token_id: uuidField('the API token') }),
+  output: tokenOutput,
   permission: 'tokens:write',
   effect: 'write',
   annotations: { destructiveHint: true, idempotentHint: true },

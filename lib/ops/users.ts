@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { assignmentOutput, cursorPage, delegationOutput, tokenOutput, userOutput } from './outputs.ts';
 import { callerUserId } from '../identity/caller.ts';
 import { AgentSession, ApiToken, Delegation, McpInstallation, RoleAssignment, User, USER_TYPES } from '../db/entities/index.ts';
 import { conflict, OpError } from '../errors.ts';
@@ -23,6 +24,7 @@ const userTarget = (input: { user_id: string }) => `user:${input.user_id}`;
 
 export const createUser = operation({
   name: 'create_user',
+  servers: ['admin'],
   route: { method: 'POST', path: '/api/admin/users' },
   title: 'Create a user',
   description:
@@ -40,6 +42,7 @@ export const createUser = operation({
     message: 'type and user_type disagree; give one',
     path: ['user_type'],
   }),
+  output: userOutput.extend({ roles: z.array(z.string()).describe('the names of the global roles given') }),
   permission: 'users:write',
   effect: 'write',
   annotations: {},
@@ -66,7 +69,8 @@ export const createUser = operation({
     ctx.setTarget(`user:${user.id}`);
     const roles: string[] = [];
     for (const roleName of input.roles ?? []) {
-      const { role } = await grantRole(ctx, user, roleName, null);
+      // Asked afresh: the password's hash took a while since the runner resolved the caller's permissions.
+      const { role } = await grantRole(ctx, user, roleName, null, { fresh: input.password !== undefined });
       roles.push(role.name);
     }
     return { ...userView(user), roles };
@@ -75,6 +79,7 @@ export const createUser = operation({
 
 export const listUsers = operation({
   name: 'list_users',
+  servers: ['admin'],
   route: { method: 'GET', path: '/api/admin/users' },
   title: 'List users',
   description:
@@ -88,6 +93,7 @@ export const listUsers = operation({
     cursor: cursorField,
     offset: offsetField,
   }),
+  output: cursorPage(userOutput),
   permission: 'users:read',
   effect: 'read',
   annotations: {},
@@ -108,12 +114,14 @@ export const listUsers = operation({
 
 export const getUser = operation({
   name: 'get_user',
+  servers: ['admin'],
   route: { method: 'GET', path: '/api/admin/users/{user_id}' },
   title: 'Get a user',
   description:
     "Get one user with its role assignments, its active delegations (given and received) and its API tokens' metadata (never the tokens themselves). " +
     'Use get_user_permissions for what the user may actually do.',
   input: userIdInput,
+  output: userOutput.extend({ roles: z.array(assignmentOutput), delegations: z.strictObject({ given: z.array(delegationOutput), received: z.array(delegationOutput) }), tokens: z.array(tokenOutput.extend({ expired: z.boolean() })), agent_session_id: z.string().nullable() }),
   permission: 'users:read',
   effect: 'read',
   annotations: {},
@@ -146,10 +154,12 @@ export const getUser = operation({
 
 export const updateUser = operation({
   name: 'update_user',
+  servers: ['admin'],
   route: { method: 'PATCH', path: '/api/admin/users/{user_id}' },
   title: 'Update a user',
   description: "Change a user's email, login name or display name (fields left out stay as they are). Fails with a conflict if the email or name is taken. Returns the user.",
   input: z.strictObject({ user_id: uuidField('the user'), email: emailField.optional(), name: userNameField.optional(), display_name: displayNameField.optional() }),
+  output: userOutput,
   permission: 'users:write',
   effect: 'write',
   annotations: { idempotentHint: true },
@@ -167,12 +177,14 @@ export const updateUser = operation({
 
 export const deactivateUser = operation({
   name: 'deactivate_user',
+  servers: ['admin'],
   route: { method: 'POST', path: '/api/admin/users/{user_id}/deactivate' },
   title: 'Deactivate a user',
   description:
     'Deactivate a user: it can no longer sign in, all its API tokens are revoked and all its sessions end at once, on every instance (its running servers refuse their next call). ' +
     'Reversible with reactivate_user (tokens stay revoked; issue new ones). You cannot deactivate yourself or the last admin. Returns the user and what was ended.',
   input: userIdInput,
+  output: userOutput.extend({ tokens_revoked: z.number().int(), sessions_ended: z.number().int() }),
   permission: 'users:write',
   effect: 'write',
   annotations: { destructiveHint: true, idempotentHint: true },
@@ -189,11 +201,13 @@ export const deactivateUser = operation({
 
 export const reactivateUser = operation({
   name: 'reactivate_user',
+  servers: ['admin'],
   route: { method: 'POST', path: '/api/admin/users/{user_id}/reactivate' },
   title: 'Reactivate a user',
   description:
     'Reactivate a deactivated user so it can sign in again. Its old API tokens stay revoked: create new ones with create_token_for_user. Returns the user.',
   input: userIdInput,
+  output: userOutput,
   permission: 'users:write',
   effect: 'write',
   annotations: { idempotentHint: true },
@@ -213,6 +227,7 @@ export const reactivateUser = operation({
 
 export const deleteUser = operation({
   name: 'delete_user',
+  servers: ['admin'],
   route: { method: 'DELETE', path: '/api/admin/users/{user_id}' },
   title: 'Delete a user',
   description:
@@ -220,6 +235,7 @@ export const deleteUser = operation({
     'Refused while it owns things others depend on (active delegations it gave, running agent sessions it started) unless cascade is true, which ends those too. ' +
     'Prefer deactivate_user when in doubt: it is reversible. Returns what was removed.',
   input: z.strictObject({ user_id: uuidField('the user'), cascade: z.boolean().default(false) }),
+  output: userOutput.extend({ deleted: z.literal(true), delegations_removed: z.number().int(), agent_sessions_ended: z.number().int(), mcp_servers_removed: z.number().int() }),
   permission: 'users:write',
   effect: 'write',
   annotations: { destructiveHint: true },
@@ -252,11 +268,13 @@ export const deleteUser = operation({
 
 export const resetPassword = operation({
   name: 'reset_password',
+  servers: ['admin'],
   route: { method: 'POST', path: '/api/admin/users/{user_id}/password' },
   title: "Reset a user's password",
   description:
     "Set a new password for a user (8-1024 characters). Sessions the user opened with its old password end; API tokens keep working. The password is never shown again or logged. Returns the user.",
   input: z.strictObject({ user_id: uuidField('the user'), password: passwordSchema }),
+  output: userOutput.extend({ sessions_ended: z.number().int() }),
   permission: 'users:write',
   effect: 'write',
   annotations: { idempotentHint: true },

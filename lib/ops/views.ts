@@ -36,7 +36,7 @@ export function delegationView(delegation: Delegation, projectKey: string | null
     permission: delegation.permission,
     project_key: projectKey,
     expires_at: delegation.expiresAt?.toISOString() ?? null,
-    reason: delegation.reason,
+    reason: delegation.reason ?? null,
     created_at: delegation.createdAt.toISOString(),
     revoked_at: delegation.revokedAt?.toISOString() ?? null,
   };
@@ -48,14 +48,14 @@ export function sessionView(session: Session) {
     user_id: session.user.id,
     transport: session.transport,
     servers: session.servers ? session.servers.split(',') : [],
-    client_name: session.clientName,
-    client_address: session.clientAddress,
+    client_name: session.clientName ?? null,
+    client_address: session.clientAddress ?? null,
     authenticated_with: session.tokenId ? 'api_token' : 'password',
     token_id: session.tokenId,
     created_at: session.createdAt.toISOString(),
     last_seen_at: session.lastSeenAt.toISOString(),
     ended_at: session.endedAt?.toISOString() ?? null,
-    end_reason: session.endReason,
+    end_reason: session.endReason ?? null,
   };
 }
 
@@ -88,11 +88,11 @@ export function agentSessionView(session: AgentSession) {
     agent_id: session.agent.id,
     spawner_id: session.spawner?.id ?? null,
     role: session.role,
-    token_id: session.tokenId,
+    token_id: session.tokenId ?? null,
     created_at: session.createdAt.toISOString(),
     expires_at: session.expiresAt.toISOString(),
     ended_at: session.endedAt?.toISOString() ?? null,
-    end_reason: session.endReason,
+    end_reason: session.endReason ?? null,
   };
 }
 

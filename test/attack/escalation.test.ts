@@ -225,10 +225,12 @@ describe('P4: listing and annotations are not authorisation', () => {
     const email = `mislabelled-${Date.now()}@example.test`;
     const mislabelled = operation({
       name: 'test_mislabelled_write',
+      servers: [],
       route: { method: 'POST', path: '/api/test/mislabelled' },
       title: 'test',
       description: 'test',
       input: z.strictObject({}),
+      output: z.strictObject({}),
       permission: 'users:write',
       effect: 'write',
       annotations: { readOnlyHint: true, openWorldHint: false } as never,

@@ -35,12 +35,12 @@ export class OpenApiChecker {
   /** The document's id inside Ajv (a URI: no spaces). */
   private readonly id: string;
 
-  /** prefix: what the server adds before the document's paths (Data Center: /rest). */
-  constructor(file: string, prefix: string, name: string) {
-    this.doc = JSON.parse(readFileSync(file, 'utf8')) as Json;
+  /** A document's file, or the document; prefix: what the server adds before its paths (Data Center: /rest). */
+  constructor(source: string | Json, prefix: string, name: string) {
+    this.doc = typeof source === 'string' ? (JSON.parse(readFileSync(source, 'utf8')) as Json) : source;
     this.prefix = prefix;
     this.name = name;
-    this.id = `openapi-${file.replace(/^.*\//, '').replace(/[^\w-]/g, '-')}`;
+    this.id = `openapi-${(typeof source === 'string' ? source.replace(/^.*\//, '') : name).replace(/[^\w-]/g, '-')}`;
     this.templates = Object.keys(this.doc.paths)
       .map((path) => ({
         path,

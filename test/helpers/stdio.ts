@@ -11,6 +11,7 @@ import { openRuntime, type Runtime } from '../../lib/runtime.ts';
 import { ROOT } from './cli.ts';
 import { createPostgresDatabase, keepArtifact, recordSecret, TEST_DB, testRuntime } from './db.ts';
 import { createHttpServer, listen } from '../../lib/http/server.ts';
+import { errorOfToolResult } from '../../lib/mcp/server.ts';
 
 export { ROOT, runProcess } from './cli.ts';
 export const ENTRYPOINT = join(ROOT, 'entrypoint.sh');
@@ -110,12 +111,12 @@ export async function startServer(args: string[], env: Record<string, string>, t
 
 /** The structured result of a successful tool call; fails loudly on a tool error. */
 export function ok<T = Record<string, unknown>>(result: CallToolResult): T {
-  if (result.isError) throw new Error(`tool error: ${JSON.stringify(result.structuredContent ?? result.content)}`);
+  if (result.isError) throw new Error(`tool error: ${JSON.stringify(result.content)}`);
   return result.structuredContent as T;
 }
 
 /** The error of a failed tool call; fails loudly on success. */
 export function toolError(result: CallToolResult): { code: string; message: string; field?: string } {
   if (!result.isError) throw new Error(`expected a tool error, got ${JSON.stringify(result.structuredContent)}`);
-  return (result.structuredContent as { error: { code: string; message: string; field?: string } }).error;
+  return errorOfToolResult(result) as { code: string; message: string; field?: string };
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { boardOutput, issueOutput, sprintOutput, trackerPage } from './outputs.ts';
 import { fieldList, issueKey, pageOutput, pmCursor, pmLimit, pmTool, projectRef } from './tools.ts';
 
 const numericId = (what: string) => z.string().trim().regex(/^\d+$/, `must be the numeric id of ${what}`);
@@ -10,6 +11,7 @@ export const listBoards = pmTool({
   route: { method: 'GET', path: '/api/pm/boards' },
   title: 'List boards',
   description: 'Jira boards (id, name, scrum or kanban), optionally of one project.',
+  output: trackerPage(boardOutput),
   input: { project: projectRef.optional(), limit: pmLimit, cursor: pmCursor },
   async run(tracker, input) {
     const page = await tracker.listBoards(input);
@@ -23,6 +25,7 @@ export const listSprints = pmTool({
   route: { method: 'GET', path: '/api/pm/boards/{board}/sprints' },
   title: 'List sprints',
   description: 'A board\'s sprints, optionally only those in a state (future, active, closed).',
+  output: trackerPage(sprintOutput),
   input: { board: numericId('a board'), state: z.enum(['future', 'active', 'closed']).optional(), limit: pmLimit, cursor: pmCursor },
   target: (input) => `board:${input.board}`,
   async run(tracker, input) {
@@ -37,6 +40,7 @@ export const listSprintIssues = pmTool({
   route: { method: 'GET', path: '/api/pm/sprints/{sprint}/issues' },
   title: 'List a sprint\'s issues',
   description: 'The issues in a sprint, compact, a page at a time.',
+  output: trackerPage(issueOutput),
   input: { sprint: numericId('a sprint'), fields: fieldList, limit: pmLimit, cursor: pmCursor },
   target: (input) => `sprint:${input.sprint}`,
   async run(tracker, input) {
@@ -51,6 +55,7 @@ export const moveToSprint = pmTool({
   route: { method: 'POST', path: '/api/pm/sprints/{sprint}/issues' },
   title: 'Move issues to a sprint',
   description: 'Moves up to 50 issues into a sprint (future or active).',
+  output: z.strictObject({ sprint: z.string(), moved: z.array(z.string()) }),
   input: { sprint: numericId('a sprint'), issues: keys },
   write: true,
   idempotent: true,
@@ -67,6 +72,7 @@ export const moveToBacklog = pmTool({
   route: { method: 'POST', path: '/api/pm/backlog/issues' },
   title: 'Move issues to the backlog',
   description: 'Moves up to 50 issues out of their sprints into the backlog.',
+  output: z.strictObject({ moved: z.array(z.string()) }),
   input: { issues: keys },
   write: true,
   idempotent: true,
@@ -75,5 +81,3 @@ export const moveToBacklog = pmTool({
     return { moved: input.issues };
   },
 });
-
-export const AGILE_TOOLS = [listBoards, listSprints, listSprintIssues, moveToSprint, moveToBacklog];

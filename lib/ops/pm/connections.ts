@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { connectionOutput, providerOutput } from '../outputs.ts';
 import { PmConnection, PM_PROVIDERS, type PmProvider, type ConnectionAuth } from '../../db/entities/index.ts';
 import { invalid } from '../../errors.ts';
 import { operation, type OperationContext } from '../operation.ts';
@@ -63,6 +64,7 @@ async function verify(ctx: OperationContext, provider: PmProvider, baseUrl: stri
 
 export const listPmConnections = operation({
   name: 'list_pm_connections',
+  servers: ['core', 'pm'],
   toolset: 'connections',
   route: { method: 'GET', path: '/api/v1/user/credentials' },
   title: 'List my PM connections',
@@ -70,6 +72,7 @@ export const listPmConnections = operation({
     'Your own tracker connections with their status (connected, invalid, expired, unavailable) and non-secret details: provider, site, upstream account, verified at, scopes, expiry, which is the default. ' +
     '`providers` lists every provider with your status for it (not_connected when you have none). Credentials are never shown.',
   input: z.strictObject({ limit: limitField, cursor: cursorField }),
+  output: z.strictObject({ items: z.array(connectionOutput), providers: z.array(providerOutput), next_cursor: z.string().nullable() }),
   permission: 'pm:read',
   effect: 'read',
   annotations: {},
@@ -88,6 +91,7 @@ export const listPmConnections = operation({
 
 export const addPmConnection = operation({
   name: 'add_pm_connection',
+  servers: ['pm'],
   toolset: 'connections',
   route: { method: 'POST', path: '/api/v1/user/credentials', status: () => 201 },
   title: 'Add a PM connection',
@@ -105,6 +109,7 @@ export const addPmConnection = operation({
     api_key: secretField('Redmine or OpenProject API key').optional(),
     default: z.boolean().optional(),
   }),
+  output: connectionOutput,
   permission: 'pm:read',
   effect: 'upstream-write',
   annotations: {},
@@ -124,11 +129,13 @@ const connectionRef = z.string().trim().min(1, 'must not be empty').max(100, 'mu
 
 export const removePmConnection = operation({
   name: 'remove_pm_connection',
+  servers: ['pm'],
   toolset: 'connections',
   route: { method: 'DELETE', path: '/api/v1/user/credentials/{id}' },
   title: 'Remove a PM connection',
   description: 'Deletes one of your connections and its stored credentials (id or name). If it was your default, your oldest remaining connection becomes the default.',
   input: z.strictObject({ id: connectionRef }),
+  output: z.strictObject({ removed: z.literal(true), id: z.string(), name: z.string(), new_default: z.string().nullable().describe('the connection that became your default, if this one was') }),
   permission: 'pm:read',
   effect: 'write',
   annotations: { destructiveHint: true, idempotentHint: false },
@@ -145,17 +152,19 @@ export const removePmConnection = operation({
         newDefault = next.name;
       }
     }
-    return { removed: true, id: connection.id, name: connection.name, newDefault };
+    return { removed: true, id: connection.id, name: connection.name, new_default: newDefault };
   },
 });
 
 export const setDefaultPmConnection = operation({
   name: 'set_default_pm_connection',
+  servers: ['pm'],
   toolset: 'connections',
   route: { method: 'POST', path: '/api/v1/user/credentials/{id}/default' },
   title: 'Set my default PM connection',
   description: 'Makes one of your connections (id or name) the one PM tools use when no connection is given.',
   input: z.strictObject({ id: connectionRef }),
+  output: connectionOutput,
   permission: 'pm:read',
   effect: 'write',
   annotations: { idempotentHint: true },
@@ -170,11 +179,13 @@ export const setDefaultPmConnection = operation({
 
 export const testPmConnection = operation({
   name: 'test_pm_connection',
+  servers: ['pm'],
   toolset: 'connections',
   route: { method: 'POST', path: '/api/v1/user/credentials/{id}/test' },
   title: 'Test a PM connection',
   description: 'Asks the tracker who your connection (id or name) belongs to and records the answer: connected, invalid (credentials refused) or unavailable (tracker unreachable). Returns the connection.',
   input: z.strictObject({ id: connectionRef }),
+  output: connectionOutput,
   permission: 'pm:read',
   effect: 'upstream-write',
   annotations: { idempotentHint: true },
@@ -201,5 +212,3 @@ export const testPmConnection = operation({
     return connectionView(connection);
   },
 });
-
-export const CONNECTION_OPERATIONS = [listPmConnections, addPmConnection, removePmConnection, setDefaultPmConnection, testPmConnection];

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { issueOutput, trackerPage } from './outputs.ts';
 import { OpError } from '../../errors.ts';
 import { fieldList, issueKey, markdownText, pageOutput, pmCursor, pmLimit, pmTool, projectRef } from './tools.ts';
 import type { IssueInput } from '../../pm/provider.ts';
@@ -34,6 +35,7 @@ export const searchIssues = pmTool({
   description:
     'Find issues in your tracker. query takes the tracker\'s own language (JQL on Jira); simple filters combine with it: project, assignee ("me", "none", an email or name), status, text, updated_since (ISO date). ' +
     'Returns compact issues (key, summary, status, type, priority, assignee, project, updated; plus the fields you ask for) and next_cursor for the next page.',
+  output: trackerPage(issueOutput),
   input: {
     query: z.string().trim().max(4000, 'must be at most 4000 characters').optional(),
     project: projectRef.optional(),
@@ -57,6 +59,7 @@ export const getIssue = pmTool({
   route: { method: 'GET', path: '/api/pm/issues/{key}' },
   title: 'Get an issue',
   description: 'One issue with its description (Markdown, long texts truncated with a marker). include adds comments, transitions, links, subtasks and/or history; fields adds further fields by id.',
+  output: issueOutput,
   input: { key: issueKey, fields: fieldList, include: z.array(z.enum(INCLUDES)).max(5).default([]) },
   target: (input) => `issue:${input.key}`,
   run: (tracker, input) => tracker.getIssue(input.key, { fields: input.fields, include: input.include }),
@@ -68,6 +71,7 @@ export const createIssue = pmTool({
   route: { method: 'POST', path: '/api/pm/issues', status: () => 201 },
   title: 'Create an issue',
   description: 'Creates an issue in a project (key) with a type (name or id), summary and optional Markdown description, priority, labels, assignee ("me", email, name or account id), parent and further fields. Returns its key and URL.',
+  output: z.strictObject({ key: z.string(), id: z.string(), url: z.string() }),
   input: {
     project: projectRef,
     type: z.string().trim().min(1, 'must not be empty').max(100).describe('issue type name or id, e.g. Task (Redmine: tracker)'),
@@ -85,6 +89,7 @@ export const updateIssue = pmTool({
   route: { method: 'PATCH', path: '/api/pm/issues/{key}' },
   title: 'Update an issue',
   description: 'Changes the given fields of an issue (summary, Markdown description, priority, labels, assignee, parent, further fields); fields not given stay as they are.',
+  output: z.strictObject({ key: z.string(), updated: z.array(z.string()).describe('the fields changed') }),
   input: { key: issueKey, ...issueChanges },
   write: true,
   idempotent: true,
@@ -103,6 +108,7 @@ export const deleteIssue = pmTool({
   route: { method: 'DELETE', path: '/api/pm/issues/{key}' },
   title: 'Delete an issue',
   description: 'Deletes an issue for good (with its sub-tasks only if delete_subtasks is true). Offered only where the deployment enables deleting.',
+  output: z.strictObject({ key: z.string(), deleted: z.literal(true) }),
   input: { key: issueKey, delete_subtasks: z.boolean().default(false) },
   write: true,
   destructive: true,
@@ -113,5 +119,3 @@ export const deleteIssue = pmTool({
     return { key: input.key, deleted: true };
   },
 });
-
-export const ISSUE_TOOLS = [searchIssues, getIssue, createIssue, updateIssue, deleteIssue];

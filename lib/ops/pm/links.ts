@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { linkTypeOutput, trackerItems } from './outputs.ts';
 import { issueKey, markdownText, pmTool } from './tools.ts';
 
 export const listLinkTypes = pmTool({
@@ -7,6 +8,7 @@ export const listLinkTypes = pmTool({
   route: { method: 'GET', path: '/api/pm/link_types' },
   title: 'List link types',
   description: 'The kinds of links between issues (name, how they read outward and inward, e.g. "blocks" / "is blocked by").',
+  output: trackerItems(linkTypeOutput),
   input: {},
   run: async (tracker) => ({ items: await tracker.listLinkTypes() }),
 });
@@ -17,6 +19,7 @@ export const linkIssues = pmTool({
   route: { method: 'POST', path: '/api/pm/links', status: () => 201 },
   title: 'Link two issues',
   description: 'Links two issues with a link type name: "from <type outward> to", e.g. type Blocks, from A, to B reads "A blocks B". Optional Markdown comment.',
+  output: z.strictObject({ linked: z.literal(true), type: z.string(), from: z.string(), to: z.string() }),
   input: { type: z.string().trim().min(1).max(100), from: issueKey, to: issueKey, comment: markdownText('a comment').optional() },
   write: true,
   target: (input) => `issue:${input.from} issue:${input.to}`,
@@ -32,6 +35,7 @@ export const addRemoteLink = pmTool({
   route: { method: 'POST', path: '/api/pm/issues/{key}/remote_links', status: () => 201 },
   title: 'Add a web link to an issue',
   description: 'Adds a link to a web page (url, title, optional summary) to an issue.',
+  output: z.strictObject({ id: z.string() }),
   input: {
     key: issueKey,
     url: z.url({ protocol: /^https?$/, message: 'must be an http:// or https:// URL' }).max(2000),
@@ -49,6 +53,7 @@ export const setParent = pmTool({
   route: { method: 'POST', path: '/api/pm/issues/{key}/parent' },
   title: 'Set an issue\'s parent',
   description: 'Makes parent (an issue key, e.g. an epic) the parent of the issue, or removes the parent with parent null.',
+  output: z.strictObject({ key: z.string(), parent: z.string().nullable() }),
   input: { key: issueKey, parent: issueKey.nullable() },
   write: true,
   idempotent: true,
@@ -58,5 +63,3 @@ export const setParent = pmTool({
     return { key: input.key, parent: input.parent };
   },
 });
-
-export const LINK_TOOLS = [listLinkTypes, linkIssues, addRemoteLink, setParent];

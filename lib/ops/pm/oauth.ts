@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { connectionOutput } from '../outputs.ts';
 import { PmConnection, PM_PROVIDERS } from '../../db/entities/index.ts';
 import { invalid, OpError } from '../../errors.ts';
 import { operation, type OperationContext } from '../operation.ts';
@@ -27,6 +28,7 @@ function requireOAuth(ctx: OperationContext, provider: string) {
 
 export const connectPmOauth = operation({
   name: 'connect_pm_oauth',
+  servers: ['pm'],
   toolset: 'connections',
   route: { method: 'GET', path: '/api/v1/user/credentials/{provider}/connect', redirect: (out: { authorize_url: string }) => out.authorize_url },
   title: 'Connect Jira Cloud with OAuth',
@@ -40,6 +42,7 @@ export const connectPmOauth = operation({
     name: z.string().trim().min(1, 'must not be empty').max(64, 'must be at most 64 characters').regex(/^[\w .@-]+$/, 'may hold letters, digits, spaces and . _ @ -').optional(),
     default: z.boolean().optional(),
   }),
+  output: z.strictObject({ authorize_url: z.string(), expires_at: z.string() }),
   permission: 'pm:read',
   effect: 'write',
   annotations: {},
@@ -105,6 +108,7 @@ const queryText = (max: number) => z.string().max(max, `must be at most ${max} c
 
 export const completePmOauth = operation({
   name: 'complete_pm_oauth',
+  servers: [],
   toolset: 'connections',
   route: {
     method: 'GET',
@@ -124,6 +128,7 @@ export const completePmOauth = operation({
     error_description: queryText(1000).optional(),
   }),
   secretInputs: ['code', 'state'],
+  output: z.discriminatedUnion('outcome', [z.strictObject({ outcome: z.literal('connected'), connection: connectionOutput, other_sites: z.array(z.string()) }), z.strictObject({ outcome: z.enum(['denied', 'failed']), reason: z.string() })]),
   permission: 'pm:read',
   effect: 'upstream-write',
   annotations: {},
@@ -148,7 +153,7 @@ export const completePmOauth = operation({
       return {
         outcome: 'connected' as const,
         connection: connectionView(connection),
-        otherSites: sites.filter((other) => other !== site).map((other) => other.url),
+        other_sites: sites.filter((other) => other !== site).map((other) => other.url),
       };
     } catch (error) {
       if (error instanceof GrantRefused) {
@@ -159,5 +164,3 @@ export const completePmOauth = operation({
     }
   },
 });
-
-export const OAUTH_OPERATIONS = [connectPmOauth, completePmOauth];

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { operation, type OperationContext, type Route } from '../operation.ts';
+import { operation, type OperationContext, type OperationStep, type Route } from '../operation.ts';
 import { withTracker } from './connection-use.ts';
 import type { Page, Tracker } from '../../pm/provider.ts';
 import type { PmToolset } from '../../pm/settings.ts';
@@ -37,6 +37,7 @@ interface PmToolDefinition<Shape extends z.ZodRawShape, Output> {
   title: string;
   description: string;
   input: Shape;
+  output: z.ZodType;
   write?: boolean;
   destructive?: boolean;
   idempotent?: boolean;
@@ -50,11 +51,13 @@ export function pmTool<Shape extends z.ZodRawShape, Output>(definition: PmToolDe
   const write = definition.write ?? false;
   return operation({
     name: definition.name,
+    servers: ['pm'],
     toolset: definition.toolset,
     route: definition.route,
     title: definition.title,
     description: definition.description,
     input: z.strictObject({ connection: connectionField, ...definition.input }),
+    output: definition.output,
     permission: write ? 'pm:write' : 'pm:read',
     effect: write ? 'upstream-write' : 'upstream-read',
     annotations: {
@@ -62,13 +65,22 @@ export function pmTool<Shape extends z.ZodRawShape, Output>(definition: PmToolDe
       ...(definition.idempotent ? { idempotentHint: true } : {}),
     },
     ...(definition.target ? { target: definition.target as (input: unknown) => string | undefined } : {}),
-    run: (ctx, input) =>
-      withTracker(ctx, (input as { connection?: string }).connection, (tracker, connection) => {
-        const target = definition.target?.(input as never);
-        ctx.setTarget(`pm_connection:${connection.id}${target ? ` ${target}` : ''}`);
-        return definition.run(tracker, input as never, ctx);
-      }),
+    steps: [callerTracker(definition.target as ((input: unknown) => string | undefined) | undefined)],
+    run: (ctx, input) => definition.run(ctx.tracker!, input as never, ctx),
   });
+}
+
+/**
+ * The tracker step: opens the caller's own connection (the one named, or the default), names it
+ * in the audit target, and maps the tracker's failures to clear errors (withTracker).
+ */
+function callerTracker(target: ((input: unknown) => string | undefined) | undefined): OperationStep {
+  return (ctx, input, next) =>
+    withTracker(ctx, (input as { connection?: string }).connection, (tracker, connection) => {
+      const acted = target?.(input);
+      ctx.setTarget(`pm_connection:${connection.id}${acted ? ` ${acted}` : ''}`);
+      return next(Object.create(ctx, { tracker: { value: tracker } }) as OperationContext);
+    });
 }
 
 /** A tracker page as every list tool returns it. */

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { accountOutput, trackerItems, transitionOutput } from './outputs.ts';
 import { issueKey, markdownText, pmTool, requireOneOf } from './tools.ts';
 
 export const listTransitions = pmTool({
@@ -7,6 +8,7 @@ export const listTransitions = pmTool({
   route: { method: 'GET', path: '/api/pm/issues/{key}/transitions' },
   title: 'List an issue\'s transitions',
   description: 'The workflow transitions an issue can take now (id, name, target status).',
+  output: trackerItems(transitionOutput),
   input: { key: issueKey },
   target: (input) => `issue:${input.key}`,
   run: async (tracker, input) => ({ items: await tracker.listTransitions(input.key) }),
@@ -18,6 +20,7 @@ export const transitionIssue = pmTool({
   route: { method: 'POST', path: '/api/pm/issues/{key}/transitions' },
   title: 'Transition an issue',
   description: 'Moves an issue through its workflow by transition id or name (a target status name works too), optionally setting fields the transition screen asks for and adding a Markdown comment.',
+  output: z.strictObject({ key: z.string(), transition: transitionOutput }),
   input: {
     key: issueKey,
     transition: z.string().trim().min(1).max(100).optional().describe('transition id'),
@@ -45,11 +48,10 @@ export const assignIssue = pmTool({
   route: { method: 'POST', path: '/api/pm/issues/{key}/assignee' },
   title: 'Assign an issue',
   description: 'Assigns an issue to "me", an email, a name or an account id (resolved to the tracker\'s own user id), or unassigns it with assignee null.',
+  output: z.strictObject({ key: z.string(), assignee: accountOutput.nullable() }),
   input: { key: issueKey, assignee: z.string().trim().min(1).max(320).nullable() },
   write: true,
   idempotent: true,
   target: (input) => `issue:${input.key}`,
   run: async (tracker, input) => ({ key: input.key, assignee: await tracker.assignIssue(input.key, input.assignee) }),
 });
-
-export const WORKFLOW_TOOLS = [listTransitions, transitionIssue, assignIssue];

@@ -40,7 +40,7 @@ export class RedmineTracker implements Tracker {
   private readonly http: UpstreamHttp;
   private readonly baseUrl: string;
   private readonly apiKey: string;
-  private me: (Account & { numericId: number }) | null = null;
+  private me: Account | null = null;
 
   constructor(http: UpstreamHttp, baseUrl: string, apiKey: string) {
     this.http = http;
@@ -129,7 +129,7 @@ export class RedmineTracker implements Tracker {
   async whoami(): Promise<Account> {
     if (!this.me) {
       const { user } = await this.call<{ user: Json }>('GET', '/users/current.json');
-      this.me = { ...this.account(user)!, numericId: Number(user.id) };
+      this.me = this.account(user)!;
     }
     return this.me;
   }
