@@ -8,28 +8,25 @@ export interface InputJsonSchema {
   [key: string]: unknown;
 }
 
-const schemas = new WeakMap<AnyOperation, InputJsonSchema>();
-const outputSchemas = new WeakMap<AnyOperation, InputJsonSchema>();
+const inputs = new WeakMap<AnyOperation, InputJsonSchema>();
+const outputs = new WeakMap<AnyOperation, InputJsonSchema>();
 
-/** The JSON Schema of what an operation accepts (its zod input, as a client sends it), computed once. */
-export function inputJsonSchema(op: AnyOperation): InputJsonSchema {
-  let schema = schemas.get(op);
-  if (!schema) {
-    const { $schema: _ignored, ...rest } = z.toJSONSchema(op.input, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
-    schema = { ...rest, type: 'object' } as InputJsonSchema;
-    schemas.set(op, schema);
+/**
+ * A zod schema as JSON Schema, computed once per operation. Always `type: object`, which MCP
+ * requires: an output that is a union of objects (an outcome and its shapes) is still one.
+ */
+function jsonSchemaOf(cache: WeakMap<AnyOperation, InputJsonSchema>, op: AnyOperation, schema: z.ZodType, io: 'input' | 'output'): InputJsonSchema {
+  let json = cache.get(op);
+  if (!json) {
+    const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as Record<string, unknown>;
+    json = { type: 'object', ...rest } as InputJsonSchema;
+    cache.set(op, json);
   }
-  return schema;
+  return json;
 }
 
-/** The JSON Schema of what a success returns (the tool's outputSchema), computed once. */
-export function outputJsonSchema(op: AnyOperation): InputJsonSchema {
-  let schema = outputSchemas.get(op);
-  if (!schema) {
-    const { $schema: _ignored, ...rest } = z.toJSONSchema(op.output, { io: 'output', unrepresentable: 'any' }) as Record<string, unknown>;
-    // A union of objects (an outcome and its shapes) is still an object, which MCP requires.
-    schema = { type: 'object', ...rest } as InputJsonSchema;
-    outputSchemas.set(op, schema);
-  }
-  return schema;
-}
+/** The JSON Schema of what an operation accepts (its zod input, as a client sends it). */
+export const inputJsonSchema = (op: AnyOperation): InputJsonSchema => jsonSchemaOf(inputs, op, op.input, 'input');
+
+/** The JSON Schema of what a success returns (the tool's outputSchema). */
+export const outputJsonSchema = (op: AnyOperation): InputJsonSchema => jsonSchemaOf(outputs, op, op.output, 'output');

@@ -42,11 +42,13 @@ export interface OperationContext {
   /** The project the input names (`project`), looked up once by the runner; null when it names none. */
   project: { id: string; key: string } | null;
   /**
-   * The caller's effective permissions in that project (or globally), resolved once per call by the
-   * runner against what this call sees (a write: inside its transaction); `require` and `holds` for
-   * the same project use them. Null for a system caller.
+   * The caller's effective permissions in a project (null: globally); null for a system caller.
+   * For the call's own project these are what the runner resolved against what this call sees (a
+   * write: inside its transaction), so nothing is resolved twice; `fresh` asks again, for an
+   * operation that did slow work since (so a grant revoked meanwhile is seen). `require` and `holds`
+   * use the same.
    */
-  permissions: EffectivePermissions | null;
+  permissionsIn(projectId: string | null, options?: { fresh?: boolean }): Promise<EffectivePermissions | null>;
   /** The caller's own tracker, opened by the tracker step of a PM tool (`steps`). */
   tracker?: Tracker;
   /**

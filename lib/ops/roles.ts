@@ -22,16 +22,12 @@ const roleName = z
 const permissionList = z.array(permissionField).max(ALL_PERMISSIONS.length, `must list at most ${ALL_PERMISSIONS.length} permissions`);
 
 /**
- * Refuses to hand out, through a role, permissions the caller does not hold itself for that scope.
- * For the call's own project it uses the permissions the runner resolved in this transaction, unless
- * `fresh`: an operation that did slow work since (create_user hashed a password) asks again, so a
- * grant revoked meanwhile is seen.
+ * Refuses to hand out, through a role, permissions the caller does not hold itself for that scope
+ * (`fresh`: asked again, see OperationContext.permissionsIn).
  */
 async function requireHoldsAll(ctx: OperationContext, permissions: readonly string[], what: string, project: Project | null = null, fresh = false) {
-  if (ctx.caller.kind !== 'user') return;
-  const sameScope = !fresh && ctx.permissions && (project?.id ?? null) === (ctx.project?.id ?? null);
-  const held = sameScope ? ctx.permissions! : await ctx.resolver.resolve(ctx.em, ctx.caller, project?.id ?? null);
-  requireAllPermissions(held, permissions, what);
+  const held = await ctx.permissionsIn(project?.id ?? null, { fresh });
+  if (held) requireAllPermissions(held, permissions, what);
 }
 
 /**

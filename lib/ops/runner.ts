@@ -153,8 +153,11 @@ export class OperationRunner {
         if (principal) await requireCoverage(this.deps.resolver, source, caller as UserCaller, principal, op.name);
         return scope;
       };
-      const call = (source: EmSource, scope: CallScope, settles = true) =>
-        this.invoke(op, this.context(source, op.name, caller, now, audit, scope, settles), input);
+      const call = async (source: EmSource, scope: CallScope, settles = true) => {
+        const result = await this.invoke(op, this.context(source, op.name, caller, now, audit, scope, settles), input);
+        if (this.verify) verifyOutput(op, result);
+        return result;
+      };
       let value: Output;
       if (isReadEffect(op.effect)) {
         // Reads need no transaction (the suite runs local ones READ ONLY to prove they write
@@ -172,7 +175,6 @@ export class OperationRunner {
         } else {
           value = await call(em, scope);
         }
-        if (this.verify) verifyOutput(op, value);
         return {
           result: { ok: true, value },
           trace: () => {
@@ -185,13 +187,11 @@ export class OperationRunner {
         // A change made in another system cannot be rolled back with ours: no transaction is held
         // open while the tracker answers, and the audit event is written before the call returns.
         value = await call(em, await admit(em));
-        if (this.verify) verifyOutput(op, value);
         addAuditEvent(em(), { ...audit, outcome: 'allowed' });
         await em().flush();
       } else {
         value = await em().transactional(async (tx) => {
           const result = await call(tx, await admit(tx));
-          if (this.verify) verifyOutput(op, result);
           addAuditEvent(tx, { ...audit, outcome: 'allowed' });
           return result;
         });
@@ -238,8 +238,11 @@ export class OperationRunner {
 
   private context(tx: EmSource, operation: string, caller: Caller, now: Date, audit: PendingAudit, scope: CallScope, settles: boolean): OperationContext {
     // The call's own scope is resolved already (against what tx sees); another project is resolved now.
-    const permissionsIn = (user: UserCaller, projectId: string | null) =>
-      scope.permissions && projectId === scope.projectId ? Promise.resolve(scope.permissions) : this.deps.resolver.resolve(tx, user, projectId);
+    const permissionsIn = async (projectId: string | null, options: { fresh?: boolean } = {}) => {
+      if (caller.kind !== 'user') return null;
+      if (scope.permissions && projectId === scope.projectId && !options.fresh) return scope.permissions;
+      return this.deps.resolver.resolve(tx, caller, projectId);
+    };
     return {
       get em() {
         return emOf(tx);
@@ -252,18 +255,17 @@ export class OperationRunner {
       pm: this.deps.pm,
       via: audit.via ?? null,
       project: scope.projectId ? { id: scope.projectId, key: scope.projectKey! } : null,
-      permissions: scope.permissions,
+      permissionsIn,
       requireCovers: async (userId: string) => {
         if (caller.kind === 'user') await requireCoverage(this.deps.resolver, tx, caller, userId, operation);
       },
       require: async (permission: Permission, projectId: string | null = null, projectKey?: string) => {
-        if (caller.kind !== 'user') return;
-        requirePermission(await permissionsIn(caller, projectId), permission, { operation, projectKey });
+        const effective = await permissionsIn(projectId);
+        if (effective) requirePermission(effective, permission, { operation, projectKey });
       },
       holds: async (permission: Permission, projectId: string | null = null) => {
-        if (caller.kind !== 'user') return true;
-        const effective = await permissionsIn(caller, projectId);
-        return effective.live && effective.grants.has(permission);
+        const effective = await permissionsIn(projectId);
+        return !effective || (effective.live && effective.grants.has(permission));
       },
       setTarget: (target: string) => {
         audit.target = target;
