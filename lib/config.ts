@@ -1,3 +1,4 @@
+import type { OAuthSettings } from './identity/oauth/settings.ts';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { openVault, type VaultSettings } from './vault.ts';
@@ -57,6 +58,11 @@ const envSchema = z.object({
   MANDATE_JIRA_OAUTH_SCOPES: z.string().trim().min(1).default('read:jira-work write:jira-work read:jira-user offline_access'),
   MANDATE_JIRA_OAUTH_AUTH_URL: z.url({ protocol: /^https?$/, message: 'must be an http:// or https:// URL' }).default('https://auth.atlassian.com'),
   MANDATE_JIRA_OAUTH_API_URL: z.url({ protocol: /^https?$/, message: 'must be an http:// or https:// URL' }).default('https://api.atlassian.com'),
+  MANDATE_OAUTH_DCR: z.enum(['on', 'off']).default('on'),
+  MANDATE_OAUTH_DCR_PER_HOUR: z.coerce.number().int().min(1).max(100_000).default(20),
+  MANDATE_OAUTH_ACCESS_TOKEN_SECONDS: z.coerce.number().int().min(60).max(86_400).default(3600),
+  MANDATE_OAUTH_REFRESH_TOKEN_DAYS: z.coerce.number().int().min(1).max(365).default(30),
+  MANDATE_OAUTH_GRANT_DAYS: z.coerce.number().int().min(1).max(365).default(90),
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
 });
@@ -79,6 +85,7 @@ export interface Config {
   http: { host: string; port: number; serviceToken?: string; guardToken?: string; trustProxy: TrustProxy; allowedOrigins: string[] };
   vault: VaultSettings;
   pm: PmSettings;
+  oauth: OAuthSettings;
 }
 
 export class ConfigError extends Error {}
@@ -110,6 +117,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ...(e.MANDATE_MCP_GUARD_TOKEN ? { guardToken: e.MANDATE_MCP_GUARD_TOKEN } : {}),
       trustProxy: trustProxy(e.MANDATE_TRUST_PROXY),
       allowedOrigins: allowedOrigins(e.MANDATE_ALLOWED_ORIGINS),
+    },
+    oauth: {
+      enabled: e.MANDATE_PUBLIC_URL !== undefined,
+      issuer: publicUrl,
+      dynamicRegistration: e.MANDATE_OAUTH_DCR === 'on',
+      registrationsPerHour: e.MANDATE_OAUTH_DCR_PER_HOUR,
+      accessTokenSeconds: e.MANDATE_OAUTH_ACCESS_TOKEN_SECONDS,
+      refreshTokenSeconds: e.MANDATE_OAUTH_REFRESH_TOKEN_DAYS * 86_400,
+      grantSeconds: e.MANDATE_OAUTH_GRANT_DAYS * 86_400,
+      unusedClientSeconds: 86_400,
     },
     vault: vaultSettings(e.MANDATE_VAULT_KEY, e.MANDATE_VAULT_PREVIOUS_KEYS, e.DATABASE_URL ? undefined : e.MANDATE_DATA_DIR),
     pm: {

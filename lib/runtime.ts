@@ -8,6 +8,8 @@ import { endExpiredAgentSessions } from './identity/account-lifecycle.ts';
 import { openVault, vaultKeyTexts, type Vault } from './vault.ts';
 import { registerDeploymentSecrets } from './redact.ts';
 import { PmService } from './pm/service.ts';
+import { guardedFetch } from './pm/guarded-fetch.ts';
+import { OAuthServer } from './identity/oauth/server.ts';
 
 /** Everything a process needs to run operations: database, resolver, runner, logger. */
 export interface Runtime {
@@ -20,6 +22,8 @@ export interface Runtime {
   runner: OperationRunner;
   vault: Vault;
   pm: PmService;
+  /** The OAuth authorization server of the MCP endpoints; null until MANDATE_PUBLIC_URL is set. */
+  oauth: OAuthServer | null;
   log: Logger;
   close(): Promise<void>;
 }
@@ -56,6 +60,15 @@ export async function openRuntime(config: Config, options: RuntimeOptions): Prom
   ]);
   const pm = new PmService(config.pm, { lockRows: db.kind === 'postgresql', ...(options.sleep ? { sleep: options.sleep } : {}) });
   const runner = new OperationRunner({ orm: db.orm, resolver, vault, pm, log, now });
+  const oauth = config.oauth.enabled
+    ? new OAuthServer(db.orm, config.oauth, {
+        vault,
+        audit: (record) => runner.audit.enqueue(record),
+        log,
+        fetch: guardedFetch(pm.http),
+        trustProxy: config.http.trustProxy.kind !== 'none',
+      })
+    : null;
   const close = async () => {
     await runner.audit.close();
     pm.close();
@@ -63,7 +76,7 @@ export async function openRuntime(config: Config, options: RuntimeOptions): Prom
   };
   const scope = () => lazyFork(db.orm);
   const ready = () => db.orm.em.fork().execute('select 1 as ok', [], 'get').then(() => true, () => false);
-  return { db, scope, ready, resolver, runner, vault, pm, log, close };
+  return { db, scope, ready, resolver, runner, vault, pm, oauth, log, close };
 }
 
 const AGENT_SWEEP_INTERVAL_MS = 60_000;

@@ -7,6 +7,8 @@ import { EpochCache } from '../access/epoch.ts';
 import type { Speculation } from '../access/speculation.ts';
 import type { Runtime } from '../runtime.ts';
 import { LoginLimiter } from '../identity/login-limiter.ts';
+import { looksLikeApiToken } from '../identity/tokens.ts';
+import { OAuthTokenRejected } from '../identity/oauth/server.ts';
 import { clientAddress, type TrustProxy } from './client-address.ts';
 
 const NO_PROXY: TrustProxy = { kind: 'none' };
@@ -88,7 +90,18 @@ export class HttpAuthenticator {
     arrived: number = performance.now(),
     em: Scope = this.runtime.scope(),
     speculation?: Speculation,
+    resource: string | null = null,
   ): Promise<UserCaller> {
+    const caller = await this.identify(req, arrived, em, speculation);
+    // RFC 8707: an OAuth access token is good at the one resource it was issued for, nowhere else
+    // (the REST API is none: it takes Mandate tokens and passwords).
+    if (caller.resource !== undefined && caller.resource !== resource) {
+      throw new OpError('unauthenticated', resource ? `this access token was issued for ${caller.resource}, not ${resource}: request one for this endpoint` : 'an OAuth access token is only good at the MCP endpoint it was issued for; the REST API takes Mandate API tokens');
+    }
+    return caller;
+  }
+
+  private async identify(req: IncomingMessage, arrived: number, em: Scope, speculation: Speculation | undefined): Promise<UserCaller> {
     const notBefore = speculation?.notBefore ?? arrived;
     if (this.guardDigest) {
       const given = req.headers['x-mcp-token'];
@@ -160,6 +173,16 @@ export class HttpAuthenticator {
       now,
       async () => {
         await speculation?.settle();
+        // Not a Mandate API token: an OAuth access token, when this server issues them.
+        if (!looksLikeApiToken(token) && this.runtime.oauth) {
+          try {
+            const { caller: value, validUntil } = await this.runtime.oauth.verifyAccessToken(em, token, now);
+            return { value, validUntil };
+          } catch (error) {
+            if (error instanceof OAuthTokenRejected) throw new OpError('unauthenticated', 'invalid or expired credentials');
+            throw error;
+          }
+        }
         const { caller: value, expiresAt } = await verifyToken(em, token, now);
         const ttl = new Date(now.getTime() + TOKEN_TTL_MS);
         return { value, validUntil: expiresAt && expiresAt < ttl ? expiresAt : ttl };

@@ -15,7 +15,9 @@ import type { Toolset } from '../mcp/toolset.ts';
 import type { Runtime } from '../runtime.ts';
 import type { HttpAuthenticator, Scope } from './authenticate.ts';
 import { answerPlainRequest, plainRequest } from './mcp-direct.ts';
-import { errorReply, jsonReply, readJsonBody, writeReply, type Reply } from './respond.ts';
+import { errorReply, jsonReply, readJsonBody, writeReply, WWW_AUTHENTICATE, type Reply } from './respond.ts';
+import { resourceMetadataUrl } from './oauth.ts';
+import { FULL_SCOPE } from '../identity/oauth/settings.ts';
 
 const SESSION_HEADER = 'mcp-session-id';
 
@@ -92,7 +94,7 @@ export class McpHttp {
   ): Promise<Reply> {
     const em = this.runtime.scope();
     try {
-      const caller = await this.auth.authenticate(req, arrived, em, speculation);
+      const caller = await this.auth.authenticate(req, arrived, em, speculation, this.resourceOf(url));
       const sessionId = req.headers[SESSION_HEADER];
       if (req.method === 'GET') {
         // No server-initiated stream: the protocol lets a server answer 405 here.
@@ -123,13 +125,27 @@ export class McpHttp {
       reply.headers[SESSION_HEADER] = started.sessionId;
       return reply;
     } catch (error) {
-      if (error instanceof OpError) return errorReply(error);
+      if (error instanceof OpError) return errorReply(error, {}, this.challenge(req, url));
       // A failed speculation is dropped unseen and served again; the error is reported then.
       if (!(error instanceof SpeculationFailed) && (!speculation || (await speculation.confirmed()))) {
         this.runtime.log.error({ err: { type: (error as Error)?.name, message: scrubText(String((error as Error)?.message)) } }, 'MCP request failed');
       }
       return errorReply(new OpError('internal', 'internal error; the server log has the details'));
     }
+  }
+
+  /** This endpoint as an OAuth protected resource (RFC 8707 / RFC 9728). */
+  private resourceOf(url: URL): string | null {
+    return this.runtime.oauth ? `${this.runtime.oauth.settings.issuer}${url.pathname.replace(/\/$/, '')}` : null;
+  }
+
+  /** A 401's challenge: where to find the authorization server (when OAuth is on), and Basic. */
+  private challenge(req: IncomingMessage, url: URL): string {
+    const oauth = this.runtime.oauth;
+    if (!oauth) return WWW_AUTHENTICATE;
+    const metadata = resourceMetadataUrl(oauth.settings.issuer, url.pathname.replace(/\/$/, ''));
+    const invalid = /^bearer\s/i.test(req.headers.authorization ?? '') ? ', error="invalid_token"' : '';
+    return `Bearer realm="mandate", resource_metadata="${metadata}", scope="${FULL_SCOPE}"${invalid}, Basic realm="mandate", charset="UTF-8"`;
   }
 
   /** The session the request names, which must be live and the caller's own. */

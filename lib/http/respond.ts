@@ -36,9 +36,9 @@ export function sendRedirect(res: ServerResponse, location: string): void {
 }
 
 /** `{error: {code, message, field?}}` with the status of its code; 401s say how to authenticate. */
-export function errorReply(error: OpError, headers: Record<string, string> = {}): Reply {
+export function errorReply(error: OpError, headers: Record<string, string> = {}, challenge = WWW_AUTHENTICATE): Reply {
   const extra: Record<string, string> = { ...headers };
-  if (error.code === 'unauthenticated') extra['www-authenticate'] = WWW_AUTHENTICATE;
+  if (error.code === 'unauthenticated') extra['www-authenticate'] = challenge;
   if (error.retryAfterSeconds !== undefined) extra['retry-after'] = String(error.retryAfterSeconds);
   return jsonReply(error.status, { error: error.toBody() }, extra);
 }
@@ -92,4 +92,13 @@ export async function readJsonBody(req: IncomingMessage): Promise<Record<string,
     throw new OpError('invalid_input', 'the request body must be a JSON object', { field: '(body)' });
   }
   return parsed as Record<string, unknown>;
+}
+
+/** An HTML form's fields (application/x-www-form-urlencoded); repeated names keep every value. */
+export async function readFormBody(req: IncomingMessage): Promise<URLSearchParams> {
+  const type = req.headers['content-type'] ?? '';
+  if (!/^application\/x-www-form-urlencoded\b/i.test(type)) {
+    throw new OpError('invalid_input', 'send the form as application/x-www-form-urlencoded', { field: '(body)' });
+  }
+  return new URLSearchParams(Buffer.concat(await readBody(req)).toString('utf8'));
 }

@@ -11,6 +11,7 @@ import { SERVERS } from '../mcp/servers.ts';
 import { sendJson } from './respond.ts';
 import { guardOrigin, originPolicy } from './origin.ts';
 import { sendOAuthResult } from './oauth-result.ts';
+import { OAuthHttp } from './oauth.ts';
 import { RESULT_PAGE } from '../ops/pm/oauth.ts';
 
 // The HTTP face: /health, /ready, /api/... (one REST route per operation) and /mcp (/mcp/core,
@@ -21,12 +22,14 @@ export function createHttpServer(runtime: Runtime, options: HttpAuthOptions = {}
   // Routes of PM toolsets this deployment does not serve are not routes at all (404).
   const rest = new RestApi(runtime, auth, Object.values(OPERATIONS).filter(servedBy(runtime.pm.settings)));
   const mcp = new McpHttp(runtime, auth, SERVERS);
+  const oauth = runtime.oauth ? new OAuthHttp(runtime, runtime.oauth, auth) : null;
   const origins = originPolicy(runtime.pm.settings.publicUrl, options.allowedOrigins ?? [], options.host);
   return createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname;
     const guarded = path.startsWith('/api/') || path === '/mcp' || path.startsWith('/mcp/');
     if (guarded && guardOrigin(origins, req, res)) return;
+    if (oauth && (path.startsWith('/oauth/') || path.startsWith('/.well-known/')) && oauth.handle(req, res, url)) return;
     if (path.startsWith('/api/')) {
       void rest.handle(req, res, url);
       return;

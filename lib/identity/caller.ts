@@ -9,6 +9,8 @@ export interface UserCaller {
   type: 'human' | 'agent' | 'service';
   /** Set when the caller authenticated with an API token; its liveness and scopes apply. */
   tokenId?: string;
+  /** Set when the caller authenticated with an OAuth access token: the one resource it is good for. */
+  resource?: string;
   /** Set inside an MCP session: ending the session (admin, deactivation) ends the caller's access. */
   sessionId?: string;
 }

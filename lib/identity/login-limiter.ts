@@ -11,7 +11,7 @@ export const FAILURE_WINDOW_SECONDS = 60;
  * adapter runs it through MikroORM, so the same store works on PostgreSQL and on the embedded
  * PGlite, and every instance on one PostgreSQL shares the counts.
  */
-function storeClient(orm: Orm) {
+export function storeClient(orm: Orm) {
   return {
     async query(q: { text: string; values?: unknown[] }) {
       const params: unknown[] = [];

@@ -11,8 +11,8 @@ export interface ServeProcess {
 }
 
 /** Starts `mandate serve` on a free port and waits until it listens. */
-export async function startServe(env: Record<string, string>): Promise<ServeProcess> {
-  const child: ChildProcess = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', 'bin/mandate.js', 'serve', '--port', '0'], {
+export async function startServe(env: Record<string, string>, port = 0): Promise<ServeProcess> {
+  const child: ChildProcess = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', 'bin/mandate.js', 'serve', '--port', String(port)], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -23,6 +23,10 @@ const ApiTokenSchema = defineEntity({
     // checks it at every use; a deleted delegation ends it too).
     sourceDelegationId: p.uuid().nullable(),
     revokedAt: p.datetime().nullable(),
+    // Set for the grant a user gave an OAuth client: the client's access tokens act through this
+    // row (its scopes, expiry and revocation), and no raw `mnd_` token of it exists.
+    oauthGrantId: p.string().length(64).nullable().unique('api_token_oauth_grant_unique'),
+    oauthClientId: p.string().length(255).nullable(),
   },
   // Revocation, expiry and scope changes count; last-used writes must not invalidate every cache.
   triggers: [

@@ -15,6 +15,7 @@ export {
   PmConnection, PM_PROVIDERS, CONNECTION_STATES, CONNECTION_AUTH, type PmProvider, type ConnectionState, type ConnectionAuth,
 } from './pm-connection.ts';
 export { PmOauthState } from './pm-oauth-state.ts';
+export { OAuthRecord } from './oauth-record.ts';
 
 import { User } from './user.ts';
 import { Project } from './project.ts';
@@ -31,5 +32,6 @@ import { McpCatalogEntry } from './mcp-catalog-entry.ts';
 import { McpInstallation } from './mcp-installation.ts';
 import { PmConnection } from './pm-connection.ts';
 import { PmOauthState } from './pm-oauth-state.ts';
+import { OAuthRecord } from './oauth-record.ts';
 
-export const ALL_ENTITIES = [User, Project, Role, RoleAssignment, Delegation, ApiToken, AuditEvent, AccessEpoch, Session, AgentSession, LoginLimit, McpCatalogEntry, McpInstallation, PmConnection, PmOauthState];
+export const ALL_ENTITIES = [User, Project, Role, RoleAssignment, Delegation, ApiToken, AuditEvent, AccessEpoch, Session, AgentSession, LoginLimit, McpCatalogEntry, McpInstallation, PmConnection, PmOauthState, OAuthRecord];

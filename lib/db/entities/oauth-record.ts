@@ -1,0 +1,31 @@
+import { defineEntity, p } from '@mikro-orm/core';
+import { accessEpochTrigger } from './access-epoch.ts';
+
+// What the OAuth authorization server (oidc-provider) keeps: authorization codes, access and
+// refresh tokens, grants, browser sessions, interactions and registered clients, one row each.
+// `key` is `<model>:<id>`, where the id of everything but a client is stored as its SHA-256: a
+// database read never yields a usable code, token or session cookie. The payload is the
+// library's own record, without its `jti` (that is the id itself).
+const OAuthRecordSchema = defineEntity({
+  name: 'OAuthRecord',
+  tableName: 'oauth_record',
+  properties: {
+    key: p.string().length(300).primary(),
+    model: p.string().length(40),
+    payload: p.json<Record<string, unknown>>(),
+    grantId: p.string().length(64).nullable().index('oauth_record_grant_idx'),
+    uid: p.string().length(64).nullable().index('oauth_record_uid_idx'),
+    clientId: p.string().length(255).nullable().index('oauth_record_client_idx'),
+    expiresAt: p.datetime().nullable().index('oauth_record_expires_idx'),
+    consumedAt: p.datetime().nullable(),
+    createdAt: p.datetime().onCreate(() => new Date()),
+    // Clients only: when one last obtained a grant (never: a registration that may expire).
+    lastUsedAt: p.datetime().nullable(),
+  },
+  // An access token revoked on its own (RFC 7009) is refused at once by every instance's caches.
+  triggers: [accessEpochTrigger('oauth_record_access_epoch_delete', ['delete'], 'row', "((old.model)::text = 'AccessToken'::text)")],
+});
+
+export class OAuthRecord extends OAuthRecordSchema.class {}
+OAuthRecordSchema.setClass(OAuthRecord);
+export { OAuthRecordSchema };

@@ -1,0 +1,115 @@
+import { createHash } from 'node:crypto';
+import type { Orm } from '../../db/orm.ts';
+
+// oidc-provider's storage, on MikroORM (one table, `oauth_record`, on PostgreSQL and PGlite alike).
+// Ids of codes, tokens, sessions, interactions and grants are stored as SHA-256 (clients keep
+// theirs: a client id is no secret and admins list them). `jti` is dropped from every payload and
+// put back on read, so no column ever holds a usable value.
+
+type Payload = Record<string, unknown> & { grantId?: string; uid?: string; clientId?: string; client_id?: string; consumed?: number };
+
+interface Row {
+  payload: Payload | string;
+  expires_at: Date | string | null;
+  consumed_at: Date | string | null;
+}
+
+export interface AdapterHooks {
+  /** A grant ended (revoked, replayed code or refresh token, user revocation): its Mandate side ends too. */
+  grantEnded(grantId: string): Promise<void>;
+  /** A client's secret at rest: sealed on write, opened on read. */
+  sealSecret(secret: string, clientId: string): string;
+  openSecret(sealed: string, clientId: string): string;
+}
+
+const hashed = (value: string) => createHash('sha256').update(value).digest('hex');
+
+export const recordKey = (model: string, id: string) => `${model}:${model === 'Client' ? id : hashed(id)}`;
+
+const toDate = (value: Date | string | null) => (value === null ? null : new Date(value));
+
+export function oauthAdapter(orm: Orm, hooks: AdapterHooks) {
+  const execute = <T extends object = object>(sql: string, params: unknown[], mode: 'get' | 'run' | 'all' = 'all') =>
+    orm.em.fork().execute(sql, params, mode as 'get') as Promise<T | undefined>;
+
+  return class MandateOAuthAdapter {
+    readonly model: string;
+
+    constructor(model: string) {
+      this.model = model;
+    }
+
+    async upsert(id: string, payload: Payload, expiresIn?: number): Promise<void> {
+      const { jti: _jti, ...stored } = payload;
+      if (this.model === 'Client' && typeof stored.client_secret === 'string') {
+        stored.client_secret = hooks.sealSecret(stored.client_secret, id);
+      }
+      const expiresAt = expiresIn ? new Date(Date.now() + expiresIn * 1000) : null;
+      const clientId = (this.model === 'Client' ? id : stored.clientId) ?? null;
+      await execute(
+        `insert into oauth_record (key, model, payload, grant_id, uid, client_id, expires_at, consumed_at, created_at)
+         values (?, ?, ?::jsonb, ?, ?, ?, ?, null, now())
+         on conflict (key) do update set payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid,
+           client_id = excluded.client_id, expires_at = excluded.expires_at`,
+        [recordKey(this.model, id), this.model, JSON.stringify(stored), stored.grantId ?? null, stored.uid ? hashed(stored.uid) : null, clientId, expiresAt],
+        'run',
+      );
+      // A client that obtains a grant is in use: it no longer expires as an abandoned registration.
+      if (this.model === 'Grant' && typeof stored.clientId === 'string') {
+        await execute(`update oauth_record set last_used_at = now() where key = ?`, [recordKey('Client', stored.clientId)], 'run');
+      }
+    }
+
+    async find(id: string): Promise<Payload | undefined> {
+      const row = await execute<Row>(`select payload, expires_at, consumed_at from oauth_record where key = ?`, [recordKey(this.model, id)], 'get');
+      return this.read(row, id);
+    }
+
+    async findByUid(uid: string): Promise<Payload | undefined> {
+      const row = await execute<Row & { key: string }>(
+        `select key, payload, expires_at, consumed_at from oauth_record where model = ? and uid = ?`,
+        [this.model, hashed(uid)],
+        'get',
+      );
+      if (!row) return undefined;
+      // The session's own id is only known as a hash here; the library needs it back to update the
+      // row, so a session found by uid keeps that uid as its id.
+      return this.read(row, undefined);
+    }
+
+    async findByUserCode(): Promise<undefined> {
+      return undefined; // no device flow
+    }
+
+    async consume(id: string): Promise<void> {
+      const now = Math.floor(Date.now() / 1000);
+      await execute(
+        `update oauth_record set consumed_at = now(), payload = jsonb_set(payload, '{consumed}', to_jsonb(?::bigint)) where key = ?`,
+        [now, recordKey(this.model, id)],
+        'run',
+      );
+    }
+
+    async destroy(id: string): Promise<void> {
+      await execute(`delete from oauth_record where key = ?`, [recordKey(this.model, id)], 'run');
+      if (this.model === 'Grant') await hooks.grantEnded(id);
+    }
+
+    async revokeByGrantId(grantId: string): Promise<void> {
+      await execute(`delete from oauth_record where model = ? and grant_id = ?`, [this.model, grantId], 'run');
+      await hooks.grantEnded(grantId);
+    }
+
+    private read(row: Row | undefined, id: string | undefined): Payload | undefined {
+      if (!row) return undefined;
+      const expiresAt = toDate(row.expires_at);
+      if (expiresAt && expiresAt.getTime() <= Date.now()) return undefined;
+      const payload = (typeof row.payload === 'string' ? JSON.parse(row.payload) : row.payload) as Payload;
+      if (this.model === 'Client') {
+        if (typeof payload.client_secret === 'string') payload.client_secret = hooks.openSecret(payload.client_secret, String(payload.client_id));
+        return payload;
+      }
+      return id === undefined ? payload : { ...payload, jti: id };
+    }
+  };
+}

@@ -1,0 +1,415 @@
+import { createHash, generateKeyPairSync, hkdfSync, randomBytes, randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import { emOf, type EmSource, type Orm } from '../../db/orm.ts';
+import { ApiToken, User } from '../../db/entities/index.ts';
+import { ALL_PERMISSIONS, isPermission, type Permission } from '../../access/permissions.ts';
+import type { Vault } from '../../vault.ts';
+import type { AuditRecord } from '../../audit/writer.ts';
+import type { Logger } from '../../log.ts';
+import { scrubText } from '../../redact.ts';
+import type { UserCaller } from '../caller.ts';
+import { oauthAdapter, recordKey } from './adapter.ts';
+import { FULL_SCOPE, resourceUrls, type OAuthSettings } from './settings.ts';
+
+const SYSTEM = { kind: 'system', name: 'oauth' } as const;
+const TOKEN_TTL_CAP_MS = 60_000;
+
+/** What a sign-in or consent page shows: the pending request, as the authorization server sees it. */
+export interface PendingInteraction {
+  uid: string;
+  prompt: 'login' | 'consent';
+  clientId: string;
+  clientName: string;
+  redirectHost: string;
+  redirectUri: string;
+  resource: string;
+  /** The scope parameter as sent. */
+  requestedScope: string;
+  /** Permission scopes asked for; null: `mandate`, everything the user holds. */
+  requestedPermissions: Permission[] | null;
+  /** Signed in already (the browser session): whose consent this is. */
+  accountId: string | undefined;
+}
+
+export interface VerifiedAccessToken {
+  caller: UserCaller;
+  validUntil: Date;
+}
+
+interface AccessRow {
+  access_expires_at: Date | string | null;
+  aud: string | null;
+  token_id: string;
+  revoked_at: Date | string | null;
+  expires_at: Date | string | null;
+  user_id: string;
+  name: string;
+  email: string;
+  type: UserCaller['type'];
+  active: boolean;
+}
+
+export const rejectedToken = () => new OAuthTokenRejected();
+export class OAuthTokenRejected extends Error {
+  constructor() {
+    super('invalid or expired credentials');
+  }
+}
+
+const sha256 = (value: string) => createHash('sha256').update(value).digest('hex');
+
+/** Canonical JSON (sorted keys): identical registrations get the same fingerprint. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value && typeof value === 'object') {
+    return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+const isPublicRegistration = (body: Record<string, unknown>) => body.token_endpoint_auth_method === 'none';
+
+/** A registration's client id: identical public registrations share one (Claude re-registers often). */
+export function registrationClientId(body: Record<string, unknown>): string {
+  return isPublicRegistration(body) ? `dcr-${sha256(canonical(body)).slice(0, 32)}` : `dcr-${randomBytes(16).toString('hex')}`;
+}
+
+const LOOPBACK = /^http:\/\/(127\.0\.0\.1|\[::1\]|localhost)(:\d+)?\//i;
+
+/**
+ * RFC 7591 lets the server adjust what it registers. A client whose redirects are loopback http or
+ * a private scheme (`cursor://…`) is a native app (RFC 8252): it gets any loopback port, and its
+ * scheme is accepted. Everything else stays as asked.
+ */
+export function normaliseRegistration(body: Record<string, unknown>): Record<string, unknown> {
+  const uris = Array.isArray(body.redirect_uris) ? body.redirect_uris.filter((u): u is string => typeof u === 'string') : [];
+  const native = uris.length > 0 && uris.every((uri) => LOOPBACK.test(uri) || !/^https?:/i.test(uri));
+  if (native && body.application_type === undefined) return { ...body, application_type: 'native' };
+  return body;
+}
+
+function signingKey() {
+  const jwk = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
+  return { ...jwk, kid: randomUUID(), alg: 'ES256', use: 'sig' };
+}
+
+/**
+ * Mandate as an OAuth 2.1 authorization server for its MCP endpoints, on oidc-provider: the
+ * protocol (authorization code with PKCE S256, resource indicators, refresh rotation with reuse
+ * detection, revocation, registration, client metadata documents) is the library's; what is
+ * Mandate's is who signs in, what a grant may carry (the user's own permissions, narrowed by
+ * scope) and that every grant acts through an api_token row, so the resolver, the access epoch,
+ * revocation and deactivation apply to OAuth access exactly as to `mnd_` tokens.
+ */
+export class OAuthServer {
+  readonly settings: OAuthSettings;
+  readonly provider: Provider;
+  /** Keys for the CSRF tokens of the sign-in and consent forms. */
+  readonly formKey: Buffer;
+  private readonly orm: Orm;
+  private readonly audit: (record: AuditRecord) => void;
+  private readonly log: Logger;
+  private readonly resources: Set<string>;
+  private readonly callback: (req: IncomingMessage, res: ServerResponse) => void;
+
+  constructor(
+    orm: Orm,
+    settings: OAuthSettings,
+    deps: {
+      vault: Vault;
+      audit: (record: AuditRecord) => void;
+      log: Logger;
+      /** GETs a client's metadata document through the SSRF-guarded upstream client. */
+      fetch: (url: string, init: RequestInit) => Promise<Response>;
+      trustProxy: boolean;
+    },
+  ) {
+    this.orm = orm;
+    this.settings = settings;
+    this.audit = deps.audit;
+    this.log = deps.log;
+    this.resources = new Set(resourceUrls(settings.issuer));
+    const secret = deps.vault.configured ? deps.vault.keyMaterial().at(-1)! : randomBytes(32);
+    const derive = (info: string) => Buffer.from(hkdfSync('sha256', secret, 'mandate-oauth', info, 32));
+    this.formKey = derive('forms');
+    const vault = deps.vault;
+    const Adapter = oauthAdapter(orm, {
+      grantEnded: (grantId) => this.endGrant(grantId),
+      sealSecret: (value, clientId) => {
+        if (!vault.configured) throw new errors.InvalidClientMetadata('a confidential client needs a vault key on this server; register with token_endpoint_auth_method "none"');
+        return vault.seal(value, `oauth_client:${clientId}`);
+      },
+      openSecret: (sealed, clientId) => vault.open(sealed, `oauth_client:${clientId}`),
+    });
+    const scopes = [FULL_SCOPE, ...ALL_PERMISSIONS];
+    const configuration: Configuration = {
+      adapter: Adapter as unknown as Configuration['adapter'],
+      clients: [],
+      findAccount: async (_ctx, sub) => ((await this.userActive(sub)) ? { accountId: sub, claims: async () => ({ sub }) } : undefined),
+      jwks: { keys: [signingKey() as never] },
+      cookies: { keys: [derive('cookies').toString('base64url')], long: { signed: true, httpOnly: true, sameSite: 'lax' }, short: { signed: true, httpOnly: true, sameSite: 'lax' } },
+      scopes,
+      claims: { openid: ['sub'] },
+      responseTypes: ['code'],
+      clientDefaults: { grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'none', id_token_signed_response_alg: 'ES256' },
+      clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post'],
+      pkce: { required: () => true },
+      allowOmittingSingleRegisteredRedirectUri: false,
+      rotateRefreshToken: true,
+      issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+      ttl: {
+        AccessToken: settings.accessTokenSeconds,
+        AuthorizationCode: 60,
+        Interaction: 600,
+        Session: 14 * 86_400,
+        Grant: settings.grantSeconds,
+        RefreshToken: settings.refreshTokenSeconds,
+      },
+      interactions: { url: (_ctx, interaction) => `/oauth/interaction/${interaction.uid}` },
+      routes: {
+        authorization: '/oauth/authorize',
+        token: '/oauth/token',
+        registration: '/oauth/register',
+        revocation: '/oauth/revoke',
+        jwks: '/oauth/jwks',
+        end_session: '/oauth/logout',
+        userinfo: '/oauth/userinfo',
+        introspection: '/oauth/introspect',
+        pushed_authorization_request: '/oauth/par',
+      },
+      features: {
+        devInteractions: { enabled: false },
+        userinfo: { enabled: false },
+        rpInitiatedLogout: { enabled: false },
+        introspection: { enabled: false },
+        revocation: { enabled: true },
+        registration: {
+          enabled: settings.dynamicRegistration,
+          idFactory: (ctx) => registrationClientId((ctx.oidc.body ?? {}) as Record<string, unknown>),
+          issueRegistrationAccessToken: false,
+        },
+        clientIdMetadataDocument: { enabled: true, ack: 'draft-02' as never },
+        resourceIndicators: {
+          enabled: true,
+          // A client that names no resource gets one for /mcp (every server the user may use).
+          defaultResource: async (_ctx, _client, oneOf) => oneOf ?? `${settings.issuer}/mcp`,
+          useGrantedResource: async () => true,
+          getResourceServerInfo: async (_ctx, resource) => {
+            if (!this.resources.has(resource)) throw new errors.InvalidTarget(`${resource} is not an MCP endpoint of this server`);
+            return { scope: scopes.join(' '), audience: resource, accessTokenTTL: settings.accessTokenSeconds, accessTokenFormat: 'opaque' };
+          },
+        },
+      },
+      fetch: deps.fetch as never,
+      renderError: async (ctx, out) => {
+        ctx.type = 'html';
+        ctx.set('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
+        ctx.set('x-frame-options', 'DENY');
+        ctx.set('referrer-policy', 'no-referrer');
+        const text = (value: unknown) => String(value ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+        ctx.body = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Mandate: sign-in failed</title></head><body><h1>This sign-in cannot go on</h1><p><strong>${text(out.error)}</strong>: ${text(out.error_description)}</p><p>Go back to the application and connect again.</p></body></html>`;
+      },
+    };
+    this.provider = new Provider(settings.issuer, configuration);
+    this.provider.proxy = deps.trustProxy;
+    this.listen();
+    this.callback = this.provider.callback();
+  }
+
+  /** Serves the library's own routes (authorize, token, register, revoke, jwks, discovery). */
+  handle(req: IncomingMessage, res: ServerResponse): void {
+    this.callback(req, res);
+  }
+
+  /** The library's discovery document, as RFC 8414 authorization-server metadata. */
+  handleMetadata(req: IncomingMessage, res: ServerResponse): void {
+    req.url = '/.well-known/openid-configuration';
+    this.callback(req, res);
+  }
+
+  /** Whether a registration is one already made (it then creates nothing and is not rate limited). */
+  async isKnownRegistration(body: Record<string, unknown>): Promise<boolean> {
+    if (!isPublicRegistration(body)) return false;
+    const row = await this.orm.em.fork().execute(`select 1 as found from oauth_record where key = ?`, [recordKey('Client', registrationClientId(body))], 'get');
+    return Boolean(row);
+  }
+
+  async pending(req: IncomingMessage, res: ServerResponse, uid: string): Promise<PendingInteraction> {
+    const details = await this.provider.interactionDetails(req, res);
+    if (details.uid !== uid) throw new errors.SessionNotFound('this sign-in belongs to another request');
+    const params = details.params as Record<string, unknown>;
+    const clientId = String(params.client_id);
+    const client = await this.provider.Client.find(clientId);
+    if (!client) throw new errors.InvalidClient('the client is no longer registered');
+    const redirect = String(params.redirect_uri ?? '');
+    const resource = typeof params.resource === 'string' ? params.resource : `${this.settings.issuer}/mcp`;
+    const requested = String(params.scope || FULL_SCOPE).split(/\s+/).filter(Boolean);
+    const permissions = requested.filter(isPermission);
+    return {
+      uid: details.uid,
+      prompt: details.prompt.name === 'login' ? 'login' : 'consent',
+      clientId,
+      clientName: String(client.clientName ?? clientId),
+      redirectHost: URL.parse(redirect)?.host || redirect.split(':')[0] || '',
+      redirectUri: redirect,
+      resource,
+      requestedScope: requested.join(' '),
+      requestedPermissions: requested.includes(FULL_SCOPE) || permissions.length === 0 ? null : permissions,
+      accountId: details.session?.accountId,
+    };
+  }
+
+  /** The user signed in: the authorization request resumes (to its consent). */
+  async finishLogin(req: IncomingMessage, res: ServerResponse, userId: string): Promise<void> {
+    await this.provider.interactionFinished(req, res, { login: { accountId: userId } }, { mergeWithLastSubmission: false });
+  }
+
+  /**
+   * The user consented: a grant for exactly the chosen permissions (null: all of the user's own),
+   * and the api_token row it acts through, then the request resumes and a code is issued.
+   */
+  async finishConsent(req: IncomingMessage, res: ServerResponse, pending: PendingInteraction, permissions: Permission[] | null, client: { address: string }): Promise<void> {
+    const userId = pending.accountId!;
+    const grant = new this.provider.Grant({ accountId: userId, clientId: pending.clientId });
+    // The protocol's grant covers the scope as asked (the library asks again otherwise); what the
+    // token may do is the api_token row's: exactly the permissions chosen here.
+    grant.addOIDCScope(pending.requestedScope);
+    grant.addResourceScope(pending.resource, pending.requestedScope);
+    const grantId = await grant.save();
+    const em = this.orm.em.fork();
+    em.create(ApiToken, {
+      user: em.getReference(User, userId),
+      name: `OAuth: ${pending.clientName}`.slice(0, 100),
+      prefix: 'oauth',
+      // No raw token of this row exists: it is reached only through its grant's access tokens.
+      hash: sha256(randomBytes(32).toString('hex')),
+      scopes: permissions,
+      expiresAt: new Date(Date.now() + this.settings.grantSeconds * 1000),
+      createdById: userId,
+      oauthGrantId: grantId,
+      oauthClientId: pending.clientId.slice(0, 255),
+    });
+    await em.flush();
+    this.audit({
+      caller: await this.userCaller(userId),
+      operation: 'oauth_consent',
+      outcome: 'allowed',
+      target: pending.clientId.slice(0, 200),
+      detail: { client_id: pending.clientId, client_name: pending.clientName, redirect_host: pending.redirectHost, resource: pending.resource, permissions: permissions ?? 'all of the user\'s own', grant_id: grantId },
+      clientAddress: client.address,
+    });
+    await this.provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
+  }
+
+  /** The user said no: nothing is stored, and the client hears access_denied. */
+  async deny(req: IncomingMessage, res: ServerResponse, pending: PendingInteraction, client: { address: string }): Promise<void> {
+    this.audit({
+      caller: pending.accountId ? await this.userCaller(pending.accountId) : SYSTEM,
+      operation: 'oauth_deny',
+      outcome: 'denied',
+      target: pending.clientId.slice(0, 200),
+      detail: { client_id: pending.clientId, client_name: pending.clientName, resource: pending.resource },
+      clientAddress: client.address,
+    });
+    await this.provider.interactionFinished(req, res, { error: 'access_denied', error_description: 'the user denied the request' }, { mergeWithLastSubmission: false });
+  }
+
+  /**
+   * The caller an OAuth access token authenticates: its grant's api_token row carries the scopes,
+   * expiry and revocation, so the resolver treats it as it treats any token.
+   */
+  async verifyAccessToken(source: EmSource, raw: string, now: Date): Promise<VerifiedAccessToken> {
+    if (raw.length > 200) throw rejectedToken();
+    const row = await emOf(source).execute<AccessRow>(
+      `select r.expires_at as access_expires_at, r.payload->>'aud' as aud, t.id as token_id, t.revoked_at, t.expires_at,
+              u.id as user_id, u.name, u.email, u.type, u.active
+         from oauth_record r join api_token t on t.oauth_grant_id = r.grant_id join app_user u on u.id = t.user_id
+        where r.key = ?`,
+      [recordKey('AccessToken', raw)],
+      'get',
+    );
+    if (!row || !row.active || row.revoked_at || !row.aud) throw rejectedToken();
+    const accessExpiry = row.access_expires_at ? new Date(row.access_expires_at) : null;
+    const grantExpiry = row.expires_at ? new Date(row.expires_at) : null;
+    const expiry = [accessExpiry, grantExpiry].filter((d): d is Date => d !== null).sort((a, b) => a.getTime() - b.getTime())[0];
+    if (!expiry || expiry <= now) throw rejectedToken();
+    const cap = new Date(now.getTime() + TOKEN_TTL_CAP_MS);
+    return {
+      caller: { kind: 'user', userId: row.user_id, name: row.name, email: row.email, type: row.type, tokenId: row.token_id, resource: row.aud },
+      validUntil: expiry < cap ? expiry : cap,
+    };
+  }
+
+  /** Removes registrations that never obtained a grant, and records past their expiry. */
+  async sweep(): Promise<number> {
+    const em = this.orm.em.fork();
+    const cutoff = new Date(Date.now() - this.settings.unusedClientSeconds * 1000);
+    const clients = await em.execute<{ key: string }[]>(
+      `delete from oauth_record where model = 'Client' and key like 'Client:dcr-%' and last_used_at is null and created_at < ? returning key`,
+      [cutoff],
+    );
+    await em.execute(`delete from oauth_record where expires_at is not null and expires_at < now()`, [], 'run');
+    return clients.length;
+  }
+
+  async userEmail(userId: string): Promise<string | undefined> {
+    const caller = await this.userCaller(userId);
+    return caller.kind === 'user' ? caller.email : undefined;
+  }
+
+  private async endGrant(grantId: string): Promise<void> {
+    await this.orm.em.fork().execute(`update api_token set revoked_at = now() where oauth_grant_id = ? and revoked_at is null`, [grantId], 'run');
+  }
+
+  private async userActive(userId: string): Promise<boolean> {
+    const row = await this.orm.em.fork().execute<{ active: boolean }>(`select active from app_user where id::text = ?`, [userId], 'get');
+    return row?.active === true;
+  }
+
+  private async userCaller(userId: string): Promise<UserCaller | typeof SYSTEM> {
+    const row = await this.orm.em.fork().execute<{ name: string; email: string; type: UserCaller['type'] }>(
+      `select name, email, type from app_user where id::text = ?`,
+      [userId],
+      'get',
+    );
+    return row ? { kind: 'user', userId, name: row.name, email: row.email, type: row.type } : SYSTEM;
+  }
+
+  // Every protocol step is audited; details carry ids and outcomes, never a code or a token.
+  private listen(): void {
+    const record = async (ctx: KoaContextWithOIDC | undefined, operation: string, outcome: AuditRecord['outcome'], detail: Record<string, unknown>, error?: Error) => {
+      try {
+        const accountId = ctx?.oidc?.entities?.Grant?.accountId ?? ctx?.oidc?.entities?.Account?.accountId ?? ctx?.oidc?.session?.accountId;
+        this.audit({
+          caller: accountId ? await this.userCaller(accountId) : SYSTEM,
+          operation,
+          outcome,
+          target: ctx?.oidc?.client?.clientId?.slice(0, 200),
+          detail: { client_id: ctx?.oidc?.client?.clientId ?? null, ...detail },
+          ...(error ? { errorCode: (error as { error?: string }).error ?? 'failed', message: scrubText(String((error as { error_description?: string }).error_description ?? error.message)) } : {}),
+          ...(ctx?.ip ? { clientAddress: ctx.ip } : {}),
+        });
+      } catch (failure) {
+        this.log.warn({ err: { message: (failure as Error).message } }, 'an OAuth audit event could not be recorded');
+      }
+    };
+    const grantType = (ctx: KoaContextWithOIDC) => String(ctx.oidc?.params?.grant_type ?? '');
+    this.provider.on('authorization.success', (ctx: KoaContextWithOIDC) => void record(ctx, 'oauth_authorize', 'allowed', { resource: ctx.oidc?.params?.resource ?? null }));
+    this.provider.on('authorization.error', (ctx: KoaContextWithOIDC, error: Error) => void record(ctx, 'oauth_authorize', 'invalid', {}, error));
+    this.provider.on('grant.success', (ctx: KoaContextWithOIDC) =>
+      void record(ctx, grantType(ctx) === 'refresh_token' ? 'oauth_refresh' : 'oauth_token', 'allowed', { grant_type: grantType(ctx), grant_id: ctx.oidc?.entities?.Grant?.jti ?? null }),
+    );
+    this.provider.on('grant.error', (ctx: KoaContextWithOIDC, error: Error) => {
+      const reused = /already (consumed|used)/.test(String((error as { error_description?: string }).error_description ?? ''));
+      void record(ctx, reused ? 'oauth_reuse_detected' : grantType(ctx) === 'refresh_token' ? 'oauth_refresh' : 'oauth_token', reused ? 'denied' : 'invalid', { grant_type: grantType(ctx) }, error);
+    });
+    this.provider.on('grant.revoked', (ctx: KoaContextWithOIDC, grantId: string) => void record(ctx, 'oauth_grant_revoked', 'allowed', { grant_id: grantId }));
+    this.provider.on('revocation.error', (ctx: KoaContextWithOIDC, error: Error) => void record(ctx, 'oauth_revoke', 'invalid', {}, error));
+    this.provider.on('registration_create.success', (ctx: KoaContextWithOIDC, client: { clientId: string; clientName?: string }) =>
+      void record(ctx, 'oauth_register', 'allowed', { registered_client_id: client.clientId, client_name: client.clientName ?? null }),
+    );
+    this.provider.on('registration_create.error', (ctx: KoaContextWithOIDC, error: Error) => void record(ctx, 'oauth_register', 'invalid', {}, error));
+    this.provider.on('server_error', (_ctx: unknown, error: Error) => this.log.error({ err: { type: error.name, message: scrubText(error.message) } }, 'OAuth server error'));
+  }
+}
