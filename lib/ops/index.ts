@@ -10,6 +10,7 @@ import * as agents from './agents.ts';
 import * as catalog from './mcp-catalog.ts';
 import * as installs from './installs.ts';
 import * as pm from './pm/index.ts';
+import * as oauthGrants from './oauth-grants.ts';
 
 // The one registry: every operation a module below exports, each declaring its own servers (and,
 // for PM, its toolset). The MCP servers, REST routes, remote calls, CLI and generated docs are all
@@ -25,8 +26,9 @@ export * from './agents.ts';
 export * from './mcp-catalog.ts';
 export * from './installs.ts';
 export * from './pm/index.ts';
+export * from './oauth-grants.ts';
 
-const MODULES = [users, roles, delegations, tokens, sessions, auditLog, self, agents, catalog, installs, pm];
+const MODULES = [users, roles, delegations, tokens, sessions, auditLog, self, agents, catalog, installs, pm, oauthGrants];
 
 /** Every operation once, by name: the order tools are listed and documented in. */
 export const ALL_OPERATIONS: readonly AnyOperation[] = Object.freeze(

@@ -64,7 +64,8 @@ export async function callerTokenExpiry(ctx: OperationContext): Promise<Date | n
 }
 
 export async function revokeToken(ctx: OperationContext, userId: string, tokenId: string) {
-  const token = await ctx.em.findOne(ApiToken, { id: tokenId, user: userId });
+  // OAuth grants have their own tools (list_my_oauth_grants, revoke_my_oauth_grant).
+  const token = await ctx.em.findOne(ApiToken, { id: tokenId, user: userId, oauthGrantId: null });
   if (!token) throw new OpError('not_found', `token ${tokenId} not found for this user`, { field: 'token_id' });
   if (!token.revokedAt) {
     token.revokedAt = ctx.now;
@@ -74,7 +75,7 @@ export async function revokeToken(ctx: OperationContext, userId: string, tokenId
 }
 
 export async function listTokens(ctx: OperationContext, userId: string, includeRevoked: boolean) {
-  const rows = await ctx.em.find(ApiToken, includeRevoked ? { user: userId } : { user: userId, revokedAt: null }, { orderBy: { createdAt: 'desc' } });
+  const rows = await ctx.em.find(ApiToken, includeRevoked ? { user: userId, oauthGrantId: null } : { user: userId, revokedAt: null, oauthGrantId: null }, { orderBy: { createdAt: 'desc' } });
   return { items: rows.map(tokenView) };
 }
 
