@@ -8,12 +8,15 @@ import { RegistrationLimiter } from '../identity/oauth/registration-limiter.ts';
 import { FULL_SCOPE, MCP_RESOURCE_PATHS } from '../identity/oauth/settings.ts';
 import { ALL_PERMISSIONS, isPermission, type Permission } from '../access/permissions.ts';
 import { scrubText } from '../redact.ts';
+import { hostileValue } from '../ops/error-mapping.ts';
 import type { Runtime } from '../runtime.ts';
 import type { HttpAuthenticator } from './authenticate.ts';
 import { consentPage, problemPage, sendPage, signInPage } from './oauth-pages.ts';
 import { readFormBody, readJsonBody, sendError, sendJson } from './respond.ts';
 
 const CSRF_COOKIE = 'mandate_csrf';
+const MAX_REGISTRATION_BYTES = 16 * 1024;
+const MAX_REDIRECT_URIS = 20;
 const PRM_PATH = '/.well-known/oauth-protected-resource';
 const INTERACTION = /^\/oauth\/interaction\/([A-Za-z0-9_-]{1,64})(?:\/(login|consent|deny))?$/;
 
@@ -102,7 +105,20 @@ export class OAuthHttp {
       sendJson(res, 403, { error: 'access_denied', error_description: 'dynamic client registration is switched off on this server; ask an administrator to register your client, or use a client ID metadata document' });
       return;
     }
-    const body = normaliseRegistration(await readJsonBody(req));
+    const raw = await readJsonBody(req);
+    const hostile = hostileValue(raw);
+    const refusal = hostile
+      ? `${hostile.field} ${hostile.message}`
+      : JSON.stringify(raw).length > MAX_REGISTRATION_BYTES
+        ? `the registration is larger than ${MAX_REGISTRATION_BYTES} bytes`
+        : Array.isArray(raw.redirect_uris) && raw.redirect_uris.length > MAX_REDIRECT_URIS
+          ? `redirect_uris: at most ${MAX_REDIRECT_URIS}`
+          : null;
+    if (refusal) {
+      sendJson(res, 400, { error: 'invalid_client_metadata', error_description: refusal });
+      return;
+    }
+    const body = normaliseRegistration(raw);
     if (!(await this.oauth.isKnownRegistration(body))) await this.registrations.take(this.auth.clientAddress(req));
     (req as IncomingMessage & { body?: unknown }).body = body;
     this.oauth.handle(req, res);
@@ -162,6 +178,8 @@ export class OAuthHttp {
     }
     let userId: string;
     try {
+      // No account has a NUL in its email or password (the database could not store one): wrong.
+      if (hostileValue([email, password])) throw new OpError('unauthenticated', 'invalid or expired credentials');
       userId = (await authenticatePassword(this.runtime.scope(), email, password)).userId;
       await attempt.refund();
     } catch (error) {

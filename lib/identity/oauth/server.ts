@@ -401,7 +401,8 @@ export class OAuthServer {
       void record(ctx, grantType(ctx) === 'refresh_token' ? 'oauth_refresh' : 'oauth_token', 'allowed', { grant_type: grantType(ctx), grant_id: ctx.oidc?.entities?.Grant?.jti ?? null }),
     );
     this.provider.on('grant.error', (ctx: KoaContextWithOIDC, error: Error) => {
-      const reused = /already (consumed|used)/.test(String((error as { error_description?: string }).error_description ?? ''));
+      const said = error as { error_detail?: string; error_description?: string };
+      const reused = /already (consumed|used)/.test(`${said.error_detail ?? ''} ${said.error_description ?? ''} ${error.message}`);
       void record(ctx, reused ? 'oauth_reuse_detected' : grantType(ctx) === 'refresh_token' ? 'oauth_refresh' : 'oauth_token', reused ? 'denied' : 'invalid', { grant_type: grantType(ctx) }, error);
     });
     this.provider.on('grant.revoked', (ctx: KoaContextWithOIDC, grantId: string) => void record(ctx, 'oauth_grant_revoked', 'allowed', { grant_id: grantId }));

@@ -1,0 +1,407 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Server } from 'node:http';
+import { createHttpServer, listen } from '../../lib/http/server.ts';
+import { ApiToken, OAuthRecord } from '../../lib/db/entities/index.ts';
+import * as ops from '../../lib/ops/index.ts';
+import { recordSecret, testRuntime, type TestRuntime } from '../helpers/db.ts';
+import { callerOf, makeUser } from '../helpers/fixtures.ts';
+import { freePort, httpsOnLoopback } from '../helpers/oauth.ts';
+import { authorize, Browser, formOf, initializeStatus, pkce, register, tokenRequest } from '../helpers/oauth-flow.ts';
+import type { User } from '../../lib/db/entities/index.ts';
+
+// The OAuth authorization server probed as an attacker would: redirect URIs, PKCE, replayed codes
+// and refresh tokens, tokens carried to another resource, forged consent, open redirects, SSRF
+// through client metadata documents, registration floods, password guessing, framing.
+
+let rt: TestRuntime;
+let server: Server;
+let base = '';
+const password = recordSecret('oauth attack password 1');
+let alice: User;
+let aliceEmail = '';
+const CALLBACK = 'http://127.0.0.1:9/callback';
+let counter = 0;
+const address = () => `198.51.100.${++counter}`;
+
+before(async () => {
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  rt = await testRuntime({ env: { MANDATE_PUBLIC_URL: base, MANDATE_TRUST_PROXY: 'true', MANDATE_OAUTH_DCR_PER_HOUR: '8' } });
+  server = createHttpServer(rt, rt.config.http);
+  await listen(server, '127.0.0.1', port);
+  alice = await makeUser(rt, { roles: ['developer'] });
+  aliceEmail = alice.email;
+  const set = await rt.runner.run(ops.resetPassword, { kind: 'system', name: 'test' }, { user_id: alice.id, password });
+  assert.ok(set.ok, !set.ok ? set.error.message : '');
+});
+after(async () => {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+  await rt.close();
+});
+
+async function publicClient(redirects = [CALLBACK], extra: Record<string, unknown> = {}): Promise<string> {
+  const registered = await register(base, { client_name: `attack client ${++counter}`, redirect_uris: redirects, token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'refresh_token'], ...extra }, { 'x-forwarded-for': address() });
+  assert.equal(registered.status, 201, JSON.stringify(registered.body));
+  return String(registered.body.client_id);
+}
+
+/** A full authorization for alice: code, then tokens. */
+async function tokensFor(clientId: string, resource = `${base}/mcp/core`) {
+  const { verifier, challenge } = pkce();
+  const landed = await authorize(new Browser(base, address()), { client_id: clientId, redirect_uri: CALLBACK, resource, scope: 'mandate', code_challenge: challenge, code_challenge_method: 'S256' }, { email: aliceEmail, password });
+  const code = recordSecret(landed.searchParams.get('code') ?? '');
+  assert.ok(code, `a code: ${landed}`);
+  const exchanged = await tokenRequest(base, { grant_type: 'authorization_code', code, redirect_uri: CALLBACK, code_verifier: verifier, client_id: clientId, resource });
+  assert.equal(exchanged.status, 200, JSON.stringify(exchanged.body));
+  return { code, verifier, access: String(exchanged.body.access_token), refresh: String(exchanged.body.refresh_token) };
+}
+
+const oauthRows = () => rt.db.orm.em.fork().count(ApiToken, { oauthGrantId: { $ne: null } });
+
+describe('redirect URIs', () => {
+  test('an unregistered, extended or extra redirect URI gets an error page here, never a redirect to it', async () => {
+    const clientId = await publicClient(['https://app.example.test/cb']);
+    const { challenge } = pkce();
+    for (const redirect of ['https://evil.example.test/cb', 'https://app.example.test/cb/more', 'https://app.example.test/cb?x=1', 'https://app.example.test.evil.test/cb', 'https://app.example.test/cb#frag']) {
+      const response = await new Browser(base).get(new Browser(base).authorizeUrl({ client_id: clientId, redirect_uri: redirect, code_challenge: challenge, code_challenge_method: 'S256', scope: 'mandate' }));
+      assert.equal(response.status, 400, redirect);
+      assert.equal(response.headers.get('location'), null, `${redirect}: no redirect`);
+      assert.match(await response.text(), /redirect_uri/);
+    }
+  });
+
+  test('an unknown client is an error page (no redirect, whatever redirect_uri says)', async () => {
+    const response = await new Browser(base).get(new Browser(base).authorizeUrl({ client_id: 'dcr-unknown', redirect_uri: 'https://evil.example.test/cb', code_challenge: pkce().challenge, code_challenge_method: 'S256' }));
+    assert.equal(response.status, 400);
+    assert.equal(response.headers.get('location'), null);
+  });
+
+  test('a loopback redirect may use any port for a native client (RFC 8252), but not another host or path', async () => {
+    const clientId = await publicClient(['http://127.0.0.1:33418/callback']);
+    const { challenge } = pkce();
+    const ok = await new Browser(base).get(new Browser(base).authorizeUrl({ client_id: clientId, redirect_uri: 'http://127.0.0.1:51234/callback', code_challenge: challenge, code_challenge_method: 'S256', scope: 'mandate' }));
+    assert.equal(ok.status, 303);
+    assert.match(ok.headers.get('location') ?? '', /^\/oauth\/interaction\//);
+    for (const redirect of ['http://127.0.0.1:51234/other', 'http://192.0.2.1:33418/callback']) {
+      const refused = await new Browser(base).get(new Browser(base).authorizeUrl({ client_id: clientId, redirect_uri: redirect, code_challenge: challenge, code_challenge_method: 'S256' }));
+      assert.equal(refused.status, 400, redirect);
+    }
+  });
+
+  test('custom schemes (cursor://) and https callbacks (claude.ai) register', async () => {
+    await publicClient(['cursor://anysphere.cursor-mcp/oauth/callback']);
+    await publicClient(['https://claude.ai/api/mcp/auth_callback']);
+    const refused = await register(base, { redirect_uris: ['javascript:alert(1)'], token_endpoint_auth_method: 'none' }, { 'x-forwarded-for': address() });
+    assert.equal(refused.status, 400);
+    assert.equal(refused.body.error, 'invalid_redirect_uri');
+  });
+});
+
+describe('PKCE and codes', () => {
+  test('a request without PKCE, or with plain, is refused at the client with invalid_request and no code', async () => {
+    const clientId = await publicClient();
+    for (const extra of [{}, { code_challenge: 'a'.repeat(43), code_challenge_method: 'plain' }]) {
+      const landed = await authorize(new Browser(base, address()), { client_id: clientId, redirect_uri: CALLBACK, scope: 'mandate', ...extra }, null).catch(() => null);
+      assert.ok(landed instanceof URL, 'the error goes to the registered redirect');
+      assert.equal(landed.searchParams.get('error'), 'invalid_request');
+      assert.equal(landed.searchParams.get('code'), null);
+      assert.equal(landed.searchParams.get('iss'), base);
+    }
+  });
+
+  test('a wrong code_verifier is refused', async () => {
+    const clientId = await publicClient();
+    const { challenge } = pkce();
+    const landed = await authorize(new Browser(base, address()), { client_id: clientId, redirect_uri: CALLBACK, resource: `${base}/mcp/core`, scope: 'mandate', code_challenge: challenge, code_challenge_method: 'S256' }, { email: aliceEmail, password });
+    const exchanged = await tokenRequest(base, { grant_type: 'authorization_code', code: recordSecret(landed.searchParams.get('code')!), redirect_uri: CALLBACK, code_verifier: pkce().verifier, client_id: clientId });
+    assert.equal(exchanged.status, 400);
+    assert.equal(exchanged.body.error, 'invalid_grant');
+  });
+
+  test('a replayed code fails, and revokes what its first use issued', async () => {
+    const clientId = await publicClient();
+    const first = await tokensFor(clientId);
+    assert.equal((await initializeStatus(base, '/mcp/core', first.access)).status, 200);
+    const replay = await tokenRequest(base, { grant_type: 'authorization_code', code: first.code, redirect_uri: CALLBACK, code_verifier: first.verifier, client_id: clientId });
+    assert.equal(replay.status, 400);
+    assert.equal(replay.body.error, 'invalid_grant');
+    assert.equal((await initializeStatus(base, '/mcp/core', first.access)).status, 401, 'the first access token is dead');
+    const refreshed = await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: first.refresh, client_id: clientId });
+    assert.equal(refreshed.body.error, 'invalid_grant', 'and so is its refresh token');
+    const rows = await rt.auditRows();
+    assert.ok(rows.some((row) => row.operation === 'oauth_reuse_detected'), 'the replay is audited');
+  });
+
+  test('a reused refresh token fails and revokes the whole family', async () => {
+    const clientId = await publicClient();
+    const first = await tokensFor(clientId);
+    const second = await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: first.refresh, client_id: clientId });
+    assert.equal(second.status, 200);
+    assert.notEqual(second.body.refresh_token, first.refresh);
+    assert.equal((await initializeStatus(base, '/mcp/core', String(second.body.access_token))).status, 200);
+    const reuse = await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: first.refresh, client_id: clientId });
+    assert.equal(reuse.body.error, 'invalid_grant');
+    assert.equal((await initializeStatus(base, '/mcp/core', String(second.body.access_token))).status, 401);
+    const third = await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: String(second.body.refresh_token), client_id: clientId });
+    assert.equal(third.body.error, 'invalid_grant', 'the rotated refresh token is revoked too');
+  });
+});
+
+describe('resources (RFC 8707)', () => {
+  test('a token for one MCP endpoint is refused at every other, and at the REST API', async () => {
+    const clientId = await publicClient();
+    const { access } = await tokensFor(clientId, `${base}/mcp/pm`);
+    assert.equal((await initializeStatus(base, '/mcp/pm', access)).status, 200);
+    for (const path of ['/mcp', '/mcp/core', '/mcp/admin']) {
+      const refused = await initializeStatus(base, path, access);
+      assert.equal(refused.status, 401, path);
+      assert.match(refused.headers.get('www-authenticate') ?? '', /error="invalid_token"/);
+    }
+    const rest = await fetch(`${base}/api/me`, { headers: { authorization: `Bearer ${access}` } });
+    assert.equal(rest.status, 401);
+  });
+
+  test('a resource that is not one of ours is refused (invalid_target)', async () => {
+    const clientId = await publicClient();
+    const landed = await authorize(new Browser(base, address()), { client_id: clientId, redirect_uri: CALLBACK, resource: 'https://evil.example.test/mcp', scope: 'mandate', code_challenge: pkce().challenge, code_challenge_method: 'S256' }, null);
+    assert.equal(landed.searchParams.get('error'), 'invalid_target');
+  });
+});
+
+describe('consent', () => {
+  test('a consent form without its CSRF token, with another one, without its cookie, or from another origin changes nothing', async () => {
+    const clientId = await publicClient();
+    const browser = new Browser(base, address());
+    const { challenge } = pkce();
+    let page = await browser.follow(await browser.get(browser.authorizeUrl({ client_id: clientId, redirect_uri: CALLBACK, resource: `${base}/mcp/core`, scope: 'mandate', code_challenge: challenge, code_challenge_method: 'S256' })));
+    const login = formOf(await (page as Response).text());
+    page = await browser.follow(await browser.post(`/oauth/interaction/${login.uid}/login`, { csrf: login.csrf, email: aliceEmail, password }));
+    const consent = formOf(await (page as Response).text());
+    const before = await oauthRows();
+    const forged = [
+      () => browser.post(`/oauth/interaction/${consent.uid}/consent`, { permission: 'pm:read' }),
+      () => browser.post(`/oauth/interaction/${consent.uid}/consent`, { csrf: login.csrf.replace(/^./, (c) => (c === 'A' ? 'B' : 'A')), permission: 'pm:read' }),
+      () => browser.post(`/oauth/interaction/${consent.uid}/consent`, { csrf: consent.csrf, permission: 'pm:read' }, { origin: 'https://evil.example.test' }),
+      () => fetch(`${base}/oauth/interaction/${consent.uid}/consent`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: browser.jar.header().replace(/mandate_csrf=[^;]+;?\s*/, '') }, body: `csrf=${consent.csrf}&permission=pm:read` }),
+    ];
+    for (const attempt of forged) {
+      const response = await attempt();
+      assert.equal(response.status, 403);
+      assert.equal(response.headers.get('location'), null);
+    }
+    assert.equal(await oauthRows(), before, 'no grant was stored');
+    // The real form still works afterwards.
+    const landed = await browser.follow(await browser.post(`/oauth/interaction/${consent.uid}/consent`, { csrf: consent.csrf, permission: 'pm:read' }));
+    assert.ok(landed instanceof URL && landed.searchParams.get('code'));
+    recordSecret(landed.searchParams.get('code')!);
+  });
+
+  test('deny stores nothing and tells the client access_denied', async () => {
+    const clientId = await publicClient();
+    const browser = new Browser(base, address());
+    let page = await browser.follow(await browser.get(browser.authorizeUrl({ client_id: clientId, redirect_uri: CALLBACK, scope: 'mandate', code_challenge: pkce().challenge, code_challenge_method: 'S256' })));
+    const login = formOf(await (page as Response).text());
+    page = await browser.follow(await browser.post(`/oauth/interaction/${login.uid}/login`, { csrf: login.csrf, email: aliceEmail, password }));
+    const consent = formOf(await (page as Response).text());
+    const before = await oauthRows();
+    const grantsBefore = await rt.db.orm.em.fork().count(OAuthRecord, { model: 'Grant' });
+    const landed = await browser.follow(await browser.post(`/oauth/interaction/${consent.uid}/deny`, { csrf: consent.csrf }));
+    assert.ok(landed instanceof URL);
+    assert.equal(landed.searchParams.get('error'), 'access_denied');
+    assert.equal(landed.searchParams.get('code'), null);
+    assert.equal(await oauthRows(), before);
+    assert.equal(await rt.db.orm.em.fork().count(OAuthRecord, { model: 'Grant' }), grantsBefore);
+  });
+
+  test('narrowed consent: the token carries only the permissions left ticked', async () => {
+    const clientId = await publicClient();
+    const { verifier, challenge } = pkce();
+    const landed = await authorize(new Browser(base, address()), { client_id: clientId, redirect_uri: CALLBACK, resource: `${base}/mcp/core`, scope: 'mandate', code_challenge: challenge, code_challenge_method: 'S256' }, { email: aliceEmail, password }, ['pm:read']);
+    const exchanged = await tokenRequest(base, { grant_type: 'authorization_code', code: recordSecret(landed.searchParams.get('code')!), redirect_uri: CALLBACK, code_verifier: verifier, client_id: clientId });
+    const grants = await rt.runner.run(ops.listMyOauthGrants, callerOf(alice), {});
+    assert.ok(grants.ok);
+    const grant = (grants.value as { items: { client_id: string; permissions: string[] | null; resource: string }[] }).items.find((g) => g.client_id === clientId)!;
+    assert.deepEqual(grant.permissions, ['pm:read']);
+    assert.equal(grant.resource, `${base}/mcp/core`);
+    assert.equal((await initializeStatus(base, '/mcp/core', String(exchanged.body.access_token))).status, 200);
+  });
+
+  test('a consent that offers a permission the user does not hold cannot be made to grant it', async () => {
+    const clientId = await publicClient();
+    const { verifier, challenge } = pkce();
+    const landed = await authorize(new Browser(base, address()), { client_id: clientId, redirect_uri: CALLBACK, resource: `${base}/mcp/admin`, scope: 'users:write pm:read', code_challenge: challenge, code_challenge_method: 'S256' }, { email: aliceEmail, password }, ['users:write', 'pm:read']);
+    await tokenRequest(base, { grant_type: 'authorization_code', code: recordSecret(landed.searchParams.get('code')!), redirect_uri: CALLBACK, code_verifier: verifier, client_id: clientId });
+    const rows = await rt.db.orm.em.fork().find(ApiToken, { oauthClientId: clientId });
+    assert.deepEqual(rows.map((r) => r.scopes), [['pm:read']]);
+  });
+});
+
+describe('client ID metadata documents', () => {
+  test('a document at a private or loopback address is never fetched (SSRF), and the request fails here', async () => {
+    let fetched = 0;
+    const https = await httpsOnLoopback((_req, res) => {
+      fetched++;
+      res.end('{}');
+    });
+    try {
+      for (const clientId of [`${https.url}/client.json`, 'https://10.0.0.1/client.json', 'https://169.254.169.254/latest/meta-data.json']) {
+        const response = await new Browser(base).get(new Browser(base).authorizeUrl({ client_id: clientId, redirect_uri: CALLBACK, code_challenge: pkce().challenge, code_challenge_method: 'S256' }));
+        assert.equal(response.status, 400, clientId);
+        assert.equal(response.headers.get('location'), null);
+      }
+      assert.equal(fetched, 0, 'the loopback document was not fetched');
+    } finally {
+      https.server.close();
+    }
+  });
+});
+
+describe('dynamic registration', () => {
+  test('a flood from one address is limited; identical registrations are one client and are not counted', async () => {
+    const from = address();
+    const metadata = { client_name: 'Claude', redirect_uris: ['https://claude.ai/api/mcp/auth_callback'], token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'refresh_token'] };
+    const ids = new Set<string>();
+    for (let i = 0; i < 30; i++) {
+      const same = await register(base, metadata, { 'x-forwarded-for': from });
+      assert.equal(same.status, 201);
+      ids.add(String(same.body.client_id));
+    }
+    assert.equal(ids.size, 1, 'thirty identical registrations are one client');
+    const statuses: number[] = [];
+    for (let i = 0; i < 10; i++) statuses.push((await register(base, { ...metadata, client_name: `flood ${i}` }, { 'x-forwarded-for': from })).status);
+    assert.deepEqual(statuses.filter((s) => s === 201).length, 7, 'eight an hour per address: one was the identical client');
+    assert.ok(statuses.slice(7).every((s) => s === 429));
+    assert.equal((await register(base, metadata, { 'x-forwarded-for': from })).status, 201, 'the known registration still answers');
+  });
+
+  test('a registration never used expires; a used one stays', async () => {
+    const unused = await publicClient();
+    const used = await publicClient();
+    await tokensFor(used);
+    await rt.db.orm.em.fork().execute(`update oauth_record set created_at = now() - interval '2 days' where model = 'Client' and client_id in (?, ?)`, [unused, used]);
+    assert.ok((await rt.oauth!.sweep()) >= 1);
+    const left = await rt.db.orm.em.fork().find(OAuthRecord, { model: 'Client', clientId: { $in: [unused, used] } });
+    assert.deepEqual(left.map((r) => r.clientId), [used]);
+  });
+
+  test('oversized, deeply nested and NUL-laden registrations are refused as client errors', async () => {
+    const big = await register(base, { redirect_uris: Array.from({ length: 5000 }, (_, i) => `https://a.example.test/${i}`), token_endpoint_auth_method: 'none' }, { 'x-forwarded-for': address() });
+    assert.ok(big.status === 400 || big.status === 413, `status ${big.status}`);
+    const nul = await register(base, { client_name: 'a\u0000b', redirect_uris: ['https://a.example.test/\u0000'], token_endpoint_auth_method: 'none' }, { 'x-forwarded-for': address() });
+    assert.equal(nul.status, 400);
+    let nested: unknown = 'x';
+    for (let i = 0; i < 200; i++) nested = { nested };
+    const deep = await register(base, { client_name: 'deep', redirect_uris: [CALLBACK], token_endpoint_auth_method: 'none', software_statement_extra: nested }, { 'x-forwarded-for': address() });
+    assert.ok(deep.status < 500, `status ${deep.status}`);
+  });
+});
+
+describe('sign-in page', () => {
+  test('password guessing shares the 5-per-minute limiter with Basic logins', async () => {
+    const victim = await makeUser(rt, { roles: ['developer'] });
+    await rt.runner.run(ops.resetPassword, { kind: 'system', name: 'test' }, { user_id: victim.id, password });
+    const clientId = await publicClient();
+    const from = address();
+    const browser = new Browser(base, from);
+    const page = await browser.follow(await browser.get(browser.authorizeUrl({ client_id: clientId, redirect_uri: CALLBACK, scope: 'mandate', code_challenge: pkce().challenge, code_challenge_method: 'S256' })));
+    const form = formOf(await (page as Response).text());
+    for (let i = 0; i < 3; i++) {
+      const wrong = await browser.post(`/oauth/interaction/${form.uid}/login`, { csrf: form.csrf, email: victim.email, password: `wrong ${i}` });
+      assert.equal(wrong.status, 401);
+      assert.match(await wrong.text(), /Wrong email or password/);
+    }
+    for (let i = 0; i < 2; i++) {
+      const basic = await fetch(`${base}/api/me`, { headers: { 'x-forwarded-for': from, authorization: `Basic ${Buffer.from(`${victim.email}:basic wrong ${i}`).toString('base64')}` } });
+      assert.equal(basic.status, 401);
+    }
+    const blocked = await browser.post(`/oauth/interaction/${form.uid}/login`, { csrf: form.csrf, email: victim.email, password });
+    assert.equal(blocked.status, 429, 'even the right password waits once the limit is reached');
+    assert.ok(Number(blocked.headers.get('retry-after')) >= 1);
+  });
+
+  test('a NUL byte or a huge value in the form is a wrong login, not a failure', async () => {
+    const clientId = await publicClient();
+    const browser = new Browser(base, address());
+    const page = await browser.follow(await browser.get(browser.authorizeUrl({ client_id: clientId, redirect_uri: CALLBACK, scope: 'mandate', code_challenge: pkce().challenge, code_challenge_method: 'S256' })));
+    const form = formOf(await (page as Response).text());
+    for (const email of [`nul\u0000@example.test`, 'x'.repeat(100_000)]) {
+      const response = await browser.post(`/oauth/interaction/${form.uid}/login`, { csrf: form.csrf, email, password: 'p\u0000' }, { 'x-forwarded-for': address() });
+      assert.ok([401, 429].includes(response.status), `status ${response.status}`);
+    }
+  });
+
+  test('the pages cannot be framed, carry a strict CSP, load nothing from elsewhere and send no referrer', async () => {
+    const clientId = await publicClient();
+    const browser = new Browser(base, address());
+    const page = (await browser.follow(await browser.get(browser.authorizeUrl({ client_id: clientId, redirect_uri: CALLBACK, scope: 'mandate', code_challenge: pkce().challenge, code_challenge_method: 'S256' })))) as Response;
+    const csp = page.headers.get('content-security-policy') ?? '';
+    assert.match(csp, /frame-ancestors 'none'/);
+    assert.match(csp, /default-src 'none'/);
+    assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval|\*/);
+    assert.equal(page.headers.get('x-frame-options'), 'DENY');
+    assert.equal(page.headers.get('referrer-policy'), 'no-referrer');
+    const html = await page.text();
+    assert.doesNotMatch(html, /<script|src=|href="http/i);
+    assert.match(page.headers.get('set-cookie') ?? '', /HttpOnly; SameSite=Strict/);
+  });
+
+  test('a client name cannot inject markup into the pages', async () => {
+    const registered = await register(base, { client_name: '<img src=x onerror=alert(1)>"', redirect_uris: [CALLBACK], token_endpoint_auth_method: 'none' }, { 'x-forwarded-for': address() });
+    const browser = new Browser(base, address());
+    const page = (await browser.follow(await browser.get(browser.authorizeUrl({ client_id: String(registered.body.client_id), redirect_uri: CALLBACK, scope: 'mandate', code_challenge: pkce().challenge, code_challenge_method: 'S256' })))) as Response;
+    const html = await page.text();
+    assert.doesNotMatch(html, /<img/);
+    assert.match(html, /&#60;img/);
+  });
+});
+
+describe('grants end', () => {
+  test('revoking a grant (tool), deactivating its user or deleting its client refuses its access token at the next request', async () => {
+    const clientA = await publicClient();
+    const a = await tokensFor(clientA);
+    assert.equal((await initializeStatus(base, '/mcp/core', a.access)).status, 200);
+    const list = await rt.runner.run(ops.listMyOauthGrants, callerOf(alice), {});
+    const grant = (list.ok ? (list.value as { items: { id: string; client_id: string }[] }).items : []).find((g) => g.client_id === clientA)!;
+    const revoked = await rt.runner.run(ops.revokeMyOauthGrant, callerOf(alice), { grant_id: grant.id });
+    assert.ok(revoked.ok);
+    assert.equal((await initializeStatus(base, '/mcp/core', a.access)).status, 401);
+    assert.equal((await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: a.refresh, client_id: clientA })).body.error, 'invalid_grant');
+
+    const other = await makeUser(rt, { roles: ['developer'] });
+    const stranger = await rt.runner.run(ops.revokeMyOauthGrant, callerOf(other), { grant_id: grant.id });
+    assert.ok(!stranger.ok && stranger.error.code === 'not_found', "another user's grant is not found, not revoked");
+
+    const clientB = await publicClient();
+    const b = await tokensFor(clientB);
+    const admin = await makeUser(rt, { roles: ['admin'] });
+    const deleted = await rt.runner.run(ops.deleteOauthClient, callerOf(admin), { client_id: clientB });
+    assert.ok(deleted.ok);
+    assert.equal((deleted.value as { grants_revoked: number }).grants_revoked, 1);
+    assert.equal((await initializeStatus(base, '/mcp/core', b.access)).status, 401);
+  });
+
+  test('deactivating the user refuses the token at once', async () => {
+    const bob = await makeUser(rt, { roles: ['developer'] });
+    await rt.runner.run(ops.resetPassword, { kind: 'system', name: 'test' }, { user_id: bob.id, password });
+    const clientId = await publicClient();
+    const { verifier, challenge } = pkce();
+    const landed = await authorize(new Browser(base, address()), { client_id: clientId, redirect_uri: CALLBACK, resource: `${base}/mcp/core`, scope: 'mandate', code_challenge: challenge, code_challenge_method: 'S256' }, { email: bob.email, password });
+    const exchanged = await tokenRequest(base, { grant_type: 'authorization_code', code: recordSecret(landed.searchParams.get('code')!), redirect_uri: CALLBACK, code_verifier: verifier, client_id: clientId });
+    const access = String(exchanged.body.access_token);
+    assert.equal((await initializeStatus(base, '/mcp/core', access)).status, 200);
+    await rt.runner.run(ops.deactivateUser, { kind: 'system', name: 'test' }, { user_id: bob.id });
+    assert.equal((await initializeStatus(base, '/mcp/core', access)).status, 401);
+  });
+
+  test('no code, access token or refresh token is in an audit row or a log line', async () => {
+    const clientId = await publicClient();
+    const t = await tokensFor(clientId);
+    await rt.runner.audit.flush();
+    const text = JSON.stringify(await rt.auditRows()) + rt.logs.join('');
+    for (const secret of [t.code, t.access, t.refresh, t.verifier, password]) assert.ok(!text.includes(secret), 'a secret is in the audit or the log');
+    const operations = new Set((await rt.auditRows()).map((row) => row.operation));
+    for (const step of ['oauth_register', 'oauth_authorize', 'oauth_sign_in', 'oauth_consent', 'oauth_token']) assert.ok(operations.has(step), `${step} is audited`);
+  });
+});
