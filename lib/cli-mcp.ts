@@ -5,7 +5,7 @@ import { authenticateEnvToken } from './identity/authenticate.ts';
 import type { UserCaller } from './identity/caller.ts';
 import { endAgentSessionOp, startAgentSession } from './ops/index.ts';
 import type { Runtime } from './runtime.ts';
-import { CLIENTS, clientConfig, DEFAULT_CLIENT, httpClientConfig, type Client } from './mcp/client-config.ts';
+import { AUTH_MODES, CLIENTS, clientConfig, DEFAULT_CLIENT, httpClientConfig, OAUTH_ONLY_CLIENTS, type AuthMode, type Client, type HttpClient } from './mcp/client-config.ts';
 import { AGENT_ROLES, SERVERS, type RoleServers } from './mcp/servers.ts';
 import { help, int, str, UsageError, withRuntime, type Command, type Io } from './cli-support.ts';
 
@@ -59,19 +59,23 @@ export const mcpCommands: Record<string, Command> = {
     },
   },
   config: {
-    usage: `mandate config [--client ${CLIENTS.join('|')}] (--role R [--entrypoint PATH] | --url https://MANDATE)`,
+    usage: `mandate config [--client ${[...CLIENTS, ...OAUTH_ONLY_CLIENTS].join('|')}] (--role R [--entrypoint PATH] | --url https://MANDATE [--auth token|oauth])`,
     summary:
-      `Print an MCP client's configuration (default client: ${DEFAULT_CLIENT}): with --role, the stdio servers of that role (one entry per server on PostgreSQL, one composed entry on the embedded database); with --url, the deployment over Streamable HTTP. Never a secret.`,
-    options: { ...help, role: { type: 'string' }, client: { type: 'string' }, entrypoint: { type: 'string' }, url: { type: 'string' } },
+      `Print an MCP client's configuration (default client: ${DEFAULT_CLIENT}): with --role, the stdio servers of that role (one entry per server on PostgreSQL, one composed entry on the embedded database); with --url, the deployment over Streamable HTTP, with an API token (--auth token, the default) or with OAuth sign-in and no token at all (--auth oauth; claude-ai and chatgpt take only that). Never a secret.`,
+    options: { ...help, role: { type: 'string' }, client: { type: 'string' }, entrypoint: { type: 'string' }, url: { type: 'string' }, auth: { type: 'string' } },
     async run(args, io) {
       const client = str(args, 'client') ?? DEFAULT_CLIENT;
-      if (!CLIENTS.includes(client as Client)) throw new UsageError(`--client must be one of ${CLIENTS.join(', ')}`);
+      const httpOnly = (OAUTH_ONLY_CLIENTS as readonly string[]).includes(client);
+      if (!CLIENTS.includes(client as Client) && !httpOnly) throw new UsageError(`--client must be one of ${[...CLIENTS, ...OAUTH_ONLY_CLIENTS].join(', ')}`);
+      const auth = str(args, 'auth') ?? 'token';
+      if (!(AUTH_MODES as readonly string[]).includes(auth)) throw new UsageError(`--auth must be one of ${AUTH_MODES.join(', ')}`);
       const url = str(args, 'url');
       if (url !== undefined) {
         if (!/^https?:\/\/[^/\s]+/.test(url) || /[\s"'$`\\]/.test(url)) throw new UsageError('--url must be an http:// or https:// URL, e.g. https://mandate.example.com');
-        io.out(httpClientConfig(client as Client, url));
+        io.out(httpClientConfig(client as HttpClient, url, auth as AuthMode));
         return 0;
       }
+      if (httpOnly) throw new UsageError(`${client} connects over HTTP only: give --url (and the server MANDATE_PUBLIC_URL for OAuth)`);
       const role = str(args, 'role');
       const servers = roleServers(role);
       const entrypoint = resolve(str(args, 'entrypoint') ?? fileURLToPath(new URL('../entrypoint.sh', import.meta.url)));

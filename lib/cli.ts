@@ -5,8 +5,8 @@ import { EmbeddedDatabaseBusyError } from './db/embedded-lock.ts';
 import { Role, RoleAssignment, User } from './db/entities/index.ts';
 import { OpError } from './errors.ts';
 import { createHttpServer, listen } from './http/server.ts';
-import { openRuntime, startAgentSessionSweep } from './runtime.ts';
-import { createTokenForUser, createUser } from './ops/index.ts';
+import { openRuntime, startAgentSessionSweep, startOAuthSweep } from './runtime.ts';
+import { createTokenForUser, createUser, listOauthClients, registerOauthClient } from './ops/index.ts';
 import { VERSION } from './version.ts';
 import { agentCommands, mcpCommands } from './cli-mcp.ts';
 import { vaultCommands } from './cli-vault.ts';
@@ -83,6 +83,7 @@ const commands: Record<string, Command> = {
       const runtime = await openRuntime(io.config, { command: 'mandate serve' });
       const server = createHttpServer(runtime, io.config.http);
       startAgentSessionSweep(runtime);
+      startOAuthSweep(runtime);
       const address = await listen(server, host, port).catch(async (error: Error) => {
         await runtime.close();
         throw new Error(`cannot listen on ${host}:${port}: ${error.message}`);
@@ -162,6 +163,40 @@ const commands: Record<string, Command> = {
         });
         io.out(`API token ${token.id} for ${user.email}, expires ${token.expires_at}; it is shown this once, store it now:`);
         io.out(token.token);
+        return 0;
+      });
+    },
+  },
+  'oauth-client add': {
+    usage: 'mandate oauth-client add --name N --redirect-uri URI [--redirect-uri URI]... [--confidential]',
+    summary: 'Pre-register an OAuth client (its exact redirect URIs); prints it as JSON, and a confidential client\'s secret once, alone on the last line.',
+    options: { ...help, name: { type: 'string' }, 'redirect-uri': { type: 'string', multiple: true }, confidential: { type: 'boolean' } },
+    async run(args, io) {
+      if (!str(args, 'name')) throw new UsageError('--name is required (the name users see on the consent page)');
+      const redirects = args['redirect-uri'];
+      if (!Array.isArray(redirects) || redirects.length === 0) throw new UsageError('--redirect-uri is required (once per redirect URI)');
+      return withRuntime(io, 'oauth-client add', async (runtime) => {
+        const { client_secret: secret, ...client } = await runAsSystem<{ client_secret: string | null; client_id: string }>(runtime, registerOauthClient, {
+          client_name: str(args, 'name'),
+          redirect_uris: redirects,
+          confidential: args.confidential === true,
+        });
+        io.out(JSON.stringify(client, null, 2));
+        if (secret) {
+          io.out(`client secret of ${client.client_id}; it is shown this once, store it now:`);
+          io.out(secret);
+        }
+        return 0;
+      });
+    },
+  },
+  'oauth-client list': {
+    usage: 'mandate oauth-client list',
+    summary: 'List the OAuth clients registered here (by an administrator or dynamically) as JSON; never a secret.',
+    options: { ...help },
+    async run(_args, io) {
+      return withRuntime(io, 'oauth-client list', async (runtime) => {
+        io.out(JSON.stringify(await runAsSystem(runtime, listOauthClients, {}), null, 2));
         return 0;
       });
     },

@@ -94,3 +94,20 @@ export function startAgentSessionSweep(runtime: Runtime): void {
   void sweep();
   setInterval(sweep, AGENT_SWEEP_INTERVAL_MS).unref();
 }
+
+const OAUTH_SWEEP_INTERVAL_MS = 3_600_000;
+
+/**
+ * Long-running processes remove, every hour, OAuth client registrations that never obtained a
+ * grant (older than a day) and the authorization server's records past their expiry.
+ */
+export function startOAuthSweep(runtime: Runtime): void {
+  const oauth = runtime.oauth;
+  if (!oauth) return;
+  const sweep = () =>
+    oauth.sweep().catch((error: unknown) => {
+      runtime.log.warn({ err: { message: (error as Error).message } }, 'OAuth sweep failed');
+    });
+  void sweep();
+  setInterval(sweep, OAUTH_SWEEP_INTERVAL_MS).unref();
+}

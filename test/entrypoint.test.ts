@@ -82,6 +82,22 @@ describe('client configuration for every way a person connects', () => {
     assert.equal(vscode.inputs[0].password, true);
     const desktop = JSON.parse(await config('claude-desktop'));
     assert.deepEqual(desktop.mcpServers.mandate.args.slice(1, 3), ['mcp-remote', `${url}/mcp`]);
+    // With OAuth (--auth oauth; claude.ai and ChatGPT take nothing else): the URL alone, no token.
+    const oauth = async (client: string) => {
+      const result = await runProcess(process.execPath, ['bin/mandate.js', 'config', '--url', url, '--client', client, '--auth', 'oauth'], postgresEnv);
+      assert.equal(result.code, 0, result.stderr);
+      assert.doesNotMatch(result.stdout, /MANDATE_TOKEN|Authorization|Bearer/, `${client}: no token at all`);
+      return result.stdout;
+    };
+    assert.equal(await oauth('claude-code'), `claude mcp add --transport http mandate ${url}/mcp\n`);
+    assert.deepEqual(JSON.parse(await oauth('cursor')).mcpServers.mandate, { url: `${url}/mcp` });
+    assert.deepEqual(JSON.parse(await oauth('vscode')).servers.mandate, { type: 'http', url: `${url}/mcp` });
+    assert.deepEqual(JSON.parse(await oauth('claude-desktop')).mcpServers.mandate.args, ['-y', 'mcp-remote', `${url}/mcp`]);
+    assert.match(await oauth('claude-ai'), /Add custom connector.*https:\/\/mandate\.example\.com\/mcp/);
+    assert.match(await oauth('chatgpt'), /OAuth/);
+    const stdioOnly = await runProcess(process.execPath, ['bin/mandate.js', 'config', '--client', 'claude-ai', '--role', 'admin'], postgresEnv);
+    assert.equal(stdioOnly.code, 2);
+    assert.match(stdioOnly.stderr, /connects over HTTP only/);
     const bad = await runProcess(process.execPath, ['bin/mandate.js', 'config', '--url', 'https://x.example/$(id)'], postgresEnv);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /--url must be/);

@@ -59,6 +59,12 @@ after(async () => {
   await serve?.stop();
   await callbacks?.close();
   cimd?.server.close();
+  // The server's audit rows go to the secret sweep: no code or token may be in one.
+  await db?.use(async (rt) => {
+    const rows = (await rt.db.orm.em.fork().execute('select * from audit_event')) as { operation: string }[];
+    keepArtifact('audit', JSON.stringify(rows));
+    assert.ok(rows.some((row) => row.operation === 'oauth_consent'), 'the consent is audited');
+  });
   await db?.dispose();
 });
 

@@ -2,6 +2,11 @@ import type { RoleServers } from './servers.ts';
 
 export const CLIENTS = ['claude-code', 'claude-desktop', 'cursor', 'vscode'] as const;
 export type Client = (typeof CLIENTS)[number];
+/** Clients that only connect over HTTP, with OAuth (they take no pasted token). */
+export const OAUTH_ONLY_CLIENTS = ['claude-ai', 'chatgpt'] as const;
+export type HttpClient = Client | (typeof OAUTH_ONLY_CLIENTS)[number];
+export const AUTH_MODES = ['token', 'oauth'] as const;
+export type AuthMode = (typeof AUTH_MODES)[number];
 /** What `config` prints when no client is named. */
 export const DEFAULT_CLIENT: Client = 'claude-code';
 
@@ -55,8 +60,9 @@ export function clientConfig(request: ClientConfigRequest) {
  * Claude Code: the `claude mcp add` command line; Cursor: `url` + `headers`; VS Code: `servers`
  * with `type: "http"` and a password prompt; Claude Desktop: the mcp-remote bridge over stdio.
  */
-export function httpClientConfig(client: Client, url: string): string {
+export function httpClientConfig(client: HttpClient, url: string, auth: AuthMode = 'token'): string {
   const mcp = `${url.replace(/\/+$/, '')}/mcp`;
+  if (auth === 'oauth' || client === 'claude-ai' || client === 'chatgpt') return oauthClientConfig(client, mcp);
   switch (client) {
     case 'claude-code':
       return `claude mcp add --transport http mandate ${mcp} --header "Authorization: Bearer \${MANDATE_TOKEN}"`;
@@ -73,6 +79,27 @@ export function httpClientConfig(client: Client, url: string): string {
           mandate: { command: 'npx', args: ['-y', 'mcp-remote', mcp, '--header', 'Authorization:Bearer ${MANDATE_TOKEN}'], env: { MANDATE_TOKEN: '<set MANDATE_TOKEN here>' } },
         },
       });
+  }
+}
+
+/**
+ * With OAuth (the server has MANDATE_PUBLIC_URL), a client needs only the URL: on the first 401 it
+ * discovers Mandate's authorization server, registers, and sends the user to sign in and consent.
+ */
+function oauthClientConfig(client: HttpClient, mcp: string): string {
+  switch (client) {
+    case 'claude-code':
+      return `claude mcp add --transport http mandate ${mcp}`;
+    case 'cursor':
+      return json({ mcpServers: { mandate: { url: mcp } } });
+    case 'vscode':
+      return json({ servers: { mandate: { type: 'http', url: mcp } } });
+    case 'claude-desktop':
+      return json({ mcpServers: { mandate: { command: 'npx', args: ['-y', 'mcp-remote', mcp] } } });
+    case 'claude-ai':
+      return `In claude.ai (or Claude Desktop): Settings → Connectors → Add custom connector. Name: Mandate. Remote MCP server URL: ${mcp}. Leave the OAuth client id and secret empty (Mandate accepts dynamic registration and client metadata documents). Then Connect: sign in to Mandate and allow.`;
+    case 'chatgpt':
+      return `In ChatGPT: Settings → Apps & Connectors → Advanced → Developer mode on, then Create. Name: Mandate. MCP server URL: ${mcp}. Authentication: OAuth (dynamic registration: leave the client fields empty). Then sign in to Mandate and allow.`;
   }
 }
 

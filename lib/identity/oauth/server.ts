@@ -43,6 +43,7 @@ interface AccessRow {
   token_id: string;
   revoked_at: Date | string | null;
   expires_at: Date | string | null;
+  last_used_at: Date | string | null;
   user_id: string;
   name: string;
   email: string;
@@ -322,7 +323,7 @@ export class OAuthServer {
   async verifyAccessToken(source: EmSource, raw: string, now: Date): Promise<VerifiedAccessToken> {
     if (raw.length > 200) throw rejectedToken();
     const row = await emOf(source).execute<AccessRow>(
-      `select r.expires_at as access_expires_at, r.payload->>'aud' as aud, t.id as token_id, t.revoked_at, t.expires_at,
+      `select r.expires_at as access_expires_at, r.payload->>'aud' as aud, t.id as token_id, t.revoked_at, t.expires_at, t.last_used_at,
               u.id as user_id, u.name, u.email, u.type, u.active
          from oauth_record r join api_token t on t.oauth_grant_id = r.grant_id join app_user u on u.id = t.user_id
         where r.key = ?`,
@@ -334,6 +335,11 @@ export class OAuthServer {
     const grantExpiry = row.expires_at ? new Date(row.expires_at) : null;
     const expiry = [accessExpiry, grantExpiry].filter((d): d is Date => d !== null).sort((a, b) => a.getTime() - b.getTime())[0];
     if (!expiry || expiry <= now) throw rejectedToken();
+    // Last use (what "connected applications" show) is written at most once a minute per grant.
+    const lastUsed = row.last_used_at ? new Date(row.last_used_at).getTime() : 0;
+    if (now.getTime() - lastUsed >= TOKEN_TTL_CAP_MS) {
+      await emOf(source).execute('update api_token set last_used_at = ? where id = ?', [now, row.token_id], 'run');
+    }
     const cap = new Date(now.getTime() + TOKEN_TTL_CAP_MS);
     return {
       caller: { kind: 'user', userId: row.user_id, name: row.name, email: row.email, type: row.type, tokenId: row.token_id, resource: row.aud },
