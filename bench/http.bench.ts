@@ -4,11 +4,8 @@
 // session; throughput, p50, p99, and the server's CPU time per request (from /proc: steadier than
 // throughput on this noisy machine). Then idle memory per open session (BENCH_IDLE_SESSIONS, 1,000).
 // Servers run on core 1 and this load generator on core 0 when `taskset` exists.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
+import type { ChildProcess } from 'node:child_process';
 import { Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../lib/config.ts';
 import { createLogger } from '../lib/log.ts';
 import { openRuntime } from '../lib/runtime.ts';
@@ -16,88 +13,7 @@ import * as ops from '../lib/ops/index.ts';
 import { ApiToken, User } from '../lib/db/entities/index.ts';
 import { generateApiToken } from '../lib/identity/tokens.ts';
 import { startCluster } from '../test/helpers/pg-cluster.ts';
-
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
-// Every server gets the same warm-up: SERVER_WARMUP_SECONDS of load once after it starts, then
-// WARMUP_SECONDS before each row. A fresh Mandate server keeps getting cheaper for about 15 s of
-// load (JIT tiers; 680 us of CPU per request in its first seconds, 383 us after 18 s, at one
-// session): without the long warm-up its first row measured the JIT rather than the server.
-const SERVER_WARMUP_SECONDS = Number(process.env.BENCH_SERVER_WARMUP_SECONDS ?? 15);
-const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 3);
-const IDLE_SESSIONS = Number(process.env.BENCH_IDLE_SESSIONS ?? 1000);
-const ROOT = fileURLToPath(new URL('../', import.meta.url));
-const pinned = spawnSync('taskset', ['--version']).status === 0;
-if (pinned) spawnSync('taskset', ['-cp', '0', String(process.pid)]);
-
-function start(args: string[], env: Record<string, string>, ready: RegExp): Promise<{ child: ChildProcess; url: string }> {
-  const [command, ...rest] = pinned ? ['taskset', '-c', '1', process.execPath, ...args] : [process.execPath, ...args];
-  const child = spawn(command!, rest, { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  return new Promise((resolve, reject) => {
-    const onLine = (line: string) => {
-      const match = ready.exec(line);
-      if (match) resolve({ child, url: match[1]! });
-    };
-    createInterface({ input: child.stdout! }).on('line', onLine);
-    createInterface({ input: child.stderr! }).on('line', onLine);
-    child.on('exit', (code) => reject(new Error(`server exited with ${code}`)));
-  });
-}
-
-const HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-06-18' };
-
-async function initialize(url: string, auth: Record<string, string>): Promise<string> {
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: { ...HEADERS, ...auth },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'bench', version: '1' } } }),
-  });
-  await response.text();
-  const session = response.headers.get('mcp-session-id');
-  if (!session) throw new Error(`initialize failed: HTTP ${response.status}`);
-  return session;
-}
-
-async function load(url: string, auth: Record<string, string>, tool: string, sessions: number, pid: number, seconds = SECONDS) {
-  const ids = await Promise.all(Array.from({ length: sessions }, () => initialize(url, auth)));
-  const latencies: number[] = [];
-  const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: tool, arguments: {} } });
-  const run = async (session: string, until: number, record: boolean) => {
-    while (performance.now() < until) {
-      const started = performance.now();
-      const response = await fetch(url, { method: 'POST', headers: { ...HEADERS, ...auth, 'mcp-session-id': session }, body });
-      const text = await response.text();
-      if (response.status !== 200 || text.includes('"isError":true')) throw new Error(`${tool}: HTTP ${response.status} ${text.slice(0, 200)}`);
-      if (record) latencies.push(performance.now() - started);
-    }
-  };
-  await Promise.all(ids.map((id) => run(id, performance.now() + WARMUP_SECONDS * 1000, false))); // warm-up
-  const cpuBefore = cpuTicks(pid);
-  const started = performance.now();
-  await Promise.all(ids.map((id) => run(id, started + seconds * 1000, true)));
-  const elapsed = (performance.now() - started) / 1000;
-  const cpuMs = ((cpuTicks(pid) - cpuBefore) * 1000) / TICKS_PER_SECOND;
-  latencies.sort((a, b) => a - b);
-  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))]!;
-  return { rate: latencies.length / elapsed, p50: pct(0.5), p99: pct(0.99), cpuUs: (cpuMs * 1000) / latencies.length };
-}
-
-// utime + stime of a process, in clock ticks (USER_HZ, 100 on Linux).
-const TICKS_PER_SECOND = 100;
-function cpuTicks(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return Number(fields[11]) + Number(fields[12]);
-}
-
-function rssKiB(pid: number): number {
-  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
-}
-
-async function idleMemory(url: string, auth: Record<string, string>, pid: number) {
-  const before = rssKiB(pid);
-  for (let i = 0; i < IDLE_SESSIONS; i += 50) await Promise.all(Array.from({ length: Math.min(50, IDLE_SESSIONS - i) }, () => initialize(url, auth)));
-  await new Promise((resolve) => setTimeout(resolve, 500));
-  return ((rssKiB(pid) - before) * 1024) / IDLE_SESSIONS;
-}
+import { IDLE_SESSIONS, idleMemory, load, pinned, SECONDS, SERVER_WARMUP_SECONDS, start, WARMUP_SECONDS } from './http-load.ts';
 
 const cluster = await startCluster();
 const servers: ChildProcess[] = [];
