@@ -39,6 +39,13 @@ module.exports = {
       to: { path: '^lib/(ops|mcp|http)/' },
     },
     {
+      name: 'oauth-not-ops-or-transports',
+      comment: 'lib/oauth (the authorization server) sits with identity, before the runner: it imports neither operations nor transports.',
+      severity: 'error',
+      from: { path: '^lib/oauth/' },
+      to: { path: '^lib/(ops|mcp|http)/|(^|/)node_modules/@modelcontextprotocol/' },
+    },
+    {
       name: 'upstream-not-ops-or-transports',
       comment: 'lib/pm (providers, the upstream client) is below the operations: it imports neither them nor transports.',
       severity: 'error',
@@ -50,7 +57,7 @@ module.exports = {
       comment: 'lib/db (entities, ORM) and lib/audit import nothing above them.',
       severity: 'error',
       from: { path: '^lib/(db|audit)/' },
-      to: { path: '^lib/(ops|mcp|http|pm|identity/(?!caller))' },
+      to: { path: '^lib/(ops|mcp|http|pm|oauth|identity/(?!caller))' },
     },
   ],
   options: {

@@ -1,6 +1,6 @@
 // An OAuth access token against a Mandate API token on the same `mandate serve`: `tools/call
 // whoami` on /mcp/core at 1 and 32 sessions, BENCH_SECONDS (default 10) per row, the two
-// interleaved over BENCH_ROUNDS rounds (default 3, the order alternating) so drift on this noisy
+// interleaved over BENCH_ROUNDS rounds (default 5, the order alternating) so drift on this noisy
 // machine falls on both; medians of throughput and of the server's CPU per request, and their ratio.
 import type { ChildProcess } from 'node:child_process';
 import { Writable } from 'node:stream';
@@ -13,7 +13,7 @@ import { freePort } from '../test/helpers/oauth.ts';
 import { authorize, Browser, pkce, register, tokenRequest } from '../test/helpers/oauth-flow.ts';
 import { load, pinned, SECONDS, SERVER_WARMUP_SECONDS, start, WARMUP_SECONDS } from './http-load.ts';
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 const cluster = await startCluster();
@@ -49,7 +49,8 @@ try {
   for (const auth of [apiToken, oauth]) await load(url, auth, 'whoami', 4, mandate.child.pid!, SERVER_WARMUP_SECONDS / 2 - WARMUP_SECONDS);
 
   console.log(`whoami on /mcp/core, ${SECONDS} s per row, ${ROUNDS} interleaved rounds${pinned ? ', server on core 1, load on core 0' : ''}; medians\n`);
-  console.log(`${'sessions'.padStart(8)} ${'mnd_ req/s'.padStart(11)} ${'OAuth req/s'.padStart(12)} ${'ratio'.padStart(6)} ${'mnd_ CPU us'.padStart(12)} ${'OAuth CPU us'.padStart(13)} ${'OAuth p99 ms'.padStart(13)}`);
+  console.log(`${'sessions'.padStart(8)} ${'mnd_ req/s'.padStart(11)} ${'OAuth req/s'.padStart(12)} ${'ratio'.padStart(6)} ${'mnd_ CPU us'.padStart(12)} ${'OAuth CPU us'.padStart(13)} ${'CPU ratio'.padStart(10)} ${'mnd_ p99'.padStart(9)} ${'OAuth p99'.padStart(10)}`);
+  const rounds: string[] = [];
   for (const sessions of [1, 32]) {
     const runs: Record<'mnd' | 'oauth', Awaited<ReturnType<typeof load>>[]> = { mnd: [], oauth: [] };
     for (let round = 0; round < ROUNDS; round++) {
@@ -58,10 +59,13 @@ try {
     }
     const rate = (kind: 'mnd' | 'oauth') => median(runs[kind].map((r) => r.rate));
     const cpu = (kind: 'mnd' | 'oauth') => median(runs[kind].map((r) => r.cpuUs));
+    const p99 = (kind: 'mnd' | 'oauth') => median(runs[kind].map((r) => r.p99));
     console.log(
-      `${String(sessions).padStart(8)} ${rate('mnd').toFixed(0).padStart(11)} ${rate('oauth').toFixed(0).padStart(12)} ${`${(rate('oauth') / rate('mnd')).toFixed(2)}x`.padStart(6)} ${cpu('mnd').toFixed(0).padStart(12)} ${cpu('oauth').toFixed(0).padStart(13)} ${median(runs.oauth.map((r) => r.p99)).toFixed(2).padStart(13)}`,
+      `${String(sessions).padStart(8)} ${rate('mnd').toFixed(0).padStart(11)} ${rate('oauth').toFixed(0).padStart(12)} ${`${(rate('oauth') / rate('mnd')).toFixed(2)}x`.padStart(6)} ${cpu('mnd').toFixed(0).padStart(12)} ${cpu('oauth').toFixed(0).padStart(13)} ${`${(cpu('oauth') / cpu('mnd')).toFixed(2)}x`.padStart(10)} ${p99('mnd').toFixed(2).padStart(9)} ${p99('oauth').toFixed(2).padStart(10)}`,
     );
+    rounds.push(`${sessions} sessions, req/s by round (mnd_ / OAuth): ${runs.mnd.map((r, i) => `${r.rate.toFixed(0)}/${runs.oauth[i]!.rate.toFixed(0)}`).join('  ')}`);
   }
+  console.log(`\n${rounds.join('\n')}`);
   console.log('target: OAuth throughput >= 0.95x the API token\'s');
 } finally {
   for (const child of servers) child.kill('SIGTERM');

@@ -1,4 +1,4 @@
-import type { OAuthSettings } from './identity/oauth/settings.ts';
+import type { OAuthSettings } from './oauth/settings.ts';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { openVault, type VaultSettings } from './vault.ts';

@@ -9,7 +9,7 @@ import { openVault, vaultKeyTexts, type Vault } from './vault.ts';
 import { registerDeploymentSecrets } from './redact.ts';
 import { PmService } from './pm/service.ts';
 import { guardedFetch } from './pm/guarded-fetch.ts';
-import { OAuthServer } from './identity/oauth/server.ts';
+import { OAuthServer } from './oauth/server.ts';
 
 /** Everything a process needs to run operations: database, resolver, runner, logger. */
 export interface Runtime {

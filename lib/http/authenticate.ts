@@ -8,7 +8,7 @@ import type { Speculation } from '../access/speculation.ts';
 import type { Runtime } from '../runtime.ts';
 import { LoginLimiter } from '../identity/login-limiter.ts';
 import { looksLikeApiToken } from '../identity/tokens.ts';
-import { OAuthTokenRejected } from '../identity/oauth/server.ts';
+import { OAuthTokenRejected } from '../oauth/server.ts';
 import { clientAddress, type TrustProxy } from './client-address.ts';
 
 const NO_PROXY: TrustProxy = { kind: 'none' };

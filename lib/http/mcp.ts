@@ -17,7 +17,7 @@ import type { HttpAuthenticator, Scope } from './authenticate.ts';
 import { answerPlainRequest, plainRequest } from './mcp-direct.ts';
 import { errorReply, jsonReply, readJsonBody, writeReply, WWW_AUTHENTICATE, type Reply } from './respond.ts';
 import { resourceMetadataUrl } from './oauth.ts';
-import { FULL_SCOPE } from '../identity/oauth/settings.ts';
+import { FULL_SCOPE } from '../oauth/settings.ts';
 
 const SESSION_HEADER = 'mcp-session-id';
 

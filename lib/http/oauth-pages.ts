@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { PERMISSIONS, type Permission } from '../access/permissions.ts';
-import type { PendingInteraction } from '../identity/oauth/server.ts';
+import type { PendingInteraction } from '../oauth/server.ts';
 
 // The sign-in and consent pages: plain HTML, no script, no third-party asset, one stylesheet whose
 // hash is the only style the CSP allows.

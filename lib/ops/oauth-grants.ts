@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { ApiToken, OAuthRecord } from '../db/entities/index.ts';
 import { OpError } from '../errors.ts';
-import { recordKey } from '../identity/oauth/adapter.ts';
+import { recordKey } from '../oauth/adapter.ts';
 import { operation, type OperationContext } from './operation.ts';
 import { findUser } from './lookups.ts';
 import { itemsOf, isoTime, isoTimeOrNull } from './outputs.ts';

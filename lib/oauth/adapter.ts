@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Orm } from '../../db/orm.ts';
+import type { Orm } from '../db/orm.ts';
 
 // oidc-provider's storage, on MikroORM (one table, `oauth_record`, on PostgreSQL and PGlite alike).
 // Ids of codes, tokens, sessions, interactions and grants are stored as SHA-256 (clients keep

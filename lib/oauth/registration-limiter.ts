@@ -1,7 +1,7 @@
 import { RateLimiterPostgres, RateLimiterRes } from 'rate-limiter-flexible';
-import type { Orm } from '../../db/orm.ts';
-import { OpError } from '../../errors.ts';
-import { storeClient } from '../login-limiter.ts';
+import type { Orm } from '../db/orm.ts';
+import { OpError } from '../errors.ts';
+import { storeClient } from '../identity/login-limiter.ts';
 
 /**
  * New Dynamic Client Registrations per client address and hour, counted in the database (every

@@ -1,14 +1,14 @@
 import { createHash, generateKeyPairSync, hkdfSync, randomBytes, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
-import { emOf, type EmSource, type Orm } from '../../db/orm.ts';
-import { ApiToken, User } from '../../db/entities/index.ts';
-import { ALL_PERMISSIONS, isPermission, type Permission } from '../../access/permissions.ts';
-import type { Vault } from '../../vault.ts';
-import type { AuditRecord } from '../../audit/writer.ts';
-import type { Logger } from '../../log.ts';
-import { scrubText } from '../../redact.ts';
-import type { UserCaller } from '../caller.ts';
+import { emOf, type EmSource, type Orm } from '../db/orm.ts';
+import { ApiToken, User } from '../db/entities/index.ts';
+import { ALL_PERMISSIONS, isPermission, type Permission } from '../access/permissions.ts';
+import type { Vault } from '../vault.ts';
+import type { AuditRecord } from '../audit/writer.ts';
+import type { Logger } from '../log.ts';
+import { scrubText } from '../redact.ts';
+import type { UserCaller } from '../identity/caller.ts';
 import { oauthAdapter, recordKey } from './adapter.ts';
 import { FULL_SCOPE, resourceUrls, type OAuthSettings } from './settings.ts';
 
