@@ -59,6 +59,11 @@ const envSchema = z.object({
   MANDATE_JIRA_OAUTH_AUTH_URL: z.url({ protocol: /^https?$/, message: 'must be an http:// or https:// URL' }).default('https://auth.atlassian.com'),
   MANDATE_JIRA_OAUTH_API_URL: z.url({ protocol: /^https?$/, message: 'must be an http:// or https:// URL' }).default('https://api.atlassian.com'),
   MANDATE_OAUTH_DCR: z.enum(['on', 'off']).default('on'),
+  MANDATE_OAUTH_CIMD: z.enum(['on', 'off']).default('on'),
+  MANDATE_OAUTH_CIMD_ALLOW_NETWORKS: z
+    .string()
+    .regex(/^\s*((loopback|private|link-local)\s*(,\s*|$))*$/, 'must list loopback, private or link-local, comma-separated')
+    .default(''),
   MANDATE_OAUTH_DCR_PER_HOUR: z.coerce.number().int().min(1).max(100_000).default(20),
   MANDATE_OAUTH_ACCESS_TOKEN_SECONDS: z.coerce.number().int().min(60).max(86_400).default(3600),
   MANDATE_OAUTH_REFRESH_TOKEN_DAYS: z.coerce.number().int().min(1).max(365).default(30),
@@ -89,6 +94,9 @@ export interface Config {
 }
 
 export class ConfigError extends Error {}
+
+const networkClasses = (list: string): Set<NetworkClass> =>
+  new Set(list.split(',').map((item) => item.trim()).filter((item): item is NetworkClass => (NETWORK_CLASSES as readonly string[]).includes(item)));
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = envSchema.safeParse(env);
@@ -122,6 +130,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       enabled: e.MANDATE_PUBLIC_URL !== undefined,
       issuer: publicUrl,
       dynamicRegistration: e.MANDATE_OAUTH_DCR === 'on',
+      clientMetadataDocuments: e.MANDATE_OAUTH_CIMD === 'on',
+      metadataNetworks: networkClasses(e.MANDATE_OAUTH_CIMD_ALLOW_NETWORKS),
       registrationsPerHour: e.MANDATE_OAUTH_DCR_PER_HOUR,
       accessTokenSeconds: e.MANDATE_OAUTH_ACCESS_TOKEN_SECONDS,
       refreshTokenSeconds: e.MANDATE_OAUTH_REFRESH_TOKEN_DAYS * 86_400,
@@ -132,7 +142,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     pm: {
       http: {
         policy: {
-          allow: new Set(e.MANDATE_PM_ALLOW_NETWORKS.split(',').map((item) => item.trim()).filter((item): item is NetworkClass => (NETWORK_CLASSES as readonly string[]).includes(item))),
+          allow: networkClasses(e.MANDATE_PM_ALLOW_NETWORKS),
           allowHttp: e.MANDATE_PM_ALLOW_HTTP === 'true',
         },
         timeoutMs: e.MANDATE_PM_TIMEOUT_MS,

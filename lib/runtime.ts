@@ -9,6 +9,7 @@ import { openVault, vaultKeyTexts, type Vault } from './vault.ts';
 import { registerDeploymentSecrets } from './redact.ts';
 import { PmService } from './pm/service.ts';
 import { guardedFetch } from './pm/guarded-fetch.ts';
+import { UpstreamHttp } from './pm/http.ts';
 import { OAuthServer } from './oauth/server.ts';
 
 /** Everything a process needs to run operations: database, resolver, runner, logger. */
@@ -60,18 +61,23 @@ export async function openRuntime(config: Config, options: RuntimeOptions): Prom
   ]);
   const pm = new PmService(config.pm, { lockRows: db.kind === 'postgresql', ...(options.sleep ? { sleep: options.sleep } : {}) });
   const runner = new OperationRunner({ orm: db.orm, resolver, vault, pm, log, now });
-  const oauth = config.oauth.enabled
+  // Client metadata documents come through a client of their own: public addresses only (unless
+  // configured), no retries, small answers, within the library's 2.5 s.
+  const metadataHttp = config.oauth.enabled
+    ? new UpstreamHttp({ policy: { allow: config.oauth.metadataNetworks, allowHttp: false }, timeoutMs: 2500, deadlineMs: 2500, maxRetries: 0, maxBodyBytes: 64 * 1024 })
+    : null;
+  const oauth = metadataHttp
     ? new OAuthServer(db.orm, config.oauth, {
         vault,
         audit: (record) => runner.audit.enqueue(record),
         log,
-        fetch: guardedFetch(pm.http),
-        trustProxy: config.http.trustProxy.kind !== 'none',
+        fetch: guardedFetch(metadataHttp),
       })
     : null;
   const close = async () => {
     await runner.audit.close();
     pm.close();
+    metadataHttp?.close();
     await db.close();
   };
   const scope = () => lazyFork(db.orm);

@@ -49,7 +49,7 @@ before(async () => {
   });
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
-  serve = await startServe({ ...db.env, MANDATE_PUBLIC_URL: base, MANDATE_PM_ALLOW_NETWORKS: 'loopback', NODE_EXTRA_CA_CERTS: cimd.caFile }, port);
+  serve = await startServe({ ...db.env, MANDATE_PUBLIC_URL: base, MANDATE_OAUTH_CIMD_ALLOW_NETWORKS: 'loopback', NODE_EXTRA_CA_CERTS: cimd.caFile }, port);
   browser = await launchBrowser();
   // One browser profile for the whole file: Mandate's session cookie carries over between tests.
   context = await browser.newContext();

@@ -14,7 +14,8 @@ import type { HttpAuthenticator } from './authenticate.ts';
 import { consentPage, problemPage, sendPage, signInPage } from './oauth-pages.ts';
 import { readFormBody, readJsonBody, sendError, sendJson } from './respond.ts';
 
-const CSRF_COOKIE = 'mandate_csrf';
+// Over https the cookie is __Host-: no sibling subdomain can set it for this host.
+const csrfCookieName = (origin: string) => (origin.startsWith('https:') ? '__Host-mandate_csrf' : 'mandate_csrf');
 const MAX_REGISTRATION_BYTES = 16 * 1024;
 const MAX_REDIRECT_URIS = 20;
 const PRM_PATH = '/.well-known/oauth-protected-resource';
@@ -55,11 +56,11 @@ export class OAuthHttp {
       return true;
     }
     if (path === '/.well-known/oauth-authorization-server') {
-      this.oauth.handleMetadata(req, res);
+      this.oauth.handleMetadata(req, res, this.auth.clientAddress(req));
       return true;
     }
     if (path === '/.well-known/openid-configuration' || path === '/oauth/jwks') {
-      this.oauth.handle(req, res);
+      this.oauth.handle(req, res, this.auth.clientAddress(req));
       return true;
     }
     const interaction = INTERACTION.exec(path);
@@ -72,7 +73,7 @@ export class OAuthHttp {
       return true;
     }
     if (path.startsWith('/oauth/')) {
-      this.oauth.handle(req, res);
+      this.oauth.handle(req, res, this.auth.clientAddress(req));
       return true;
     }
     return false;
@@ -119,17 +120,24 @@ export class OAuthHttp {
       return;
     }
     const body = normaliseRegistration(raw);
-    if (!(await this.oauth.isKnownRegistration(body))) await this.registrations.take(this.auth.clientAddress(req));
+    // A registration already made is answered with that client: nothing is written or counted.
+    const known = await this.oauth.knownRegistration(body);
+    if (known) {
+      sendJson(res, 201, known, { 'cache-control': 'no-store' });
+      return;
+    }
+    await this.registrations.take(limiterKey(this.auth.clientAddress(req)));
     (req as IncomingMessage & { body?: unknown }).body = body;
-    this.oauth.handle(req, res);
+    this.oauth.handle(req, res, this.auth.clientAddress(req));
   }
 
   private async interaction(req: IncomingMessage, res: ServerResponse, uid: string, step: 'login' | 'consent' | 'deny' | undefined): Promise<void> {
     const pending = await this.oauth.pending(req, res, uid);
-    const cookie = csrfCookie(req);
+    const name = csrfCookieName(this.origin);
+    const cookie = csrfCookie(req, name);
     if (req.method === 'GET' && step === undefined) {
       const token = cookie ?? randomBytes(24).toString('base64url');
-      const set: Record<string, string> = cookie ? {} : { 'set-cookie': `${CSRF_COOKIE}=${token}; Path=/oauth/interaction; HttpOnly; SameSite=Strict${this.origin.startsWith('https:') ? '; Secure' : ''}` };
+      const set: Record<string, string> = cookie ? {} : { 'set-cookie': `${name}=${token}; Path=/; HttpOnly; SameSite=Strict${this.origin.startsWith('https:') ? '; Secure' : ''}` };
       await this.render(res, pending, this.csrfFor(uid, token), undefined, set);
       return;
     }
@@ -240,6 +248,12 @@ export class OAuthHttp {
       sendPage(res, error.status, problemPage('This request cannot go on', error.message));
       return;
     }
+    // The library's own refusals (invalid_target, invalid_request, ...): the client's mistake.
+    const refused = error as { statusCode?: number; error?: string; error_description?: string };
+    if (typeof refused.statusCode === 'number' && refused.statusCode < 500 && typeof refused.error === 'string') {
+      sendPage(res, refused.statusCode, problemPage('This request cannot go on', `${refused.error}: ${refused.error_description ?? ''}`));
+      return;
+    }
     this.runtime.log.error({ err: { type: name, message: scrubText(String((error as Error)?.message)) } }, 'OAuth page failed');
     sendPage(res, 500, problemPage('Something went wrong', 'The server log has the details.'));
   }
@@ -255,10 +269,20 @@ export class OAuthHttp {
   }
 }
 
-function csrfCookie(req: IncomingMessage): string | undefined {
+/** Registrations are counted per IPv4 address and per IPv6 /64 (one host's usual allocation). */
+export function limiterKey(address: string): string {
+  if (!address.includes(':')) return address;
+  const groups = address.split('::');
+  const head = groups[0]!.split(':').filter(Boolean);
+  const tail = groups.length > 1 ? groups[1]!.split(':').filter(Boolean) : [];
+  const full = groups.length > 1 ? [...head, ...Array(8 - head.length - tail.length).fill('0'), ...tail] : head;
+  return `${full.slice(0, 4).map((g) => g.toLowerCase().replace(/^0+(?=.)/, '')).join(':')}::/64`;
+}
+
+function csrfCookie(req: IncomingMessage, cookieName: string): string | undefined {
   for (const part of (req.headers.cookie ?? '').split(';')) {
     const [name, ...value] = part.trim().split('=');
-    if (name === CSRF_COOKIE && /^[A-Za-z0-9_-]{32}$/.test(value.join('='))) return value.join('=');
+    if (name === cookieName && /^[A-Za-z0-9_-]{32}$/.test(value.join('='))) return value.join('=');
   }
   return undefined;
 }

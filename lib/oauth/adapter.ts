@@ -61,7 +61,14 @@ export function oauthAdapter(orm: Orm, hooks: AdapterHooks) {
     }
 
     async find(id: string): Promise<Payload | undefined> {
-      const row = await execute<Row>(`select payload, expires_at, consumed_at from oauth_record where key = ?`, [recordKey(this.model, id)], 'get');
+      // A grant whose api_token row was revoked or expired (deactivation, revoke_my_oauth_grant)
+      // is no grant: the library must not reuse it and skip consent.
+      const sql =
+        this.model === 'Grant'
+          ? `select payload, expires_at, consumed_at from oauth_record r where key = ?
+               and not exists (select 1 from api_token t where t.oauth_grant_id = ? and (t.revoked_at is not null or t.expires_at <= now()))`
+          : `select payload, expires_at, consumed_at from oauth_record where key = ?`;
+      const row = await execute<Row>(sql, this.model === 'Grant' ? [recordKey(this.model, id), id] : [recordKey(this.model, id)], 'get');
       return this.read(row, id);
     }
 

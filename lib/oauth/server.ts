@@ -123,7 +123,6 @@ export class OAuthServer {
       log: Logger;
       /** GETs a client's metadata document through the SSRF-guarded upstream client. */
       fetch: (url: string, init: RequestInit) => Promise<Response>;
-      trustProxy: boolean;
     },
   ) {
     this.orm = orm;
@@ -131,8 +130,10 @@ export class OAuthServer {
     this.audit = deps.audit;
     this.log = deps.log;
     this.resources = new Set(resourceUrls(settings.issuer));
-    const secret = deps.vault.configured ? deps.vault.keyMaterial().at(-1)! : randomBytes(32);
-    const derive = (info: string) => Buffer.from(hkdfSync('sha256', secret, 'mandate-oauth', info, 32));
+    // Keys derive from the vault's (shared by every instance); the current one signs, older ones
+    // still verify, so rotating the vault key signs no one out. Without a vault: this process's own.
+    const secrets = deps.vault.configured ? [...deps.vault.keyMaterial()].reverse() : [randomBytes(32)];
+    const derive = (info: string, secret: Buffer = secrets[0]!) => Buffer.from(hkdfSync('sha256', secret, 'mandate-oauth', info, 32));
     this.formKey = derive('forms');
     const vault = deps.vault;
     const Adapter = oauthAdapter(orm, {
@@ -149,7 +150,7 @@ export class OAuthServer {
       clients: [],
       findAccount: async (_ctx, sub) => ((await this.userActive(sub)) ? { accountId: sub, claims: async () => ({ sub }) } : undefined),
       jwks: { keys: [signingKey() as never] },
-      cookies: { keys: [derive('cookies').toString('base64url')], long: { signed: true, httpOnly: true, sameSite: 'lax' }, short: { signed: true, httpOnly: true, sameSite: 'lax' } },
+      cookies: { keys: secrets.map((secret) => derive('cookies', secret).toString('base64url')), long: { signed: true, httpOnly: true, sameSite: 'lax' }, short: { signed: true, httpOnly: true, sameSite: 'lax' } },
       scopes,
       claims: { openid: ['sub'] },
       responseTypes: ['code'],
@@ -158,6 +159,9 @@ export class OAuthServer {
       pkce: { required: () => true },
       allowOmittingSingleRegisteredRedirectUri: false,
       rotateRefreshToken: true,
+      // A grant lives as long as its consent (and its api_token row), not as long as the browser's
+      // sign-in: signing out, or in as someone else, must not end the apps connected before.
+      expiresWithSession: async () => false,
       issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
       ttl: {
         AccessToken: settings.accessTokenSeconds,
@@ -190,7 +194,12 @@ export class OAuthServer {
           idFactory: (ctx) => registrationClientId((ctx.oidc.body ?? {}) as Record<string, unknown>),
           issueRegistrationAccessToken: false,
         },
-        clientIdMetadataDocument: { enabled: true, ack: 'draft-02' as never },
+        clientIdMetadataDocument: {
+          enabled: settings.clientMetadataDocuments,
+          ack: 'draft-02' as never,
+          // Ids are stored with grants (at most 255 characters) and shown on consent pages.
+          allowFetch: async (_ctx, clientId) => clientId.length <= 255,
+        },
         resourceIndicators: {
           enabled: true,
           // A client that names no resource gets one for /mcp (every server the user may use).
@@ -213,27 +222,47 @@ export class OAuthServer {
       },
     };
     this.provider = new Provider(settings.issuer, configuration);
-    this.provider.proxy = deps.trustProxy;
+    // Behind whatever proxy: handle() sets the forwarded headers itself.
+    this.provider.proxy = true;
     this.listen();
     this.callback = this.provider.callback();
   }
 
-  /** Serves the library's own routes (authorize, token, register, revoke, jwks, discovery). */
-  handle(req: IncomingMessage, res: ServerResponse): void {
+  /**
+   * Serves the library's own routes (authorize, token, register, revoke, jwks, discovery). The
+   * library reads the host, scheme and client address from headers; they are set here, from the
+   * issuer and from the address the HTTP face determined, so no client can choose what the
+   * metadata names or what the audit records.
+   */
+  handle(req: IncomingMessage, res: ServerResponse, clientAddress: string): void {
+    const issuer = new URL(this.settings.issuer);
+    req.headers.host = issuer.host;
+    req.headers['x-forwarded-host'] = issuer.host;
+    req.headers['x-forwarded-proto'] = issuer.protocol.slice(0, -1);
+    req.headers['x-forwarded-for'] = clientAddress;
     this.callback(req, res);
   }
 
   /** The library's discovery document, as RFC 8414 authorization-server metadata. */
-  handleMetadata(req: IncomingMessage, res: ServerResponse): void {
+  handleMetadata(req: IncomingMessage, res: ServerResponse, clientAddress: string): void {
     req.url = '/.well-known/openid-configuration';
-    this.callback(req, res);
+    this.handle(req, res, clientAddress);
   }
 
-  /** Whether a registration is one already made (it then creates nothing and is not rate limited). */
-  async isKnownRegistration(body: Record<string, unknown>): Promise<boolean> {
-    if (!isPublicRegistration(body)) return false;
-    const row = await this.orm.em.fork().execute(`select 1 as found from oauth_record where key = ?`, [recordKey('Client', registrationClientId(body))], 'get');
-    return Boolean(row);
+  /**
+   * The client an identical public registration made before, as a registration response, or null.
+   * Only public clients are shared this way: there is no secret to hand to whoever asks again.
+   */
+  async knownRegistration(body: Record<string, unknown>): Promise<Record<string, unknown> | null> {
+    if (!isPublicRegistration(body)) return null;
+    const row = await this.orm.em.fork().execute<{ payload: Record<string, unknown> | string }>(
+      `select payload from oauth_record where key = ?`,
+      [recordKey('Client', registrationClientId(body))],
+      'get',
+    );
+    if (!row) return null;
+    const payload = (typeof row.payload === 'string' ? JSON.parse(row.payload) : row.payload) as Record<string, unknown>;
+    return 'client_secret' in payload ? null : payload;
   }
 
   async pending(req: IncomingMessage, res: ServerResponse, uid: string): Promise<PendingInteraction> {
@@ -244,6 +273,8 @@ export class OAuthServer {
     const client = await this.provider.Client.find(clientId);
     if (!client) throw new errors.InvalidClient('the client is no longer registered');
     const redirect = String(params.redirect_uri ?? '');
+    // A grant is bound to one endpoint: a request naming several is refused, not silently narrowed.
+    if (Array.isArray(params.resource)) throw new errors.InvalidTarget('request one resource (one MCP endpoint) per authorization');
     const resource = typeof params.resource === 'string' ? params.resource : `${this.settings.issuer}/mcp`;
     const requested = String(params.scope || FULL_SCOPE).split(/\s+/).filter(Boolean);
     const permissions = requested.filter(isPermission);
@@ -364,8 +395,12 @@ export class OAuthServer {
     return caller.kind === 'user' ? caller.email : undefined;
   }
 
+  // Whatever ended the grant (a replayed code, a reused refresh token, a revoked token), its
+  // api_token row is revoked and the library's grant record goes: nothing is issued from it again.
   private async endGrant(grantId: string): Promise<void> {
-    await this.orm.em.fork().execute(`update api_token set revoked_at = now() where oauth_grant_id = ? and revoked_at is null`, [grantId], 'run');
+    const em = this.orm.em.fork();
+    await em.execute(`update api_token set revoked_at = now() where oauth_grant_id = ? and revoked_at is null`, [grantId], 'run');
+    await em.execute(`delete from oauth_record where key = ?`, [recordKey('Grant', grantId)], 'run');
   }
 
   private async userActive(userId: string): Promise<boolean> {

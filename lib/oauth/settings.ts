@@ -1,3 +1,5 @@
+import type { NetworkClass } from '../pm/net-guard.ts';
+
 /** How Mandate acts as the OAuth 2.1 authorization server of its MCP endpoints. */
 export interface OAuthSettings {
   /** Off until MANDATE_PUBLIC_URL says where the server is reached (it is the issuer). */
@@ -6,6 +8,10 @@ export interface OAuthSettings {
   issuer: string;
   /** Dynamic Client Registration (RFC 7591) for clients without a metadata document. */
   dynamicRegistration: boolean;
+  /** Clients identified by an https URL whose document describes them. */
+  clientMetadataDocuments: boolean;
+  /** Address classes a metadata document may be fetched from (default none: public addresses only). */
+  metadataNetworks: ReadonlySet<NetworkClass>;
   /** New registrations one address may make per hour (identical ones are the same client). */
   registrationsPerHour: number;
   accessTokenSeconds: number;

@@ -11,6 +11,7 @@ import { activeDelegations, findProject, isActiveDelegation } from './lookups.ts
 import { permissionField, projectKeyField, reasonField, uuidField } from './schemas.ts';
 import { delegationView } from './views.ts';
 import { cursorField, limitField, offsetField, page, pageStart } from './pagination.ts';
+import { notThroughOAuth } from './guards.ts';
 
 export const createDelegation = operation({
   name: 'create_delegation',
@@ -36,6 +37,7 @@ export const createDelegation = operation({
   annotations: {},
   target: (input) => `user:${input.delegate_id}`,
   async run(ctx, input) {
+    notThroughOAuth(ctx.caller, 'delegations');
     const self = callerUserId(ctx.caller);
     const projectRef = input.project_key ?? input.project_id;
     const project = projectRef ? await findProject(ctx.em, projectRef, input.project_id ? 'project_id' : 'project_key') : null;

@@ -25,3 +25,14 @@ export function notSelf(caller: Caller, userId: string, what: string): void {
     throw new OpError('invalid_input', `user_id: you cannot ${what} yourself`, { field: 'user_id' });
   }
 }
+
+/**
+ * An application connected with OAuth acts only through its grant, and everything it can do ends
+ * with that grant. A credential it created (an API token, an agent session, a delegation, an OAuth
+ * client) would outlive the grant, and reach further than its one resource: refused.
+ */
+export function notThroughOAuth(caller: Caller, what: string): void {
+  if (caller.kind === 'user' && caller.resource !== undefined) {
+    throw new OpError('forbidden', `permission denied: an application connected with OAuth cannot create ${what} (it would outlive the grant you gave it); use an API token or sign in`);
+  }
+}

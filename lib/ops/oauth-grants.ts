@@ -8,6 +8,7 @@ import { findUser } from './lookups.ts';
 import { itemsOf, isoTime, isoTimeOrNull } from './outputs.ts';
 import { uuidField } from './schemas.ts';
 import { me } from './self.ts';
+import { notThroughOAuth } from './guards.ts';
 
 // Connected applications: the grants users gave OAuth clients (each acts through an api_token row,
 // so revoking one is revoking that row: refused at the next request on every instance), and the
@@ -199,6 +200,7 @@ export const registerOauthClient = operation({
   annotations: {},
   target: (input) => `oauth_client:${input.client_name}`,
   async run(ctx, input) {
+    notThroughOAuth(ctx.caller, 'OAuth clients');
     const clientId = `mandate-${randomBytes(12).toString('hex')}`;
     const secret = input.confidential ? randomBytes(32).toString('base64url') : null;
     const payload: ClientPayload & Record<string, unknown> = {

@@ -9,6 +9,7 @@ import { operation, type OperationContext } from './operation.ts';
 import { findUser } from './lookups.ts';
 import { permissionField, uuidField } from './schemas.ts';
 import { tokenView } from './views.ts';
+import { notThroughOAuth } from './guards.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -30,6 +31,7 @@ export interface TokenRequest {
  * and stops working the moment it does (revoked, expired, or its delegator losing the permission).
  */
 export async function issueToken(ctx: OperationContext, user: User, request: TokenRequest) {
+  notThroughOAuth(ctx.caller, 'API tokens or agent sessions');
   if (!user.active) throw new OpError('invalid_input', 'user_id: the user is deactivated', { field: 'user_id' });
   const source = ctx.via?.kind === 'delegation' ? ctx.via : null;
   const expiresAt = source?.expiresAt && source.expiresAt < request.expiresAt ? source.expiresAt : request.expiresAt;

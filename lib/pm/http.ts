@@ -36,6 +36,8 @@ export interface HttpSettings {
   deadlineMs: number;
   /** Retries after the first attempt. */
   maxRetries: number;
+  /** The largest answer read (default 16 MiB). */
+  maxBodyBytes?: number;
 }
 
 /** Why a call did not produce a response; the PM layer turns it into a tool error. */
@@ -183,8 +185,9 @@ export class UpstreamHttp {
           let size = 0;
           res.on('data', (chunk: Buffer) => {
             size += chunk.length;
-            if (size > MAX_BODY_BYTES) {
-              req.destroy(new UpstreamFailure('too_large', `the tracker's answer is larger than ${MAX_BODY_BYTES} bytes`));
+            const limit = this.settings.maxBodyBytes ?? MAX_BODY_BYTES;
+            if (size > limit) {
+              req.destroy(new UpstreamFailure('too_large', `the answer is larger than ${limit} bytes`));
               return;
             }
             chunks.push(chunk);

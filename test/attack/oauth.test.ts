@@ -9,6 +9,10 @@ import { callerOf, makeUser } from '../helpers/fixtures.ts';
 import { freePort, httpsOnLoopback } from '../helpers/oauth.ts';
 import { authorize, Browser, formOf, initializeStatus, pkce, register, tokenRequest } from '../helpers/oauth-flow.ts';
 import type { User } from '../../lib/db/entities/index.ts';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { errorOfToolResult } from '../../lib/mcp/server.ts';
+import { limiterKey } from '../../lib/http/oauth.ts';
 
 // The OAuth authorization server probed as an attacker would: redirect URIs, PKCE, replayed codes
 // and refresh tokens, tokens carried to another resource, forged consent, open redirects, SSRF
@@ -27,7 +31,8 @@ const address = () => `198.51.100.${++counter}`;
 before(async () => {
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
-  rt = await testRuntime({ env: { MANDATE_PUBLIC_URL: base, MANDATE_TRUST_PROXY: 'true', MANDATE_OAUTH_DCR_PER_HOUR: '8' } });
+  // Trackers may be on loopback here: client metadata documents still may not (their own policy).
+  rt = await testRuntime({ env: { MANDATE_PUBLIC_URL: base, MANDATE_TRUST_PROXY: 'true', MANDATE_OAUTH_DCR_PER_HOUR: '8', MANDATE_PM_ALLOW_NETWORKS: 'loopback', MANDATE_PM_ALLOW_HTTP: 'true' } });
   server = createHttpServer(rt, rt.config.http);
   await listen(server, '127.0.0.1', port);
   alice = await makeUser(rt, { roles: ['developer'] });
@@ -403,5 +408,105 @@ describe('grants end', () => {
     for (const secret of [t.code, t.access, t.refresh, t.verifier, password]) assert.ok(!text.includes(secret), 'a secret is in the audit or the log');
     const operations = new Set((await rt.auditRows()).map((row) => row.operation));
     for (const step of ['oauth_register', 'oauth_authorize', 'oauth_sign_in', 'oauth_consent', 'oauth_token']) assert.ok(operations.has(step), `${step} is audited`);
+  });
+});
+
+describe('one resource per grant', () => {
+  test('an authorization naming several resources is refused on the page, not granted for one of them', async () => {
+    const clientId = await publicClient();
+    const browser = new Browser(base, address());
+    const params = new URLSearchParams({ response_type: 'code', client_id: clientId, redirect_uri: CALLBACK, scope: 'mandate', code_challenge: pkce().challenge, code_challenge_method: 'S256', state: 's' });
+    params.append('resource', `${base}/mcp/core`);
+    params.append('resource', `${base}/mcp/admin`);
+    const page = await browser.follow(await browser.get(`/oauth/authorize?${params}`));
+    assert.ok(page instanceof Response);
+    assert.equal(page.status, 400);
+    assert.match(await page.text(), /invalid_target/);
+  });
+});
+
+describe('a connected application stays inside its grant', () => {
+  test('it cannot mint API tokens, agent sessions, delegations or OAuth clients that would outlive the grant', async () => {
+    const clientId = await publicClient();
+    const { access } = await tokensFor(clientId, `${base}/mcp`);
+    const client = new Client({ name: 'attack', version: '1' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { requestInit: { headers: { authorization: `Bearer ${access}` } } }));
+    try {
+      const other = await makeUser(rt, { roles: ['developer'] });
+      const calls: [string, Record<string, unknown>][] = [
+        ['create_my_token', { name: 'escape' }],
+        ['start_agent_session', { role: 'developer' }],
+        ['create_delegation', { delegate_id: other.id, permission: 'pm:read' }],
+      ];
+      for (const [name, args] of calls) {
+        const result = await client.callTool({ name, arguments: args });
+        const error = errorOfToolResult(result);
+        assert.ok(result.isError && error, `${name} must be refused`);
+        assert.equal(error.code, 'forbidden', `${name}: ${error.message}`);
+        assert.match(error.message, /connected with OAuth/);
+      }
+      assert.equal(await rt.db.orm.em.fork().count(ApiToken, { user: alice.id, oauthGrantId: null, name: 'escape' }), 0);
+      const me = await client.callTool({ name: 'whoami', arguments: {} });
+      assert.notEqual(me.isError, true, 'ordinary calls work');
+    } finally {
+      await client.close();
+    }
+  });
+
+  test('a grant outlives the browser session it was given in (refresh still works)', async () => {
+    const clientId = await publicClient();
+    const t = await tokensFor(clientId);
+    await rt.db.orm.em.fork().execute(`delete from oauth_record where model = 'Session'`);
+    const refreshed = await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: t.refresh, client_id: clientId });
+    assert.equal(refreshed.status, 200, JSON.stringify(refreshed.body));
+  });
+
+  test('after deactivation and reactivation the old grant is not reused: consent is asked again', async () => {
+    const carol = await makeUser(rt, { roles: ['developer'] });
+    await rt.runner.run(ops.resetPassword, { kind: 'system', name: 'test' }, { user_id: carol.id, password });
+    const clientId = await publicClient();
+    const browser = new Browser(base, address());
+    const request = () => ({ client_id: clientId, redirect_uri: CALLBACK, resource: `${base}/mcp/core`, scope: 'mandate', code_challenge: pkce().challenge, code_challenge_method: 'S256' });
+    const first = await authorize(browser, request(), { email: carol.email, password });
+    assert.ok(first.searchParams.get('code'));
+    recordSecret(first.searchParams.get('code')!);
+    await rt.runner.run(ops.deactivateUser, { kind: 'system', name: 'test' }, { user_id: carol.id });
+    await rt.runner.run(ops.reactivateUser, { kind: 'system', name: 'test' }, { user_id: carol.id });
+    const again = await browser.follow(await browser.get(browser.authorizeUrl(request())));
+    assert.ok(again instanceof Response, 'no code is issued without asking');
+    const html = await again.text();
+    assert.match(html, /Sign in to Mandate|Allow /);
+  });
+});
+
+describe('what the library is told', () => {
+  test('the metadata names the issuer whatever Host or X-Forwarded-Host says', async () => {
+    const response = await fetch(`${base}/.well-known/oauth-authorization-server`, { headers: { 'x-forwarded-host': 'evil.example.test', 'x-forwarded-proto': 'https' } });
+    const meta = (await response.json()) as Record<string, string>;
+    assert.equal(meta.token_endpoint, `${base}/oauth/token`);
+    assert.equal(meta.authorization_endpoint, `${base}/oauth/authorize`);
+  });
+
+  test('the audit records the client address the proxy settings give, not a forged X-Forwarded-For', async () => {
+    const registered = await register(base, { client_name: 'xff probe', redirect_uris: [CALLBACK], token_endpoint_auth_method: 'none' }, { 'x-forwarded-for': '203.0.113.66, 198.51.100.201' });
+    assert.equal(registered.status, 201);
+    const rows = await rt.auditRows();
+    const row = rows.find((r) => r.operation === 'oauth_register' && JSON.stringify(r.detail).includes(String(registered.body.client_id)));
+    assert.equal(row?.client_address, '198.51.100.201', 'one trusted hop: the right-most entry');
+  });
+
+  test('an identical registration is answered from the stored client, without a write', async () => {
+    const metadata = { client_name: 'same twice', redirect_uris: [CALLBACK], token_endpoint_auth_method: 'none' };
+    const first = await register(base, metadata, { 'x-forwarded-for': address() });
+    const stamp = await rt.db.orm.em.fork().execute(`select created_at from oauth_record where client_id = ?`, [first.body.client_id], 'get');
+    const second = await register(base, metadata, { 'x-forwarded-for': address() });
+    assert.deepEqual(second.body, first.body);
+    assert.deepEqual(await rt.db.orm.em.fork().execute(`select created_at from oauth_record where client_id = ?`, [first.body.client_id], 'get'), stamp);
+  });
+
+  test('registrations from IPv6 are counted per /64', () => {
+    assert.equal(limiterKey('2001:db8:1:2:aaaa::1'), limiterKey('2001:db8:1:2:ffff:1:2:3'));
+    assert.notEqual(limiterKey('2001:db8:1:2::1'), limiterKey('2001:db8:1:3::1'));
+    assert.equal(limiterKey('198.51.100.7'), '198.51.100.7');
   });
 });
