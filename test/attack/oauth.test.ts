@@ -464,12 +464,18 @@ describe('a connected application stays inside its grant', () => {
   test('after deactivation and reactivation the old grant is not reused: consent is asked again', async () => {
     const carol = await makeUser(rt, { roles: ['developer'] });
     await rt.runner.run(ops.resetPassword, { kind: 'system', name: 'test' }, { user_id: carol.id, password });
-    const clientId = await publicClient();
+    // A web client: the library asks native ones for consent every time anyway.
+    const web = 'https://app.example.test/cb';
+    const clientId = await publicClient([web]);
     const browser = new Browser(base, address());
-    const request = () => ({ client_id: clientId, redirect_uri: CALLBACK, resource: `${base}/mcp/core`, scope: 'mandate', code_challenge: pkce().challenge, code_challenge_method: 'S256' });
+    const request = () => ({ client_id: clientId, redirect_uri: web, resource: `${base}/mcp/core`, scope: 'mandate', code_challenge: pkce().challenge, code_challenge_method: 'S256' });
     const first = await authorize(browser, request(), { email: carol.email, password });
     assert.ok(first.searchParams.get('code'));
     recordSecret(first.searchParams.get('code')!);
+    // While the grant stands, the same browser gets a code at once: no page.
+    const reused = await browser.follow(await browser.get(browser.authorizeUrl(request())));
+    assert.ok(reused instanceof URL && reused.searchParams.get('code'), 'a live grant is reused');
+    recordSecret(reused.searchParams.get('code')!);
     await rt.runner.run(ops.deactivateUser, { kind: 'system', name: 'test' }, { user_id: carol.id });
     await rt.runner.run(ops.reactivateUser, { kind: 'system', name: 'test' }, { user_id: carol.id });
     const again = await browser.follow(await browser.get(browser.authorizeUrl(request())));
