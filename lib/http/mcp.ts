@@ -109,6 +109,8 @@ export class McpHttp {
         return jsonReply(405, { error: { code: 'method_not_allowed', message: `${url.pathname} takes POST and DELETE` } }, { allow: 'POST, DELETE' });
       }
       const body = await bodyRead!;
+      const stepUp = await this.insufficientScope(em, caller, body, toolsets, url, speculation?.notBefore ?? arrived);
+      if (stepUp) return stepUp;
       const request = { startedAt: arrived, clientAddress: this.auth.clientAddress(req), speculation };
       if (sessionId !== undefined) {
         const bound = await this.boundSession(em, caller, sessionId, arrived, speculation);
@@ -146,6 +148,33 @@ export class McpHttp {
     const metadata = resourceMetadataUrl(oauth.settings.issuer, url.pathname.replace(/\/$/, ''));
     const invalid = /^bearer\s/i.test(req.headers.authorization ?? '') ? ', error="invalid_token"' : '';
     return `Bearer realm="mandate", resource_metadata="${metadata}", scope="${FULL_SCOPE}"${invalid}, Basic realm="mandate", charset="UTF-8"`;
+  }
+
+  /**
+   * An OAuth token whose grant was narrowed, calling a tool that needs a permission outside it:
+   * 403 with `error="insufficient_scope"` and the scope to ask for (the grant's and that one), so
+   * the client can send the user to consent again (the MCP step-up flow). A permission the user
+   * does not hold at all is the tool's ordinary refusal, after this.
+   */
+  private async insufficientScope(em: Scope, caller: UserCaller, body: unknown, toolsets: Toolset[], url: URL, notBefore: number): Promise<Reply | null> {
+    const oauth = this.runtime.oauth;
+    if (!oauth || caller.resource === undefined || Array.isArray(body)) return null;
+    const message = body as { method?: unknown; params?: { name?: unknown } };
+    if (message?.method !== 'tools/call' || typeof message.params?.name !== 'string') return null;
+    const name = message.params.name;
+    const op = toolsets.flatMap((t) => t.operations).find((o) => o.name === name);
+    if (!op?.permission) return null;
+    const effective = await this.runtime.resolver.resolve(em, caller, null, notBefore);
+    if (!effective.live || !effective.scopes || effective.scopes.includes(op.permission)) return null;
+    const held = await this.runtime.resolver.resolveAnywhere(em, { userId: caller.userId }, notBefore);
+    if (!held.grants.has(op.permission)) return null;
+    const scope = [...effective.scopes, op.permission].join(' ');
+    const metadata = resourceMetadataUrl(oauth.settings.issuer, url.pathname.replace(/\/$/, ''));
+    return jsonReply(
+      403,
+      { error: { code: 'forbidden', message: `permission denied: ${name} needs ${op.permission}, which this application was not granted; authorize it again with scope "${scope}"` } },
+      { 'www-authenticate': `Bearer realm="mandate", error="insufficient_scope", scope="${scope}", resource_metadata="${metadata}", error_description="${name} needs ${op.permission}"` },
+    );
   }
 
   /** The session the request names, which must be live and the caller's own. */

@@ -516,3 +516,30 @@ describe('what the library is told', () => {
     assert.equal(limiterKey('198.51.100.7'), '198.51.100.7');
   });
 });
+
+describe('step-up (insufficient_scope)', () => {
+  test('a narrowed grant calling a tool outside it gets 403 insufficient_scope naming the scope to ask for; a permission the user lacks is an ordinary refusal', async () => {
+    const clientId = await publicClient();
+    const { verifier, challenge } = pkce();
+    const landed = await authorize(new Browser(base, address()), { client_id: clientId, redirect_uri: CALLBACK, resource: `${base}/mcp`, scope: 'mandate', code_challenge: challenge, code_challenge_method: 'S256' }, { email: aliceEmail, password }, ['pm:read']);
+    const exchanged = await tokenRequest(base, { grant_type: 'authorization_code', code: recordSecret(landed.searchParams.get('code')!), redirect_uri: CALLBACK, code_verifier: verifier, client_id: clientId });
+    const access = String(exchanged.body.access_token);
+    const init = await initializeStatus(base, '/mcp', access);
+    const session = init.headers.get('mcp-session-id')!;
+    const call = (name: string, args: Record<string, unknown>) =>
+      fetch(`${base}/mcp`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${access}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': session, 'mcp-protocol-version': '2025-11-25' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name, arguments: args } }),
+      });
+    const outside = await call('install_mcp_server', { catalog_id: 'nothing' });
+    assert.equal(outside.status, 403);
+    const challengeHeader = outside.headers.get('www-authenticate') ?? '';
+    assert.match(challengeHeader, /^Bearer realm="mandate", error="insufficient_scope", scope="pm:read installs:write", resource_metadata="[^"]+\/\.well-known\/oauth-protected-resource\/mcp"/);
+    const notHeld = await call('create_user', { email: 'x@example.test' });
+    assert.equal(notHeld.status, 200, 'users:write is not the user\'s to grant: the tool refuses as usual');
+    assert.match(await notHeld.text(), /users:write/);
+    const inside = await call('whoami', {});
+    assert.equal(inside.status, 200);
+  });
+});
