@@ -5,7 +5,8 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { discoverAuthorizationServerMetadata, refreshAuthorization, UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { InvalidGrantError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import * as ops from '../lib/ops/index.ts';
-import { keepArtifact, recordSecret } from './helpers/db.ts';
+import { keepArtifact, recordSecret, TEST_DB } from './helpers/db.ts';
+import { authorize, Browser, initializeStatus, pkce, register, tokenRequest } from './helpers/oauth-flow.ts';
 import { processDatabase, type ProcessDatabase } from './helpers/stdio.ts';
 import { startServe, type ServeProcess } from './helpers/serve.ts';
 import { callbackServer, freePort, httpsOnLoopback, launchBrowser, MemoryOAuthProvider, NO_BROWSER, signInAndAllow } from './helpers/oauth.ts';
@@ -170,4 +171,26 @@ test('client ID metadata document: the client is its https URL, the browser sess
   assert.equal(after.status, 401, 'revoking the refresh token revokes the grant and its access tokens');
   assert.match(after.headers.get('www-authenticate') ?? '', /^Bearer .*resource_metadata="[^"]+\/\.well-known\/oauth-protected-resource\/mcp".*error="invalid_token"/);
   await page.close();
+});
+
+test('two instances on one PostgreSQL: a token issued by one works at the other, and a revocation at one is refused by the other at the next request', { skip: NO_BROWSER || (TEST_DB !== 'postgres' && 'PGlite serves one process') }, async () => {
+  const port = await freePort();
+  // The same deployment (same issuer) on a second port, as behind a load balancer.
+  const second = await startServe({ ...db.env, MANDATE_PUBLIC_URL: base }, port);
+  try {
+    const other = `http://127.0.0.1:${port}`;
+    const callback = 'http://127.0.0.1:9/callback';
+    const client = await register(base, { client_name: 'two instances', redirect_uris: [callback], token_endpoint_auth_method: 'none' });
+    const clientId = String(client.body.client_id);
+    const { verifier, challenge } = pkce();
+    const landed = await authorize(new Browser(base), { client_id: clientId, redirect_uri: callback, resource: `${base}/mcp/core`, scope: 'mandate', code_challenge: challenge, code_challenge_method: 'S256' }, { email, password });
+    const tokens = await tokenRequest(base, { grant_type: 'authorization_code', code: recordSecret(landed.searchParams.get('code')!), redirect_uri: callback, code_verifier: verifier, client_id: clientId });
+    const access = String(tokens.body.access_token);
+    assert.equal((await initializeStatus(other, '/mcp/core', access)).status, 200, 'accepted by the other instance');
+    const revoked = await fetch(`${base}/oauth/revoke`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: access, client_id: clientId }) });
+    assert.equal(revoked.status, 200);
+    assert.equal((await initializeStatus(other, '/mcp/core', access)).status, 401, 'refused there at once');
+  } finally {
+    await second.stop();
+  }
 });

@@ -188,7 +188,9 @@ export class OAuthServer {
         userinfo: { enabled: false },
         rpInitiatedLogout: { enabled: false },
         introspection: { enabled: false },
-        revocation: { enabled: true },
+        // RFC 7009: a client revokes only tokens issued to it (anyone else's is silently ignored,
+        // so a token found elsewhere cannot be used to end someone's access).
+        revocation: { enabled: true, allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId },
         registration: {
           enabled: settings.dynamicRegistration,
           idFactory: (ctx) => registrationClientId((ctx.oidc.body ?? {}) as Record<string, unknown>),

@@ -543,3 +543,17 @@ describe('step-up (insufficient_scope)', () => {
     assert.equal(inside.status, 200);
   });
 });
+
+describe('revocation (RFC 7009)', () => {
+  test('a client cannot revoke a token issued to another client', async () => {
+    const owner = await publicClient();
+    const stranger = await publicClient();
+    const t = await tokensFor(owner);
+    const response = await fetch(`${base}/oauth/revoke`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: t.access, client_id: stranger }) });
+    assert.equal(response.status, 200, 'RFC 7009 answers 200 either way');
+    assert.equal((await initializeStatus(base, '/mcp/core', t.access)).status, 200, 'the token still works');
+    const own = await fetch(`${base}/oauth/revoke`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: t.access, client_id: owner }) });
+    assert.equal(own.status, 200);
+    assert.equal((await initializeStatus(base, '/mcp/core', t.access)).status, 401);
+  });
+});
