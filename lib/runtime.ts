@@ -10,7 +10,7 @@ import { registerDeploymentSecrets } from './redact.ts';
 import { PmService } from './pm/service.ts';
 import { guardedFetch } from './pm/guarded-fetch.ts';
 import { UpstreamHttp } from './pm/http.ts';
-import { OAuthServer } from './oauth/server.ts';
+import type { OAuthServer } from './oauth/server.ts';
 
 /** Everything a process needs to run operations: database, resolver, runner, logger. */
 export interface Runtime {
@@ -66,8 +66,9 @@ export async function openRuntime(config: Config, options: RuntimeOptions): Prom
   const metadataHttp = config.oauth.enabled
     ? new UpstreamHttp({ policy: { allow: config.oauth.metadataNetworks, allowHttp: false }, timeoutMs: 2500, deadlineMs: 2500, maxRetries: 0, maxBodyBytes: 64 * 1024 })
     : null;
+  // Loaded only when used: the library's import alone costs a stdio server's start-up dearly.
   const oauth = metadataHttp
-    ? new OAuthServer(db.orm, config.oauth, {
+    ? new (await import('./oauth/server.ts')).OAuthServer(db.orm, config.oauth, {
         vault,
         audit: (record) => runner.audit.enqueue(record),
         log,

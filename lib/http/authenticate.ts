@@ -8,7 +8,6 @@ import type { Speculation } from '../access/speculation.ts';
 import type { Runtime } from '../runtime.ts';
 import { LoginLimiter } from '../identity/login-limiter.ts';
 import { looksLikeApiToken } from '../identity/tokens.ts';
-import { OAuthTokenRejected } from '../oauth/server.ts';
 import { clientAddress, type TrustProxy } from './client-address.ts';
 
 const NO_PROXY: TrustProxy = { kind: 'none' };
@@ -175,13 +174,8 @@ export class HttpAuthenticator {
         await speculation?.settle();
         // Not a Mandate API token: an OAuth access token, when this server issues them.
         if (!looksLikeApiToken(token) && this.runtime.oauth) {
-          try {
-            const { caller: value, validUntil } = await this.runtime.oauth.verifyAccessToken(em, token, now);
-            return { value, validUntil };
-          } catch (error) {
-            if (error instanceof OAuthTokenRejected) throw new OpError('unauthenticated', 'invalid or expired credentials');
-            throw error;
-          }
+          const { caller: value, validUntil } = await this.runtime.oauth.verifyAccessToken(em, token, now);
+          return { value, validUntil };
         }
         const { caller: value, expiresAt } = await verifyToken(em, token, now);
         const ttl = new Date(now.getTime() + TOKEN_TTL_MS);
