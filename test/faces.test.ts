@@ -73,6 +73,13 @@ const STEPS: Step[] = [
   { op: 'delete_mcp_catalog_entry', input: () => ({ id: 'face-server' }) },
   { op: 'uninstall_mcp_server', input: (s) => ({ id: s.install.id }) },
   { op: 'delete_mcp_catalog_entry', input: () => ({ id: 'face-server' }) },
+  { op: 'register_oauth_client', input: () => ({ client_name: 'Face app', redirect_uris: ['https://face.example.test/cb', 'http://127.0.0.1:33418/cb'] }), save: 'oauthClient' },
+  { op: 'list_oauth_clients', input: () => ({}) },
+  { op: 'list_my_oauth_grants', input: () => ({ include_revoked: true }) },
+  { op: 'list_user_oauth_grants', input: (s) => ({ user_id: s.user.id }) },
+  { op: 'revoke_my_oauth_grant', input: () => ({ grant_id: '00000000-0000-4000-8000-000000000000' }) },
+  { op: 'revoke_user_oauth_grant', input: (s) => ({ user_id: s.user.id, grant_id: '00000000-0000-4000-8000-000000000000' }) },
+  { op: 'delete_oauth_client', input: (s) => ({ client_id: s.oauthClient.client_id }) },
   { op: 'delete_user', input: (s) => ({ user_id: s.user.id, cascade: true }) },
   { op: 'query_audit', input: () => ({ operation: 'update_user', limit: 5 }) },
   // The same refusals and errors on both faces.
@@ -94,6 +101,7 @@ function normalise(value: unknown): unknown {
     if (typeof v === 'string') {
       return v
         .replace(/mnd_[A-Za-z0-9_-]{43}/g, '<token>')
+        .replace(/mandate-[0-9a-f]{24}/g, '<client_id>')
         .replace(/\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z/g, '<time>')
         .replace(/agent-([a-z0-9-]*?)-?[0-9a-f]{8}(@agents\.mandate\.invalid)?/g, 'agent-$1<suffix>$2')
         .replace(UUID, (id) => {

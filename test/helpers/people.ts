@@ -18,7 +18,7 @@ const CORE_INSTALL_READ_TOOLS = ['get_mcp_server', 'list_mcp_catalog', 'list_my_
 const CORE_INSTALL_WRITE_TOOLS = ['install_mcp_server', 'uninstall_mcp_server', 'update_mcp_server'];
 const CORE_BASE_TOOLS = [
   'create_my_token', 'end_agent_session', 'get_my_permissions', 'health', 'list_my_agent_sessions', 'list_my_delegations',
-  'list_my_tokens', 'revoke_my_token', 'start_agent_session', 'whoami',
+  'list_my_tokens', 'revoke_my_token', 'start_agent_session', 'whoami', 'list_my_oauth_grants', 'revoke_my_oauth_grant',
 ];
 export const CORE_TOOLS = [...CORE_BASE_TOOLS, ...CORE_INSTALL_READ_TOOLS, ...CORE_INSTALL_WRITE_TOOLS];
 // PM: read-only tools (pm:read), connection management (pm:read), tracker changes (pm:write).
@@ -34,7 +34,7 @@ export const PM_WRITE_TOOLS = [
   'move_to_sprint', 'move_to_backlog', 'add_worklog',
 ];
 export const PM_TOOLS = [...PM_READ_TOOLS, ...PM_CONNECTION_TOOLS, ...PM_WRITE_TOOLS];
-export const CORE_READ_ONLY_TOOLS = ['get_my_permissions', 'health', 'list_my_agent_sessions', 'list_my_delegations', 'list_my_tokens', 'whoami', ...CORE_INSTALL_READ_TOOLS];
+export const CORE_READ_ONLY_TOOLS = ['get_my_permissions', 'health', 'list_my_agent_sessions', 'list_my_delegations', 'list_my_tokens', 'list_my_oauth_grants', 'whoami', ...CORE_INSTALL_READ_TOOLS];
 export const ADMIN_TOOLS = [
   'assign_role', 'create_delegation', 'create_role', 'create_token_for_user', 'create_user', 'deactivate_user', 'delete_role', 'delete_user',
   'get_delegation', 'get_role', 'get_user', 'get_user_permissions', 'list_delegations', 'list_permissions', 'list_role_members', 'list_roles',
@@ -42,6 +42,7 @@ export const ADMIN_TOOLS = [
   'revoke_user_sessions', 'revoke_user_token', 'update_role', 'update_user',
   'create_mcp_catalog_entry', 'delete_mcp_catalog_entry', 'get_mcp_catalog_entry', 'list_mcp_catalog', 'update_mcp_catalog_entry',
   'get_mcp_server', 'install_mcp_server', 'list_mcp_servers', 'uninstall_mcp_server', 'update_mcp_server',
+  'delete_oauth_client', 'list_oauth_clients', 'list_user_oauth_grants', 'register_oauth_client', 'revoke_user_oauth_grant',
 ];
 /** Admin tools that core does not serve too. */
 export const ADMIN_ONLY_TOOLS = ADMIN_TOOLS.filter((name) => !CORE_TOOLS.includes(name));
@@ -49,6 +50,7 @@ export const AUDITOR_ADMIN_TOOLS = [
   'get_delegation', 'get_role', 'get_user', 'get_user_permissions', 'list_delegations', 'list_permissions', 'list_role_members', 'list_roles',
   'list_user_sessions', 'list_user_tokens', 'list_users', 'query_audit',
   'get_mcp_catalog_entry', 'get_mcp_server', 'list_mcp_catalog', 'list_mcp_servers',
+  'list_oauth_clients', 'list_user_oauth_grants',
 ];
 const union = (...lists: string[][]) => [...new Set(lists.flat())].sort();
 export const EXPECTED_TOOLS: Record<string, string[]> = {
