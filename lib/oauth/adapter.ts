@@ -32,6 +32,20 @@ export function oauthAdapter(orm: Orm, hooks: AdapterHooks) {
   const execute = <T extends object = object>(sql: string, params: unknown[], mode: 'get' | 'run' | 'all' = 'all') =>
     orm.em.fork().execute(sql, params, mode as 'get') as Promise<T | undefined>;
 
+  // A stored record as the library expects it: expired ones are gone, a client's secret opened,
+  // a token's jti put back.
+  function read(model: string, row: Row | undefined, id: string | undefined): Payload | undefined {
+    if (!row) return undefined;
+    const expiresAt = toDate(row.expires_at);
+    if (expiresAt && expiresAt.getTime() <= Date.now()) return undefined;
+    const payload = (typeof row.payload === 'string' ? JSON.parse(row.payload) : row.payload) as Payload;
+    if (model === 'Client') {
+      if (typeof payload.client_secret === 'string') payload.client_secret = hooks.openSecret(payload.client_secret, String(payload.client_id));
+      return payload;
+    }
+    return id === undefined ? payload : { ...payload, jti: id };
+  }
+
   return class MandateOAuthAdapter {
     readonly model: string;
 
@@ -69,7 +83,7 @@ export function oauthAdapter(orm: Orm, hooks: AdapterHooks) {
                and not exists (select 1 from api_token t where t.oauth_grant_id = ? and (t.revoked_at is not null or t.expires_at <= now()))`
           : `select payload, expires_at, consumed_at from oauth_record where key = ?`;
       const row = await execute<Row>(sql, this.model === 'Grant' ? [recordKey(this.model, id), id] : [recordKey(this.model, id)], 'get');
-      return this.read(row, id);
+      return read(this.model, row, id);
     }
 
     async findByUid(uid: string): Promise<Payload | undefined> {
@@ -81,7 +95,7 @@ export function oauthAdapter(orm: Orm, hooks: AdapterHooks) {
       if (!row) return undefined;
       // The session's own id is only known as a hash here; the library needs it back to update the
       // row, so a session found by uid keeps that uid as its id.
-      return this.read(row, undefined);
+      return read(this.model, row, undefined);
     }
 
     async findByUserCode(): Promise<undefined> {
@@ -105,18 +119,6 @@ export function oauthAdapter(orm: Orm, hooks: AdapterHooks) {
     async revokeByGrantId(grantId: string): Promise<void> {
       await execute(`delete from oauth_record where model = ? and grant_id = ?`, [this.model, grantId], 'run');
       await hooks.grantEnded(grantId);
-    }
-
-    private read(row: Row | undefined, id: string | undefined): Payload | undefined {
-      if (!row) return undefined;
-      const expiresAt = toDate(row.expires_at);
-      if (expiresAt && expiresAt.getTime() <= Date.now()) return undefined;
-      const payload = (typeof row.payload === 'string' ? JSON.parse(row.payload) : row.payload) as Payload;
-      if (this.model === 'Client') {
-        if (typeof payload.client_secret === 'string') payload.client_secret = hooks.openSecret(payload.client_secret, String(payload.client_id));
-        return payload;
-      }
-      return id === undefined ? payload : { ...payload, jti: id };
     }
   };
 }
