@@ -19,7 +19,9 @@ export function sendOAuthResult(res: ServerResponse, url: URL): void {
     'content-length': Buffer.byteLength(html),
     'cache-control': 'no-store',
     'referrer-policy': 'no-referrer',
-    'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'",
+    'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+    'x-frame-options': 'DENY',
+    'x-content-type-options': 'nosniff',
   });
   res.end(html);
 }

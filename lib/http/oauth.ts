@@ -4,7 +4,7 @@ import { OpError } from '../errors.ts';
 import { authenticatePassword } from '../identity/authenticate.ts';
 import { LoginLimiter } from '../identity/login-limiter.ts';
 import type { OAuthServer, PendingInteraction } from '../oauth/server.ts';
-import { normaliseRegistration } from '../oauth/registration.ts';
+import { acceptableRedirectUri, normaliseRegistration, REDIRECT_URI_RULE } from '../oauth/registration.ts';
 import { RegistrationLimiter } from '../oauth/registration-limiter.ts';
 import { FULL_SCOPE, MCP_RESOURCE_PATHS } from '../oauth/settings.ts';
 import { ALL_PERMISSIONS, isPermission, type Permission } from '../access/permissions.ts';
@@ -120,6 +120,11 @@ export class OAuthHttp {
       sendJson(res, 400, { error: 'invalid_client_metadata', error_description: refusal });
       return;
     }
+    const unacceptable = (Array.isArray(raw.redirect_uris) ? raw.redirect_uris : []).find((uri) => typeof uri !== 'string' || !acceptableRedirectUri(uri));
+    if (unacceptable !== undefined) {
+      sendJson(res, 400, { error: 'invalid_redirect_uri', error_description: `redirect_uris: ${JSON.stringify(unacceptable).slice(0, 200)} ${REDIRECT_URI_RULE}` });
+      return;
+    }
     const body = normaliseRegistration(raw);
     // A registration already made is answered with that client: nothing is written or counted.
     const known = await this.oauth.knownRegistration(body);
@@ -159,10 +164,10 @@ export class OAuthHttp {
       return;
     }
     const offered = await this.offered(pending);
-    const chosen = form.getAll('permission').filter(isPermission);
+    const chosen = new Set(form.getAll('permission').filter(isPermission));
     // Only what was offered; all of it when nothing was narrowed (no narrowing: the grant follows
     // the user's permissions as they change, as a `mandate` scope asks).
-    const narrowed = chosen.filter((p) => offered.includes(p));
+    const narrowed = offered.filter((p) => chosen.has(p));
     const all = narrowed.length === offered.length && pending.requestedPermissions === null;
     if (narrowed.length === 0) {
       sendPage(res, 400, problemPage('Nothing chosen', 'Choose at least one permission, or deny the request.'), pending.redirectUri);

@@ -9,6 +9,9 @@ export async function endSessions(em: Em, userId: string, now: Date, reason: str
   const where: Record<string, unknown> = { user: userId, endedAt: null };
   if (only?.sessionId) where.id = only.sessionId;
   if (only?.passwordOnly) where.tokenId = null;
+  // The user's browser sign-ins at the OAuth pages are password sessions too: they end with the
+  // rest (the grants they gave stay, and are ended on their own).
+  if (!only?.sessionId) await em.execute(`delete from oauth_record where model = 'Session' and payload->>'accountId' = ?`, [userId], 'run');
   return em.nativeUpdate(Session, where, { endedAt: now, endReason: reason });
 }
 

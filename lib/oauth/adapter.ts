@@ -28,6 +28,18 @@ export const recordKey = (model: string, id: string) => `${model}:${model === 'C
 
 const toDate = (value: Date | string | null) => (value === null ? null : new Date(value));
 
+const FIND_SQL: Record<string, string> = {
+  default: `select payload, expires_at, consumed_at from oauth_record where key = ?`,
+  // A grant whose api_token row was revoked or expired (deactivation, revoke_my_oauth_grant) is
+  // no grant: the library must not reuse it and skip consent.
+  Grant: `select payload, expires_at, consumed_at from oauth_record where key = ?
+            and not exists (select 1 from api_token t where t.oauth_grant_id = ? and (t.revoked_at is not null or t.expires_at <= now()))`,
+  // A browser sign-in of a user who is no longer active is no sign-in: the page asks again.
+  Session: `select payload, expires_at, consumed_at from oauth_record r where key = ?
+              and (r.payload->>'accountId' is null
+                   or exists (select 1 from app_user u where u.id::text = r.payload->>'accountId' and u.active))`,
+};
+
 export function oauthAdapter(orm: Orm, hooks: AdapterHooks) {
   const execute = <T extends object = object>(sql: string, params: unknown[], mode: 'get' | 'run' | 'all' = 'all') =>
     orm.em.fork().execute(sql, params, mode as 'get') as Promise<T | undefined>;
@@ -75,14 +87,9 @@ export function oauthAdapter(orm: Orm, hooks: AdapterHooks) {
     }
 
     async find(id: string): Promise<Payload | undefined> {
-      // A grant whose api_token row was revoked or expired (deactivation, revoke_my_oauth_grant)
-      // is no grant: the library must not reuse it and skip consent.
-      const sql =
-        this.model === 'Grant'
-          ? `select payload, expires_at, consumed_at from oauth_record r where key = ?
-               and not exists (select 1 from api_token t where t.oauth_grant_id = ? and (t.revoked_at is not null or t.expires_at <= now()))`
-          : `select payload, expires_at, consumed_at from oauth_record where key = ?`;
-      const row = await execute<Row>(sql, this.model === 'Grant' ? [recordKey(this.model, id), id] : [recordKey(this.model, id)], 'get');
+      // An id no record can have (a client id is stored as given): nothing to look up.
+      if (id.length > 255 || /[\u0000\uD800-\uDFFF]/.test(id)) return undefined;
+      const row = await execute<Row>(FIND_SQL[this.model] ?? FIND_SQL.default!, this.model === 'Grant' ? [recordKey(this.model, id), id] : [recordKey(this.model, id)], 'get');
       return read(this.model, row, id);
     }
 

@@ -35,3 +35,19 @@ export function normaliseRegistration(body: Record<string, unknown>): Record<str
   return body;
 }
 
+
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', '[::1]', 'localhost']);
+
+/**
+ * Where an authorization response may be sent: https, a loopback http callback of a native app, or
+ * an app's private scheme (`cursor://…`); never plain http elsewhere (the code would cross the
+ * network in the clear), never a fragment, never a scheme a browser runs (javascript:, data:).
+ */
+export function acceptableRedirectUri(value: string): boolean {
+  const url = URL.parse(value);
+  if (!url || url.hash || /^(javascript|data|file|vbscript|blob):$/i.test(url.protocol)) return false;
+  if (url.protocol === 'http:') return LOOPBACK_HOSTS.has(url.hostname);
+  return true;
+}
+
+export const REDIRECT_URI_RULE = 'must be an https URL, a loopback http URL (127.0.0.1, [::1], localhost) or an app scheme such as cursor://, with no fragment';

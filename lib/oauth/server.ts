@@ -10,7 +10,7 @@ import type { Logger } from '../log.ts';
 import { scrubText } from '../redact.ts';
 import type { UserCaller } from '../identity/caller.ts';
 import { oauthAdapter, recordKey } from './adapter.ts';
-import { isPublicRegistration, registrationClientId } from './registration.ts';
+import { acceptableRedirectUri, isPublicRegistration, registrationClientId } from './registration.ts';
 import { OpError } from '../errors.ts';
 import { FULL_SCOPE, resourceUrls, type OAuthSettings } from './settings.ts';
 
@@ -169,6 +169,8 @@ export class OAuthServer {
           ack: 'draft-02' as never,
           // Ids are stored with grants (at most 255 characters) and shown on consent pages.
           allowFetch: async (_ctx, clientId) => clientId.length <= 255,
+          // The same redirect rule as for every other client.
+          allowClient: async (_ctx, client) => (client.redirectUris ?? []).every(acceptableRedirectUri),
         },
         resourceIndicators: {
           enabled: true,
@@ -194,6 +196,15 @@ export class OAuthServer {
     this.provider = new Provider(settings.issuer, configuration);
     // Behind whatever proxy: handle() sets the forwarded headers itself.
     this.provider.proxy = true;
+    // Every answer of the library's own (its form_post and redirect pages included) cannot be
+    // framed, sends no referrer and is not sniffed.
+    this.provider.use(async (ctx, next) => {
+      await next();
+      ctx.set('x-frame-options', 'DENY');
+      ctx.set('referrer-policy', 'no-referrer');
+      ctx.set('x-content-type-options', 'nosniff');
+      if (!ctx.response.get('content-security-policy')) ctx.set('content-security-policy', "frame-ancestors 'none'; base-uri 'none'");
+    });
     this.listen();
     this.callback = this.provider.callback();
   }
@@ -246,8 +257,12 @@ export class OAuthServer {
     // A grant is bound to one endpoint: a request naming several is refused, not silently narrowed.
     if (Array.isArray(params.resource)) throw new errors.InvalidTarget('request one resource (one MCP endpoint) per authorization');
     const resource = typeof params.resource === 'string' ? params.resource : `${this.settings.issuer}/mcp`;
-    const requested = String(params.scope || FULL_SCOPE).split(/\s+/).filter(Boolean);
+    const requested = String(params.scope ?? '').split(/\s+/).filter(Boolean);
     const permissions = requested.filter(isPermission);
+    // What the grant carries must be said: `mandate` (all of the user's own) or permission names.
+    if (!requested.includes(FULL_SCOPE) && permissions.length === 0) {
+      throw new errors.InvalidScope(`ask for scope "${FULL_SCOPE}" (all of your Mandate permissions) or for permission names such as "pm:read"`, String(params.scope ?? ''));
+    }
     return {
       uid: details.uid,
       prompt: details.prompt.name === 'login' ? 'login' : 'consent',
@@ -257,7 +272,7 @@ export class OAuthServer {
       redirectUri: redirect,
       resource,
       requestedScope: requested.join(' '),
-      requestedPermissions: requested.includes(FULL_SCOPE) || permissions.length === 0 ? null : permissions,
+      requestedPermissions: requested.includes(FULL_SCOPE) ? null : permissions,
       accountId: details.session?.accountId,
     };
   }

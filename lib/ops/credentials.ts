@@ -1,6 +1,7 @@
 import { OpError } from '../errors.ts';
 import { hashPassword } from '../identity/passwords.ts';
 import type { OperationContext } from './operation.ts';
+import { notThroughOAuth } from './guards.ts';
 
 /**
  * A password someone set for a user is a credential that never expires, so (P3) it may only be set
@@ -9,6 +10,7 @@ import type { OperationContext } from './operation.ts';
  * create accounts without a password, or issue tokens, which expire with their mandate.
  */
 export async function mintPasswordHash(ctx: OperationContext, password: string): Promise<string> {
+  notThroughOAuth(ctx.caller, 'passwords');
   if (ctx.via?.kind === 'delegation') {
     throw new OpError(
       'forbidden',

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { ApiToken, OAuthRecord } from '../db/entities/index.ts';
 import { OpError } from '../errors.ts';
 import { recordKey } from '../oauth/adapter.ts';
+import { acceptableRedirectUri, REDIRECT_URI_RULE } from '../oauth/registration.ts';
 import { operation, type OperationContext } from './operation.ts';
 import { findUser } from './lookups.ts';
 import { itemsOf, isoTime, isoTimeOrNull } from './outputs.ts';
@@ -167,17 +168,7 @@ function clientView(row: OAuthRecord) {
   };
 }
 
-// A redirect URI is https, a loopback http callback (any port is then accepted: RFC 8252), or an
-// app's private scheme (cursor://…); never a fragment, never javascript: or data:.
-const redirectUriField = z
-  .string()
-  .max(2000)
-  .refine((value) => {
-    const url = URL.parse(value);
-    if (!url || url.hash || /^(javascript|data|file|vbscript):$/i.test(url.protocol)) return false;
-    if (url.protocol === 'http:') return ['127.0.0.1', '[::1]', 'localhost'].includes(url.hostname);
-    return true;
-  }, 'must be an https URL, a loopback http URL (127.0.0.1, [::1], localhost) or an app scheme such as cursor://, with no fragment');
+const redirectUriField = z.string().max(2000).refine(acceptableRedirectUri, REDIRECT_URI_RULE);
 
 const isNative = (uris: string[]) => uris.every((uri) => uri.startsWith('http://') || !/^https?:/i.test(uri));
 

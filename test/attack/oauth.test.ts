@@ -557,3 +557,122 @@ describe('revocation (RFC 7009)', () => {
     assert.equal((await initializeStatus(base, '/mcp/core', t.access)).status, 401);
   });
 });
+
+describe('live-probe findings', () => {
+  test('a password reset, ending the user\'s sessions, or a deactivation ends their browser sign-in too', async () => {
+    for (const end of ['reset', 'sessions', 'deactivate'] as const) {
+      const dave = await makeUser(rt, { roles: ['developer'] });
+      await rt.runner.run(ops.resetPassword, { kind: 'system', name: 'test' }, { user_id: dave.id, password });
+      const clientId = await publicClient();
+      const browser = new Browser(base, address());
+      const request = () => ({ client_id: clientId, redirect_uri: CALLBACK, resource: `${base}/mcp/core`, scope: 'mandate', code_challenge: pkce().challenge, code_challenge_method: 'S256' });
+      recordSecret((await authorize(browser, request(), { email: dave.email, password })).searchParams.get('code')!);
+      if (end === 'reset') assert.ok((await rt.runner.run(ops.resetPassword, { kind: 'system', name: 'test' }, { user_id: dave.id, password: 'another password 2' })).ok);
+      if (end === 'sessions') assert.ok((await rt.runner.run(ops.revokeUserSessions, { kind: 'system', name: 'test' }, { user_id: dave.id })).ok);
+      if (end === 'deactivate') {
+        assert.ok((await rt.runner.run(ops.deactivateUser, { kind: 'system', name: 'test' }, { user_id: dave.id })).ok);
+        assert.ok((await rt.runner.run(ops.reactivateUser, { kind: 'system', name: 'test' }, { user_id: dave.id })).ok);
+      }
+      const page = await browser.follow(await browser.get(browser.authorizeUrl(request())));
+      assert.ok(page instanceof Response, end);
+      assert.equal(page.status, 200, end);
+      assert.match(await page.text(), /Sign in to Mandate/, `${end}: the browser must sign in again`);
+    }
+  });
+
+  test('a deactivated user\'s browser session is no session: the sign-in page, not a failure', async () => {
+    const erin = await makeUser(rt, { roles: ['developer'] });
+    await rt.runner.run(ops.resetPassword, { kind: 'system', name: 'test' }, { user_id: erin.id, password });
+    const clientId = await publicClient();
+    const browser = new Browser(base, address());
+    const request = () => ({ client_id: clientId, redirect_uri: CALLBACK, resource: `${base}/mcp/core`, scope: 'mandate', code_challenge: pkce().challenge, code_challenge_method: 'S256' });
+    recordSecret((await authorize(browser, request(), { email: erin.email, password })).searchParams.get('code')!);
+    // Deactivated behind the sessions' back (no session ending): the adapter still refuses it.
+    await rt.db.orm.em.fork().execute('update app_user set active = false where id = ?', [erin.id]);
+    const page = await browser.follow(await browser.get(browser.authorizeUrl(request())));
+    assert.ok(page instanceof Response);
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /Sign in to Mandate/);
+  });
+
+  test('a connected admin app cannot set passwords (its own or a new user\'s), but may create a user without one', async () => {
+    const boss = await makeUser(rt, { roles: ['admin'] });
+    await rt.runner.run(ops.resetPassword, { kind: 'system', name: 'test' }, { user_id: boss.id, password });
+    const clientId = await publicClient();
+    const { verifier, challenge } = pkce();
+    const landed = await authorize(new Browser(base, address()), { client_id: clientId, redirect_uri: CALLBACK, resource: `${base}/mcp/admin`, scope: 'mandate', code_challenge: challenge, code_challenge_method: 'S256' }, { email: boss.email, password });
+    const exchanged = await tokenRequest(base, { grant_type: 'authorization_code', code: recordSecret(landed.searchParams.get('code')!), redirect_uri: CALLBACK, code_verifier: verifier, client_id: clientId });
+    const client = new Client({ name: 'attack', version: '1' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp/admin`), { requestInit: { headers: { authorization: `Bearer ${String(exchanged.body.access_token)}` } } }));
+    try {
+      for (const [name, args] of [
+        ['reset_password', { user_id: boss.id, password: 'app chosen password 1' }],
+        ['create_user', { email: `mallory-${counter}@example.test`, password: 'app chosen password 1', roles: ['admin'] }],
+        ['create_token_for_user', { user_id: boss.id, name: 'escape' }],
+      ] as const) {
+        const result = await client.callTool({ name, arguments: args });
+        assert.ok(result.isError, `${name} must be refused`);
+        assert.match(errorOfToolResult(result).message, /connected with OAuth/, name);
+      }
+      const plain = await client.callTool({ name: 'create_user', arguments: { email: `no-password-${counter}@example.test` } });
+      assert.notEqual(plain.isError, true, 'a user without a password is fine');
+    } finally {
+      await client.close();
+    }
+  });
+
+  test('plain http redirect URIs elsewhere than loopback are refused at registration, in any spelling', async () => {
+    for (const uri of ['http://evil.example.test/cb', 'HTTP://EVIL.EXAMPLE.TEST/cb', 'http://localhost.evil.test/cb', 'http://127.0.0.1.evil.test/cb']) {
+      const refused = await register(base, { redirect_uris: [uri], token_endpoint_auth_method: 'none' }, { 'x-forwarded-for': address() });
+      assert.equal(refused.status, 400, uri);
+      assert.equal(refused.body.error, 'invalid_redirect_uri', uri);
+    }
+  });
+
+  test('a NUL or an oversized client_id is an error answer, not a failure', async () => {
+    for (const clientId of ['a\u0000', 'https://a.example.test/\u0000', 'x'.repeat(5000)]) {
+      const authorizeResponse = await new Browser(base, address()).get(`/oauth/authorize?${new URLSearchParams({ client_id: clientId, response_type: 'code', redirect_uri: CALLBACK, code_challenge: pkce().challenge, code_challenge_method: 'S256' })}`);
+      assert.ok(authorizeResponse.status >= 400 && authorizeResponse.status < 500, `authorize: ${authorizeResponse.status}`);
+      for (const path of ['/oauth/token', '/oauth/revoke']) {
+        const response = await fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ client_id: clientId, grant_type: 'authorization_code', code: 'x', token: 'x' }) });
+        assert.ok(response.status >= 400 && response.status < 500, `${path}: ${response.status}`);
+      }
+    }
+  });
+
+  test('a permission sent twice cannot widen a narrowed consent to everything', async () => {
+    const clientId = await publicClient();
+    const { verifier, challenge } = pkce();
+    const landed = await authorize(new Browser(base, address()), { client_id: clientId, redirect_uri: CALLBACK, resource: `${base}/mcp/core`, scope: 'mandate', code_challenge: challenge, code_challenge_method: 'S256' }, { email: aliceEmail, password }, ['pm:read', 'pm:read', 'pm:read']);
+    await tokenRequest(base, { grant_type: 'authorization_code', code: recordSecret(landed.searchParams.get('code')!), redirect_uri: CALLBACK, code_verifier: verifier, client_id: clientId });
+    const rows = await rt.db.orm.em.fork().find(ApiToken, { oauthClientId: clientId });
+    assert.deepEqual(rows.map((r) => r.scopes), [['pm:read']]);
+  });
+
+  test('a request that names no scope Mandate knows is refused (invalid_scope) before anything is stored', async () => {
+    const clientId = await publicClient();
+    const before = await oauthRows();
+    for (const scope of [undefined, 'openid', 'offline_access', 'PM:READ']) {
+      const browser = new Browser(base, address());
+      const request: Record<string, string> = { client_id: clientId, redirect_uri: CALLBACK, resource: `${base}/mcp/core`, code_challenge: pkce().challenge, code_challenge_method: 'S256' };
+      if (scope) request.scope = scope;
+      let page = await browser.follow(await browser.get(browser.authorizeUrl(request as never)));
+      // Signed in first where the sign-in page comes before the check.
+      if (page instanceof Response && page.status === 200) {
+        const form = formOf(await page.text());
+        page = await browser.follow(await browser.post(`/oauth/interaction/${form.uid}/login`, { csrf: form.csrf, email: aliceEmail, password }));
+      }
+      const text = page instanceof Response ? await page.text() : page.searchParams.get('error') ?? '';
+      assert.match(text, /invalid_scope/, String(scope));
+    }
+    assert.equal(await oauthRows(), before);
+  });
+
+  test('the library\'s own answers cannot be framed either', async () => {
+    const response = await new Browser(base, address()).get(`/oauth/authorize?${new URLSearchParams({ client_id: 'nobody', response_type: 'code' })}`);
+    assert.equal(response.headers.get('x-frame-options'), 'DENY');
+    assert.match(response.headers.get('content-security-policy') ?? '', /frame-ancestors 'none'/);
+    const token = await fetch(`${base}/oauth/token`, { method: 'POST', body: 'x' });
+    assert.equal(token.headers.get('x-frame-options'), 'DENY');
+  });
+});
