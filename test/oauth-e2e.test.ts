@@ -26,6 +26,7 @@ let callbacks: Awaited<ReturnType<typeof callbackServer>>;
 const password = recordSecret('oauth e2e password 1');
 const email = 'oauth-e2e@example.test';
 let base = '';
+let consented = false;
 
 before(async () => {
   if (NO_BROWSER) return;
@@ -37,16 +38,19 @@ before(async () => {
   callbacks = await callbackServer();
   cimd = await httpsOnLoopback((req, res) => {
     res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=60' });
+    // /plain-http.json names a redirect in the clear on another host: refused like any client's.
+    const plain = req.url === '/plain-http.json';
     res.end(JSON.stringify({
-      client_id: `${cimdBase()}/client.json`,
+      client_id: `${cimdBase()}${plain ? '/plain-http.json' : '/client.json'}`,
       client_name: 'Metadata document client',
-      redirect_uris: [callbacks.redirectUrl],
+      redirect_uris: [plain ? 'http://evil.example.test/cb' : callbacks.redirectUrl],
+      // The plain-http document is a web client: the library refuses http for native ones itself,
+      // for web ones the rule is Mandate's.
+      ...(plain ? {} : { application_type: 'native' }),
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       token_endpoint_auth_method: 'none',
-      application_type: 'native',
     }));
-    void req;
   });
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
@@ -64,7 +68,7 @@ after(async () => {
   await db?.use(async (rt) => {
     const rows = (await rt.db.orm.em.fork().execute('select * from audit_event')) as { operation: string }[];
     keepArtifact('audit', JSON.stringify(rows));
-    assert.ok(rows.some((row) => row.operation === 'oauth_consent'), 'the consent is audited');
+    if (consented) assert.ok(rows.some((row) => row.operation === 'oauth_consent'), 'the consent is audited');
   });
   await db?.dispose();
 });
@@ -110,6 +114,7 @@ test('DCR: the SDK client registers, the user signs in and consents in a browser
   const answered = callbacks.next();
   await signInAndAllow(page, url, { email, password });
   const callback = await answered;
+  consented = true;
   assert.equal(callback.searchParams.get('iss'), base, 'RFC 9207: the response names its issuer');
   const code = recordSecret(callback.searchParams.get('code')!);
   await transport.finishAuth(code);
@@ -193,4 +198,11 @@ test('two instances on one PostgreSQL: a token issued by one works at the other,
   } finally {
     await second.stop();
   }
+});
+
+test('a client metadata document with a plain-http redirect off loopback is refused, like any client', { skip: NO_BROWSER }, async () => {
+  const response = await fetch(`${base}/oauth/authorize?${new URLSearchParams({ client_id: `${cimdBase()}/plain-http.json`, response_type: 'code', redirect_uri: 'http://evil.example.test/cb', scope: 'mandate', code_challenge: pkce().challenge, code_challenge_method: 'S256' })}`, { redirect: 'manual' });
+  assert.equal(response.status, 400);
+  assert.equal(response.headers.get('location'), null);
+  assert.match(await response.text(), /invalid_client/);
 });
