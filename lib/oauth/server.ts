@@ -204,6 +204,8 @@ export class OAuthServer {
       ctx.set('referrer-policy', 'no-referrer');
       ctx.set('x-content-type-options', 'nosniff');
       if (!ctx.response.get('content-security-policy')) ctx.set('content-security-policy', "frame-ancestors 'none'; base-uri 'none'");
+      // A redirect says where in its Location alone: no "Redirecting to <url with the code>" body.
+      if (ctx.status >= 300 && ctx.status < 400) ctx.body = '';
     });
     this.listen();
     this.callback = this.provider.callback();

@@ -676,3 +676,20 @@ describe('live-probe findings', () => {
     assert.equal(token.headers.get('x-frame-options'), 'DENY');
   });
 });
+
+test('a redirect carrying a code has no body repeating it', async () => {
+  const clientId = await publicClient();
+  const browser = new Browser(base, address());
+  let page = await browser.follow(await browser.get(browser.authorizeUrl({ client_id: clientId, redirect_uri: CALLBACK, resource: `${base}/mcp/core`, scope: 'mandate', code_challenge: pkce().challenge, code_challenge_method: 'S256' })));
+  const login = formOf(await (page as Response).text());
+  page = await browser.follow(await browser.post(`/oauth/interaction/${login.uid}/login`, { csrf: login.csrf, email: aliceEmail, password }));
+  const consent = formOf(await (page as Response).text());
+  let response = await browser.post(`/oauth/interaction/${consent.uid}/consent`, { csrf: consent.csrf, permission: 'pm:read' });
+  for (let hops = 0; hops < 5 && !(response.headers.get('location') ?? '').startsWith(CALLBACK); hops++) {
+    response = await browser.get(new URL(response.headers.get('location')!, base).pathname + new URL(response.headers.get('location')!, base).search);
+  }
+  const location = response.headers.get('location') ?? '';
+  assert.ok(location.startsWith(CALLBACK) && new URL(location).searchParams.get('code'), location);
+  recordSecret(new URL(location).searchParams.get('code')!);
+  assert.equal(await response.text(), '');
+});
