@@ -1,21 +1,20 @@
 import { createHash, generateKeyPairSync, hkdfSync, randomBytes, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
-import { emOf, type EmSource, type Orm } from '../db/orm.ts';
+import Provider, { errors, type Configuration } from 'oidc-provider';
+import type { EmSource, Orm } from '../db/orm.ts';
 import { ApiToken, User } from '../db/entities/index.ts';
 import { ALL_PERMISSIONS, isPermission, type Permission } from '../access/permissions.ts';
 import type { Vault } from '../vault.ts';
 import type { AuditRecord } from '../audit/writer.ts';
 import type { Logger } from '../log.ts';
-import { scrubText } from '../redact.ts';
 import type { UserCaller } from '../identity/caller.ts';
 import { oauthAdapter, recordKey } from './adapter.ts';
 import { acceptableRedirectUri, isPublicRegistration, registrationClientId } from './registration.ts';
-import { OpError } from '../errors.ts';
 import { FULL_SCOPE, resourceUrls, type OAuthSettings } from './settings.ts';
+import { verifyAccessToken, type VerifiedAccessToken } from './access-tokens.ts';
+import { auditProtocolSteps, OAUTH_SYSTEM } from './audit-events.ts';
 
-const SYSTEM = { kind: 'system', name: 'oauth' } as const;
-const TOKEN_TTL_CAP_MS = 60_000;
+const SYSTEM = OAUTH_SYSTEM;
 
 /** What a sign-in or consent page shows: the pending request, as the authorization server sees it. */
 export interface PendingInteraction {
@@ -33,28 +32,6 @@ export interface PendingInteraction {
   /** Signed in already (the browser session): whose consent this is. */
   accountId: string | undefined;
 }
-
-export interface VerifiedAccessToken {
-  caller: UserCaller;
-  validUntil: Date;
-}
-
-interface AccessRow {
-  access_expires_at: Date | string | null;
-  aud: string | null;
-  token_id: string;
-  revoked_at: Date | string | null;
-  expires_at: Date | string | null;
-  last_used_at: Date | string | null;
-  user_id: string;
-  name: string;
-  email: string;
-  type: UserCaller['type'];
-  active: boolean;
-}
-
-// Every refusal says the same as a refused API token: the caller learns nothing of why.
-const rejectedToken = () => new OpError('unauthenticated', 'invalid or expired credentials');
 
 const sha256 = (value: string) => createHash('sha256').update(value).digest('hex');
 
@@ -207,7 +184,7 @@ export class OAuthServer {
       // A redirect says where in its Location alone: no "Redirecting to <url with the code>" body.
       if (ctx.status >= 300 && ctx.status < 400) ctx.body = '';
     });
-    this.listen();
+    auditProtocolSteps(this.provider, { audit: this.audit, log: this.log, callerOf: (userId) => this.userCaller(userId) });
     this.callback = this.provider.callback();
   }
 
@@ -334,35 +311,9 @@ export class OAuthServer {
     await this.provider.interactionFinished(req, res, { error: 'access_denied', error_description: 'the user denied the request' }, { mergeWithLastSubmission: false });
   }
 
-  /**
-   * The caller an OAuth access token authenticates: its grant's api_token row carries the scopes,
-   * expiry and revocation, so the resolver treats it as it treats any token.
-   */
-  async verifyAccessToken(source: EmSource, raw: string, now: Date): Promise<VerifiedAccessToken> {
-    if (raw.length > 200) throw rejectedToken();
-    const row = await emOf(source).execute<AccessRow>(
-      `select r.expires_at as access_expires_at, r.payload->>'aud' as aud, t.id as token_id, t.revoked_at, t.expires_at, t.last_used_at,
-              u.id as user_id, u.name, u.email, u.type, u.active
-         from oauth_record r join api_token t on t.oauth_grant_id = r.grant_id join app_user u on u.id = t.user_id
-        where r.key = ?`,
-      [recordKey('AccessToken', raw)],
-      'get',
-    );
-    if (!row || !row.active || row.revoked_at || !row.aud) throw rejectedToken();
-    const accessExpiry = row.access_expires_at ? new Date(row.access_expires_at) : null;
-    const grantExpiry = row.expires_at ? new Date(row.expires_at) : null;
-    const expiry = [accessExpiry, grantExpiry].filter((d): d is Date => d !== null).sort((a, b) => a.getTime() - b.getTime())[0];
-    if (!expiry || expiry <= now) throw rejectedToken();
-    // Last use (what "connected applications" show) is written at most once a minute per grant.
-    const lastUsed = row.last_used_at ? new Date(row.last_used_at).getTime() : 0;
-    if (now.getTime() - lastUsed >= TOKEN_TTL_CAP_MS) {
-      await emOf(source).execute('update api_token set last_used_at = ? where id = ?', [now, row.token_id], 'run');
-    }
-    const cap = new Date(now.getTime() + TOKEN_TTL_CAP_MS);
-    return {
-      caller: { kind: 'user', userId: row.user_id, name: row.name, email: row.email, type: row.type, tokenId: row.token_id, resource: row.aud },
-      validUntil: expiry < cap ? expiry : cap,
-    };
+  /** See verifyAccessToken (access-tokens.ts). */
+  verifyAccessToken(source: EmSource, raw: string, now: Date): Promise<VerifiedAccessToken> {
+    return verifyAccessToken(source, raw, now);
   }
 
   /** Removes registrations that never obtained a grant, and records past their expiry. */
@@ -402,43 +353,5 @@ export class OAuthServer {
       'get',
     );
     return row ? { kind: 'user', userId, name: row.name, email: row.email, type: row.type } : SYSTEM;
-  }
-
-  // Every protocol step is audited; details carry ids and outcomes, never a code or a token.
-  private listen(): void {
-    const record = async (ctx: KoaContextWithOIDC | undefined, operation: string, outcome: AuditRecord['outcome'], detail: Record<string, unknown>, error?: Error) => {
-      try {
-        const accountId = ctx?.oidc?.entities?.Grant?.accountId ?? ctx?.oidc?.entities?.Account?.accountId ?? ctx?.oidc?.session?.accountId;
-        this.audit({
-          caller: accountId ? await this.userCaller(accountId) : SYSTEM,
-          operation,
-          outcome,
-          target: ctx?.oidc?.client?.clientId?.slice(0, 200),
-          detail: { client_id: ctx?.oidc?.client?.clientId ?? null, ...detail },
-          ...(error ? { errorCode: (error as { error?: string }).error ?? 'failed', message: scrubText(String((error as { error_description?: string }).error_description ?? error.message)) } : {}),
-          ...(ctx?.ip ? { clientAddress: ctx.ip } : {}),
-        });
-      } catch (failure) {
-        this.log.warn({ err: { message: (failure as Error).message } }, 'an OAuth audit event could not be recorded');
-      }
-    };
-    const grantType = (ctx: KoaContextWithOIDC) => String(ctx.oidc?.params?.grant_type ?? '');
-    this.provider.on('authorization.success', (ctx: KoaContextWithOIDC) => void record(ctx, 'oauth_authorize', 'allowed', { resource: ctx.oidc?.params?.resource ?? null }));
-    this.provider.on('authorization.error', (ctx: KoaContextWithOIDC, error: Error) => void record(ctx, 'oauth_authorize', 'invalid', {}, error));
-    this.provider.on('grant.success', (ctx: KoaContextWithOIDC) =>
-      void record(ctx, grantType(ctx) === 'refresh_token' ? 'oauth_refresh' : 'oauth_token', 'allowed', { grant_type: grantType(ctx), grant_id: ctx.oidc?.entities?.Grant?.jti ?? null }),
-    );
-    this.provider.on('grant.error', (ctx: KoaContextWithOIDC, error: Error) => {
-      const said = error as { error_detail?: string; error_description?: string };
-      const reused = /already (consumed|used)/.test(`${said.error_detail ?? ''} ${said.error_description ?? ''} ${error.message}`);
-      void record(ctx, reused ? 'oauth_reuse_detected' : grantType(ctx) === 'refresh_token' ? 'oauth_refresh' : 'oauth_token', reused ? 'denied' : 'invalid', { grant_type: grantType(ctx) }, error);
-    });
-    this.provider.on('grant.revoked', (ctx: KoaContextWithOIDC, grantId: string) => void record(ctx, 'oauth_grant_revoked', 'allowed', { grant_id: grantId }));
-    this.provider.on('revocation.error', (ctx: KoaContextWithOIDC, error: Error) => void record(ctx, 'oauth_revoke', 'invalid', {}, error));
-    this.provider.on('registration_create.success', (ctx: KoaContextWithOIDC, client: { clientId: string; clientName?: string }) =>
-      void record(ctx, 'oauth_register', 'allowed', { registered_client_id: client.clientId, client_name: client.clientName ?? null }),
-    );
-    this.provider.on('registration_create.error', (ctx: KoaContextWithOIDC, error: Error) => void record(ctx, 'oauth_register', 'invalid', {}, error));
-    this.provider.on('server_error', (_ctx: unknown, error: Error) => this.log.error({ err: { type: error.name, message: scrubText(error.message) } }, 'OAuth server error'));
   }
 }
