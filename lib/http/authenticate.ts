@@ -173,11 +173,8 @@ export class HttpAuthenticator {
       async () => {
         await speculation?.settle();
         // Not a Mandate API token: an OAuth access token, when this server issues them.
-        if (!looksLikeApiToken(token) && this.runtime.oauth) {
-          const { caller: value, validUntil } = await this.runtime.oauth.verifyAccessToken(em, token, now);
-          return { value, validUntil };
-        }
-        const { caller: value, expiresAt } = await verifyToken(em, token, now);
+        const oauth = !looksLikeApiToken(token) ? this.runtime.oauth : null;
+        const { caller: value, expiresAt } = oauth ? await oauth.verifyAccessToken(em, token, now) : await verifyToken(em, token, now);
         const ttl = new Date(now.getTime() + TOKEN_TTL_MS);
         return { value, validUntil: expiresAt && expiresAt < ttl ? expiresAt : ttl };
       },

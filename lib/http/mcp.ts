@@ -9,6 +9,7 @@ import { EpochCache } from '../access/epoch.ts';
 import { Speculation, SpeculationFailed } from '../access/speculation.ts';
 import type { RunMeta } from '../ops/runner.ts';
 import { localBackend } from '../mcp/backend.ts';
+import { OPERATIONS } from '../ops/index.ts';
 import { createMcpServer } from '../mcp/server.ts';
 import { parseToolsetList, servedBy, ToolsetListError, type PmToolset } from '../pm/settings.ts';
 import type { Toolset } from '../mcp/toolset.ts';
@@ -162,8 +163,8 @@ export class McpHttp {
     const message = body as { method?: unknown; params?: { name?: unknown } };
     if (message?.method !== 'tools/call' || typeof message.params?.name !== 'string') return null;
     const name = message.params.name;
-    const op = toolsets.flatMap((t) => t.operations).find((o) => o.name === name);
-    if (!op?.permission) return null;
+    const op = OPERATIONS[name];
+    if (!op?.permission || !toolsets.some((t) => t.operations.includes(op))) return null;
     const effective = await this.runtime.resolver.resolve(em, caller, null, notBefore);
     if (!effective.live || !effective.scopes || effective.scopes.includes(op.permission)) return null;
     const held = await this.runtime.resolver.resolveAnywhere(em, { userId: caller.userId }, notBefore);

@@ -132,9 +132,10 @@ export class OAuthHttp {
       sendJson(res, 201, known, { 'cache-control': 'no-store' });
       return;
     }
-    await this.registrations.take(limiterKey(this.auth.clientAddress(req)));
+    const address = this.auth.clientAddress(req);
+    await this.registrations.take(address);
     (req as IncomingMessage & { body?: unknown }).body = body;
-    this.oauth.handle(req, res, this.auth.clientAddress(req));
+    this.oauth.handle(req, res, address);
   }
 
   private async interaction(req: IncomingMessage, res: ServerResponse, uid: string, step: 'login' | 'consent' | 'deny' | undefined): Promise<void> {
@@ -273,16 +274,6 @@ export class OAuthHttp {
     this.runtime.log.error({ err: { type: (error as Error)?.name, message: scrubText(String((error as Error)?.message)) } }, 'OAuth request failed');
     sendJson(res, 500, { error: 'server_error', error_description: 'internal error; the server log has the details' });
   }
-}
-
-/** Registrations are counted per IPv4 address and per IPv6 /64 (one host's usual allocation). */
-export function limiterKey(address: string): string {
-  if (!address.includes(':')) return address;
-  const groups = address.split('::');
-  const head = groups[0]!.split(':').filter(Boolean);
-  const tail = groups.length > 1 ? groups[1]!.split(':').filter(Boolean) : [];
-  const full = groups.length > 1 ? [...head, ...Array(8 - head.length - tail.length).fill('0'), ...tail] : head;
-  return `${full.slice(0, 4).map((g) => g.toLowerCase().replace(/^0+(?=.)/, '')).join(':')}::/64`;
 }
 
 function csrfCookie(req: IncomingMessage, cookieName: string): string | undefined {

@@ -20,7 +20,7 @@ interface TokenRow {
 const rejected = () => new OpError('unauthenticated', 'invalid or expired credentials');
 
 /** Last-used is recorded at most once a minute per token, so calls do not each cost a write. */
-const LAST_USED_RESOLUTION_MS = 60_000;
+export const LAST_USED_RESOLUTION_MS = 60_000;
 
 export async function authenticateToken(em: Em, raw: string, now = new Date()): Promise<UserCaller> {
   return (await verifyToken(em, raw, now)).caller;

@@ -2,13 +2,15 @@ import { emOf, type EmSource } from '../db/orm.ts';
 import { OpError } from '../errors.ts';
 import type { UserCaller } from '../identity/caller.ts';
 import { recordKey } from './adapter.ts';
+import { LAST_USED_RESOLUTION_MS } from '../identity/authenticate.ts';
 
 // An OAuth access token, as the HTTP face meets it: one indexed read joining the token's record,
 // its grant's api_token row and the user (no library involved: the hot path stays Mandate's own).
 
 export interface VerifiedAccessToken {
   caller: UserCaller;
-  validUntil: Date;
+  /** The access token's expiry, or its grant's when that comes first. */
+  expiresAt: Date;
 }
 
 interface AccessRow {
@@ -24,9 +26,6 @@ interface AccessRow {
   type: UserCaller['type'];
   active: boolean;
 }
-
-/** How long a verified token is trusted before it is read again (and its last use written). */
-const RECHECK_MS = 60_000;
 
 // Every refusal says the same as a refused API token: the caller learns nothing of why.
 const rejected = () => new OpError('unauthenticated', 'invalid or expired credentials');
@@ -51,12 +50,11 @@ export async function verifyAccessToken(source: EmSource, raw: string, now: Date
   const grantExpiry = row.expires_at ? new Date(row.expires_at) : null;
   const expiry = [accessExpiry, grantExpiry].filter((d): d is Date => d !== null).sort((a, b) => a.getTime() - b.getTime())[0];
   if (!expiry || expiry <= now) throw rejected();
-  // Last use (what "connected applications" show) is written at most once a minute per grant.
+  // Last use (what "connected applications" show) is written as for API tokens: at most once a minute.
   const lastUsed = row.last_used_at ? new Date(row.last_used_at).getTime() : 0;
-  if (now.getTime() - lastUsed >= RECHECK_MS) await em.execute('update api_token set last_used_at = ? where id = ?', [now, row.token_id], 'run');
-  const recheck = new Date(now.getTime() + RECHECK_MS);
+  if (now.getTime() - lastUsed >= LAST_USED_RESOLUTION_MS) await em.execute('update api_token set last_used_at = ? where id = ?', [now, row.token_id], 'run');
   return {
     caller: { kind: 'user', userId: row.user_id, name: row.name, email: row.email, type: row.type, tokenId: row.token_id, resource: row.aud },
-    validUntil: expiry < recheck ? expiry : recheck,
+    expiresAt: expiry,
   };
 }

@@ -22,9 +22,10 @@ export interface AdapterHooks {
   openSecret(sealed: string, clientId: string): string;
 }
 
-const hashed = (value: string) => createHash('sha256').update(value).digest('hex');
+/** SHA-256, hex: how lib/oauth stores what it must not keep in the clear. */
+export const sha256Hex = (value: string) => createHash('sha256').update(value).digest('hex');
 
-export const recordKey = (model: string, id: string) => `${model}:${model === 'Client' ? id : hashed(id)}`;
+export const recordKey = (model: string, id: string) => `${model}:${model === 'Client' ? id : sha256Hex(id)}`;
 
 const toDate = (value: Date | string | null) => (value === null ? null : new Date(value));
 
@@ -77,7 +78,7 @@ export function oauthAdapter(orm: Orm, hooks: AdapterHooks) {
          values (?, ?, ?::jsonb, ?, ?, ?, ?, null, now())
          on conflict (key) do update set payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid,
            client_id = excluded.client_id, expires_at = excluded.expires_at`,
-        [recordKey(this.model, id), this.model, JSON.stringify(stored), stored.grantId ?? null, stored.uid ? hashed(stored.uid) : null, clientId, expiresAt],
+        [recordKey(this.model, id), this.model, JSON.stringify(stored), stored.grantId ?? null, stored.uid ? sha256Hex(stored.uid) : null, clientId, expiresAt],
         'run',
       );
       // A client that obtains a grant is in use: it no longer expires as an abandoned registration.
@@ -96,7 +97,7 @@ export function oauthAdapter(orm: Orm, hooks: AdapterHooks) {
     async findByUid(uid: string): Promise<Payload | undefined> {
       const row = await execute<Row & { key: string }>(
         `select key, payload, expires_at, consumed_at from oauth_record where model = ? and uid = ?`,
-        [this.model, hashed(uid)],
+        [this.model, sha256Hex(uid)],
         'get',
       );
       if (!row) return undefined;

@@ -2,6 +2,17 @@ import { RateLimiterPostgres, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Orm } from '../db/orm.ts';
 import { OpError } from '../errors.ts';
 import { storeClient } from '../identity/login-limiter.ts';
+import { ipv6Groups, normalise } from '../pm/net-guard.ts';
+
+/**
+ * Registrations are counted per IPv4 address and per IPv6 /64 (one host's usual allocation); an
+ * IPv6 form carrying an IPv4 address counts as that address.
+ */
+export function limiterKey(address: string): string {
+  const { address: ip, family } = normalise(address);
+  if (family === 'ipv4') return ip;
+  return `${ipv6Groups(ip).slice(0, 4).map((group) => group.toString(16)).join(':')}::/64`;
+}
 
 /**
  * New Dynamic Client Registrations per client address and hour, counted in the database (every
@@ -26,7 +37,7 @@ export class RegistrationLimiter {
 
   async take(address: string): Promise<void> {
     try {
-      await this.limiter.consume(address, 1);
+      await this.limiter.consume(limiterKey(address), 1);
     } catch (error) {
       if (!(error instanceof RateLimiterRes)) throw error;
       throw new OpError('rate_limited', 'too many client registrations from this address; try again later', {

@@ -1,9 +1,8 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { sha256Hex } from './adapter.ts';
 
 // What a Dynamic Client Registration becomes before the library sees it (no oidc-provider import:
 // the HTTP face uses these without loading the authorization server).
-
-const sha256 = (value: string) => createHash('sha256').update(value).digest('hex');
 
 /** Canonical JSON (sorted keys): identical registrations get the same fingerprint. */
 function canonical(value: unknown): string {
@@ -18,7 +17,7 @@ export const isPublicRegistration = (body: Record<string, unknown>) => body.toke
 
 /** A registration's client id: identical public registrations share one (Claude re-registers often). */
 export function registrationClientId(body: Record<string, unknown>): string {
-  return isPublicRegistration(body) ? `dcr-${sha256(canonical(body)).slice(0, 32)}` : `dcr-${randomBytes(16).toString('hex')}`;
+  return isPublicRegistration(body) ? `dcr-${sha256Hex(canonical(body)).slice(0, 32)}` : `dcr-${randomBytes(16).toString('hex')}`;
 }
 
 const LOOPBACK = /^http:\/\/(127\.0\.0\.1|\[::1\]|localhost)(:\d+)?\//i;

@@ -1,4 +1,4 @@
-import { createHash, generateKeyPairSync, hkdfSync, randomBytes, randomUUID } from 'node:crypto';
+import { generateKeyPairSync, hkdfSync, randomBytes, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import Provider, { errors, type Configuration } from 'oidc-provider';
 import type { EmSource, Orm } from '../db/orm.ts';
@@ -8,7 +8,9 @@ import type { Vault } from '../vault.ts';
 import type { AuditRecord } from '../audit/writer.ts';
 import type { Logger } from '../log.ts';
 import type { UserCaller } from '../identity/caller.ts';
-import { oauthAdapter, recordKey } from './adapter.ts';
+import { oauthAdapter, recordKey, sha256Hex } from './adapter.ts';
+import { endGrant } from './grants.ts';
+import { escapeHtml } from '../html.ts';
 import { acceptableRedirectUri, isPublicRegistration, registrationClientId } from './registration.ts';
 import { FULL_SCOPE, resourceUrls, type OAuthSettings } from './settings.ts';
 import { verifyAccessToken, type VerifiedAccessToken } from './access-tokens.ts';
@@ -32,8 +34,6 @@ export interface PendingInteraction {
   /** Signed in already (the browser session): whose consent this is. */
   accountId: string | undefined;
 }
-
-const sha256 = (value: string) => createHash('sha256').update(value).digest('hex');
 
 function signingKey() {
   const jwk = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
@@ -82,7 +82,7 @@ export class OAuthServer {
     this.formKey = derive('forms');
     const vault = deps.vault;
     const Adapter = oauthAdapter(orm, {
-      grantEnded: (grantId) => this.endGrant(grantId),
+      grantEnded: (grantId) => endGrant(this.orm.em.fork(), grantId, new Date()),
       sealSecret: (value, clientId) => {
         if (!vault.configured) throw new errors.InvalidClientMetadata('a confidential client needs a vault key on this server; register with token_endpoint_auth_method "none"');
         return vault.seal(value, `oauth_client:${clientId}`);
@@ -166,8 +166,7 @@ export class OAuthServer {
         ctx.set('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
         ctx.set('x-frame-options', 'DENY');
         ctx.set('referrer-policy', 'no-referrer');
-        const text = (value: unknown) => String(value ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-        ctx.body = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Mandate: sign-in failed</title></head><body><h1>This sign-in cannot go on</h1><p><strong>${text(out.error)}</strong>: ${text(out.error_description)}</p><p>Go back to the application and connect again.</p></body></html>`;
+        ctx.body = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Mandate: sign-in failed</title></head><body><h1>This sign-in cannot go on</h1><p><strong>${escapeHtml(out.error)}</strong>: ${escapeHtml(out.error_description)}</p><p>Go back to the application and connect again.</p></body></html>`;
       },
     };
     this.provider = new Provider(settings.issuer, configuration);
@@ -279,7 +278,7 @@ export class OAuthServer {
       name: `OAuth: ${pending.clientName}`.slice(0, 100),
       prefix: 'oauth',
       // No raw token of this row exists: it is reached only through its grant's access tokens.
-      hash: sha256(randomBytes(32).toString('hex')),
+      hash: sha256Hex(randomBytes(32).toString('hex')),
       scopes: permissions,
       expiresAt: new Date(Date.now() + this.settings.grantSeconds * 1000),
       createdById: userId,
@@ -331,14 +330,6 @@ export class OAuthServer {
   async userEmail(userId: string): Promise<string | undefined> {
     const caller = await this.userCaller(userId);
     return caller.kind === 'user' ? caller.email : undefined;
-  }
-
-  // Whatever ended the grant (a replayed code, a reused refresh token, a revoked token), its
-  // api_token row is revoked and the library's grant record goes: nothing is issued from it again.
-  private async endGrant(grantId: string): Promise<void> {
-    const em = this.orm.em.fork();
-    await em.execute(`update api_token set revoked_at = now() where oauth_grant_id = ? and revoked_at is null`, [grantId], 'run');
-    await em.execute(`delete from oauth_record where key = ?`, [recordKey('Grant', grantId)], 'run');
   }
 
   private async userActive(userId: string): Promise<boolean> {

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { ApiToken, OAuthRecord } from '../db/entities/index.ts';
 import { OpError } from '../errors.ts';
 import { recordKey } from '../oauth/adapter.ts';
+import { endClientGrants, endGrant } from '../oauth/grants.ts';
 import { acceptableRedirectUri, REDIRECT_URI_RULE } from '../oauth/registration.ts';
 import { operation, type OperationContext } from './operation.ts';
 import { findUser } from './lookups.ts';
@@ -66,15 +67,13 @@ async function listGrants(ctx: OperationContext, userId: string, includeRevoked:
   return { items: await Promise.all(rows.map((row) => grantView(ctx, row))) };
 }
 
-/** Ends a grant: its row is revoked (the epoch moves), and every code and token of it is deleted. */
+/** Ends one of a user's grants (see endGrant); idempotent. */
 async function revokeGrant(ctx: OperationContext, userId: string, grantId: string) {
   const row = await ctx.em.findOne(ApiToken, { id: grantId, user: userId, oauthGrantId: { $ne: null } });
   if (!row) throw new OpError('not_found', `OAuth grant ${grantId} not found for this user`, { field: 'grant_id' });
   const view = await grantView(ctx, row);
-  if (!row.revokedAt) row.revokedAt = ctx.now;
-  await ctx.em.flush();
-  await ctx.em.nativeDelete(OAuthRecord, { $or: [{ grantId: row.oauthGrantId! }, { key: recordKey('Grant', row.oauthGrantId!) }] });
-  return { ...view, revoked_at: row.revokedAt.toISOString() };
+  await endGrant(ctx.em, row.oauthGrantId!, ctx.now);
+  return { ...view, revoked_at: (row.revokedAt ?? ctx.now).toISOString() };
 }
 
 export const listMyOauthGrants = operation({
@@ -244,10 +243,6 @@ export const deleteOauthClient = operation({
     const row = await ctx.em.findOne(OAuthRecord, { key: recordKey('Client', input.client_id) });
     if (!row) throw new OpError('not_found', `OAuth client ${input.client_id} is not registered here`, { field: 'client_id' });
     const view = clientView(row);
-    const grants = await ctx.em.find(ApiToken, { oauthClientId: input.client_id, revokedAt: null });
-    for (const grant of grants) grant.revokedAt = ctx.now;
-    await ctx.em.flush();
-    await ctx.em.nativeDelete(OAuthRecord, { clientId: input.client_id });
-    return { ...view, grants_revoked: grants.length };
+    return { ...view, grants_revoked: await endClientGrants(ctx.em, input.client_id, ctx.now) };
   },
 });

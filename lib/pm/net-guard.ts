@@ -35,7 +35,7 @@ const NEVER = blockList(
 );
 
 /** The eight 16-bit groups of an IPv6 address (a dotted IPv4 tail included). */
-function ipv6Groups(address: string): number[] {
+export function ipv6Groups(address: string): number[] {
   let text = address.toLowerCase().replace(/%.*$/, '');
   const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
   if (dotted) {
@@ -53,7 +53,7 @@ function ipv6Groups(address: string): number[] {
  * IPv6 forms that carry an IPv4 address are judged as that address: IPv4-mapped (::ffff:0:0/96),
  * IPv4-compatible (::/96) and NAT64 (64:ff9b::/96, 64:ff9b:1::/48), in dotted or hex notation.
  */
-function normalise(address: string): { address: string; family: 'ipv4' | 'ipv6' } {
+export function normalise(address: string): { address: string; family: 'ipv4' | 'ipv6' } {
   if (isIP(address) !== 6) return { address, family: 'ipv4' };
   const g = ipv6Groups(address);
   const zeros = (from: number, to: number) => g.slice(from, to).every((x) => x === 0);

@@ -12,7 +12,7 @@ import type { User } from '../../lib/db/entities/index.ts';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { errorOfToolResult } from '../../lib/mcp/server.ts';
-import { limiterKey } from '../../lib/http/oauth.ts';
+import { limiterKey } from '../../lib/oauth/registration-limiter.ts';
 
 // The OAuth authorization server probed as an attacker would: redirect URIs, PKCE, replayed codes
 // and refresh tokens, tokens carried to another resource, forged consent, open redirects, SSRF
