@@ -8,7 +8,7 @@ import { IN_MEMORY, loadConfig, type Config } from '../lib/config.ts';
 import { onPostgres } from './postgres.ts';
 import { openRuntime, type Runtime } from '../lib/runtime.ts';
 import { createLogger } from '../lib/log.ts';
-import { AccessEpoch } from '../lib/access/epoch.ts';
+import { AccessChanges } from '../lib/access/changes.ts';
 import { PermissionResolver } from '../lib/access/resolver.ts';
 import { Delegation, Role, RoleAssignment, User } from '../lib/db/entities/index.ts';
 import type { UserCaller } from '../lib/identity/caller.ts';
@@ -43,10 +43,10 @@ async function run(label: string, config: Config) {
   const runtime = await openRuntime(config, { command: 'bench', log: createLogger({ level: 'silent' }) });
   try {
     const caller = await seed(runtime);
-    const cached = new PermissionResolver(new AccessEpoch());
+    const cached = new PermissionResolver(new AccessChanges());
     const baseline = await measure(() => runtime.db.orm.em.fork().execute('select 1', [], 'get'));
     const warm = await measure(() => cached.resolve(runtime.db.orm.em.fork(), caller));
-    const cold = await measure(() => new PermissionResolver(new AccessEpoch()).resolve(runtime.db.orm.em.fork(), caller));
+    const cold = await measure(() => new PermissionResolver(new AccessChanges()).resolve(runtime.db.orm.em.fork(), caller));
     const row = (name: string, rate: number) =>
       console.log(`${label.padEnd(11)} ${name.padEnd(26)} ${rate.toFixed(0).padStart(8)} checks/s  ${(1000 / rate).toFixed(3).padStart(7)} ms  ${(rate / baseline).toFixed(2)}x of select 1`);
     row('baseline: select 1', baseline);

@@ -1,6 +1,6 @@
 import type { Config } from './config.ts';
 import { lazyFork, openDatabase, type Database, type Em } from './db/orm.ts';
-import { AccessEpoch } from './access/epoch.ts';
+import { AccessChanges } from './access/changes.ts';
 import { PermissionResolver } from './access/resolver.ts';
 import { OperationRunner } from './ops/runner.ts';
 import { createLogger, type Logger } from './log.ts';
@@ -44,7 +44,7 @@ export async function openRuntime(config: Config, options: RuntimeOptions): Prom
   const log = options.log ?? createLogger({ ...config.log, level: config.log.level ?? options.defaultLogLevel ?? 'info' });
   const db = await openDatabase(config.database, { command: options.command, migrate: options.migrate ?? true });
   const now = options.now ?? (() => new Date());
-  const resolver = new PermissionResolver(new AccessEpoch(db.epochReader), now);
+  const resolver = new PermissionResolver(new AccessChanges(db.changeReader), now);
   let vault: Vault;
   try {
     vault = openVault(config.vault);

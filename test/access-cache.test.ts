@@ -3,13 +3,14 @@ import assert from 'node:assert/strict';
 import { clusterUrl, createPostgresDatabase } from './helpers/db.ts';
 import { loadConfig } from '../lib/config.ts';
 import { openDatabase, type Database } from '../lib/db/orm.ts';
-import { AccessEpoch } from '../lib/access/epoch.ts';
+import { AccessChanges } from '../lib/access/changes.ts';
 import { PermissionResolver } from '../lib/access/resolver.ts';
 import { Role, RoleAssignment, User } from '../lib/db/entities/index.ts';
 import type { UserCaller } from '../lib/identity/caller.ts';
 
 // Two processes' worth of ORM on one real PostgreSQL (in both passes: this is about PostgreSQL):
-// a change made through B is seen by A's very next check, and a cached check costs one query.
+// a change made through B is seen by A's very next check, a cached check costs one query, and a
+// change to one user leaves every other user's cached result in place.
 
 let a: Database;
 let b: Database;
@@ -27,9 +28,9 @@ after(async () => {
   await b?.close();
 });
 
-async function setupUser(db: Database): Promise<UserCaller> {
+async function setupUser(db: Database, name = 'cross'): Promise<UserCaller> {
   const em = db.orm.em.fork();
-  const user = em.create(User, { name: 'cross', email: 'cross@example.test', displayName: 'Cross', type: 'human', active: true });
+  const user = em.create(User, { name, email: `${name}@example.test`, displayName: name, type: 'human', active: true });
   await em.flush();
   return { kind: 'user', userId: user.id, name: user.name, email: user.email, type: 'human' };
 }
@@ -47,7 +48,7 @@ test('the database really is PostgreSQL (a server with a port, not PGlite)', asy
 
 test('a change through a second ORM instance is seen on the next check of the first', async () => {
   const caller = await setupUser(b);
-  const resolverA = new PermissionResolver(new AccessEpoch());
+  const resolverA = new PermissionResolver(new AccessChanges());
   const check = async () => resolverA.resolve(a.orm.em.fork(), caller);
 
   assert.equal((await check()).grants.size, 0);
@@ -70,25 +71,131 @@ test('a change through a second ORM instance is seen on the next check of the fi
   assert.equal((await check()).grants.size, 0, 'removal made on B seen on A');
 });
 
-test('a repeated check costs one query (the epoch read); a change costs a reload', async () => {
+test('a repeated check costs one query (the feed read); a change costs a reload', async () => {
   const { id } = await a.orm.em.fork().findOneOrFail(User, { email: 'cross@example.test' });
-  const resolver = new PermissionResolver(new AccessEpoch());
+  const resolver = new PermissionResolver(new AccessChanges());
   const user = { userId: id };
   await resolver.resolve(a.orm.em.fork(), user); // warm
   queriesOnA = [];
   for (let i = 0; i < 10; i++) await resolver.resolve(a.orm.em.fork(), user);
   assert.equal(queriesOnA.length, 10, `expected 10 queries for 10 cached checks, saw ${queriesOnA.length}`);
-  assert.ok(queriesOnA.every((q) => q.includes('access_epoch')));
+  assert.ok(queriesOnA.every((q) => q.includes('access_change')));
 
   await b.orm.em.fork().execute(`update role set description = description || '.' where name = 'viewer'`, [], 'run');
+  await b.orm.em.fork().execute(`insert into role_assignment (id, user_id, role_id, created_at) select gen_random_uuid(), ?, id, now() from role where name = 'viewer'`, [id], 'run');
   queriesOnA = [];
   await resolver.resolve(a.orm.em.fork(), user);
-  assert.equal(queriesOnA.length, 3, 'epoch read + liveness + grants after a change');
+  assert.equal(queriesOnA.length, 3, 'feed read + liveness + grants after a change');
+  await b.orm.em.fork().execute(`delete from role_assignment where user_id = ?`, [id], 'run');
 });
 
-test('token last-used writes do not invalidate caches; revocation does', async () => {
+/** A's resolver, warmed for each caller; then the number of queries each next check costs. */
+async function warmed(...callers: UserCaller[]) {
+  const resolver = new PermissionResolver(new AccessChanges());
+  for (const caller of callers) await resolver.resolve(a.orm.em.fork(), caller);
+  return async (caller: UserCaller) => {
+    queriesOnA = [];
+    const result = await resolver.resolve(a.orm.em.fork(), caller);
+    return { result, queries: queriesOnA.length };
+  };
+}
+
+test("scoped: a change to user A's access leaves B's cached result in place, and is seen at A's next check", async () => {
+  const userA = await setupUser(b, 'scoped-a');
+  const userB = await setupUser(b, 'scoped-b');
+  const check = await warmed(userA, userB);
+  const emB = b.orm.em.fork();
+  const viewer = await emB.findOneOrFail(Role, { name: 'viewer' });
+  emB.create(RoleAssignment, { user: emB.getReference(User, userA.userId), role: viewer, project: null });
+  await emB.flush();
+
+  const forB = await check(userB);
+  assert.equal(forB.queries, 1, "B's check is the feed read alone: A's change did not touch B's cache");
+  assert.equal(forB.result.grants.size, 0);
+  const forA = await check(userA);
+  assert.equal(forA.queries, 3, "A's check reloads: feed read + liveness + grants");
+  assert.deepEqual([...forA.result.grants.keys()], ['pm:read']);
+
+  // Each kind of access change reaches its user and no one else.
+  const changes: [string, () => Promise<unknown>][] = [
+    ['deactivation', () => emB.execute('update app_user set active = false where id = ?', [userA.userId], 'run')],
+    ['reactivation', () => emB.execute('update app_user set active = true where id = ?', [userA.userId], 'run')],
+    ['an assignment removed', () => emB.execute('delete from role_assignment where user_id = ?', [userA.userId], 'run')],
+    ['a token revoked', async () => {
+      await emB.execute(`insert into api_token (id, user_id, name, prefix, hash, created_at) values (gen_random_uuid(), ?, 'scoped', 'mnd_x', md5(random()::text) || md5(random()::text), now())`, [userA.userId], 'run');
+      await emB.execute('update api_token set revoked_at = now() where user_id = ?', [userA.userId], 'run');
+    }],
+  ];
+  const liveAfter = [false, true, true, true];
+  for (const [index, [what, apply]] of changes.entries()) {
+    await check(userA);
+    await check(userB);
+    await apply();
+    assert.equal((await check(userB)).queries, 1, `${what} of A left B's cached result in place`);
+    const forA = await check(userA);
+    assert.ok(forA.queries > 1, `${what} of A is seen at A's next check (it reloads)`);
+    assert.equal(forA.result.live, liveAfter[index], what);
+  }
+});
+
+test('scoped: a role edit reaches every holder of the role, and only them', async () => {
+  const holder1 = await setupUser(b, 'holder-1');
+  const holder2 = await setupUser(b, 'holder-2');
+  const bystander = await setupUser(b, 'bystander');
+  const emB = b.orm.em.fork();
+  const auditor = emB.create(Role, { name: 'scoped-auditor', description: 'test', permissions: ['audit:read'], system: false });
+  for (const holder of [holder1, holder2]) emB.create(RoleAssignment, { user: emB.getReference(User, holder.userId), role: auditor, project: null });
+  await emB.flush();
+  const check = await warmed(holder1, holder2, bystander);
+  assert.deepEqual([...(await check(holder1)).result.grants.keys()], ['audit:read']);
+
+  await emB.execute(`update role set permissions = array['audit:read','users:read'] where name = 'scoped-auditor'`, [], 'run');
+  assert.equal((await check(bystander)).queries, 1, 'the bystander holds no such role: untouched');
+  for (const holder of [holder1, holder2]) {
+    const { result, queries } = await check(holder);
+    assert.equal(queries, 3, 'each holder reloads');
+    assert.deepEqual([...result.grants.keys()].sort(), ['audit:read', 'users:read']);
+  }
+});
+
+test('scoped: the delegation cascade still stops the delegate at once, through a second instance', async () => {
+  const delegator = await setupUser(b, 'cascade-delegator');
+  const delegate = await setupUser(b, 'cascade-delegate');
+  const emB = b.orm.em.fork();
+  const admin = await emB.findOneOrFail(Role, { name: 'admin' });
+  const held = emB.create(RoleAssignment, { user: emB.getReference(User, delegator.userId), role: admin, project: null });
+  await emB.flush();
+  await emB.execute(`insert into delegation (id, delegator_id, delegate_id, permission, reason, created_at) values (gen_random_uuid(), ?, ?, 'users:read', 'test', now())`, [delegator.userId, delegate.userId], 'run');
+  const check = await warmed(delegate);
+  assert.ok((await check(delegate)).result.grants.has('users:read'));
+
+  // The delegator loses the role: nothing about the delegate's own rows changed.
+  await emB.nativeDelete(RoleAssignment, { id: held.id });
+  const after = await check(delegate);
+  assert.equal(after.result.grants.has('users:read'), false, "the delegate's permission stopped at its next check");
+  assert.equal(after.queries, 3);
+  // And a delegator deactivated (with the role back) stops it too.
+  await emB.execute(`insert into role_assignment (id, user_id, role_id, created_at) values (gen_random_uuid(), ?, ?, now())`, [delegator.userId, admin.id], 'run');
+  assert.ok((await check(delegate)).result.grants.has('users:read'));
+  await emB.execute('update app_user set active = false where id = ?', [delegator.userId], 'run');
+  assert.equal((await check(delegate)).result.grants.has('users:read'), false);
+});
+
+test("scoped: an agent's permissions follow its spawner's, though the agent's rows do not change", async () => {
+  const spawner = await setupUser(b, 'spawner');
+  const agent = await setupUser(b, 'spawned-agent');
+  const emB = b.orm.em.fork();
+  await emB.execute(`insert into agent_session (id, agent_id, spawner_id, role, token_id, created_at, expires_at) values (gen_random_uuid(), ?, ?, 'developer', gen_random_uuid(), now(), now() + interval '1 hour')`, [agent.userId, spawner.userId], 'run');
+  const before = Number((await emB.execute<{ n: string }>('select count(*) as n from access_change where subject_id = ?', [agent.userId], 'get'))!.n);
+  await emB.execute('update app_user set display_name = display_name where id = ?', [spawner.userId], 'run');
+  const afterCount = Number((await emB.execute<{ n: string }>('select count(*) as n from access_change where subject_id = ?', [agent.userId], 'get'))!.n);
+  assert.equal(afterCount, before + 1, "a change to the spawner is reported for its live agent too");
+});
+
+test('token last-used writes and new tokens are no access change; revocation is, for its user only', async () => {
   const em = a.orm.em.fork();
-  const before = Number(((await em.execute('select version from access_epoch', [], 'get')) as { version: string }).version);
+  const count = async () => Number((await em.execute<{ n: string }>('select count(*) as n from access_change', [], 'get'))!.n);
+  const before = await count();
   const user = await em.findOneOrFail(User, { email: 'cross@example.test' });
   await em.execute(
     `insert into api_token (id, user_id, name, prefix, hash, created_at) values (gen_random_uuid(), ?, 't', 'mnd_x', repeat('a', 64), now())`,
@@ -96,9 +203,31 @@ test('token last-used writes do not invalidate caches; revocation does', async (
     'run',
   );
   await em.execute('update api_token set last_used_at = now() where user_id = ?', [user.id], 'run');
-  const mid = Number(((await em.execute('select version from access_epoch', [], 'get')) as { version: string }).version);
-  assert.equal(mid, before, 'insert and last-used do not bump the epoch');
-  await em.execute('update api_token set revoked_at = now() where user_id = ?', [user.id], 'run');
-  const after = Number(((await em.execute('select version from access_epoch', [], 'get')) as { version: string }).version);
-  assert.equal(after, before + 1);
+  assert.equal(await count(), before, 'insert and last-used report nothing');
+  await em.execute('update api_token set revoked_at = now() where user_id = ? and revoked_at is null', [user.id], 'run');
+  const reported = await em.execute<{ subject_id: string }[]>('select subject_id from access_change order by seq desc limit 1');
+  assert.equal(await count(), before + 1);
+  assert.deepEqual(reported.map((r) => r.subject_id), [user.id]);
+});
+
+test('no row is shared by all access changes: two transactions changing different users do not wait for each other', async () => {
+  const one = await setupUser(b, 'lock-one');
+  const two = await setupUser(b, 'lock-two');
+  const { default: pg } = await import('pg');
+  const url = (a.orm.config.get('clientUrl') as string);
+  const first = new pg.Client({ connectionString: url });
+  const second = new pg.Client({ connectionString: url });
+  await first.connect();
+  await second.connect();
+  try {
+    await first.query('begin');
+    await first.query('update app_user set active = false where id = $1', [one.userId]);
+    await second.query("set lock_timeout = '2s'");
+    // With one epoch row, this second change waited for the first transaction's row lock.
+    await second.query('update app_user set active = false where id = $1', [two.userId]);
+    await first.query('commit');
+  } finally {
+    await first.end();
+    await second.end();
+  }
 });

@@ -206,7 +206,7 @@ test('a bad body from a caller without valid credentials is a 401, not a 400: th
   assert.equal(((await valid.json()) as { error: { field?: string } }).error.field, '(body)');
 });
 
-test('the hot path forks no entity manager beyond the access epoch read: a cached whoami on a bound session', async () => {
+test('the hot path forks no entity manager beyond the access-change read: a cached whoami on a bound session', async () => {
   const init = await rpc('/mcp/core', bearer(bob.token), initialize);
   const sessionId = init.headers.get('mcp-session-id')!;
   const headers = { ...bearer(bob.token), 'mcp-session-id': sessionId };
@@ -228,33 +228,33 @@ test('the hot path forks no entity manager beyond the access epoch read: a cache
     em.fork = fork;
     rt.runner.verify = process.env.MANDATE_VERIFY_OPERATIONS === '1';
   }
-  // PostgreSQL reads the access epoch on its own connection; embedded, it goes through the ORM.
+  // PostgreSQL reads the access-change feed on its own connection; embedded, it goes through the ORM.
   // The audit event is batched and written later. Each fork costs a unit of work and two
   // process.env writes; this request used to make three.
-  const epochForks = rt.db.epochReader ? 0 : 1;
+  const epochForks = rt.db.changeReader ? 0 : 1;
   assert.equal(forks, epochForks);
 });
 
 /**
- * Slows this process's access epoch reads down, so that a request's speculative pass has surely
+ * Slows this process's access-change reads down, so that a request's speculative pass has surely
  * run to its end on the caches before the read that judges it is in (in-process, the read is
  * otherwise as quick as the request and may land mid-pass). The results must not depend on it.
  */
 function slowEpochReads(ms: number): () => void {
-  const epoch = rt.resolver.epoch as unknown as { fetch: (em: unknown) => Promise<number> };
+  const epoch = rt.resolver.changes as unknown as { fetch: (...args: unknown[]) => Promise<unknown> };
   const fetch = epoch.fetch;
-  epoch.fetch = async (em) => {
-    const version = await fetch.call(epoch, em);
+  epoch.fetch = async (...args) => {
+    const read = await fetch.apply(epoch, args);
     await new Promise((resolve) => setTimeout(resolve, ms));
-    return version;
+    return read;
   };
   return () => {
     epoch.fetch = fetch;
   };
 }
 
-test('a request served from caches while the epoch read is out is redone when the read finds them stale: a lost role, a revoked token, a disabled user', async (t) => {
-  const epoch = rt.resolver.epoch;
+test('a request served from caches while the access-change read is out is redone when the read finds them stale: a lost role, a revoked token, a disabled user', async (t) => {
+  const changes = rt.resolver.changes;
   t.after(slowEpochReads(150));
   const system = { kind: 'system' as const, name: 'test' };
   const gina = await person('gina-http@example.test', ['admin']);
@@ -269,8 +269,8 @@ test('a request served from caches while the epoch read is out is redone when th
     (await rt.auditRows()).slice(mark).filter((row) => row.actor_id === gina.id && row.operation === operation && row.outcome === 'allowed').length;
 
   // Each change is committed by another path, so this instance's caches still hold her as she was:
-  // the request is served from them, and only the epoch read sent after it arrived can tell.
-  const served = { ...epoch.stats };
+  // the request is served from them, and only the read sent after it arrived can tell.
+  const served = { ...changes.stats };
   const admin = (await rt.db.orm.em.fork().execute<{ id: string }>(
     `select ra.id from role_assignment ra join role r on r.id = ra.role_id where ra.user_id = ? and r.name = 'admin'`, [gina.id], 'get'))!;
   assert.ok((await rt.runner.run(ops.removeRole, system, { user_id: gina.id, assignment_id: admin.id })).ok);
@@ -279,8 +279,8 @@ test('a request served from caches while the epoch read is out is redone when th
   assert.equal(demoted.status, 200, demoted.text);
   assert.match(errorOfToolResult(JSON.parse(demoted.text).result).message, /users:read/, 'the stale answer was dropped, and the redo refused');
   assert.equal(await allowedSince(mark, 'list_users'), 0, 'the dropped answer left no audit event');
-  assert.ok(epoch.stats.speculations > served.speculations, 'the request was served speculatively');
-  assert.equal(epoch.stats.speculationsFailed, served.speculationsFailed + 1, 'and redone once');
+  assert.ok(changes.stats.speculations > served.speculations, 'the request was served speculatively');
+  assert.equal(changes.stats.speculationsFailed, served.speculationsFailed + 1, 'and redone once');
 
   const revoked = await person('hank-http@example.test', ['developer']);
   const hankInit = await rpc('/mcp', bearer(revoked.token), initialize);
@@ -288,13 +288,13 @@ test('a request served from caches while the epoch read is out is redone when th
   assert.equal((await rpc('/mcp', hankHeaders, whoamiCall(2))).status, 200);
   const tokensBefore = await rt.db.orm.em.fork().execute<{ n: number }>('select count(*)::int as n from api_token where user_id = ?', [revoked.id], 'get');
   await rt.runner.run(ops.revokeUserToken, system, { user_id: revoked.id, token_id: revoked.tokenId });
-  const failedBefore = epoch.stats.speculationsFailed;
+  const failedBefore = changes.stats.speculationsFailed;
   mark = (await rt.auditRows()).length;
   // A write is never run on unconfirmed caches, so a revoked token cannot mint another in the gap.
   const mint = await rpc('/mcp', hankHeaders, createToken(3));
   assert.equal(mint.status, 401, mint.text);
   assert.match(mint.headers.get('www-authenticate') ?? '', /Bearer/, 'a real 401, not a JSON-RPC error in a 200');
-  assert.equal(epoch.stats.speculationsFailed, failedBefore + 1);
+  assert.equal(changes.stats.speculationsFailed, failedBefore + 1);
   const tokensAfter = await rt.db.orm.em.fork().execute<{ n: number }>('select count(*)::int as n from api_token where user_id = ?', [revoked.id], 'get');
   assert.equal(tokensAfter?.n, tokensBefore?.n);
   assert.equal((await rpc('/mcp', hankHeaders, whoamiCall(4))).status, 401);
@@ -305,13 +305,13 @@ test('a request served from caches while the epoch read is out is redone when th
   const ivyHeaders = { ...bearer(ivy.token), 'mcp-session-id': ivyInit.headers.get('mcp-session-id')! };
   assert.ok(!JSON.parse((await rpc('/mcp', ivyHeaders, listUsers(2))).text).result.isError, 'warms her caches');
   await rt.runner.run(ops.deactivateUser, system, { user_id: ivy.id });
-  const failedBeforeDeactivation = epoch.stats.speculationsFailed;
+  const failedBeforeDeactivation = changes.stats.speculationsFailed;
   mark = (await rt.auditRows()).length;
-  // She was an admin when her caches were filled; a write runs only once the epoch read is in.
+  // She was an admin when her caches were filled; a write runs only once the read is in.
   const rename = { jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'update_user', arguments: { user_id: bob.id, display_name: 'Renamed In The Gap' } } };
   const disabled = await rpc('/mcp', ivyHeaders, rename);
   assert.equal(disabled.status, 401, disabled.text);
-  assert.equal(epoch.stats.speculationsFailed, failedBeforeDeactivation + 1);
+  assert.equal(changes.stats.speculationsFailed, failedBeforeDeactivation + 1);
   const bobNow = await rt.db.orm.em.fork().execute<{ display_name: string }>('select display_name from app_user where id = ?', [bob.id], 'get');
   assert.notEqual(bobNow?.display_name, 'Renamed In The Gap');
   const whoami = await rpc('/mcp', ivyHeaders, whoamiCall(6));
@@ -320,14 +320,14 @@ test('a request served from caches while the epoch read is out is redone when th
   assert.equal((await rt.auditRows()).slice(mark).filter((row) => row.actor_id === ivy.id && row.outcome === 'allowed').length, 0);
 });
 
-test('while the epoch stands still, requests on a bound session are served speculatively and confirmed: nothing is redone', async () => {
-  const epoch = rt.resolver.epoch;
+test('while her access stands still, requests on a bound session are served speculatively and confirmed: nothing is redone', async () => {
+  const changes = rt.resolver.changes;
   const init = await rpc('/mcp/core', bearer(bob.token), initialize);
   const headers = { ...bearer(bob.token), 'mcp-session-id': init.headers.get('mcp-session-id')! };
   assert.equal((await rpc('/mcp/core', headers, whoamiCall(2))).status, 200);
-  const before = { ...epoch.stats };
+  const before = { ...changes.stats };
   for (let id = 3; id < 8; id++) assert.equal((await rpc('/mcp/core', headers, whoamiCall(id))).status, 200);
-  assert.equal(epoch.stats.speculations, before.speculations + 5);
-  assert.equal(epoch.stats.speculationsFailed, before.speculationsFailed);
-  assert.equal(epoch.stats.reads, before.reads + 5, 'one epoch read per request, still');
+  assert.equal(changes.stats.speculations, before.speculations + 5);
+  assert.equal(changes.stats.speculationsFailed, before.speculationsFailed);
+  assert.equal(changes.stats.reads, before.reads + 5, 'one access-change read per request, still');
 });

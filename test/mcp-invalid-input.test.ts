@@ -13,8 +13,8 @@ import { errorOfToolResult } from '../lib/mcp/server.ts';
 // nothing may change in the database. In both modes: local database, and remote (MANDATE_URL).
 
 // Rows the call path legitimately touches: audit events (invalid calls are audited), the server's
-// own session row (its end bumps the access epoch), and a token's last-used time.
-const IGNORED_TABLES = new Set(['audit_event', 'mcp_session', 'access_epoch', 'mandate_migrations']);
+// own session row (its end is an access change), and a token's last-used time.
+const IGNORED_TABLES = new Set(['audit_event', 'mcp_session', 'access_change', 'mandate_migrations']);
 const IGNORED_COLUMNS = new Set(['api_token.last_used_at']);
 
 async function digest(runtime: Runtime): Promise<Record<string, string>> {

@@ -1,27 +1,33 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { z } from 'zod';
-import { AccessEpoch } from '../lib/access/epoch.ts';
+import { AccessChanges } from '../lib/access/changes.ts';
 import { Speculation, SpeculationFailed } from '../lib/access/speculation.ts';
 import type { Em } from '../lib/db/orm.ts';
 import { operation, type AnyOperation } from '../lib/ops/operation.ts';
 import { testRuntime, type TestRuntime } from './helpers/db.ts';
 import { callerOf, makeUser } from './helpers/fixtures.ts';
 
-/** An epoch reader the test answers by hand: each read waits until `answer(version)`. */
+type Read = { snapshot: string; changed: string[] };
+
+/** A feed reader the test answers by hand: each read waits until `answer(changed)`. */
 function handReader() {
-  const pending: { sentAt: number; resolve: (version: number) => void }[] = [];
+  const pending: { sentAt: number; since: string | null; resolve: (read: Read) => void }[] = [];
+  let position = 0;
   return {
     pending,
-    read: () => new Promise<number>((resolve) => pending.push({ sentAt: performance.now(), resolve })),
-    /** Answers the oldest read still out. */
-    answer(version: number) {
+    read: (since: string | null) => new Promise<Read>((resolve) => pending.push({ sentAt: performance.now(), since, resolve })),
+    /** Answers the oldest read still out: these users' access changed since the read before. */
+    answer(changed: string[] = []) {
       const read = pending.shift();
       assert.ok(read, 'a read is out');
-      read.resolve(version);
+      read.resolve({ snapshot: `s${++position}`, changed });
     },
   };
 }
+
+const ALICE = 'alice-id';
+const BOB = 'bob-id';
 
 // The reader always answers here; the ORM is the fallback only when it throws.
 const noOrm = (() => {
@@ -30,16 +36,17 @@ const noOrm = (() => {
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 
-describe('AccessEpoch: every caller is answered by a read sent after it arrived', () => {
+describe('AccessChanges: every caller is answered by a read sent after it arrived', () => {
   test('callers who arrive while a read is out share one read sent when it is back, never the early one', async () => {
     const reader = handReader();
-    const epoch = new AccessEpoch(reader);
+    const epoch = new AccessChanges(reader);
     const first = epoch.sync(noOrm);
     const arrivals = [performance.now(), performance.now(), performance.now()];
     const late = arrivals.map((arrived) => epoch.sync(noOrm, arrived));
     await tick();
     assert.equal(reader.pending.length, 1, 'no second read is sent while the first is out');
-    reader.answer(7);
+    assert.equal(reader.pending[0]!.since, null, 'the first read takes a position');
+    reader.answer([ALICE]);
     assert.equal(await first, 1);
     let settled = false;
     void Promise.all(late).then(() => (settled = true));
@@ -47,21 +54,37 @@ describe('AccessEpoch: every caller is answered by a read sent after it arrived'
     assert.equal(settled, false, 'the first read was sent before they arrived: it does not answer for them');
     assert.equal(reader.pending.length, 1, 'one read serves all three');
     assert.ok(reader.pending[0]!.sentAt >= Math.max(...arrivals), 'and it was sent after the last of them arrived');
-    reader.answer(8);
+    assert.equal(reader.pending[0]!.since, 's1', 'from where the one before left off');
+    reader.answer([BOB]);
     assert.deepEqual(await Promise.all(late), [2, 2, 2], 'the change it found is seen by each of them');
     assert.equal(epoch.stats.reads, 2);
+    assert.equal(epoch.isCurrent(ALICE, 1), true, "values of Alice loaded after the first read survive Bob's change");
+    assert.equal(epoch.isCurrent(BOB, 1), false);
+  });
+
+  test('a change for everyone (a role with very many holders) drops every subject', async () => {
+    const reader = handReader();
+    const changes = new AccessChanges(reader);
+    const first = changes.sync(noOrm);
+    reader.answer();
+    const stamp = await first;
+    const next = changes.sync(noOrm, performance.now());
+    reader.answer(['*']);
+    await next;
+    assert.equal(changes.isCurrent(ALICE, stamp), false);
+    assert.equal(changes.isCurrent(BOB, stamp), false);
   });
 
   test('a failed read does not strand the callers queued behind it', async () => {
     let calls = 0;
-    const epoch = new AccessEpoch({
+    const epoch = new AccessChanges({
       read: async () => {
         calls++;
         if (calls === 1) throw new Error('connection lost');
-        return 3;
+        return { snapshot: 's2', changed: [] };
       },
     });
-    const orm = { execute: async () => ({ version: 3 }) } as unknown as Em;
+    const orm = { execute: async () => ({ snapshot: 's1', changed: [ALICE] }) } as unknown as Em;
     const first = epoch.sync(orm);
     const queued = epoch.sync(orm, performance.now());
     assert.equal(await first, 1, 'the pool answered for the broken reader');
@@ -71,35 +94,56 @@ describe('AccessEpoch: every caller is answered by a read sent after it arrived'
 
 describe('Speculation: the caches are trusted only once a read sent after the request vouches for them', () => {
   test('nothing to speculate from before the first read', () => {
-    assert.equal(Speculation.begin(new AccessEpoch(handReader()), noOrm, performance.now()), undefined);
+    assert.equal(Speculation.begin(new AccessChanges(handReader()), noOrm, performance.now()), undefined);
   });
 
-  test('the epoch stood still: confirmed; it moved: refused, and settle() throws', async () => {
+  test("nothing changed: confirmed; the caller's access changed: refused, and settle() throws; someone else's: confirmed", async () => {
     const reader = handReader();
-    const epoch = new AccessEpoch(reader);
+    const epoch = new AccessChanges(reader);
     const warm = epoch.sync(noOrm);
-    reader.answer(5);
+    reader.answer();
     await warm;
 
     const still = Speculation.begin(epoch, noOrm, performance.now())!;
+    still.touch(ALICE);
     assert.ok(still.notBefore <= epoch.lastReadStarted, 'checks made under it do not wait for a read');
-    assert.equal(await epoch.sync(noOrm, still.notBefore), epoch.generation, 'and do not send one');
+    assert.equal(await epoch.sync(noOrm, still.notBefore), epoch.stamp, 'and do not send one');
     assert.equal(reader.pending.length, 1, 'only its own read is out');
-    reader.answer(5);
+    reader.answer();
     assert.equal(await still.confirmed(), true);
     await still.settle();
 
     // A revocation committed after the caches were filled and before the request arrived.
     const moved = Speculation.begin(epoch, noOrm, performance.now())!;
-    reader.answer(6);
+    moved.touch(ALICE);
+    reader.answer([ALICE]);
     assert.equal(await moved.confirmed(), false);
     await assert.rejects(moved.settle(), SpeculationFailed);
-    assert.deepEqual(epoch.stats, { reads: 3, speculations: 2, speculationsFailed: 1 });
+
+    // Bob's access changed; Alice's request used only Alice's cached values.
+    const others = Speculation.begin(epoch, noOrm, performance.now())!;
+    others.touch(ALICE);
+    reader.answer([BOB]);
+    assert.equal(await others.confirmed(), true);
+    assert.deepEqual(epoch.stats, { reads: 4, invalidations: 2, speculations: 3, speculationsFailed: 1 });
+  });
+
+  test('a subject touched after the read is in is judged too', async () => {
+    const reader = handReader();
+    const changes = new AccessChanges(reader);
+    const warm = changes.sync(noOrm);
+    reader.answer();
+    await warm;
+    const speculation = Speculation.begin(changes, noOrm, performance.now())!;
+    reader.answer([ALICE]);
+    assert.equal(await speculation.confirmed(), true, 'nothing of hers was used yet');
+    speculation.touch(ALICE);
+    assert.equal(await speculation.confirmed(), false, 'once her cached values are used, the change counts');
   });
 
   test('a read that fails vouches for nothing', async () => {
     let fail = false;
-    const epoch = new AccessEpoch({ read: async () => (fail ? Promise.reject(new Error('down')) : 1) });
+    const epoch = new AccessChanges({ read: async () => (fail ? Promise.reject(new Error('down')) : { snapshot: 's', changed: [] }) });
     const brokenOrm = { execute: async () => Promise.reject(new Error('down too')) } as unknown as Em;
     await epoch.sync(brokenOrm);
     fail = true;
@@ -140,15 +184,16 @@ describe('the runner under a speculation', () => {
   const readUpstream = probe('upstream', 'GET', 'upstream-read');
   const write = probe('write', 'POST', 'write');
 
-  /** A speculation whose read the test answers: `moved` decides the verdict. */
-  async function speculation() {
+  /** A speculation for the caller whose read the test answers: `moved` (the caller's access changed) decides the verdict. */
+  async function speculation(userId: string) {
     const reader = handReader();
-    const epoch = new AccessEpoch(reader);
+    const epoch = new AccessChanges(reader);
     const warm = epoch.sync(noOrm);
-    reader.answer(1);
+    reader.answer();
     await warm;
     const spec = Speculation.begin(epoch, noOrm, performance.now())!;
-    return { spec, verdict: (moved: boolean) => reader.answer(moved ? 2 : 1) };
+    spec.touch(userId);
+    return { spec, verdict: (moved: boolean) => reader.answer(moved ? [userId] : []) };
   }
 
   async function auditFor(requestId: string) {
@@ -158,7 +203,7 @@ describe('the runner under a speculation', () => {
 
   test('a local read runs while the read is out, but its answer and audit event wait for the verdict', async () => {
     const user = await makeUser(rt, {});
-    const { spec, verdict } = await speculation();
+    const { spec, verdict } = await speculation(user.id);
     ran.length = 0;
     let answered = false;
     const running = new Promise<void>((resolve) => (readRan = resolve));
@@ -176,7 +221,7 @@ describe('the runner under a speculation', () => {
 
   test('a local read whose speculation fails leaves no answer, no audit event and no log line', async () => {
     const user = await makeUser(rt, {});
-    const { spec, verdict } = await speculation();
+    const { spec, verdict } = await speculation(user.id);
     const logged = rt.logs.length;
     const call = rt.runner.run(readLocal, callerOf(user), {}, { requestId: 'spec-dropped', speculation: spec });
     verdict(true);
@@ -185,9 +230,9 @@ describe('the runner under a speculation', () => {
     assert.ok(!rt.logs.slice(logged).join('').includes('spec-dropped'));
   });
 
-  test('a failed call is not audited either until the verdict: an invalid input under a moved epoch leaves nothing', async () => {
+  test('a failed call is not audited either until the verdict: an invalid input under a changed access leaves nothing', async () => {
     const user = await makeUser(rt, {});
-    const { spec, verdict } = await speculation();
+    const { spec, verdict } = await speculation(user.id);
     const call = rt.runner.run(readLocal, callerOf(user), { stray: 1 }, { requestId: 'spec-invalid', speculation: spec });
     verdict(true);
     await assert.rejects(call, SpeculationFailed);
@@ -199,19 +244,19 @@ describe('the runner under a speculation', () => {
     [readUpstream, 'a read from another system (openWorld)'],
   ];
   for (const [op, what] of guarded) {
-    test(`${what} never runs on unconfirmed caches: it waits for the verdict, and a moved epoch stops it`, async () => {
+    test(`${what} never runs on unconfirmed caches: it waits for the verdict, and a changed access stops it`, async () => {
       const user = await makeUser(rt, {});
-      const refused = await speculation();
+      const refused = await speculation(user.id);
       ran.length = 0;
       const call = rt.runner.run(op, callerOf(user), {}, { requestId: `spec-${op.name}-refused`, speculation: refused.spec });
       for (let i = 0; i < 20; i++) await tick();
       assert.deepEqual(ran, [], 'nothing runs while the read is out');
       refused.verdict(true);
       await assert.rejects(call, SpeculationFailed);
-      assert.deepEqual(ran, [], 'nor after a moved epoch');
+      assert.deepEqual(ran, [], 'nor after a changed access');
       assert.deepEqual(await auditFor(`spec-${op.name}-refused`), []);
 
-      const held = await speculation();
+      const held = await speculation(user.id);
       const allowed = rt.runner.run(op, callerOf(user), {}, { requestId: `spec-${op.name}-held`, speculation: held.spec });
       held.verdict(false);
       assert.equal((await allowed).ok, true);

@@ -1,6 +1,6 @@
 import { emOf, type Em, type EmSource } from '../db/orm.ts';
 import type { UserCaller } from '../identity/caller.ts';
-import { AccessEpoch, EpochCache } from './epoch.ts';
+import { AccessCache, AccessChanges } from './changes.ts';
 import { isPermission, type Permission } from './permissions.ts';
 
 export type GrantSource =
@@ -103,18 +103,18 @@ const dead = (deadReason: DeadReason): EffectivePermissions => ({ live: false, d
 
 /**
  * Effective permissions of a caller for a project: (role permissions ∪ live delegations) ∩ token
- * scopes; nothing for a disabled user or an expired or revoked token. One epoch read per check;
- * the two resolution queries run only when the epoch moved or an entry lapsed.
+ * scopes; nothing for a disabled user or an expired or revoked token. One read of the access-change
+ * feed per check; the two resolution queries run only when the caller's access changed or an entry lapsed.
  */
 export class PermissionResolver {
-  readonly epoch: AccessEpoch;
-  private readonly cache: EpochCache<EffectivePermissions>;
+  readonly changes: AccessChanges;
+  private readonly cache: AccessCache<EffectivePermissions>;
   private readonly now: () => Date;
 
-  constructor(epoch: AccessEpoch, now: () => Date = () => new Date()) {
-    this.epoch = epoch;
+  constructor(changes: AccessChanges, now: () => Date = () => new Date()) {
+    this.changes = changes;
     this.now = now;
-    this.cache = new EpochCache(epoch);
+    this.cache = new AccessCache(changes);
   }
 
   /** Resolves for a user, through one of its tokens when `tokenId` is set. */
@@ -130,11 +130,11 @@ export class PermissionResolver {
     return this.resolveFor(em, caller, ANY_PROJECT, notBefore);
   }
 
-  // notBefore: see AccessEpoch.sync; a call passes the time it began, so its checks share one read.
+  // notBefore: see AccessChanges.sync; a call passes the time it began, so its checks share one read.
   private async resolveFor(source: EmSource, caller: Subject, projectId: string | null | typeof ANY_PROJECT, notBefore?: number): Promise<EffectivePermissions> {
     const now = this.now();
     // Inside a transaction the answer may rest on its own uncommitted changes: computed afresh,
-    // never cached, and the shared epoch state is left alone.
+    // never cached, and the shared feed position is left alone.
     // (A source that is still a function forks afresh: never in a transaction.)
     if (typeof source !== 'function' && source.isInTransaction()) return (await this.load(source, caller, projectId, now)).result;
     const projectKey = projectId === ANY_PROJECT ? '*' : (projectId ?? '');
@@ -145,7 +145,7 @@ export class PermissionResolver {
       now,
       async () => {
         const { result, validUntil } = await this.load(emOf(source), caller, projectId, now);
-        return { value: result, validUntil };
+        return { value: result, subject: caller.userId, validUntil };
       },
       notBefore,
     );

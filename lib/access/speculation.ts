@@ -1,57 +1,74 @@
 import type { EmSource } from '../db/orm.ts';
-import type { AccessEpoch } from './epoch.ts';
+import type { AccessChanges } from './changes.ts';
 
-/** Thrown where a speculative request would leave a trace and the epoch turned out to have moved. */
+/** Thrown where a speculative request would leave a trace and the caches it used turned out stale. */
 export class SpeculationFailed extends Error {
   constructor() {
-    super('the access epoch moved while this request was served from caches');
+    super("the caller's access changed while this request was served from caches");
     this.name = 'SpeculationFailed';
   }
 }
 
 /**
- * A request served from the access caches as they stand, while the access-epoch read that must
- * vouch for them (one sent after the request arrived, see AccessEpoch.sync) is out. The read and
+ * A request served from the access caches as they stand, while the access-change read that must
+ * vouch for them (one sent after the request arrived, see AccessChanges.sync) is out. The read and
  * the work overlap instead of adding up. Nothing of the request may leave the process — answer,
- * audit event, log line, upstream call or write — before `settle()` returns; if the epoch moved,
- * the request is redone from scratch as if it had waited for the read, which it then has.
+ * audit event, log line, upstream call or write — before `settle()` returns; if the read dropped a
+ * subject the request used, the request is redone from scratch as if it had waited for the read,
+ * which it then has.
  *
- * Sound because the epoch only moves forward and moves with every change to access: if the read
- * sent after the request arrived finds the generation the caches were filled under, no change
- * committed before the request arrived is missing from them.
+ * The request names the subjects whose cached values it uses (`touch`): its caller, once
+ * authenticated. Every cache is keyed by its subject and a request reads only its caller's
+ * entries (another user's session is refused, after settling). Sound because the read sent after
+ * the request arrived reports every change committed before: if it dropped none of those
+ * subjects, nothing the request used was stale.
  */
 export class Speculation {
-  /** A notBefore (see AccessEpoch.sync) the last completed read satisfies: checks do not wait. */
+  /** A notBefore (see AccessChanges.sync) the last completed read satisfies: checks do not wait. */
   readonly notBefore: number;
-  private readonly generation: number;
-  private readonly verdict: Promise<boolean>;
+  private readonly stamp: number;
+  private readonly changes: AccessChanges;
+  private readonly subjects = new Set<string>();
+  private readonly read: Promise<boolean>;
 
-  private constructor(epoch: AccessEpoch, em: EmSource, arrived: number) {
-    this.notBefore = epoch.lastReadStarted;
-    this.generation = epoch.generation;
+  private constructor(changes: AccessChanges, em: EmSource, arrived: number) {
+    this.changes = changes;
+    this.notBefore = changes.lastReadStarted;
+    this.stamp = changes.stamp;
+    changes.stats.speculations++;
     // A failed read vouches for nothing: the redo reads again, and reports that failure.
-    epoch.stats.speculations++;
-    this.verdict = epoch.sync(em, arrived).then(
-      (generation) => generation === this.generation,
+    this.read = changes.sync(em, arrived).then(
+      () => true,
       () => false,
     );
-    void this.verdict.then((holds) => {
-      if (!holds) epoch.stats.speculationsFailed++;
-    });
   }
 
-  /** Undefined until the epoch has been read once: there is nothing to speculate from. */
-  static begin(epoch: AccessEpoch, em: EmSource, arrived: number): Speculation | undefined {
-    return Number.isFinite(epoch.lastReadStarted) ? new Speculation(epoch, em, arrived) : undefined;
+  /** Undefined until the feed has been read once: there is nothing to speculate from. */
+  static begin(changes: AccessChanges, em: EmSource, arrived: number): Speculation | undefined {
+    return Number.isFinite(changes.lastReadStarted) ? new Speculation(changes, em, arrived) : undefined;
   }
 
-  /** True when the read sent after the request arrived found the caches' epoch unchanged. */
-  confirmed(): Promise<boolean> {
-    return this.verdict;
+  /** Records a user whose cached values this request uses. */
+  touch(subject: string): void {
+    this.subjects.add(subject);
   }
 
-  /** Returns once the caches are vouched for; throws SpeculationFailed if the epoch moved. */
+  /** True when the read sent after the request arrived dropped none of the subjects it used. */
+  async confirmed(): Promise<boolean> {
+    if (!(await this.read)) return this.refused();
+    for (const subject of this.subjects) if (this.changes.changedSince(subject) > this.stamp) return this.refused();
+    return true;
+  }
+
+  /** Returns once the caches are vouched for; throws SpeculationFailed if they were stale. */
   async settle(): Promise<void> {
-    if (!(await this.verdict)) throw new SpeculationFailed();
+    if (!(await this.confirmed())) throw new SpeculationFailed();
+  }
+
+  private counted = false;
+  private refused(): false {
+    if (!this.counted) this.changes.stats.speculationsFailed++;
+    this.counted = true;
+    return false;
   }
 }

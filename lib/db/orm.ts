@@ -4,8 +4,9 @@ import type { AbstractSqlDriver, EntityManager } from '@mikro-orm/sql';
 import { Migrator } from '@mikro-orm/migrations';
 import { IN_MEMORY, type DatabaseConfig } from '../config.ts';
 import { ALL_ENTITIES } from './entities/index.ts';
+import { ACCESS_ROUTINES } from './entities/access-change.ts';
 import { MIGRATIONS } from './migrations/index.ts';
-import { dedicatedEpochReader, type EpochReader } from './epoch-reader.ts';
+import { dedicatedChangeReader, type ChangeReader } from './change-reader.ts';
 import { acquireEmbeddedLock, type EmbeddedLock } from './embedded-lock.ts';
 
 export type Orm = MikroORM<AbstractSqlDriver, EntityManager>;
@@ -29,8 +30,8 @@ export function lazyFork(orm: Orm): () => Em {
 export interface Database {
   orm: Orm;
   kind: DatabaseConfig['kind'];
-  /** PostgreSQL: the access epoch's own connection (see epoch-reader.ts). */
-  epochReader?: EpochReader;
+  /** PostgreSQL: the access-change feed's own connection (see change-reader.ts). */
+  changeReader?: ChangeReader;
   /** Applies the committed migrations that have not run yet; returns their names. */
   migrate(): Promise<string[]>;
   close(): Promise<void>;
@@ -42,6 +43,7 @@ function baseOptions(options: OpenOptions): Partial<Options> {
   return {
     ...(options.onQuery ? { debug: ['query'], logger: options.onQuery } : { debug: false }),
     entities: ALL_ENTITIES,
+    routines: ACCESS_ROUTINES,
     extensions: [Migrator],
     migrations: {
       migrationsList: MIGRATIONS,
@@ -92,7 +94,7 @@ export async function cliOptions(config: DatabaseConfig): Promise<Options> {
 export async function openDatabase(config: DatabaseConfig, options: OpenOptions): Promise<Database> {
   let lock: EmbeddedLock | undefined;
   let orm: Orm;
-  let epochReader: EpochReader | undefined;
+  let changeReader: ChangeReader | undefined;
   if (config.kind === 'embedded') {
     const inMemory = config.dataDir === IN_MEMORY;
     if (!inMemory) lock = acquireEmbeddedLock(config.dataDir, options.command);
@@ -113,19 +115,19 @@ export async function openDatabase(config: DatabaseConfig, options: OpenOptions)
       clientUrl: config.url,
       pool: { min: 0, max: options.poolMax ?? 10 },
     } as Options as never)) as unknown as Orm;
-    epochReader = dedicatedEpochReader(config.url);
+    changeReader = dedicatedChangeReader(config.url);
   }
   const db: Database = {
     orm,
     kind: config.kind,
-    ...(epochReader ? { epochReader } : {}),
+    ...(changeReader ? { changeReader } : {}),
     async migrate() {
       const applied = await orm.migrator.up();
       return applied.map((m) => m.name);
     },
     async close() {
       try {
-        await epochReader?.close();
+        await changeReader?.close();
         await orm.close(true);
       } finally {
         lock?.release();

@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import { OpError } from '../errors.ts';
 import { authenticatePassword, verifyToken } from '../identity/authenticate.ts';
 import type { UserCaller } from '../identity/caller.ts';
-import { EpochCache } from '../access/epoch.ts';
+import { AccessCache } from '../access/changes.ts';
 import type { Speculation } from '../access/speculation.ts';
 import type { Runtime } from '../runtime.ts';
 import { LoginLimiter } from '../identity/login-limiter.ts';
@@ -51,15 +51,15 @@ export function parseAuthorization(header: string | undefined): Credentials | nu
 
 /**
  * Authenticates HTTP requests. A password pays its argon2 verify once, a token its lookup once a
- * minute; the verified result is then reused while the access epoch stands still (any change to
- * the user — password, deactivation — or a token revocation moves it, on every instance), for at
+ * minute; the verified result is then reused until an access change of its user (any change to
+ * the user — password, deactivation — or a token revocation, on every instance), for at
  * most five minutes (a token: one, and never past its expiry). Cache keys are hashes, never the
  * secrets themselves.
  */
 export class HttpAuthenticator {
   private readonly runtime: Runtime;
   private readonly options: HttpAuthOptions;
-  private readonly verified: EpochCache<UserCaller>;
+  private readonly verified: AccessCache<UserCaller>;
   private readonly limiter: LoginLimiter;
   private readonly guardDigest: Buffer | undefined;
   private readonly verifying = new Map<string, { started: number; done: Promise<unknown> }>();
@@ -67,7 +67,7 @@ export class HttpAuthenticator {
   constructor(runtime: Runtime, options: HttpAuthOptions = {}) {
     this.runtime = runtime;
     this.options = options;
-    this.verified = new EpochCache(runtime.resolver.epoch);
+    this.verified = new AccessCache(runtime.resolver.changes);
     this.limiter = new LoginLimiter(runtime.db.orm);
     this.guardDigest = options.guardToken ? digest(options.guardToken) : undefined;
   }
@@ -78,10 +78,10 @@ export class HttpAuthenticator {
   }
 
   /**
-   * `arrived`: performance.now() when the request came in (see AccessEpoch.sync). `em`: the
+   * `arrived`: performance.now() when the request came in (see AccessChanges.sync). `em`: the
    * request's entity manager, when it has one; used only when a credential is not cached.
    * `speculation`: trust the cached credentials as they stand (see Speculation); one that is not
-   * cached is verified only once the epoch read has vouched for the request, so a redone request
+   * cached is verified only once the feed read has vouched for the request, so a redone request
    * never counts a failed login twice.
    */
   async authenticate(
@@ -92,6 +92,8 @@ export class HttpAuthenticator {
     resource: string | null = null,
   ): Promise<UserCaller> {
     const caller = await this.identify(req, arrived, em, speculation);
+    // Everything cached that this request goes on to use is the caller's (see Speculation).
+    speculation?.touch(caller.userId);
     // RFC 8707: an OAuth access token is good at the one resource it was issued for, nowhere else
     // (the REST API is none: it takes Mandate tokens and passwords).
     if (caller.resource !== undefined && caller.resource !== resource) {
@@ -130,7 +132,7 @@ export class HttpAuthenticator {
           try {
             const value = await authenticatePassword(em, credentials.email, credentials.password);
             await attempt.refund();
-            return { value, validUntil: new Date(now.getTime() + VERIFIED_TTL_MS) };
+            return { value, subject: value.userId, validUntil: new Date(now.getTime() + VERIFIED_TTL_MS) };
           } catch (error) {
             // Only wrong credentials keep their point; a failure of ours gives it back.
             if (!(error instanceof OpError && error.code === 'unauthenticated')) await attempt.refund().catch(() => undefined);
@@ -161,7 +163,7 @@ export class HttpAuthenticator {
   }
 
   // A token is looked up once a minute at most (which also keeps its last-used time), and not
-  // past its expiry; a revocation moves the access epoch and drops it at once.
+  // past its expiry; a revocation is an access change of its user and drops it at once.
   private async bearer(em: Scope, token: string, notBefore: number, speculation: Speculation | undefined): Promise<UserCaller> {
     // One-shot hash: a Hash object per request showed in the server's profile.
     const key = hash('sha256', `bearer\0${token}`);
@@ -176,7 +178,7 @@ export class HttpAuthenticator {
         const oauth = !looksLikeApiToken(token) ? this.runtime.oauth : null;
         const { caller: value, expiresAt } = oauth ? await oauth.verifyAccessToken(em, token, now) : await verifyToken(em, token, now);
         const ttl = new Date(now.getTime() + TOKEN_TTL_MS);
-        return { value, validUntil: expiresAt && expiresAt < ttl ? expiresAt : ttl };
+        return { value, subject: value.userId, validUntil: expiresAt && expiresAt < ttl ? expiresAt : ttl };
       },
       notBefore,
     );

@@ -5,7 +5,7 @@ import { isUuid } from '../ids.ts';
 import { scrubText } from '../redact.ts';
 import type { UserCaller } from '../identity/caller.ts';
 import { endSession, sessionOwner, startSession } from '../identity/sessions.ts';
-import { EpochCache } from '../access/epoch.ts';
+import { AccessCache } from '../access/changes.ts';
 import { Speculation, SpeculationFailed } from '../access/speculation.ts';
 import type { RunMeta } from '../ops/runner.ts';
 import { localBackend } from '../mcp/backend.ts';
@@ -53,13 +53,13 @@ export class McpHttp {
   private readonly runtime: Runtime;
   private readonly auth: HttpAuthenticator;
   private readonly toolsetsByPath: Map<string, Toolset[]>;
-  private readonly sessions: EpochCache<SessionRow>;
+  private readonly sessions: AccessCache<SessionRow>;
 
   constructor(runtime: Runtime, auth: HttpAuthenticator, toolsets: Record<string, Toolset>) {
     this.runtime = runtime;
     this.auth = auth;
     this.toolsetsByPath = new Map([['/mcp', Object.values(toolsets)], ...Object.entries(toolsets).map(([name, t]): [string, Toolset[]] => [`/mcp/${name}`, [t]])]);
-    this.sessions = new EpochCache(runtime.resolver.epoch);
+    this.sessions = new AccessCache(runtime.resolver.changes);
   }
 
   async handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
@@ -73,7 +73,7 @@ export class McpHttp {
     // A request on a bound session is served from the caches while the epoch read is out, and its
     // answer held until the read vouches for them. Initialize (a login) and DELETE (a write) wait.
     const speculation = req.method === 'POST' && req.headers[SESSION_HEADER] !== undefined
-      ? Speculation.begin(this.runtime.resolver.epoch, this.runtime.scope(), arrived)
+      ? Speculation.begin(this.runtime.resolver.changes, this.runtime.scope(), arrived)
       : undefined;
     let reply = await this.answer(req, url, toolsets, arrived, bodyRead, speculation);
     if (speculation && !(await speculation.confirmed())) {
@@ -207,7 +207,7 @@ export class McpHttp {
       new Date(),
       async () => {
         const owner = await sessionOwner(em, id);
-        return owner ? { value: owner, validUntil: null } : null;
+        return owner ? { value: owner, subject: owner.userId, validUntil: null } : null;
       },
       notBefore,
     );

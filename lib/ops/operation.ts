@@ -63,10 +63,11 @@ export interface OperationContext {
   /** Names what the call acted on, for the audit event (e.g. once a created row has its id). */
   setTarget(target: string): void;
   /**
-   * Computes a value once and reuses it until the access epoch moves (any change to users, roles,
-   * assignments, delegations, tokens or sessions, by any process). Only for values derived from those.
+   * Computes a value once and reuses it until an access change of `subject` (a user id: a change
+   * to that user, its roles, assignments, delegations, tokens or sessions, by any process). Only
+   * for values derived from those, of that one user.
    */
-  memo<T>(key: string, compute: () => Promise<T>): Promise<T>;
+  memo<T>(subject: string, key: string, compute: () => Promise<T>): Promise<T>;
   /** Writes this process's batched audit events, so a query of the audit log sees them. */
   settleAudit(): Promise<void>;
 }

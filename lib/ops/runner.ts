@@ -10,7 +10,7 @@ import type { Logger } from '../log.ts';
 import { isReadEffect, type AnyOperation, type Operation, type OperationContext } from './operation.ts';
 import { requireCoverage } from '../access/coverage.ts';
 import { addAuditEvent, AuditWriter, type AuditRecord } from '../audit/writer.ts';
-import { EpochCache } from '../access/epoch.ts';
+import { AccessCache } from '../access/changes.ts';
 import type { Speculation } from '../access/speculation.ts';
 import { parseInput, toOpError } from './error-mapping.ts';
 import { findProject } from './lookups.ts';
@@ -67,7 +67,7 @@ export interface RunnerDeps {
 export class OperationRunner {
   private readonly deps: RunnerDeps;
   private readonly now: () => Date;
-  private readonly memos: EpochCache<unknown>;
+  private readonly memos: AccessCache<unknown>;
   /** The test suite's checks (MANDATE_VERIFY_OPERATIONS); off in production. */
   verify = verifying();
   /** Batches the audit events of calls that changed nothing; see AuditWriter. */
@@ -76,7 +76,7 @@ export class OperationRunner {
   constructor(deps: RunnerDeps) {
     this.deps = deps;
     this.now = deps.now ?? (() => new Date());
-    this.memos = new EpochCache(deps.resolver.epoch);
+    this.memos = new AccessCache(deps.resolver.changes);
     this.audit = new AuditWriter(deps.orm, deps.log);
   }
 
@@ -271,14 +271,14 @@ export class OperationRunner {
         audit.target = target;
       },
       settleAudit: () => (settles ? this.audit.flush() : Promise.resolve()),
-      memo: async <T>(key: string, compute: () => Promise<T>): Promise<T> => {
-        const memoKey = `${operation}|${key}`;
+      memo: async <T>(subject: string, key: string, compute: () => Promise<T>): Promise<T> => {
+        const memoKey = `${operation}|${subject}|${key}`;
         const cached = this.memos.get(memoKey, now) as T | undefined;
         if (cached !== undefined) return cached;
-        // The epoch was read at the start of this call; a value computed now belongs to it.
-        const generation = this.deps.resolver.epoch.generation;
+        // The feed was read at the start of this call (its permission check); a value computed now belongs to that read.
+        const stamp = this.deps.resolver.changes.stamp;
         const value = await compute();
-        this.memos.set(memoKey, value, generation, null);
+        this.memos.set(memoKey, value, subject, stamp, null);
         return value;
       },
     };

@@ -32,15 +32,15 @@ export const whoami = operation({
   annotations: {},
   async run(ctx) {
     const caller = me(ctx);
-    // Everything shown here changes only with the access epoch, so it is computed once per epoch.
-    return ctx.memo(`${caller.userId}|${caller.tokenId ?? ''}|${caller.sessionId ?? ''}`, async () => {
+    // Everything shown here changes only with an access change of the caller, so it is computed once per change.
+    return ctx.memo(caller.userId, `${caller.tokenId ?? ''}|${caller.sessionId ?? ''}`, async () => {
       const [user, assignments, token, agent] = await Promise.all([
         ctx.em.findOneOrFail(User, { id: caller.userId }),
         ctx.em.find(RoleAssignment, { user: caller.userId }, { populate: ['role', 'project'], orderBy: { createdAt: 'asc' } }),
         caller.tokenId ? ctx.em.findOne(ApiToken, { id: caller.tokenId }) : null,
         ctx.em.findOne(AgentSession, { agent: caller.userId }),
       ]);
-      // last_used_at is left out: it moves without the epoch.
+      // last_used_at is left out: it moves without an access change.
       const { last_used_at: _lastUsed, ...tokenInfo } = token ? tokenView(token) : { last_used_at: null };
       return {
         user: userView(user),

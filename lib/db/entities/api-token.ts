@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { defineEntity, p } from '@mikro-orm/core';
 import { User } from './user.ts';
-import { accessEpochTrigger } from './access-epoch.ts';
+import { accessChangeTrigger } from './access-change.ts';
 
 const ApiTokenSchema = defineEntity({
   name: 'ApiToken',
@@ -30,13 +30,13 @@ const ApiTokenSchema = defineEntity({
   },
   // Revocation, expiry and scope changes count; last-used writes must not invalidate every cache.
   triggers: [
-    accessEpochTrigger(
-      'api_token_access_epoch_update',
+    accessChangeTrigger(
+      'api_token_access_change_update',
       ['update'],
-      'row',
+      'user_id',
       '((old.revoked_at IS DISTINCT FROM new.revoked_at) OR (old.expires_at IS DISTINCT FROM new.expires_at) OR (old.scopes IS DISTINCT FROM new.scopes) OR (old.user_id IS DISTINCT FROM new.user_id))',
     ),
-    accessEpochTrigger('api_token_access_epoch_delete', ['delete'], 'statement'),
+    accessChangeTrigger('api_token_access_change_delete', ['delete'], 'user_id'),
   ],
 });
 

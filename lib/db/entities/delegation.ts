@@ -2,13 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { defineEntity, p } from '@mikro-orm/core';
 import { User } from './user.ts';
 import { Project } from './project.ts';
-import { accessEpochTrigger } from './access-epoch.ts';
+import { accessChangeTrigger } from './access-change.ts';
 
 const DelegationSchema = defineEntity({
   name: 'Delegation',
   properties: {
     id: p.uuid().primary().onCreate(() => randomUUID()),
-    delegator: () => p.manyToOne(User).deleteRule('cascade'),
+    delegator: () => p.manyToOne(User).deleteRule('cascade').index('delegation_delegator_idx'),
     delegate: () => p.manyToOne(User).deleteRule('cascade').index('delegation_delegate_idx'),
     permission: p.string().length(64),
     project: () => p.manyToOne(Project).nullable().deleteRule('cascade'),
@@ -21,7 +21,8 @@ const DelegationSchema = defineEntity({
     // (P3: such a delegation ends with the agent session).
     createdById: p.uuid().nullable(),
   },
-  triggers: [accessEpochTrigger('delegation_access_epoch', ['insert', 'update', 'delete'], 'statement')],
+  // The delegate's permissions change; the delegator's do not.
+  triggers: [accessChangeTrigger('delegation_access_change', ['insert', 'update', 'delete'], 'delegate_id')],
 });
 
 export class Delegation extends DelegationSchema.class {}

@@ -1,5 +1,5 @@
 import { defineEntity, p } from '@mikro-orm/core';
-import { accessEpochTrigger } from './access-epoch.ts';
+import { accessChangeTrigger } from './access-change.ts';
 
 // What the OAuth authorization server (oidc-provider) keeps: authorization codes, access and
 // refresh tokens, grants, browser sessions, interactions and registered clients, one row each.
@@ -23,7 +23,15 @@ const OAuthRecordSchema = defineEntity({
     lastUsedAt: p.datetime().nullable(),
   },
   // An access token revoked on its own (RFC 7009) is refused at once by every instance's caches.
-  triggers: [accessEpochTrigger('oauth_record_access_epoch_delete', ['delete'], 'row', "((old.model)::text = 'AccessToken'::text)")],
+  // The token's user (its accountId); anyone, should that not be a user id.
+  triggers: [
+    accessChangeTrigger(
+      'oauth_record_access_change_delete',
+      ['delete'],
+      "case when ($row.payload ->> 'accountId') ~ '^[0-9a-f-]{36}$' then ($row.payload ->> 'accountId')::uuid end",
+      "((old.model)::text = 'AccessToken'::text)",
+    ),
+  ],
 });
 
 export class OAuthRecord extends OAuthRecordSchema.class {}

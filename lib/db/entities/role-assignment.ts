@@ -3,7 +3,7 @@ import { defineEntity, p } from '@mikro-orm/core';
 import { User } from './user.ts';
 import { Role } from './role.ts';
 import { Project } from './project.ts';
-import { accessEpochTrigger } from './access-epoch.ts';
+import { accessChangeTrigger } from './access-change.ts';
 
 const RoleAssignmentSchema = defineEntity({
   name: 'RoleAssignment',
@@ -21,7 +21,7 @@ const RoleAssignmentSchema = defineEntity({
     { name: 'role_assignment_project_unique', properties: ['user', 'role', 'project'] },
     { name: 'role_assignment_global_unique', properties: ['user', 'role'], where: 'project_id is null' },
   ],
-  triggers: [accessEpochTrigger('role_assignment_access_epoch', ['insert', 'update', 'delete'], 'statement')],
+  triggers: [accessChangeTrigger('role_assignment_access_change', ['insert', 'update', 'delete'], 'user_id')],
 });
 
 export class RoleAssignment extends RoleAssignmentSchema.class {}

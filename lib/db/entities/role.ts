@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { defineEntity, p } from '@mikro-orm/core';
-import { accessEpochTrigger } from './access-epoch.ts';
 
 const RoleSchema = defineEntity({
   name: 'Role',
@@ -13,7 +12,8 @@ const RoleSchema = defineEntity({
     createdAt: p.datetime().onCreate(() => new Date()),
     updatedAt: p.datetime().onCreate(() => new Date()).onUpdate(() => new Date()),
   },
-  triggers: [accessEpochTrigger('role_access_epoch', ['insert', 'update', 'delete'], 'statement')],
+  // A new role has no holders; an edited or deleted one reaches every holder (deleted assignments report themselves too).
+  triggers: [{ name: 'role_access_change', timing: 'after', events: ['update', 'delete'], forEach: 'row', body: 'perform "role_access_changed"(old."id"); return null;' }],
 });
 
 export class Role extends RoleSchema.class {}

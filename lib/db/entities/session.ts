@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { defineEntity, p } from '@mikro-orm/core';
 import { User } from './user.ts';
-import { accessEpochTrigger } from './access-epoch.ts';
+import { accessChangeTrigger } from './access-change.ts';
 
 export const SESSION_TRANSPORTS = ['stdio', 'http'] as const;
 export type SessionTransport = (typeof SESSION_TRANSPORTS)[number];
 
 // One row per MCP session (a stdio process, or an HTTP session id): what an admin lists and ends.
-// Ending a session bumps the access epoch, so every instance refuses its next call.
+// Ending a session is an access change of its user, so every instance refuses its next call.
 const SessionSchema = defineEntity({
   name: 'Session',
   tableName: 'mcp_session',
@@ -27,8 +27,8 @@ const SessionSchema = defineEntity({
     endReason: p.string().length(100).nullable(),
   },
   triggers: [
-    accessEpochTrigger('mcp_session_access_epoch_update', ['update'], 'row', '(old.ended_at IS DISTINCT FROM new.ended_at)'),
-    accessEpochTrigger('mcp_session_access_epoch_delete', ['delete'], 'statement'),
+    accessChangeTrigger('mcp_session_access_change_update', ['update'], 'user_id', '(old.ended_at IS DISTINCT FROM new.ended_at)'),
+    accessChangeTrigger('mcp_session_access_change_delete', ['delete'], 'user_id'),
   ],
 });
 

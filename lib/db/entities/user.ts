@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { defineEntity, p } from '@mikro-orm/core';
-import { accessEpochTrigger } from './access-epoch.ts';
+import { accessChangeTrigger } from './access-change.ts';
 
 export const USER_TYPES = ['human', 'agent', 'service'] as const;
 export type UserType = (typeof USER_TYPES)[number];
@@ -27,8 +27,7 @@ const UserSchema = defineEntity({
   triggers: [
     // Any change to a user counts (status, password, name, email): caches of identity and of
     // verified credentials drop it everywhere. Users change rarely; token last-use lives elsewhere.
-    accessEpochTrigger('app_user_access_epoch_update', ['update'], 'statement'),
-    accessEpochTrigger('app_user_access_epoch_delete', ['delete'], 'statement'),
+    accessChangeTrigger('app_user_access_change', ['update', 'delete'], 'id'),
   ],
 });
 

@@ -1,0 +1,89 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { AccessChanges } from '../lib/access/changes.ts';
+import { CHANGES_QUERY, dedicatedChangeReader } from '../lib/db/change-reader.ts';
+import { testRuntime, TEST_DB } from './helpers/db.ts';
+
+type Rt = Awaited<ReturnType<typeof testRuntime>>;
+const change = (rt: Rt, subject: string | null) => rt.db.orm.em.fork().execute('select access_changed(?::uuid)', [subject], 'run');
+const SOMEONE = '00000000-0000-4000-8000-00000000000a';
+const SOMEONE_ELSE = '00000000-0000-4000-8000-00000000000b';
+
+test('PostgreSQL: the feed has its own connection, which sees every committed change at once', { skip: TEST_DB !== 'postgres' && 'the dedicated connection exists on PostgreSQL only' }, async () => {
+  const rt = await testRuntime();
+  try {
+    assert.ok(rt.db.changeReader, 'a PostgreSQL runtime reads the feed on its own connection');
+    const first = await rt.db.changeReader.read(null);
+    assert.deepEqual(first.changed, [], 'a first read only takes a position');
+    await change(rt, SOMEONE);
+    const second = await rt.db.changeReader.read(first.snapshot);
+    assert.deepEqual(second.changed, [SOMEONE]);
+    assert.deepEqual((await rt.db.changeReader.read(second.snapshot)).changed, [], 'each change is reported once');
+    const stamp = await rt.resolver.changes.sync(rt.db.orm.em.fork());
+    await change(rt, SOMEONE);
+    assert.ok((await rt.resolver.changes.sync(rt.db.orm.em.fork())) > stamp, 'a change made elsewhere is seen at the next sync');
+    assert.ok(rt.resolver.changes.changedSince(SOMEONE) > stamp);
+    assert.ok(rt.resolver.changes.changedSince(SOMEONE_ELSE) <= stamp, 'and only for its subject');
+  } finally {
+    await rt.close();
+  }
+});
+
+test('a reader that fails is bypassed: the pool answers, and changes are still seen', async () => {
+  const rt = await testRuntime();
+  try {
+    const broken = dedicatedChangeReader('postgres://nobody@127.0.0.1:1/nothing');
+    const changes = new AccessChanges(broken);
+    const first = await changes.sync(rt.db.orm.em.fork());
+    assert.equal(await changes.sync(rt.db.orm.em.fork()), first, 'nothing changed');
+    await change(rt, SOMEONE);
+    assert.equal(await changes.sync(rt.db.orm.em.fork()), first + 1);
+    assert.ok(!changes.isCurrent(SOMEONE, first));
+    assert.ok(changes.isCurrent(SOMEONE_ELSE, first));
+    await broken.close();
+  } finally {
+    await rt.close();
+  }
+});
+
+test('a transaction that commits after a later one is still reported: the feed is read by snapshot, not by sequence', { skip: TEST_DB !== 'postgres' && 'needs two concurrent transactions: PGlite has one connection' }, async () => {
+  const rt = await testRuntime();
+  const { default: pg } = await import('pg');
+  const url = (rt.config.database as { url?: string }).url!;
+  const early = new pg.Client({ connectionString: url });
+  const late = new pg.Client({ connectionString: url });
+  try {
+    await early.connect();
+    await late.connect();
+    const read = async (since: string | null) => (await rt.db.orm.em.fork().execute<{ snapshot: string; changed: string[] }>(CHANGES_QUERY, [since, since, since], 'get'))!;
+    let position = (await read(null)).snapshot;
+    // `early` takes the lower sequence number but commits last.
+    await early.query('begin');
+    await early.query('select access_changed($1::uuid)', [SOMEONE]);
+    await late.query('select access_changed($1::uuid)', [SOMEONE_ELSE]);
+    const between = await read(position);
+    assert.deepEqual(between.changed, [SOMEONE_ELSE], 'the committed one is seen, the open one is not yet');
+    position = between.snapshot;
+    await early.query('commit');
+    const after = await read(position);
+    assert.deepEqual(after.changed, [SOMEONE], 'the late commit is reported, though its row sorts before the one already read');
+    assert.deepEqual((await read(after.snapshot)).changed, []);
+  } finally {
+    await early.end().catch(() => undefined);
+    await late.end().catch(() => undefined);
+    await rt.close();
+  }
+});
+
+test('a process that has not read the feed for longer than it keeps drops every cached value', async () => {
+  const rt = await testRuntime();
+  try {
+    const changes = new AccessChanges();
+    const stamp = await changes.sync(rt.db.orm.em.fork());
+    (changes as unknown as { lastStarted: number }).lastStarted -= 21 * 60_000;
+    await changes.sync(rt.db.orm.em.fork());
+    assert.ok(!changes.isCurrent(SOMEONE, stamp), 'what it may have missed was pruned: nothing cached is trusted');
+  } finally {
+    await rt.close();
+  }
+});
