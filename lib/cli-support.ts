@@ -20,6 +20,8 @@ export interface Command {
 
 export interface Io {
   out(line: string): void;
+  /** Writes to stdout, resolving once the stream takes more (a long output streams, never piles up). */
+  write(chunk: string): Promise<void>;
   err(line: string): void;
   config: Config;
   stdin: NodeJS.ReadableStream;

@@ -5,11 +5,12 @@ import { EmbeddedDatabaseBusyError } from './db/embedded-lock.ts';
 import { Role, RoleAssignment, User } from './db/entities/index.ts';
 import { OpError } from './errors.ts';
 import { createHttpServer, listen } from './http/server.ts';
-import { openRuntime, startAgentSessionSweep, startOAuthSweep } from './runtime.ts';
+import { openRuntime, startAgentSessionSweep, startAuditMaintenance, startOAuthSweep } from './runtime.ts';
 import { createTokenForUser, createUser, listOauthClients, registerOauthClient } from './ops/index.ts';
 import { VERSION } from './version.ts';
 import { agentCommands, mcpCommands } from './cli-mcp.ts';
 import { vaultCommands } from './cli-vault.ts';
+import { auditCommands } from './cli-audit.ts';
 import { help, int, runAsSystem, str, UsageError, withRuntime, type Command } from './cli-support.ts';
 
 /** How long `mandate serve` lets calls in flight finish after SIGTERM before closing their connections. */
@@ -84,6 +85,7 @@ const commands: Record<string, Command> = {
       const server = createHttpServer(runtime, io.config.http);
       startAgentSessionSweep(runtime);
       startOAuthSweep(runtime);
+      startAuditMaintenance(runtime, io.config.auditRetentionDays);
       const address = await listen(server, host, port).catch(async (error: Error) => {
         await runtime.close();
         throw new Error(`cannot listen on ${host}:${port}: ${error.message}`);
@@ -203,7 +205,7 @@ const commands: Record<string, Command> = {
   },
 };
 
-Object.assign(commands, agentCommands, mcpCommands, vaultCommands);
+Object.assign(commands, agentCommands, mcpCommands, vaultCommands, auditCommands);
 
 function topHelp(): string {
   const lines = [`mandate ${VERSION} — MCP servers that act under someone's mandate`, '', 'Usage: mandate <command> [options]', '', 'Commands:'];
@@ -224,6 +226,7 @@ function commandHelp(name: string, command: Command): string {
 export async function main(argv: string[], streams = { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin }): Promise<number> {
   const err = (line: string) => streams.stderr.write(`${line}\n`);
   const out = (line: string) => streams.stdout.write(`${line}\n`);
+  const write = (chunk: string) => new Promise<void>((resolve) => (streams.stdout.write(chunk) ? resolve() : streams.stdout.once('drain', () => resolve())));
   const first = argv[0];
   if (!first || first === '--help' || first === '-h' || first === 'help') {
     out(topHelp());
@@ -252,7 +255,7 @@ export async function main(argv: string[], streams = { stdout: process.stdout, s
       throw new UsageError(`unexpected argument "${positionals[command.positionals ?? 0]}" (see mandate ${name} --help)`);
     }
     const config = loadConfig();
-    return await command.run(values, { out, err, config, stdin: streams.stdin }, positionals);
+    return await command.run(values, { out, write, err, config, stdin: streams.stdin }, positionals);
   } catch (error) {
     if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       err(`mandate ${name}: ${(error as Error).message.split('\n')[0]!.split('. To specify')[0]}`);

@@ -68,6 +68,8 @@ const envSchema = z.object({
   MANDATE_OAUTH_ACCESS_TOKEN_SECONDS: z.coerce.number().int().min(60).max(86_400).default(3600),
   MANDATE_OAUTH_REFRESH_TOKEN_DAYS: z.coerce.number().int().min(1).max(365).default(30),
   MANDATE_OAUTH_GRANT_DAYS: z.coerce.number().int().min(1).max(365).default(90),
+  // Unset: the audit log is kept for good (a notice at start says how large it is).
+  MANDATE_AUDIT_RETENTION_DAYS: z.coerce.number({ message: 'must be a whole number of days' }).int('must be a whole number of days').min(1, 'must be at least 1 day').max(36_500, 'must be at most 36500 days').optional(),
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
 });
@@ -91,6 +93,8 @@ export interface Config {
   vault: VaultSettings;
   pm: PmSettings;
   oauth: OAuthSettings;
+  /** Days audit events are kept; null: for good. */
+  auditRetentionDays: number | null;
 }
 
 export class ConfigError extends Error {}
@@ -138,6 +142,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       grantSeconds: e.MANDATE_OAUTH_GRANT_DAYS * 86_400,
       unusedClientSeconds: 86_400,
     },
+    auditRetentionDays: e.MANDATE_AUDIT_RETENTION_DAYS ?? null,
     vault: vaultSettings(e.MANDATE_VAULT_KEY, e.MANDATE_VAULT_PREVIOUS_KEYS, e.DATABASE_URL ? undefined : e.MANDATE_DATA_DIR),
     pm: {
       http: {

@@ -5,6 +5,7 @@ import { PermissionResolver } from './access/resolver.ts';
 import { OperationRunner } from './ops/runner.ts';
 import { createLogger, type Logger } from './log.ts';
 import { endExpiredAgentSessions } from './identity/account-lifecycle.ts';
+import { maintainAuditPartitions } from './audit/partitions.ts';
 import { openVault, vaultKeyTexts, type Vault } from './vault.ts';
 import { registerDeploymentSecrets } from './redact.ts';
 import { PmService } from './pm/service.ts';
@@ -100,6 +101,25 @@ export function startAgentSessionSweep(runtime: Runtime): void {
     });
   void sweep();
   setInterval(sweep, AGENT_SWEEP_INTERVAL_MS).unref();
+}
+
+const AUDIT_MAINTENANCE_INTERVAL_MS = 6 * 3_600_000;
+
+/**
+ * Long-running processes keep the audit log's monthly partitions made ahead and apply
+ * MANDATE_AUDIT_RETENTION_DAYS: at start (`delayMs` later: a stdio server's start-up is not held
+ * up) and every six hours. A failure is logged and retried at the next run.
+ */
+export function startAuditMaintenance(runtime: Runtime, retentionDays: number | null, delayMs = 0): void {
+  const run = () =>
+    maintainAuditPartitions(runtime.db.orm.em.fork(), new Date(), retentionDays).then(
+      (done) => {
+        if (done.created.length || done.dropped.length || done.deleted) runtime.log.info({ ...done, retentionDays }, 'audit log maintained');
+      },
+      (error: unknown) => runtime.log.warn({ err: { message: (error as Error).message } }, 'audit maintenance failed'),
+    );
+  setTimeout(() => void run(), delayMs).unref();
+  setInterval(run, AUDIT_MAINTENANCE_INTERVAL_MS).unref();
 }
 
 const OAUTH_SWEEP_INTERVAL_MS = 3_600_000;

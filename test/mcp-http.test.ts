@@ -320,6 +320,29 @@ test('a request served from caches while the access-change read is out is redone
   assert.equal((await rt.auditRows()).slice(mark).filter((row) => row.actor_id === ivy.id && row.outcome === 'allowed').length, 0);
 });
 
+test("other users' access changing does not redo her requests: each is confirmed on the read that reports their changes", async (t) => {
+  const changes = rt.resolver.changes;
+  t.after(slowEpochReads(100));
+  const system = { kind: 'system' as const, name: 'test' };
+  const others = await Promise.all(['olga-http@example.test', 'otto-http@example.test'].map((email) => person(email, ['developer'])));
+  const init = await rpc('/mcp/core', bearer(bob.token), initialize);
+  const headers = { ...bearer(bob.token), 'mcp-session-id': init.headers.get('mcp-session-id')! };
+  assert.equal((await rpc('/mcp/core', headers, whoamiCall(2))).status, 200, 'warms his caches');
+  const before = { ...changes.stats };
+  for (const [index, other] of others.entries()) {
+    // Committed by another path after his caches were filled: the read his request waits for reports it.
+    const revoked = await rt.runner.run(ops.revokeUserToken, system, { user_id: other.id, token_id: other.tokenId });
+    assert.ok(revoked.ok);
+    const answer = await rpc('/mcp/core', headers, whoamiCall(3 + index));
+    assert.equal(answer.status, 200);
+    assert.match(answer.text, /bob-http@example\.test/);
+  }
+  assert.ok(changes.stats.invalidations >= before.invalidations + 2, 'the reads did report the other users\' changes');
+  assert.equal(changes.stats.speculations, before.speculations + 2, 'both requests were served speculatively');
+  assert.equal(changes.stats.speculationsFailed, before.speculationsFailed, 'and neither was redone');
+  for (const other of others) assert.equal((await rpc('/mcp/core', bearer(other.token), initialize)).status, 401, "their revoked tokens are refused at once");
+});
+
 test('while her access stands still, requests on a bound session are served speculatively and confirmed: nothing is redone', async () => {
   const changes = rt.resolver.changes;
   const init = await rpc('/mcp/core', bearer(bob.token), initialize);

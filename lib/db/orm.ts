@@ -88,7 +88,13 @@ export async function cliOptions(config: DatabaseConfig): Promise<Options> {
     process.once('exit', () => lock.release());
   }
   const { defineConfig } = await import('@mikro-orm/pglite');
-  return defineConfig({ ...baseOptions(options), dbName: inMemory ? IN_MEMORY : join(config.dataDir, 'pgdata') } as never) as unknown as Options;
+  return defineConfig({ ...baseOptions(options), ...(await embeddedOptions()), dbName: inMemory ? IN_MEMORY : join(config.dataDir, 'pgdata') } as never) as unknown as Options;
+}
+
+/** PGlite carries PostgreSQL's contrib extensions as modules of its own: the ones the migrations create. */
+async function embeddedOptions() {
+  const { pg_trgm } = await import('@electric-sql/pglite/contrib/pg_trgm');
+  return { driverOptions: { extensions: { pg_trgm } } };
 }
 
 export async function openDatabase(config: DatabaseConfig, options: OpenOptions): Promise<Database> {
@@ -102,6 +108,7 @@ export async function openDatabase(config: DatabaseConfig, options: OpenOptions)
       const { MikroORM: PgliteOrm } = await import('@mikro-orm/pglite');
       orm = (await PgliteOrm.init({
         ...baseOptions(options),
+        ...(await embeddedOptions()),
         dbName: inMemory ? IN_MEMORY : join(config.dataDir, 'pgdata'),
       } as Options as never)) as unknown as Orm;
     } catch (error) {

@@ -5,12 +5,16 @@ import { OpError } from '../errors.ts';
 import { authenticateEnvToken } from '../identity/authenticate.ts';
 import type { UserCaller } from '../identity/caller.ts';
 import { endSession, nameSessionClient, startSession } from '../identity/sessions.ts';
-import { openRuntime, startAgentSessionSweep, type Runtime } from '../runtime.ts';
+import { openRuntime, startAgentSessionSweep, startAuditMaintenance, type Runtime } from '../runtime.ts';
 import { localBackend, type ToolBackend } from './backend.ts';
 import { RemoteBackend } from './remote.ts';
 import { createMcpServer } from './server.ts';
 import { servedBy } from '../pm/settings.ts';
 import type { Toolset } from './toolset.ts';
+
+// A stdio server maintains the audit log only once it has been up a minute: start-up comes first,
+// and a process that lives for one call leaves it to the longer-lived ones.
+const STDIO_MAINTENANCE_DELAY_MS = 60_000;
 
 /** How long a closing server lets calls in flight finish, and the point where it exits regardless. */
 const DRAIN_MS = 5_000;
@@ -59,6 +63,7 @@ export async function serveStdio(options: StdioOptions): Promise<void> {
     const bound = await startSession(runtime.db.orm.em.fork(), caller, { transport: 'stdio', servers: options.toolsets.map((t) => t.name) });
     sessionId = bound.sessionId;
     startAgentSessionSweep(runtime);
+    startAuditMaintenance(runtime, config.auditRetentionDays, STDIO_MAINTENANCE_DELAY_MS);
     return trackCalls(localBackend(runtime, bound), inFlight);
   })();
   ready.catch(fail);

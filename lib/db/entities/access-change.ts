@@ -22,7 +22,9 @@ export { AccessChangeSchema };
 
 /**
  * Appends the users a change to `subject` can affect: the user, and (for the cascade) the
- * delegates of its live delegations and the agents of its live agent sessions, a few levels deep.
+ * delegates of its live delegations, the agents of its live agent sessions and the owners of
+ * tokens minted through a delegation to it (P3: such a token lives only while the delegation
+ * does), a few levels deep.
  * A null subject stands for everyone. The triggers below call it.
  */
 export const AccessChanged = new Routine({
@@ -45,7 +47,10 @@ export const AccessChanged = new Routine({
       cross join lateral (
         select d.delegate_id as id from delegation d where d.delegator_id = affected.id and d.revoked_at is null
         union all
-        select s.agent_id from agent_session s where s.spawner_id = affected.id and s.ended_at is null) next
+        select s.agent_id from agent_session s where s.spawner_id = affected.id and s.ended_at is null
+        union all
+        select t.user_id from api_token t join delegation d on d.id = t.source_delegation_id
+         where d.delegate_id = affected.id and t.revoked_at is null) next
      where affected.depth < 3)
   select distinct id from affected;
 end;`,

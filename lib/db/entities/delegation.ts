@@ -22,6 +22,7 @@ const DelegationSchema = defineEntity({
     createdById: p.uuid().nullable(),
   },
   // The delegate's permissions change; the delegator's do not.
+  indexes: [{ name: 'delegation_created_idx', properties: ['createdAt', 'id'] }],
   triggers: [accessChangeTrigger('delegation_access_change', ['insert', 'update', 'delete'], 'delegate_id')],
 });
 

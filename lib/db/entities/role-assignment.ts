@@ -10,7 +10,7 @@ const RoleAssignmentSchema = defineEntity({
   properties: {
     id: p.uuid().primary().onCreate(() => randomUUID()),
     user: () => p.manyToOne(User).deleteRule('cascade').index('role_assignment_user_idx'),
-    role: () => p.manyToOne(Role).deleteRule('cascade'),
+    role: () => p.manyToOne(Role).deleteRule('cascade').index('role_assignment_role_idx'),
     project: () => p.manyToOne(Project).nullable().deleteRule('cascade'),
     grantedById: p.uuid().nullable(),
     createdAt: p.datetime().onCreate(() => new Date()),

@@ -24,6 +24,15 @@ const UserSchema = defineEntity({
     // A plain id, not a relation: deleting the creator must not cascade into its creations.
     createdById: p.uuid().nullable(),
   },
+  // list_users pages by creation; its search (a substring of name, email or display name) is
+  // served by trigram indexes (pg_trgm), one per column.
+  indexes: [
+    { name: 'app_user_created_idx', properties: ['createdAt', 'id'] },
+    ...(['name', 'email', 'display_name'] as const).map((column) => ({
+      name: `app_user_${column}_trgm_idx`,
+      expression: `create index "app_user_${column}_trgm_idx" on "app_user" using gin ("${column}" gin_trgm_ops)`,
+    })),
+  ],
   triggers: [
     // Any change to a user counts (status, password, name, email): caches of identity and of
     // verified credentials drop it everywhere. Users change rarely; token last-use lives elsewhere.

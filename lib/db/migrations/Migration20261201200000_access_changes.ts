@@ -21,7 +21,10 @@ export class Migration20261201200000_access_changes extends Migration {
       cross join lateral (
         select d.delegate_id as id from delegation d where d.delegator_id = affected.id and d.revoked_at is null
         union all
-        select s.agent_id from agent_session s where s.spawner_id = affected.id and s.ended_at is null) next
+        select s.agent_id from agent_session s where s.spawner_id = affected.id and s.ended_at is null
+        union all
+        select t.user_id from api_token t join delegation d on d.id = t.source_delegation_id
+         where d.delegate_id = affected.id and t.revoked_at is null) next
      where affected.depth < 3)
   select distinct id from affected; end;$$;`);
     this.addSql(`create or replace function "role_access_changed"("changed_role" uuid) returns void language plpgsql as $$ begin
@@ -59,6 +62,7 @@ export class Migration20261201200000_access_changes extends Migration {
     this.addSql(`drop trigger if exists "delegation_access_epoch" on "delegation";`);
     this.addSql(`drop function if exists "delegation_delegation_access_epoch_fn"();`);
     this.addSql(`create index "delegation_delegator_idx" on "delegation" ("delegator_id");`);
+    this.addSql(`create index "api_token_source_delegation_idx" on "api_token" ("source_delegation_id");`);
     this.addSql(`create or replace function "delegation_delegation_access_change_fn"() returns trigger as $$ begin if tg_op <> 'INSERT' then perform "access_changed"(old."delegate_id"); end if; if tg_op = 'INSERT' or (tg_op = 'UPDATE' and new."delegate_id" is distinct from old."delegate_id") then perform "access_changed"(new."delegate_id"); end if; return null; end; $$ language plpgsql;`);
     this.addSql(`create trigger "delegation_access_change" AFTER INSERT OR UPDATE OR DELETE on "delegation" for each ROW execute function "delegation_delegation_access_change_fn"();`);
     this.addSql(`drop trigger if exists "api_token_access_epoch_delete" on "api_token";`);
@@ -81,6 +85,7 @@ export class Migration20261201200000_access_changes extends Migration {
     this.addSql(`drop function if exists "role_access_changed"(uuid);`);
     this.addSql(`drop function if exists "access_changed"(uuid);`);
     this.addSql(`drop index if exists "delegation_delegator_idx";`);
+    this.addSql(`drop index if exists "api_token_source_delegation_idx";`);
     this.addSql(`drop table if exists "access_change" cascade;`);
     this.addSql(`create table "access_epoch" ("id" int not null, "version" bigint not null default '0', primary key ("id"));`);
     this.addSql(`insert into "access_epoch" ("id", "version") values (1, 0);`);

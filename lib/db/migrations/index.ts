@@ -6,6 +6,7 @@ import { Migration20261123010000_pm_oauth_states } from './Migration202611230100
 import { Migration20261201000000_mandate_sources } from './Migration20261201000000_mandate_sources.ts';
 import { Migration20261201100000_oauth } from './Migration20261201100000_oauth.ts';
 import { Migration20261201200000_access_changes } from './Migration20261201200000_access_changes.ts';
+import { Migration20261201210000_scale } from './Migration20261201210000_scale.ts';
 
 /** Every migration, in order. Listed explicitly so the same list runs from .ts sources and built .js. */
 export const MIGRATIONS = [
@@ -17,4 +18,5 @@ export const MIGRATIONS = [
   { name: 'Migration20261201000000_mandate_sources', class: Migration20261201000000_mandate_sources },
   { name: 'Migration20261201100000_oauth', class: Migration20261201100000_oauth },
   { name: 'Migration20261201200000_access_changes', class: Migration20261201200000_access_changes },
+  { name: 'Migration20261201210000_scale', class: Migration20261201210000_scale },
 ];
