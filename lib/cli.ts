@@ -13,8 +13,8 @@ import { vaultCommands } from './cli-vault.ts';
 import { auditCommands } from './cli-audit.ts';
 import { help, int, runAsSystem, str, UsageError, withRuntime, type Command } from './cli-support.ts';
 
-/** How long `mandate serve` lets calls in flight finish after SIGTERM before closing their connections. */
-const DRAIN_MS = 10_000;
+/** How long closing may take after the drain (MANDATE_DRAIN_SECONDS) (the audit flushed, the pool closed) before the process exits regardless. */
+const CLOSE_MS = 5_000;
 
 const commands: Record<string, Command> = {
   init: {
@@ -94,11 +94,20 @@ const commands: Record<string, Command> = {
       io.err(`mandate ${VERSION} listening on http://${address.address}:${address.port} (${describeDatabase(io.config.database)})`);
       await new Promise<void>((resolve) => {
         // Stop accepting, let calls in flight finish (idle connections close at once, busy ones
-        // after DRAIN_MS), then flush the audit log (runtime.close) before exiting.
+        // after MANDATE_DRAIN_SECONDS), then flush the audit log (runtime.close) before exiting.
+        const drainMs = io.config.http.drainMs;
         const stop = () => {
+          runtime.log.info({ drainMs }, 'stopping: no new connections; letting calls in flight finish');
           server.close(() => resolve());
+          // A keep-alive connection goes idle once its call is answered: closed then, not at its timeout.
           server.closeIdleConnections();
-          setTimeout(() => server.closeAllConnections(), DRAIN_MS).unref();
+          setInterval(() => server.closeIdleConnections(), 50).unref();
+          setTimeout(() => server.closeAllConnections(), drainMs).unref();
+          // A call stuck in the database (a lock held elsewhere) must not keep the process alive.
+          setTimeout(() => {
+            runtime.log.error('stopping: calls still in flight after the drain; exiting');
+            process.exit(1);
+          }, drainMs + CLOSE_MS).unref();
         };
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);

@@ -68,8 +68,15 @@ const envSchema = z.object({
   MANDATE_OAUTH_ACCESS_TOKEN_SECONDS: z.coerce.number().int().min(60).max(86_400).default(3600),
   MANDATE_OAUTH_REFRESH_TOKEN_DAYS: z.coerce.number().int().min(1).max(365).default(30),
   MANDATE_OAUTH_GRANT_DAYS: z.coerce.number().int().min(1).max(365).default(90),
+  // PostgreSQL: connections per process, and how long a call waits for one (connecting, or for a
+  // free one from a busy pool) and for a statement before it is answered 503.
+  MANDATE_DB_POOL_MAX: z.coerce.number({ message: 'must be a whole number' }).int('must be a whole number').min(1, 'must be at least 1').max(1000, 'must be at most 1000').default(10),
+  MANDATE_DB_CONNECT_TIMEOUT_MS: z.coerce.number({ message: 'must be a number of milliseconds' }).int('must be a whole number of milliseconds').min(100, 'must be at least 100 ms').max(600_000, 'must be at most 600000 ms').default(5000),
+  MANDATE_DB_QUERY_TIMEOUT_MS: z.coerce.number({ message: 'must be a number of milliseconds' }).int('must be a whole number of milliseconds').min(100, 'must be at least 100 ms').max(3_600_000, 'must be at most 3600000 ms').default(30_000),
   // Unset: the audit log is kept for good (a notice at start says how large it is).
   MANDATE_AUDIT_RETENTION_DAYS: z.coerce.number({ message: 'must be a whole number of days' }).int('must be a whole number of days').min(1, 'must be at least 1 day').max(36_500, 'must be at most 36500 days').optional(),
+  // mandate serve on SIGTERM: how long calls in flight may finish before their connections close.
+  MANDATE_DRAIN_SECONDS: z.coerce.number({ message: 'must be a whole number of seconds' }).int('must be a whole number of seconds').min(0, 'must be at least 0').max(3600, 'must be at most 3600 seconds').default(10),
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
 });
@@ -79,7 +86,7 @@ export const IN_MEMORY = 'memory://';
 
 export type DatabaseConfig =
   | { kind: 'embedded'; dataDir: string }
-  | { kind: 'postgresql'; url: string };
+  | { kind: 'postgresql'; url: string; poolMax: number; connectTimeoutMs: number; queryTimeoutMs: number };
 
 export interface Config {
   database: DatabaseConfig;
@@ -89,7 +96,7 @@ export interface Config {
   token?: string;
   /** Set: stdio servers forward every call to this Mandate's REST API instead of using a database. */
   remoteUrl?: string;
-  http: { host: string; port: number; serviceToken?: string; guardToken?: string; trustProxy: TrustProxy; allowedOrigins: string[] };
+  http: { host: string; port: number; drainMs: number; serviceToken?: string; guardToken?: string; trustProxy: TrustProxy; allowedOrigins: string[] };
   vault: VaultSettings;
   pm: PmSettings;
   oauth: OAuthSettings;
@@ -116,7 +123,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const publicUrl = (e.MANDATE_PUBLIC_URL ?? `http://${e.HOST.includes(':') ? `[${e.HOST}]` : e.HOST}:${e.PORT}`).replace(/\/+$/, '');
   return {
     database: e.DATABASE_URL
-      ? { kind: 'postgresql', url: e.DATABASE_URL }
+      ? { kind: 'postgresql', url: e.DATABASE_URL, poolMax: e.MANDATE_DB_POOL_MAX, connectTimeoutMs: e.MANDATE_DB_CONNECT_TIMEOUT_MS, queryTimeoutMs: e.MANDATE_DB_QUERY_TIMEOUT_MS }
       : { kind: 'embedded', dataDir: e.MANDATE_DATA_DIR === IN_MEMORY ? IN_MEMORY : resolve(e.MANDATE_DATA_DIR) },
     log: { ...(e.MANDATE_LOG_LEVEL ? { level: e.MANDATE_LOG_LEVEL } : {}), ...(e.MANDATE_LOG_FILE ? { file: e.MANDATE_LOG_FILE } : {}) },
     admin: { email: e.MANDATE_ADMIN_EMAIL, password: e.MANDATE_ADMIN_PASSWORD },
@@ -125,6 +132,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     http: {
       host: e.HOST,
       port: e.PORT,
+      drainMs: e.MANDATE_DRAIN_SECONDS * 1000,
       ...(e.MANDATE_SERVICE_TOKEN ? { serviceToken: e.MANDATE_SERVICE_TOKEN } : {}),
       ...(e.MANDATE_MCP_GUARD_TOKEN ? { guardToken: e.MANDATE_MCP_GUARD_TOKEN } : {}),
       trustProxy: trustProxy(e.MANDATE_TRUST_PROXY),

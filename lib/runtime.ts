@@ -39,11 +39,13 @@ export interface RuntimeOptions {
   defaultLogLevel?: string;
   /** How PM retries wait (tests record the waits instead). */
   sleep?: (ms: number) => Promise<unknown>;
+  /** Sees every SQL statement the ORM sends (tests read the queries behind a call). */
+  onQuery?: (sql: string) => void;
 }
 
 export async function openRuntime(config: Config, options: RuntimeOptions): Promise<Runtime> {
   const log = options.log ?? createLogger({ ...config.log, level: config.log.level ?? options.defaultLogLevel ?? 'info' });
-  const db = await openDatabase(config.database, { command: options.command, migrate: options.migrate ?? true });
+  const db = await openDatabase(config.database, { command: options.command, migrate: options.migrate ?? true, ...(options.onQuery ? { onQuery: options.onQuery } : {}) });
   const now = options.now ?? (() => new Date());
   const resolver = new PermissionResolver(new AccessChanges(db.changeReader), now);
   let vault: Vault;

@@ -12,9 +12,11 @@ import { errorOfToolResult } from '../lib/mcp/server.ts';
 // be invalid: each answer must be a tool error naming the field, the process must survive, and
 // nothing may change in the database. In both modes: local database, and remote (MANDATE_URL).
 
-// Rows the call path legitimately touches: audit events (invalid calls are audited), the server's
-// own session row (its end is an access change), and a token's last-used time.
+// Rows the call path legitimately touches: audit events (invalid calls are audited; the audit
+// table's monthly partitions too), the server's own session row (its end is an access change),
+// and a token's last-used time.
 const IGNORED_TABLES = new Set(['audit_event', 'mcp_session', 'access_change', 'mandate_migrations']);
+const isIgnored = (table: string) => IGNORED_TABLES.has(table) || table.startsWith('audit_event_');
 const IGNORED_COLUMNS = new Set(['api_token.last_used_at']);
 
 async function digest(runtime: Runtime): Promise<Record<string, string>> {
@@ -24,7 +26,7 @@ async function digest(runtime: Runtime): Promise<Record<string, string>> {
   );
   const byTable = new Map<string, string[]>();
   for (const { table_name, column_name } of columns) {
-    if (IGNORED_TABLES.has(table_name) || IGNORED_COLUMNS.has(`${table_name}.${column_name}`)) continue;
+    if (isIgnored(table_name) || IGNORED_COLUMNS.has(`${table_name}.${column_name}`)) continue;
     byTable.set(table_name, [...(byTable.get(table_name) ?? []), `"${column_name}"`]);
   }
   const out: Record<string, string> = {};

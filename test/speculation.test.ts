@@ -62,6 +62,25 @@ describe('AccessChanges: every caller is answered by a read sent after it arrive
     assert.equal(epoch.isCurrent(BOB, 1), false);
   });
 
+  test('callers queued behind a read that fails fail with it: the database is away, and a second read would only double their wait', async () => {
+    let reads = 0;
+    let fail: (error: Error) => void = () => {};
+    const changes = new AccessChanges({
+      read: () => {
+        reads++;
+        return new Promise((_, reject) => (fail = reject));
+      },
+    });
+    const brokenOrm = { execute: async () => Promise.reject(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })) } as unknown as Em;
+    const first = changes.sync(brokenOrm);
+    await tick();
+    const queued = changes.sync(brokenOrm, performance.now());
+    fail(new Error('Query read timeout'));
+    await assert.rejects(first, /ECONNREFUSED/);
+    await assert.rejects(queued, /ECONNREFUSED/);
+    assert.equal(reads, 1, 'no second read was sent for the queued caller');
+  });
+
   test('a change for everyone (a role with very many holders) drops every subject', async () => {
     const reader = handReader();
     const changes = new AccessChanges(reader);

@@ -82,10 +82,17 @@ export class AccessChanges {
     if (!inflight) return this.startRead(em);
     // The read that is out was sent too early for this caller. One read sent when that one is back
     // serves everyone who arrives meanwhile, instead of one each (under load, one per request).
-    const queued = inflight.done.then(ignore, ignore).then(() => {
-      this.queued = undefined;
-      return this.startRead(em);
-    });
+    // If it fails, so do they (the database is away): a second read would only double their wait.
+    const queued = inflight.done.then(
+      () => {
+        this.queued = undefined;
+        return this.startRead(em);
+      },
+      (error: unknown) => {
+        this.queued = undefined;
+        throw error;
+      },
+    );
     this.queued = queued;
     return queued;
   }
@@ -146,7 +153,6 @@ export class AccessChanges {
   }
 }
 
-const ignore = () => undefined;
 
 /** A bounded map of values of one subject each, which also lapse at their own time (an expiring token). */
 export class AccessCache<V> {

@@ -50,8 +50,8 @@ select 'role' as kind, perm as permission, r.name as role_name, ra.project_id,
   join role r on r.id = ra.role_id
   cross join lateral unnest(r.permissions) as perm
  where ra.user_id = ? and (?::boolean or ra.project_id is null or ra.project_id = ?::uuid)
-union all
-select 'delegation', d.permission, null, d.project_id, d.id, d.delegator_id, d.expires_at
+ union all
+ select 'delegation', d.permission, null, d.project_id, d.id, d.delegator_id, d.expires_at
   from delegation d
   join app_user delegator on delegator.id = d.delegator_id and delegator.active
  where d.delegate_id = ?

@@ -39,10 +39,18 @@ const PG_QUERY = CHANGES_QUERY.replace(/\?/g, '$1');
  * of it in layers above the socket (bench/http.bench.ts). A broken connection is dropped and
  * reopened by the next read.
  */
-export function dedicatedChangeReader(url: string): ChangeReader {
+export function dedicatedChangeReader(url: string, timeouts: { connectTimeoutMs?: number; queryTimeoutMs?: number } = {}): ChangeReader {
   let client: Promise<pg.Client> | undefined;
+  // Behind PgBouncer in transaction mode (before 1.21), a prepared statement lives on one server
+  // connection and the next query may reach another: once the server says so, statements go unnamed.
+  let prepared = true;
   const connect = () => {
-    const fresh = new pg.Client({ connectionString: url, application_name: 'mandate access changes' });
+    const fresh = new pg.Client({
+      connectionString: url,
+      application_name: 'mandate access changes',
+      ...(timeouts.connectTimeoutMs ? { connectionTimeoutMillis: timeouts.connectTimeoutMs } : {}),
+      ...(timeouts.queryTimeoutMs ? { query_timeout: timeouts.queryTimeoutMs } : {}),
+    });
     // An idle connection that dies must not crash the process; the next read reconnects.
     fresh.on('error', () => {
       if (client === opened) client = undefined;
@@ -57,10 +65,13 @@ export function dedicatedChangeReader(url: string): ChangeReader {
   const readOnce = async (since: string | null): Promise<ChangesRead> => {
     const current = client ?? connect();
     try {
-      const result = await (await current).query<{ snapshot: string; changed: string[] }>({ name: 'mandate_access_changes', text: PG_QUERY, values: [since] });
+      const result = await (await current).query<{ snapshot: string; changed: string[] }>({ ...(prepared ? { name: 'mandate_access_changes' } : {}), text: PG_QUERY, values: [since] });
       const row = result.rows[0]!;
       return { snapshot: row.snapshot, changed: row.changed };
     } catch (error) {
+      // 26000: no such prepared statement; 42P05: it exists already (another client's, on a shared server connection).
+      const code = (error as { code?: string }).code;
+      if (prepared && (code === '26000' || code === '42P05')) prepared = false;
       if (client === current) client = undefined;
       void current.then((c) => c.end()).catch(() => undefined);
       throw error;

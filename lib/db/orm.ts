@@ -41,7 +41,7 @@ export { IN_MEMORY };
 
 function baseOptions(options: OpenOptions): Partial<Options> {
   return {
-    ...(options.onQuery ? { debug: ['query'], logger: options.onQuery } : { debug: false }),
+    ...(options.onQuery ? { debug: ['query', 'query-params'], colors: false, logger: options.onQuery } : { debug: false }),
     entities: ALL_ENTITIES,
     routines: ACCESS_ROUTINES,
     extensions: [Migrator],
@@ -120,9 +120,13 @@ export async function openDatabase(config: DatabaseConfig, options: OpenOptions)
     orm = (await PgOrm.init({
       ...baseOptions(options),
       clientUrl: config.url,
-      pool: { min: 0, max: options.poolMax ?? 10 },
+      pool: { min: 0, max: options.poolMax ?? config.poolMax },
+      // No call waits for ever: for a connection (the database away, or the pool busy) or a statement.
+      driverOptions: { connectionTimeoutMillis: config.connectTimeoutMs, query_timeout: config.queryTimeoutMs },
     } as Options as never)) as unknown as Orm;
-    changeReader = dedicatedChangeReader(config.url);
+    // The access-change read is a trivial query: one slower than the connect deadline means the
+    // database is in trouble, and the read falls back to the pool, so it gets that deadline.
+    changeReader = dedicatedChangeReader(config.url, { connectTimeoutMs: config.connectTimeoutMs, queryTimeoutMs: Math.min(config.connectTimeoutMs, config.queryTimeoutMs) });
   }
   const db: Database = {
     orm,

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
-import { OpError } from '../errors.ts';
+import { databaseUnavailable, OpError } from '../errors.ts';
 import { isUuid } from '../ids.ts';
 import { scrubText } from '../redact.ts';
 import type { UserCaller } from '../identity/caller.ts';
@@ -129,6 +129,8 @@ export class McpHttp {
       return reply;
     } catch (error) {
       if (error instanceof OpError) return errorReply(error, {}, this.challenge(req, url));
+      const unavailable = databaseUnavailable(error);
+      if (unavailable) return errorReply(unavailable);
       // A failed speculation is dropped unseen and served again; the error is reported then.
       if (!(error instanceof SpeculationFailed) && (!speculation || (await speculation.confirmed()))) {
         this.runtime.log.error({ err: { type: (error as Error)?.name, message: scrubText(String((error as Error)?.message)) } }, 'MCP request failed');

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
-import { OpError } from '../errors.ts';
+import { knownError, OpError } from '../errors.ts';
 import { inputJsonSchema } from '../ops/json-schema.ts';
 import type { AnyOperation, HttpMethod } from '../ops/operation.ts';
 import type { Runtime } from '../runtime.ts';
@@ -99,7 +99,8 @@ export class RestApi {
       else if (route.op.route.redirect && !asksForJson(req)) sendRedirect(res, route.op.route.redirect(result.value));
       else sendJson(res, route.op.route.status?.(result.value) ?? 200, aliased ? answerInCamelCase(result.value) : result.value);
     } catch (error) {
-      if (error instanceof OpError) sendError(res, error);
+      const known = knownError(error);
+      if (known) sendError(res, known);
       else {
         this.runtime.log.error({ err: { type: (error as Error)?.name } , route: route.op.name }, 'REST request failed');
         sendError(res, new OpError('internal', 'internal error; the server log has the details'));
@@ -111,7 +112,7 @@ export class RestApi {
   /** The operations the caller may see listed (remote stdio servers list tools from this). */
   private async visibleTools(req: IncomingMessage, res: ServerResponse) {
     try {
-      // One epoch read and (on a cache miss only) one fork serve both checks.
+      // One access-change read and (on a cache miss only) one fork serve both checks.
       const arrived = performance.now();
       const em = this.runtime.scope();
       const caller = await this.auth.authenticate(req, arrived, em);
@@ -120,7 +121,7 @@ export class RestApi {
       const names = this.routes.filter(({ op }) => op.permission === null || held.grants.has(op.permission)).map(({ op }) => op.name);
       sendJson(res, 200, { tools: names });
     } catch (error) {
-      sendError(res, error instanceof OpError ? error : new OpError('internal', 'internal error; the server log has the details'));
+      sendError(res, knownError(error) ?? new OpError('internal', 'internal error; the server log has the details'));
     }
   }
 

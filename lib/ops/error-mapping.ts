@@ -4,7 +4,7 @@ import {
   UniqueConstraintViolationException,
 } from '@mikro-orm/core';
 import type { z } from 'zod';
-import { invalid, OpError, type FieldIssue } from '../errors.ts';
+import { databaseUnavailable, invalid, OpError, type FieldIssue } from '../errors.ts';
 
 // Unique constraints by name -> the field and message a client can act on.
 const UNIQUE_CONSTRAINTS: Record<string, { field: string; message: string }> = {
@@ -117,6 +117,8 @@ export function toOpError(error: unknown): { error: OpError; unexpected: boolean
   if (error instanceof ForeignKeyConstraintViolationException) {
     return { error: new OpError('conflict', 'a record this refers to does not exist or is still in use'), unexpected: false };
   }
+  const unavailable = databaseUnavailable(error);
+  if (unavailable) return { error: unavailable, unexpected: false };
   if (error instanceof DriverException && /could not serialize|deadlock detected/.test(error.message)) {
     return { error: new OpError('unavailable', 'the database was busy; try again'), unexpected: true };
   }

@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chownSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chownSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,12 @@ export interface Cluster {
   url: string;
   port: number;
   stop(): void;
+  /** Stops the server (fast shutdown: connections are cut), keeping its data; `resume` starts it again on the same port. */
+  halt(): void;
+  resume(): void;
+  /** Freezes the server's processes (SIGSTOP): it accepts nothing and answers nothing, like a hung host; `thaw` undoes it. */
+  freeze(): void;
+  thaw(): void;
 }
 
 export async function freePort(): Promise<number> {
@@ -24,7 +30,7 @@ export async function freePort(): Promise<number> {
   });
 }
 
-function runAs(): { uid: number; gid: number } | undefined {
+export function runAs(): { uid: number; gid: number } | undefined {
   if (process.getuid?.() !== 0) return undefined;
   for (const name of ['postgres', 'nobody']) {
     try {
@@ -59,19 +65,34 @@ export async function startCluster(): Promise<Cluster> {
   };
   run('initdb', ['-D', data, '-U', 'mandate', '--auth=trust', '-E', 'UTF8', '--no-locale', '--no-sync']);
   let port = 0;
+  const start = () =>
+    run('pg_ctl', [
+      '-D', data, '-l', join(dir, 'server.log'), '-w', '-t', '60',
+      '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`,
+      'start',
+    ]);
   for (let attempt = 0; attempt < 5; attempt++) {
     port = await freePort();
     try {
-      run('pg_ctl', [
-        '-D', data, '-l', join(dir, 'server.log'), '-w', '-t', '60',
-        '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`,
-        'start',
-      ]);
+      start();
       break;
     } catch (error) {
       if (attempt === 4) throw error;
     }
   }
+  const postmasterPid = () => Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  // The postmaster and every backend it forked: SIGSTOP to the postmaster alone leaves open connections answering.
+  const serverPids = () => {
+    const parent = postmasterPid();
+    const children = readdirSync('/proc').filter((entry) => /^\d+$/.test(entry)).filter((pid) => {
+      try {
+        return Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]) === parent;
+      } catch {
+        return false; // gone meanwhile
+      }
+    }).map(Number);
+    return [parent, ...children];
+  };
   let stopped = false;
   const stop = () => {
     if (stopped) return;
@@ -79,5 +100,13 @@ export async function startCluster(): Promise<Cluster> {
     spawnSync(join(bindir, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop'], options);
     rmSync(dir, { recursive: true, force: true });
   };
-  return { url: `postgres://mandate@127.0.0.1:${port}/postgres`, port, stop };
+  return {
+    url: `postgres://mandate@127.0.0.1:${port}/postgres`,
+    port,
+    stop,
+    halt: () => run('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']),
+    resume: start,
+    freeze: () => serverPids().forEach((pid) => process.kill(pid, 'SIGSTOP')),
+    thaw: () => serverPids().forEach((pid) => process.kill(pid, 'SIGCONT')),
+  };
 }

@@ -8,6 +8,10 @@ export interface ServeProcess {
   pid: number;
   logs(): string;
   stop(): Promise<void>;
+  /** Sends a signal (SIGKILL, SIGTERM) without waiting. */
+  signal(signal: NodeJS.Signals): void;
+  /** Resolves with the exit code (null when killed by a signal) once the process has exited. */
+  exited: Promise<number | null>;
 }
 
 /** Starts `mandate serve` on a free port and waits until it listens. */
@@ -31,15 +35,17 @@ export async function startServe(env: Record<string, string>, port = 0): Promise
     });
     child.on('exit', (code) => reject(new Error(`mandate serve exited with ${code}:\n${logs}`)));
   });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  void exited.then(() => keepArtifact('serve', logs));
   return {
     url,
     pid: child.pid!,
     logs: () => logs,
     async stop() {
-      const exited = new Promise((resolve) => child.on('exit', resolve));
-      child.kill('SIGTERM');
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       await exited;
-      keepArtifact('serve', logs);
     },
+    signal: (signal) => void child.kill(signal),
+    exited,
   };
 }

@@ -10,7 +10,7 @@ const RoleAssignmentSchema = defineEntity({
   properties: {
     id: p.uuid().primary().onCreate(() => randomUUID()),
     user: () => p.manyToOne(User).deleteRule('cascade').index('role_assignment_user_idx'),
-    role: () => p.manyToOne(Role).deleteRule('cascade').index('role_assignment_role_idx'),
+    role: () => p.manyToOne(Role).deleteRule('cascade'),
     project: () => p.manyToOne(Project).nullable().deleteRule('cascade'),
     grantedById: p.uuid().nullable(),
     createdAt: p.datetime().onCreate(() => new Date()),
@@ -21,6 +21,8 @@ const RoleAssignmentSchema = defineEntity({
     { name: 'role_assignment_project_unique', properties: ['user', 'role', 'project'] },
     { name: 'role_assignment_global_unique', properties: ['user', 'role'], where: 'project_id is null' },
   ],
+  // A role's members in the order list_role_members pages them (and a role edit's holders).
+  indexes: [{ name: 'role_assignment_role_idx', properties: ['role', 'createdAt', 'id'] }],
   triggers: [accessChangeTrigger('role_assignment_access_change', ['insert', 'update', 'delete'], 'user_id')],
 });
 

@@ -12,7 +12,7 @@ export class Migration20261201210000_scale extends Migration {
     for (const column of ['name', 'email', 'display_name']) {
       this.addSql(`create index "app_user_${column}_trgm_idx" on "app_user" using gin ("${column}" gin_trgm_ops);`);
     }
-    this.addSql(`create index "role_assignment_role_idx" on "role_assignment" ("role_id");`);
+    this.addSql(`create index "role_assignment_role_idx" on "role_assignment" ("role_id", "created_at", "id");`);
     this.addSql(`create index "delegation_created_idx" on "delegation" ("created_at", "id");`);
 
     // A table cannot become partitioned in place: a partitioned copy takes its rows and its name.
