@@ -181,15 +181,73 @@ test('scoped: the delegation cascade still stops the delegate at once, through a
   assert.equal((await check(delegate)).result.grants.has('users:read'), false);
 });
 
-test("scoped: an agent's permissions follow its spawner's, though the agent's rows do not change", async () => {
-  const spawner = await setupUser(b, 'spawner');
-  const agent = await setupUser(b, 'spawned-agent');
+/** A second connection of its own, for a transaction left open while others commit. */
+async function openTransaction() {
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString: a.orm.config.get('clientUrl') as string });
+  await client.connect();
+  await client.query('begin');
+  return client;
+}
+
+test('no write skew: a role edit still open while the role is assigned reaches the new holder once it commits', async () => {
+  const holder = await setupUser(b, 'skew-holder');
   const emB = b.orm.em.fork();
-  await emB.execute(`insert into agent_session (id, agent_id, spawner_id, role, token_id, created_at, expires_at) values (gen_random_uuid(), ?, ?, 'developer', gen_random_uuid(), now(), now() + interval '1 hour')`, [agent.userId, spawner.userId], 'run');
-  const before = Number((await emB.execute<{ n: string }>('select count(*) as n from access_change where subject_id = ?', [agent.userId], 'get'))!.n);
-  await emB.execute('update app_user set display_name = display_name where id = ?', [spawner.userId], 'run');
-  const afterCount = Number((await emB.execute<{ n: string }>('select count(*) as n from access_change where subject_id = ?', [agent.userId], 'get'))!.n);
-  assert.equal(afterCount, before + 1, "a change to the spawner is reported for its live agent too");
+  const role = emB.create(Role, { name: 'skew-role', description: 'test', permissions: ['pm:read', 'pm:write'], system: false });
+  await emB.flush();
+  const check = await warmed(holder);
+  const edit = await openTransaction();
+  try {
+    // The edit's trigger runs now, before the assignment exists: no holder to name.
+    await edit.query(`update role set permissions = array['pm:read'] where id = $1`, [role.id]);
+    emB.create(RoleAssignment, { user: emB.getReference(User, holder.userId), role, project: null });
+    await emB.flush();
+    assert.deepEqual([...(await check(holder)).result.grants.keys()].sort(), ['pm:read', 'pm:write'], 'read while the edit is open: the role as it was');
+    await edit.query('commit');
+  } finally {
+    await edit.end();
+  }
+  assert.deepEqual([...(await check(holder)).result.grants.keys()], ['pm:read'], 'the committed edit is seen at the next check');
+});
+
+test('no write skew: a delegator losing its role while a delegation from it is made stops the delegate once it commits', async () => {
+  const delegator = await setupUser(b, 'skew-delegator');
+  const delegate = await setupUser(b, 'skew-delegate');
+  const emB = b.orm.em.fork();
+  const admin = await emB.findOneOrFail(Role, { name: 'admin' });
+  const held = emB.create(RoleAssignment, { user: emB.getReference(User, delegator.userId), role: admin, project: null });
+  await emB.flush();
+  const check = await warmed(delegate);
+  const removal = await openTransaction();
+  try {
+    await removal.query('delete from role_assignment where id = $1', [held.id]);
+    await emB.execute(`insert into delegation (id, delegator_id, delegate_id, permission, reason, created_at) values (gen_random_uuid(), ?, ?, 'users:write', 'test', now())`, [delegator.userId, delegate.userId], 'run');
+    assert.ok((await check(delegate)).result.grants.has('users:write'), 'read while the removal is open: the delegator still holds it');
+    await removal.query('commit');
+  } finally {
+    await removal.end();
+  }
+  assert.equal((await check(delegate)).result.grants.has('users:write'), false, 'the committed removal stops the delegate at its next check');
+});
+
+test('a token minted through a delegation dies when that delegation row is deleted, not only revoked', async () => {
+  const delegator = await setupUser(b, 'minted-delegator');
+  const delegate = await setupUser(b, 'minted-delegate');
+  const service = await setupUser(b, 'minted-service');
+  const emB = b.orm.em.fork();
+  const admin = await emB.findOneOrFail(Role, { name: 'admin' });
+  emB.create(RoleAssignment, { user: emB.getReference(User, delegator.userId), role: admin, project: null });
+  emB.create(RoleAssignment, { user: emB.getReference(User, service.userId), role: await emB.findOneOrFail(Role, { name: 'viewer' }), project: null });
+  await emB.flush();
+  const delegation = (await emB.execute<{ id: string }>(`insert into delegation (id, delegator_id, delegate_id, permission, reason, created_at) values (gen_random_uuid(), ?, ?, 'tokens:write', 'test', now()) returning id`, [delegator.userId, delegate.userId], 'get'))!;
+  const token = (await emB.execute<{ id: string }>(`insert into api_token (id, user_id, name, prefix, hash, created_at, source_delegation_id) values (gen_random_uuid(), ?, 'minted', 'mnd_x', md5(random()::text) || md5(random()::text), now(), ?) returning id`, [service.userId, delegation.id], 'get'))!;
+  const throughToken = { ...service, tokenId: token.id };
+  const check = await warmed(throughToken);
+  assert.equal((await check(throughToken)).result.live, true);
+  await emB.execute('delete from delegation where id = ?', [delegation.id], 'run');
+  const after = await check(throughToken);
+  assert.equal(after.result.live, false, 'refused at its next check');
+  assert.equal(after.result.deadReason, 'token_source_ended');
 });
 
 test('token last-used writes and new tokens are no access change; revocation is, for its user only', async () => {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AccessChanges } from '../lib/access/changes.ts';
-import { CHANGES_QUERY, dedicatedChangeReader } from '../lib/db/change-reader.ts';
+import { CHANGES_QUERY, PRUNE_CHANGES_SQL, dedicatedChangeReader } from '../lib/db/change-reader.ts';
 import { testRuntime, TEST_DB } from './helpers/db.ts';
 
 type Rt = Awaited<ReturnType<typeof testRuntime>>;
@@ -24,6 +24,7 @@ test('PostgreSQL: the feed has its own connection, which sees every committed ch
     assert.ok((await rt.resolver.changes.sync(rt.db.orm.em.fork())) > stamp, 'a change made elsewhere is seen at the next sync');
     assert.ok(rt.resolver.changes.changedSince(SOMEONE) > stamp);
     assert.ok(rt.resolver.changes.changedSince(SOMEONE_ELSE) <= stamp, 'and only for its subject');
+    assert.equal((await rt.db.changeReader.read(null)).missed, false);
   } finally {
     await rt.close();
   }
@@ -38,8 +39,8 @@ test('a reader that fails is bypassed: the pool answers, and changes are still s
     assert.equal(await changes.sync(rt.db.orm.em.fork()), first, 'nothing changed');
     await change(rt, SOMEONE);
     assert.equal(await changes.sync(rt.db.orm.em.fork()), first + 1);
-    assert.ok(!changes.isCurrent(SOMEONE, first));
-    assert.ok(changes.isCurrent(SOMEONE_ELSE, first));
+    assert.ok(!changes.isCurrent([SOMEONE], first));
+    assert.ok(changes.isCurrent([SOMEONE_ELSE], first));
     await broken.close();
   } finally {
     await rt.close();
@@ -55,7 +56,7 @@ test('a transaction that commits after a later one is still reported: the feed i
   try {
     await early.connect();
     await late.connect();
-    const read = async (since: string | null) => (await rt.db.orm.em.fork().execute<{ snapshot: string; changed: string[] }>(CHANGES_QUERY, [since, since, since], 'get'))!;
+    const read = async (since: string | null) => (await rt.db.orm.em.fork().execute<{ snapshot: string; changed: string[] }>(CHANGES_QUERY, [since], 'get'))!;
     let position = (await read(null)).snapshot;
     // `early` takes the lower sequence number but commits last.
     await early.query('begin');
@@ -75,14 +76,23 @@ test('a transaction that commits after a later one is still reported: the feed i
   }
 });
 
-test('a process that has not read the feed for longer than it keeps drops every cached value', async () => {
+test('rows pruned before a reader saw them (a transaction open past the feed\'s hour) make it drop every cached value', async () => {
   const rt = await testRuntime();
   try {
     const changes = new AccessChanges();
     const stamp = await changes.sync(rt.db.orm.em.fork());
-    (changes as unknown as { lastStarted: number }).lastStarted -= 21 * 60_000;
     await changes.sync(rt.db.orm.em.fork());
-    assert.ok(!changes.isCurrent(SOMEONE, stamp), 'what it may have missed was pruned: nothing cached is trusted');
+    assert.ok(changes.isCurrent([SOMEONE], stamp), 'nothing pruned: nothing dropped');
+    // A row committed now but inserted over an hour ago is pruned before this reader's next read.
+    const em = rt.db.orm.em.fork();
+    await em.execute(`insert into access_change (subject_id, at) values (?, now() - interval '2 hours')`, [SOMEONE], 'run');
+    await em.execute(PRUNE_CHANGES_SQL, [], 'run');
+    assert.equal(Number((await em.execute<{ n: string }>('select count(*) as n from access_change where subject_id = ?', [SOMEONE], 'get'))!.n), 0, 'the row is gone');
+    await changes.sync(rt.db.orm.em.fork());
+    assert.ok(!changes.isCurrent([SOMEONE_ELSE], stamp), 'what it may have missed is unknown: nothing cached is trusted');
+    const after = changes.stamp;
+    await changes.sync(rt.db.orm.em.fork());
+    assert.ok(changes.isCurrent([SOMEONE_ELSE], after), 'once: the next read is back to normal');
   } finally {
     await rt.close();
   }

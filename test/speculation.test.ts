@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { z } from 'zod';
-import { AccessChanges } from '../lib/access/changes.ts';
+import { AccessCache, AccessChanges } from '../lib/access/changes.ts';
 import { Speculation, SpeculationFailed } from '../lib/access/speculation.ts';
 import type { Em } from '../lib/db/orm.ts';
 import { operation, type AnyOperation } from '../lib/ops/operation.ts';
@@ -58,8 +58,8 @@ describe('AccessChanges: every caller is answered by a read sent after it arrive
     reader.answer([BOB]);
     assert.deepEqual(await Promise.all(late), [2, 2, 2], 'the change it found is seen by each of them');
     assert.equal(epoch.stats.reads, 2);
-    assert.equal(epoch.isCurrent(ALICE, 1), true, "values of Alice loaded after the first read survive Bob's change");
-    assert.equal(epoch.isCurrent(BOB, 1), false);
+    assert.equal(epoch.isCurrent([ALICE], 1), true, "values of Alice loaded after the first read survive Bob's change");
+    assert.equal(epoch.isCurrent([BOB], 1), false);
   });
 
   test('callers queued behind a read that fails fail with it: the database is away, and a second read would only double their wait', async () => {
@@ -90,8 +90,8 @@ describe('AccessChanges: every caller is answered by a read sent after it arrive
     const next = changes.sync(noOrm, performance.now());
     reader.answer(['*']);
     await next;
-    assert.equal(changes.isCurrent(ALICE, stamp), false);
-    assert.equal(changes.isCurrent(BOB, stamp), false);
+    assert.equal(changes.isCurrent([ALICE], stamp), false);
+    assert.equal(changes.isCurrent([BOB], stamp), false);
   });
 
   test('a failed read does not strand the callers queued behind it', async () => {
@@ -145,6 +145,35 @@ describe('Speculation: the caches are trusted only once a read sent after the re
     reader.answer([BOB]);
     assert.equal(await others.confirmed(), true);
     assert.deepEqual(epoch.stats, { reads: 4, invalidations: 2, speculations: 3, speculationsFailed: 1 });
+  });
+
+  test("the caller's cached values are judged by what they were computed from: a delegator's change refuses; an old stale value of hers does not", async () => {
+    const reader = handReader();
+    const changes = new AccessChanges(reader);
+    const cache = new AccessCache<string>(changes);
+    const warm = changes.sync(noOrm);
+    reader.answer();
+    const stamp = await warm;
+    const now = new Date();
+    cache.set('alice|session-1', { value: 'through the delegation from X', subject: ALICE, dependsOn: ['delegator-x'], validUntil: null }, stamp);
+    cache.set('alice|session-0', { value: 'an ended session', subject: ALICE, dependsOn: ['session-0-role'], validUntil: null }, stamp);
+    const ending = changes.sync(noOrm, performance.now());
+    reader.answer(['session-0-role']);
+    await ending;
+    assert.equal(cache.get('alice|session-0', now), undefined, 'stale before the request below began');
+
+    const unrelated = Speculation.begin(changes, noOrm, performance.now())!;
+    unrelated.touch(ALICE);
+    assert.equal(cache.get('alice|session-1', now), 'through the delegation from X');
+    reader.answer([BOB]);
+    assert.equal(await unrelated.confirmed(), true, "an unrelated change, and her old session's value gone stale earlier, change nothing");
+
+    const delegatorChanged = Speculation.begin(changes, noOrm, performance.now())!;
+    delegatorChanged.touch(ALICE);
+    assert.equal(cache.get('alice|session-1', now), 'through the delegation from X');
+    reader.answer(['delegator-x']);
+    assert.equal(await delegatorChanged.confirmed(), false, 'the delegator of a delegation her value rests on changed: redone');
+    assert.equal(cache.get('alice|session-1', now), undefined);
   });
 
   test('a subject touched after the read is in is judged too', async () => {

@@ -1,37 +1,43 @@
 import { emOf, type EmSource } from '../db/orm.ts';
 import { CHANGES_QUERY, PRUNE_CHANGES_SQL, type ChangeReader, type ChangesRead } from '../db/change-reader.ts';
 
-/** The subject of a change that may affect anyone (a role held by very many users). */
+/** The subject of a change that may affect anything (a feed row without a subject). */
 export const EVERYONE = '*';
 
-// A read finds the changes committed since the previous one, as long as the feed still holds them:
-// rows are pruned after an hour (PRUNE_CHANGES_SQL), so a process that has not read for longer
-// than this (a database outage) cannot know what it missed and drops every cached value.
-const MAX_GAP_MS = 20 * 60_000;
 const PRUNE_EVERY_MS = 10 * 60_000;
-// Subjects remembered individually; past this, one "everyone changed" stands for them all.
+// Subjects remembered individually; past this, one "everything changed" stands for them all.
 const MAX_TRACKED_SUBJECTS = 50_000;
 
+/** What a cache can say about one user's values, for a speculation's verdict. */
+interface UserValues {
+  staleFor(user: string, stamp: number): boolean;
+}
+
 /**
- * Cached access data (permissions, verified credentials, sessions) is valid until a change that can
- * affect its subject — the user it belongs to — is committed. Database triggers append the users
- * each change can affect to the `access_change` feed (a user's own assignments, delegations to it,
- * tokens, sessions and status; a role's holders; a delegator's delegates and a spawner's agents,
- * for the cascade). Before a check, one query reads what was appended since the previous read,
- * by snapshot (see change-reader.ts), and only those users' cached values are dropped: one user's
- * change leaves everyone else's caches in place, on every instance, and no row is locked by all.
+ * Cached access data (permissions, verified credentials, sessions) is valid until something it
+ * was computed from changes. Each value belongs to a user and records its *subjects*: that user
+ * and whatever else it read — the delegators of delegations to it, the roles it and they hold (see
+ * the resolver). Database triggers append every change to the `access_change` feed under the id
+ * of what changed: a user (its row, assignments, delegations to it, tokens, sessions) or a role.
+ * Before a check, one query reads what was appended since the previous read, by snapshot (see
+ * change-reader.ts), and drops the values that named it: one user's change leaves everyone else's
+ * caches in place, on every instance, and no row is locked by every change.
  *
- * Each drop moves a local `stamp`; a cached value carries the stamp it was loaded under and its
- * subject, and stays good while its subject has not been dropped since.
+ * Recording at read time what a value depends on is what keeps this right under concurrency: a
+ * change committed after a value was read reports the very row that value read.
+ *
+ * Each drop moves a local `stamp`; a cached value carries the stamp it was loaded under, and stays
+ * good while none of its subjects has been dropped since.
  */
 export class AccessChanges {
   private snapshot: string | null = null;
   private counter = 0;
   private everyoneChangedAt = 0;
   private readonly changedAt = new Map<string, number>();
+  private readonly caches = new Set<UserValues>();
   /** When the newest completed read was sent (performance.now()); -Infinity before the first. */
   private lastStarted = Number.NEGATIVE_INFINITY;
-  private lastPruned = Number.NEGATIVE_INFINITY;
+  private lastPruned: number;
   private inflight: { started: number; done: Promise<number> } | undefined;
   /** The read to send once `inflight` is back, for callers who arrived after it was sent. */
   private queued: Promise<number> | undefined;
@@ -52,9 +58,13 @@ export class AccessChanges {
     return this.lastStarted;
   }
 
-  /** Moves each time a subject's cached values are dropped. */
+  /** Moves each time a subject is dropped. */
   get stamp(): number {
     return this.counter;
+  }
+
+  register(cache: UserValues): void {
+    this.caches.add(cache);
   }
 
   /** The stamp of the last drop that covered `subject`: values loaded under an older stamp are stale. */
@@ -62,9 +72,23 @@ export class AccessChanges {
     return Math.max(this.everyoneChangedAt, this.changedAt.get(subject) ?? 0);
   }
 
-  /** Whether a value of `subject` loaded under `stamp` is still good. */
-  isCurrent(subject: string, stamp: number): boolean {
-    return stamp >= this.changedSince(subject);
+  /** Whether a value computed from `subjects` and loaded under `stamp` is still good. */
+  isCurrent(subjects: readonly string[], stamp: number): boolean {
+    return this.staleSince(subjects) <= stamp;
+  }
+
+  /** The stamp at which a value computed from `subjects` went stale (if it was loaded before it). */
+  staleSince(subjects: readonly string[]): number {
+    let latest = this.everyoneChangedAt;
+    for (const subject of subjects) latest = Math.max(latest, this.changedAt.get(subject) ?? 0);
+    return latest;
+  }
+
+  /** Whether a value of `user` that a request used since `stamp` may have been stale (see Speculation). */
+  usedStale(user: string, stamp: number): boolean {
+    if (this.changedSince(user) > stamp) return true;
+    for (const cache of this.caches) if (cache.staleFor(user, stamp)) return true;
+    return false;
   }
 
   /**
@@ -110,11 +134,10 @@ export class AccessChanges {
 
   // Reads go out one at a time (sync), each from the snapshot the one before returned.
   private async read(em: EmSource, started: number): Promise<number> {
-    const { snapshot, changed } = await this.fetch(em, this.snapshot);
-    const missedTooMuch = this.snapshot !== null && started - this.lastStarted > MAX_GAP_MS;
+    const { snapshot, changed, missed } = await this.fetch(em, this.snapshot);
     this.snapshot = snapshot;
     this.lastStarted = started;
-    if (missedTooMuch) this.invalidate(EVERYONE);
+    if (missed) this.invalidate(EVERYONE);
     else for (const subject of changed) this.invalidate(subject);
     if (started - this.lastPruned > PRUNE_EVERY_MS) this.prune(em, started);
     return this.counter;
@@ -148,58 +171,114 @@ export class AccessChanges {
         // The dedicated connection is down (it reconnects on the next read): the pool answers.
       }
     }
-    const row = await emOf(em).execute<{ snapshot: string; changed: string[] }>(CHANGES_QUERY, [since, since, since], 'get');
-    return { snapshot: row!.snapshot, changed: row!.changed };
+    const row = await emOf(em).execute<{ snapshot: string; changed: string[]; missed: boolean }>(CHANGES_QUERY, [since], 'get');
+    return { snapshot: row!.snapshot, changed: row!.changed, missed: row!.missed };
   }
 }
 
 
-/** A bounded map of values of one subject each, which also lapse at their own time (an expiring token). */
-export class AccessCache<V> {
-  private readonly entries = new Map<string, { value: V; validUntil: number; stamp: number; subject: string }>();
+/** What a loader returns: the value, the user it belongs to, what else it was computed from, when it lapses. */
+export interface Loaded<V> {
+  value: V;
+  subject: string;
+  dependsOn?: readonly string[];
+  validUntil: Date | null;
+  /** The stamp before the database read the value came from, when that read began before this caller's sync (a shared verify). */
+  stamp?: number;
+}
+
+interface Entry<V> {
+  value: V;
+  validUntil: number;
+  stamp: number;
+  subject: string;
+  subjects: readonly string[];
+}
+
+/** A bounded map of values, each of one user and computed from some subjects, which also lapse at their own time (an expiring token). */
+export class AccessCache<V> implements UserValues {
+  private readonly entries = new Map<string, Entry<V>>();
+  private readonly keysOf = new Map<string, Set<string>>();
+  /** The latest stamp at which a value of a user that was then dropped had gone stale (and when everything was dropped, for room). */
+  private readonly droppedAt = new Map<string, number>();
+  private clearedAt = 0;
   private readonly changes: AccessChanges;
   private readonly maxEntries: number;
 
   constructor(changes: AccessChanges, maxEntries = 10_000) {
     this.changes = changes;
     this.maxEntries = maxEntries;
+    changes.register(this);
   }
 
   /**
    * The value for `key`, loaded when missing. Syncs first (see AccessChanges.sync), so a cached
-   * value is never older than the last change to its subject committed before `notBefore`. `load`
-   * returns null for "nothing to cache"; `validUntil` is when the value lapses on its own.
+   * value is never older than the last change to what it was computed from committed before
+   * `notBefore`. `load` returns null for "nothing to cache".
    */
-  async getOrLoad(
-    em: EmSource,
-    key: string,
-    now: Date,
-    load: () => Promise<{ value: V; subject: string; validUntil: Date | null } | null>,
-    notBefore?: number,
-  ): Promise<V | null> {
+  async getOrLoad(em: EmSource, key: string, now: Date, load: () => Promise<Loaded<V> | null>, notBefore?: number): Promise<V | null> {
     const stamp = await this.changes.sync(em, notBefore);
     const cached = this.get(key, now);
     if (cached !== undefined) return cached;
     const loaded = await load();
     if (!loaded) return null;
-    this.set(key, loaded.value, loaded.subject, stamp, loaded.validUntil);
+    this.set(key, loaded, Math.min(stamp, loaded.stamp ?? stamp));
     return loaded.value;
   }
 
   get(key: string, now: Date): V | undefined {
     const entry = this.entries.get(key);
     if (!entry) return undefined;
-    if (!this.changes.isCurrent(entry.subject, entry.stamp) || entry.validUntil <= now.getTime()) {
-      this.entries.delete(key);
+    if (!this.changes.isCurrent(entry.subjects, entry.stamp)) {
+      this.drop(key, entry);
+      if (this.droppedAt.size >= this.maxEntries) {
+        this.droppedAt.clear();
+        this.clearedAt = this.changes.stamp;
+      }
+      this.droppedAt.set(entry.subject, Math.max(this.droppedAt.get(entry.subject) ?? 0, this.changes.staleSince(entry.subjects)));
+      return undefined;
+    }
+    if (entry.validUntil <= now.getTime()) {
+      this.drop(key, entry);
       return undefined;
     }
     return entry.value;
   }
 
-  /** Stores a value of `subject` loaded after the sync that returned `stamp`, unless the subject changed since. */
-  set(key: string, value: V, subject: string, stamp: number, validUntil: Date | null): void {
-    if (!this.changes.isCurrent(subject, stamp)) return;
-    if (this.entries.size >= this.maxEntries) this.entries.clear();
-    this.entries.set(key, { value, validUntil: validUntil?.getTime() ?? Number.POSITIVE_INFINITY, stamp, subject });
+  /** Stores a value loaded after the sync that returned `stamp`, unless something it was computed from changed since. */
+  set(key: string, loaded: Loaded<V>, stamp: number): void {
+    const subjects = [loaded.subject, ...(loaded.dependsOn ?? [])];
+    if (!this.changes.isCurrent(subjects, stamp)) return;
+    if (this.entries.size >= this.maxEntries) {
+      this.entries.clear();
+      this.keysOf.clear();
+      this.clearedAt = this.changes.stamp;
+    }
+    const previous = this.entries.get(key);
+    if (previous) this.drop(key, previous);
+    this.entries.set(key, { value: loaded.value, validUntil: loaded.validUntil?.getTime() ?? Number.POSITIVE_INFINITY, stamp, subject: loaded.subject, subjects });
+    let keys = this.keysOf.get(loaded.subject);
+    if (!keys) this.keysOf.set(loaded.subject, (keys = new Set()));
+    keys.add(key);
+  }
+
+  /**
+   * Whether a value of `user` that was good at `stamp` has gone stale since: one held now, or one
+   * dropped meanwhile. A value already stale at `stamp` was not used then (get refuses it).
+   */
+  staleFor(user: string, stamp: number): boolean {
+    if ((this.droppedAt.get(user) ?? 0) > stamp || this.clearedAt > stamp) return true;
+    for (const key of this.keysOf.get(user) ?? []) {
+      const entry = this.entries.get(key);
+      if (entry && !this.changes.isCurrent(entry.subjects, Math.max(entry.stamp, stamp))) return true;
+    }
+    return false;
+  }
+
+  private drop(key: string, entry: Entry<V>): void {
+    this.entries.delete(key);
+    const keys = this.keysOf.get(entry.subject);
+    keys?.delete(key);
+    if (keys?.size === 0) this.keysOf.delete(entry.subject);
   }
 }

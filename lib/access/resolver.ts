@@ -38,6 +38,7 @@ interface LivenessRow {
   token_source_live: boolean | null;
   session_user_id: string | null;
   session_ended_at: Date | string | null;
+  depends_on: string[];
 }
 
 // Roles (global, or for the project asked about) and live delegations. A delegation counts only
@@ -80,7 +81,21 @@ select u.active, t.id as token_id, t.user_id as token_user_id, t.scopes,
                 where ra2.user_id = d.delegator_id
                   and d.permission = any(r2.permissions)
                   and (ra2.project_id is null or ra2.project_id = d.project_id)))) as token_source_live,
-       s.user_id as session_user_id, s.ended_at as session_ended_at
+       s.user_id as session_user_id, s.ended_at as session_ended_at,
+       -- What else the result is computed from (see AccessChanges): the user's roles, the
+       -- delegators of its delegations and their roles, and for a token minted through a
+       -- delegation, that delegation's two sides and the delegator's roles. Every delegation
+       -- not revoked counts: one that does not apply now may apply after a change of its delegator.
+       array(
+         select ra.role_id from role_assignment ra where ra.user_id = u.id
+          union select d.delegator_id from delegation d where d.delegate_id = u.id and d.revoked_at is null
+          union select dra.role_id from delegation d join role_assignment dra on dra.user_id = d.delegator_id
+                 where d.delegate_id = u.id and d.revoked_at is null
+          union select x.id from delegation sd cross join lateral (values (sd.delegate_id), (sd.delegator_id)) x(id)
+                 where sd.id = t.source_delegation_id
+          union select sra.role_id from delegation sd join role_assignment sra on sra.user_id = sd.delegator_id
+                 where sd.id = t.source_delegation_id
+       )::text[] as depends_on
   from app_user u
   left join api_token t on t.id = ?::uuid
   left join mcp_session s on s.id = ?::uuid
@@ -144,8 +159,8 @@ export class PermissionResolver {
       key,
       now,
       async () => {
-        const { result, validUntil } = await this.load(emOf(source), caller, projectId, now);
-        return { value: result, subject: caller.userId, validUntil };
+        const { result, validUntil, dependsOn } = await this.load(emOf(source), caller, projectId, now);
+        return { value: result, subject: caller.userId, dependsOn, validUntil };
       },
       notBefore,
     );
@@ -169,19 +184,20 @@ export class PermissionResolver {
 
   private async load(em: Em, caller: Subject, projectId: string | null | typeof ANY_PROJECT, now: Date) {
     const liveness = await em.execute<LivenessRow>(LIVENESS_SQL, [now, caller.tokenId ?? null, caller.sessionId ?? null, caller.userId], 'get');
-    if (!liveness) return { result: dead('user_unknown'), validUntil: null };
-    if (!liveness.active) return { result: dead('user_inactive'), validUntil: null };
+    if (!liveness) return { result: dead('user_unknown'), validUntil: null, dependsOn: [] };
+    const dependsOn = liveness.depends_on ?? [];
+    if (!liveness.active) return { result: dead('user_inactive'), validUntil: null, dependsOn };
     if (caller.sessionId && (liveness.session_user_id !== caller.userId || liveness.session_ended_at)) {
-      return { result: dead('session_ended'), validUntil: null };
+      return { result: dead('session_ended'), validUntil: null, dependsOn };
     }
     let validUntil: Date | null = null;
     let scopes: Permission[] | null = null;
     if (caller.tokenId) {
-      if (!liveness.token_id || liveness.token_user_id !== caller.userId) return { result: dead('token_unknown'), validUntil: null };
-      if (liveness.revoked_at) return { result: dead('token_revoked'), validUntil: null };
-      if (liveness.token_source_live === false) return { result: dead('token_source_ended'), validUntil: null };
+      if (!liveness.token_id || liveness.token_user_id !== caller.userId) return { result: dead('token_unknown'), validUntil: null, dependsOn };
+      if (liveness.revoked_at) return { result: dead('token_revoked'), validUntil: null, dependsOn };
+      if (liveness.token_source_live === false) return { result: dead('token_source_ended'), validUntil: null, dependsOn };
       const tokenExpiry = toDate(liveness.token_expires_at);
-      if (tokenExpiry && tokenExpiry <= now) return { result: dead('token_expired'), validUntil: null };
+      if (tokenExpiry && tokenExpiry <= now) return { result: dead('token_expired'), validUntil: null, dependsOn };
       validUntil = tokenExpiry;
       scopes = liveness.scopes ? liveness.scopes.filter(isPermission) : null;
     }
@@ -208,6 +224,6 @@ export class PermissionResolver {
       list.push(source);
       grants.set(row.permission, list);
     }
-    return { result: { live: true, grants, scopes } satisfies EffectivePermissions, validUntil };
+    return { result: { live: true, grants, scopes } satisfies EffectivePermissions, validUntil, dependsOn };
   }
 }

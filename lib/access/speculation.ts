@@ -17,11 +17,11 @@ export class SpeculationFailed extends Error {
  * subject the request used, the request is redone from scratch as if it had waited for the read,
  * which it then has.
  *
- * The request names the subjects whose cached values it uses (`touch`): its caller, once
- * authenticated. Every cache is keyed by its subject and a request reads only its caller's
- * entries (another user's session is refused, after settling). Sound because the read sent after
- * the request arrived reports every change committed before: if it dropped none of those
- * subjects, nothing the request used was stale.
+ * The request names the user whose cached values it uses (`touch`): its caller, once
+ * authenticated. Every cached value belongs to one user, and a request reads only its caller's
+ * (another user's session is refused, after settling). Sound because the read sent after the
+ * request arrived reports every change committed before: if none of the caller's values was
+ * found stale by it (held now, or dropped since the request began), nothing the request used was.
  */
 export class Speculation {
   /** A notBefore (see AccessChanges.sync) the last completed read satisfies: checks do not wait. */
@@ -53,10 +53,10 @@ export class Speculation {
     this.subjects.add(subject);
   }
 
-  /** True when the read sent after the request arrived dropped none of the subjects it used. */
+  /** True when the read sent after the request arrived found none of the values it used stale. */
   async confirmed(): Promise<boolean> {
     if (!(await this.read)) return this.refused();
-    for (const subject of this.subjects) if (this.changes.changedSince(subject) > this.stamp) return this.refused();
+    for (const subject of this.subjects) if (this.changes.usedStale(subject, this.stamp)) return this.refused();
     return true;
   }
 

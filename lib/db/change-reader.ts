@@ -7,22 +7,36 @@ import pg from 'pg';
  * visible now. That is exactly once per row, whatever order transactions commit in (a sequence
  * number would skip a row whose transaction commits after a later one's). Index-backed: only rows
  * from transactions at or after the old snapshot's oldest running one are looked at.
+ * `missed`: rows that `since` may not have seen were pruned meanwhile (see PRUNE_CHANGES_SQL).
  */
 export const CHANGES_QUERY = `
 select pg_current_snapshot()::text as snapshot,
        coalesce((select array_agg(distinct coalesce(c.subject_id::text, '*'))
                    from access_change c
-                  where ?::text is not null
-                    and c.xid >= pg_snapshot_xmin(?::text::pg_snapshot)
-                    and not pg_visible_in_snapshot(c.xid, ?::text::pg_snapshot)), '{}') as changed`;
+                  where p.since is not null
+                    and c.xid >= pg_snapshot_xmin(p.since::pg_snapshot)
+                    and not pg_visible_in_snapshot(c.xid, p.since::pg_snapshot)), '{}') as changed,
+       coalesce(p.since is not null and (select pruned.through_xid from access_change_pruned pruned where pruned.id = 1)
+                >= pg_snapshot_xmin(p.since::pg_snapshot)::text::bigint, false) as missed
+  from (select ?::text as since) p`;
 
-/** The feed keeps an hour: far longer than any process goes without reading (see AccessChanges). */
-export const PRUNE_CHANGES_SQL = `delete from access_change where at < now() - interval '1 hour'`;
+/**
+ * The feed keeps an hour, and records the newest transaction it pruned: a reader whose last
+ * snapshot predates it cannot know what it missed (a transaction open for over an hour that has
+ * just committed, a process suspended) and drops everything instead.
+ */
+export const PRUNE_CHANGES_SQL = `
+with gone as (delete from access_change where at < now() - interval '1 hour' returning xid)
+insert into access_change_pruned (id, through_xid)
+select 1, max(xid::text::bigint) from gone having count(*) > 0
+on conflict (id) do update set through_xid = greatest(access_change_pruned.through_xid, excluded.through_xid)`;
 
 export interface ChangesRead {
   snapshot: string;
-  /** User ids whose access may have changed; '*' for everyone. */
+  /** Ids of the users and roles that changed; '*' for everything. */
   changed: string[];
+  /** True when rows this reader may not have seen were pruned: it must drop everything. */
+  missed?: boolean;
 }
 
 /** Reads the access-change feed; `close` releases what it holds. */
@@ -65,9 +79,9 @@ export function dedicatedChangeReader(url: string, timeouts: { connectTimeoutMs?
   const readOnce = async (since: string | null): Promise<ChangesRead> => {
     const current = client ?? connect();
     try {
-      const result = await (await current).query<{ snapshot: string; changed: string[] }>({ ...(prepared ? { name: 'mandate_access_changes' } : {}), text: PG_QUERY, values: [since] });
+      const result = await (await current).query<{ snapshot: string; changed: string[]; missed: boolean }>({ ...(prepared ? { name: 'mandate_access_changes' } : {}), text: PG_QUERY, values: [since] });
       const row = result.rows[0]!;
-      return { snapshot: row.snapshot, changed: row.changed };
+      return { snapshot: row.snapshot, changed: row.changed, missed: row.missed };
     } catch (error) {
       // 26000: no such prepared statement; 42P05: it exists already (another client's, on a shared server connection).
       const code = (error as { code?: string }).code;

@@ -128,11 +128,14 @@ export class HttpAuthenticator {
       async () => {
         await speculation?.settle();
         return this.verifyOnce(key, notBefore, async () => {
+          // A request that joins this verify stores its result no newer than this: a change seen
+          // by the joiner's own sync may have been committed after this verify read the user.
+          const stamp = this.runtime.resolver.changes.stamp;
           const attempt = await this.limiter.take(this.clientAddress(req), credentials.email);
           try {
             const value = await authenticatePassword(em, credentials.email, credentials.password);
             await attempt.refund();
-            return { value, subject: value.userId, validUntil: new Date(now.getTime() + VERIFIED_TTL_MS) };
+            return { value, subject: value.userId, validUntil: new Date(now.getTime() + VERIFIED_TTL_MS), stamp };
           } catch (error) {
             // Only wrong credentials keep their point; a failure of ours gives it back.
             if (!(error instanceof OpError && error.code === 'unauthenticated')) await attempt.refund().catch(() => undefined);

@@ -47,7 +47,7 @@ function clientNameOf(body: unknown): string | undefined {
  * session lives in the database (its id is the mcp_session row), and each request is served by a
  * fresh server for the caller, so any instance can serve any session and a session initialised on
  * one instance continues on another. Ending a session, deactivating its user or revoking its
- * token refuses the next request everywhere (the access epoch).
+ * token refuses the next request everywhere (the access-change feed).
  */
 export class McpHttp {
   private readonly runtime: Runtime;
@@ -66,18 +66,18 @@ export class McpHttp {
     const toolsets = this.toolsetsByPath.get(url.pathname.replace(/\/$/, ''));
     if (!toolsets) return false;
     const arrived = performance.now();
-    // The body is read and parsed while the access epoch read is out. Its error, if any, is
+    // The body is read and parsed while the access-change read is out. Its error, if any, is
     // reported only once the caller is known (a 401 comes first).
     const bodyRead = req.method === 'POST' ? readJsonBody(req) : undefined;
     bodyRead?.catch(() => undefined);
-    // A request on a bound session is served from the caches while the epoch read is out, and its
+    // A request on a bound session is served from the caches while the access-change read is out, and its
     // answer held until the read vouches for them. Initialize (a login) and DELETE (a write) wait.
     const speculation = req.method === 'POST' && req.headers[SESSION_HEADER] !== undefined
       ? Speculation.begin(this.runtime.resolver.changes, this.runtime.scope(), arrived)
       : undefined;
     let reply = await this.answer(req, url, toolsets, arrived, bodyRead, speculation);
     if (speculation && !(await speculation.confirmed())) {
-      // The epoch moved: whatever was computed is dropped unseen, and the request is served again
+      // The caller's access changed: whatever was computed is dropped unseen, and the request is served again
       // on what the read found (it was sent after the request arrived: nothing waits for another).
       reply = await this.answer(req, url, toolsets, arrived, bodyRead, undefined);
     }
@@ -194,7 +194,7 @@ export class McpHttp {
     // Unknown or ended: 404 tells a client to initialise a new session.
     if (!row || row.ended) throw new OpError('not_found', 'this MCP session does not exist or has ended; initialize a new one');
     if (row.userId !== caller.userId) {
-      // Logged only for a caller the epoch read vouches for.
+      // Logged only for a caller the access-change read vouches for.
       await speculation?.settle();
       this.runtime.log.warn({ sessionId: id, actor: caller.userId }, 'MCP session used with another user\'s credentials');
       throw new OpError('unauthenticated', 'these credentials do not belong to this MCP session');

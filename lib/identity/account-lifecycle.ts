@@ -2,7 +2,7 @@ import type { Em } from '../db/orm.ts';
 import { AgentSession, ApiToken, Delegation, Session, User } from '../db/entities/index.ts';
 
 // What ending an account's access means, in one place: deactivation, agent-session end and expiry
-// all revoke the same things. Bulk updates fire the access-epoch triggers, so every instance
+// all revoke the same things. Bulk updates fire the access-change triggers, so every instance
 // refuses the next call at once.
 
 export async function endSessions(em: Em, userId: string, now: Date, reason: string, only?: { sessionId?: string; passwordOnly?: boolean }) {

@@ -3,8 +3,8 @@ import { ApiToken, OAuthRecord } from '../db/entities/index.ts';
 import { recordKey } from './adapter.ts';
 
 // Ending a grant, in one place, whoever ends it (the library on a replayed code or a reused refresh
-// token, the user, an admin, a deleted client): its api_token row is revoked, which moves the access
-// epoch, and its records go (codes, tokens, the library's grant), so nothing is issued from it again.
+// token, the user, an admin, a deleted client): its api_token row is revoked (an access
+// change of its user), and its records go (codes, tokens, the library's grant), so nothing is issued from it again.
 
 export async function endGrant(em: Em, grantId: string, now: Date): Promise<void> {
   await em.nativeUpdate(ApiToken, { oauthGrantId: grantId, revokedAt: null }, { revokedAt: now });

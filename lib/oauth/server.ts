@@ -45,7 +45,7 @@ function signingKey() {
  * protocol (authorization code with PKCE S256, resource indicators, refresh rotation with reuse
  * detection, revocation, registration, client metadata documents) is the library's; what is
  * Mandate's is who signs in, what a grant may carry (the user's own permissions, narrowed by
- * scope) and that every grant acts through an api_token row, so the resolver, the access epoch,
+ * scope) and that every grant acts through an api_token row, so the resolver, the access-change feed,
  * revocation and deactivation apply to OAuth access exactly as to `mnd_` tokens.
  */
 export class OAuthServer {

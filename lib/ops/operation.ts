@@ -64,10 +64,10 @@ export interface OperationContext {
   setTarget(target: string): void;
   /**
    * Computes a value once and reuses it until an access change of `subject` (a user id: a change
-   * to that user, its roles, assignments, delegations, tokens or sessions, by any process). Only
-   * for values derived from those, of that one user.
+   * to that user, its assignments, delegations, tokens or sessions, by any process) or of what
+   * `dependsOn` names (e.g. the roles shown). Only for values derived from those, of that one user.
    */
-  memo<T>(subject: string, key: string, compute: () => Promise<T>): Promise<T>;
+  memo<T>(subject: string, key: string, compute: () => Promise<T>, dependsOn?: (value: T) => readonly string[]): Promise<T>;
   /** Writes this process's batched audit events, so a query of the audit log sees them. */
   settleAudit(): Promise<void>;
 }

@@ -25,7 +25,7 @@ export interface RunMeta {
   requestId?: string;
   sessionId?: string;
   clientAddress?: string;
-  /** Served from the access caches while the epoch read is out (see Speculation); reads only. */
+  /** Served from the access caches while the access-change read is out (see Speculation); reads only. */
   speculation?: Speculation;
 }
 
@@ -88,7 +88,7 @@ export class OperationRunner {
   ): Promise<RunResult<Output>> {
     let speculation = meta.speculation;
     // Only a local read may run on unconfirmed caches: anything else could leave a trace (a write,
-    // an upstream call) for a caller the epoch read is about to refuse.
+    // an upstream call) for a caller the access-change read is about to refuse.
     if (speculation && op.effect !== 'read') {
       await speculation.settle();
       speculation = undefined;
@@ -271,14 +271,14 @@ export class OperationRunner {
         audit.target = target;
       },
       settleAudit: () => (settles ? this.audit.flush() : Promise.resolve()),
-      memo: async <T>(subject: string, key: string, compute: () => Promise<T>): Promise<T> => {
+      memo: async <T>(subject: string, key: string, compute: () => Promise<T>, dependsOn?: (value: T) => readonly string[]): Promise<T> => {
         const memoKey = `${operation}|${subject}|${key}`;
         const cached = this.memos.get(memoKey, now) as T | undefined;
         if (cached !== undefined) return cached;
         // The feed was read at the start of this call (its permission check); a value computed now belongs to that read.
         const stamp = this.deps.resolver.changes.stamp;
         const value = await compute();
-        this.memos.set(memoKey, value, subject, stamp, null);
+        this.memos.set(memoKey, { value, subject, dependsOn: dependsOn?.(value) ?? [], validUntil: null }, stamp);
         return value;
       },
     };

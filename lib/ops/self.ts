@@ -32,7 +32,9 @@ export const whoami = operation({
   annotations: {},
   async run(ctx) {
     const caller = me(ctx);
-    // Everything shown here changes only with an access change of the caller, so it is computed once per change.
+    // Everything shown here changes only with an access change of the caller or of a role shown,
+    // so it is computed once per change.
+    let roleIds: string[] = [];
     return ctx.memo(caller.userId, `${caller.tokenId ?? ''}|${caller.sessionId ?? ''}`, async () => {
       const [user, assignments, token, agent] = await Promise.all([
         ctx.em.findOneOrFail(User, { id: caller.userId }),
@@ -40,6 +42,7 @@ export const whoami = operation({
         caller.tokenId ? ctx.em.findOne(ApiToken, { id: caller.tokenId }) : null,
         ctx.em.findOne(AgentSession, { agent: caller.userId }),
       ]);
+      roleIds = assignments.map((assignment) => assignment.role.id);
       // last_used_at is left out: it moves without an access change.
       const { last_used_at: _lastUsed, ...tokenInfo } = token ? tokenView(token) : { last_used_at: null };
       return {
@@ -49,7 +52,7 @@ export const whoami = operation({
         session_id: caller.sessionId ?? null,
         agent_session: agent ? agentSessionView(agent) : null,
       };
-    });
+    }, () => roleIds);
   },
 });
 

@@ -1,9 +1,9 @@
 import { defineEntity, p, Routine } from '@mikro-orm/core';
 
-// The access-change feed: one row per user whose access a committed change may have altered
-// (subject null: anyone), appended by the triggers below and read by every instance to drop just
-// those users' cached values (lib/access/changes.ts). Append-only: no row is shared by two
-// changes, so access-changing transactions never wait for one another here.
+// The access-change feed: one row per user or role a committed change altered (subject null:
+// anything), appended by the triggers below and read by every instance to drop just the cached
+// values computed from it (lib/access/changes.ts). Append-only: no row is shared by two changes,
+// so access-changing transactions never wait for one another here.
 const AccessChangeSchema = defineEntity({
   name: 'AccessChange',
   tableName: 'access_change',
@@ -16,16 +16,31 @@ const AccessChangeSchema = defineEntity({
   },
 });
 
+// How far pruning has gone (one row, written by the prune only): a reader whose last snapshot is
+// older than the newest pruned row may have missed rows, and drops everything.
+const AccessChangePrunedSchema = defineEntity({
+  name: 'AccessChangePruned',
+  tableName: 'access_change_pruned',
+  properties: {
+    id: p.integer().primary().autoincrement(false),
+    // The largest xid pruned (xid8 as a number).
+    throughXid: p.bigint('number').default(0),
+  },
+});
+
+export class AccessChangePruned extends AccessChangePrunedSchema.class {}
+AccessChangePrunedSchema.setClass(AccessChangePruned);
+export { AccessChangePrunedSchema };
+
 export class AccessChange extends AccessChangeSchema.class {}
 AccessChangeSchema.setClass(AccessChange);
 export { AccessChangeSchema };
 
 /**
- * Appends the users a change to `subject` can affect: the user, and (for the cascade) the
- * delegates of its live delegations, the agents of its live agent sessions and the owners of
- * tokens minted through a delegation to it (P3: such a token lives only while the delegation
- * does), a few levels deep.
- * A null subject stands for everyone. The triggers below call it.
+ * Appends one change of `subject`: a user (its own row, assignments, delegations to it, tokens,
+ * sessions) or a role (its permissions). A change reports only what it changed, never who depends
+ * on it: each cached value records what it was computed from when it is read (a delegator, the
+ * roles it relied on), which stays right whatever commits concurrently. Null: everyone.
  */
 export const AccessChanged = new Routine({
   name: 'access_changed',
@@ -34,51 +49,17 @@ export const AccessChanged = new Routine({
   params: { subject: { type: 'uuid', nullable: true } },
   returns: { runtimeType: 'any', columnType: 'void' },
   body: `begin
-  if subject is null then
-    insert into access_change (subject_id) values (null);
-    return;
-  end if;
-  insert into access_change (subject_id)
-  with recursive affected(id, depth) as (
-    select subject, 0
-    union
-    select next.id, affected.depth + 1
-      from affected
-      cross join lateral (
-        select d.delegate_id as id from delegation d where d.delegator_id = affected.id and d.revoked_at is null
-        union all
-        select s.agent_id from agent_session s where s.spawner_id = affected.id and s.ended_at is null
-        union all
-        select t.user_id from api_token t join delegation d on d.id = t.source_delegation_id
-         where d.delegate_id = affected.id and t.revoked_at is null) next
-     where affected.depth < 3)
-  select distinct id from affected;
+  insert into access_change (subject_id) values (subject);
 end;`,
 });
 
-/** A role's holders, or everyone when they are too many to name one by one. */
-export const RoleAccessChanged = new Routine({
-  name: 'role_access_changed',
-  type: 'function',
-  language: 'plpgsql',
-  params: { changed_role: { type: 'uuid' } },
-  returns: { runtimeType: 'any', columnType: 'void' },
-  body: `begin
-  if (select count(*) from (select 1 from role_assignment where role_id = changed_role limit 1001) held) > 1000 then
-    perform access_changed(null);
-  else
-    perform access_changed(h.user_id) from (select distinct user_id from role_assignment where role_id = changed_role) h;
-  end if;
-end;`,
-});
-
-export const ACCESS_ROUTINES = [AccessChanged, RoleAccessChanged];
+export const ACCESS_ROUTINES = [AccessChanged];
 
 type Event = 'insert' | 'update' | 'delete';
 
 /**
- * A row trigger that reports the users a change affects. `subject` names the column (of `old` and
- * `new`) that holds the user id, or is an expression over the row written with `$row` for it.
+ * A row trigger that reports the user a changed row belongs to. `subject` names the column (of `old`
+ * and `new`) that holds the user id, or is an expression over the row written with `$row` for it.
  * On an update, both the old and the new user count (a token moved to another user).
  * `when` conditions are written the way PostgreSQL prints them back, so the drift check compares equal.
  */

@@ -28,13 +28,13 @@ const ApiTokenSchema = defineEntity({
     oauthGrantId: p.string().length(64).nullable().unique('api_token_oauth_grant_unique'),
     oauthClientId: p.string().length(255).nullable(),
   },
-  // Revocation, expiry and scope changes count; last-used writes must not invalidate every cache.
+  // Everything but the last-used time counts (those writes come with every use).
   triggers: [
     accessChangeTrigger(
       'api_token_access_change_update',
       ['update'],
       'user_id',
-      '((old.revoked_at IS DISTINCT FROM new.revoked_at) OR (old.expires_at IS DISTINCT FROM new.expires_at) OR (old.scopes IS DISTINCT FROM new.scopes) OR (old.user_id IS DISTINCT FROM new.user_id))',
+      '((old.revoked_at IS DISTINCT FROM new.revoked_at) OR (old.expires_at IS DISTINCT FROM new.expires_at) OR (old.scopes IS DISTINCT FROM new.scopes) OR (old.user_id IS DISTINCT FROM new.user_id) OR ((old.hash)::text IS DISTINCT FROM (new.hash)::text) OR (old.source_delegation_id IS DISTINCT FROM new.source_delegation_id) OR ((old.oauth_grant_id)::text IS DISTINCT FROM (new.oauth_grant_id)::text))',
     ),
     accessChangeTrigger('api_token_access_change_delete', ['delete'], 'user_id'),
   ],

@@ -28,7 +28,7 @@ const OAuthRecordSchema = defineEntity({
     accessChangeTrigger(
       'oauth_record_access_change_delete',
       ['delete'],
-      "case when ($row.payload ->> 'accountId') ~ '^[0-9a-f-]{36}$' then ($row.payload ->> 'accountId')::uuid end",
+      "case when ($row.payload ->> 'accountId') ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then ($row.payload ->> 'accountId')::uuid end",
       "((old.model)::text = 'AccessToken'::text)",
     ),
   ],

@@ -12,8 +12,9 @@ const RoleSchema = defineEntity({
     createdAt: p.datetime().onCreate(() => new Date()),
     updatedAt: p.datetime().onCreate(() => new Date()).onUpdate(() => new Date()),
   },
-  // A new role has no holders; an edited or deleted one reaches every holder (deleted assignments report themselves too).
-  triggers: [{ name: 'role_access_change', timing: 'after', events: ['update', 'delete'], forEach: 'row', body: 'perform "role_access_changed"(old."id"); return null;' }],
+  // A new role has no holders; an edited or deleted one is a change of the role, which every value
+  // computed from it depends on (deleted assignments report their users too).
+  triggers: [{ name: 'role_access_change', timing: 'after', events: ['update', 'delete'], forEach: 'row', body: 'perform "access_changed"(old."id"); return null;' }],
 });
 
 export class Role extends RoleSchema.class {}

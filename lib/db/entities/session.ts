@@ -27,7 +27,7 @@ const SessionSchema = defineEntity({
     endReason: p.string().length(100).nullable(),
   },
   triggers: [
-    accessChangeTrigger('mcp_session_access_change_update', ['update'], 'user_id', '(old.ended_at IS DISTINCT FROM new.ended_at)'),
+    accessChangeTrigger('mcp_session_access_change_update', ['update'], 'user_id', '((old.ended_at IS DISTINCT FROM new.ended_at) OR (old.user_id IS DISTINCT FROM new.user_id))'),
     accessChangeTrigger('mcp_session_access_change_delete', ['delete'], 'user_id'),
   ],
 });

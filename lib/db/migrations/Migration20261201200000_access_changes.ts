@@ -1,8 +1,8 @@
 import { Migration } from '@mikro-orm/migrations';
 
 // Scoped invalidation: the one access-epoch row every access change bumped (and every cache of
-// every instance dropped on) gives way to the access-change feed, which names the users a change
-// can affect. Row triggers replace the statement triggers, since they must know the row.
+// every instance dropped on) gives way to the access-change feed, which names the user or role a
+// change altered. Row triggers replace the statement triggers, since they must know the row.
 export class Migration20261201200000_access_changes extends Migration {
   override name = 'Migration20261201200000_access_changes';
 
@@ -10,35 +10,18 @@ export class Migration20261201200000_access_changes extends Migration {
     this.addSql(`create table "access_change" ("seq" bigserial primary key, "xid" xid8 not null default pg_current_xact_id(), "subject_id" uuid null, "at" timestamptz not null default clock_timestamp());`);
     this.addSql(`create index "access_change_xid_idx" on "access_change" ("xid");`);
     this.addSql(`create index "access_change_at_idx" on "access_change" ("at");`);
+    this.addSql(`create table "access_change_pruned" ("id" int not null, "through_xid" bigint not null default '0', primary key ("id"));`);
+    this.addSql(`insert into "access_change_pruned" ("id", "through_xid") values (1, 0);`);
     this.addSql(`create or replace function "access_changed"("subject" uuid) returns void language plpgsql as $$ begin
-  if subject is null then
-    insert into access_change (subject_id) values (null);     return;   end if;   insert into access_change (subject_id)
-  with recursive affected(id, depth) as (
-    select subject, 0
-    union
-    select next.id, affected.depth + 1
-      from affected
-      cross join lateral (
-        select d.delegate_id as id from delegation d where d.delegator_id = affected.id and d.revoked_at is null
-        union all
-        select s.agent_id from agent_session s where s.spawner_id = affected.id and s.ended_at is null
-        union all
-        select t.user_id from api_token t join delegation d on d.id = t.source_delegation_id
-         where d.delegate_id = affected.id and t.revoked_at is null) next
-     where affected.depth < 3)
-  select distinct id from affected; end;$$;`);
-    this.addSql(`create or replace function "role_access_changed"("changed_role" uuid) returns void language plpgsql as $$ begin
-  if (select count(*) from (select 1 from role_assignment where role_id = changed_role limit 1001) held) > 1000 then
-    perform access_changed(null);   else
-    perform access_changed(h.user_id) from (select distinct user_id from role_assignment where role_id = changed_role) h;   end if; end;$$;`);
+  insert into access_change (subject_id) values (subject); end; $$;`);
     this.addSql(`drop trigger if exists "oauth_record_access_epoch_delete" on "oauth_record";`);
     this.addSql(`drop function if exists "oauth_record_oauth_record_access_epoch_delete_fn"();`);
-    this.addSql(`create or replace function "oauth_record_oauth_record_access_change_delete_fn"() returns trigger as $$ begin if tg_op <> 'INSERT' then perform "access_changed"(case when (old.payload ->> 'accountId') ~ '^[0-9a-f-]{36}$' then (old.payload ->> 'accountId')::uuid end); end if; return null; end; $$ language plpgsql;`);
+    this.addSql(`create or replace function "oauth_record_oauth_record_access_change_delete_fn"() returns trigger as $$ begin if tg_op <> 'INSERT' then perform "access_changed"(case when (old.payload ->> 'accountId') ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then (old.payload ->> 'accountId')::uuid end); end if; return null; end; $$ language plpgsql;`);
     this.addSql(`create trigger "oauth_record_access_change_delete" AFTER DELETE on "oauth_record" for each ROW
   when (((old.model)::text = 'AccessToken'::text)) execute function "oauth_record_oauth_record_access_change_delete_fn"();`);
     this.addSql(`drop trigger if exists "role_access_epoch" on "role";`);
     this.addSql(`drop function if exists "role_role_access_epoch_fn"();`);
-    this.addSql(`create or replace function "role_role_access_change_fn"() returns trigger as $$ begin perform "role_access_changed"(old."id"); return null; end; $$ language plpgsql;`);
+    this.addSql(`create or replace function "role_role_access_change_fn"() returns trigger as $$ begin perform "access_changed"(old."id"); return null; end; $$ language plpgsql;`);
     this.addSql(`create trigger "role_access_change" AFTER UPDATE OR DELETE on "role" for each ROW execute function "role_role_access_change_fn"();`);
     this.addSql(`drop trigger if exists "app_user_access_epoch_delete" on "app_user";`);
     this.addSql(`drop function if exists "app_user_app_user_access_epoch_delete_fn"();`);
@@ -52,7 +35,7 @@ export class Migration20261201200000_access_changes extends Migration {
     this.addSql(`drop function if exists "mcp_session_mcp_session_access_epoch_update_fn"();`);
     this.addSql(`create or replace function "mcp_session_mcp_session_access_change_update_fn"() returns trigger as $$ begin if tg_op <> 'INSERT' then perform "access_changed"(old."user_id"); end if; if tg_op = 'INSERT' or (tg_op = 'UPDATE' and new."user_id" is distinct from old."user_id") then perform "access_changed"(new."user_id"); end if; return null; end; $$ language plpgsql;`);
     this.addSql(`create trigger "mcp_session_access_change_update" AFTER UPDATE on "mcp_session" for each ROW
-  when ((old.ended_at IS DISTINCT FROM new.ended_at)) execute function "mcp_session_mcp_session_access_change_update_fn"();`);
+  when (((old.ended_at IS DISTINCT FROM new.ended_at) OR (old.user_id IS DISTINCT FROM new.user_id))) execute function "mcp_session_mcp_session_access_change_update_fn"();`);
     this.addSql(`create or replace function "mcp_session_mcp_session_access_change_delete_fn"() returns trigger as $$ begin if tg_op <> 'INSERT' then perform "access_changed"(old."user_id"); end if; return null; end; $$ language plpgsql;`);
     this.addSql(`create trigger "mcp_session_access_change_delete" AFTER DELETE on "mcp_session" for each ROW execute function "mcp_session_mcp_session_access_change_delete_fn"();`);
     this.addSql(`drop trigger if exists "role_assignment_access_epoch" on "role_assignment";`);
@@ -62,16 +45,16 @@ export class Migration20261201200000_access_changes extends Migration {
     this.addSql(`drop trigger if exists "delegation_access_epoch" on "delegation";`);
     this.addSql(`drop function if exists "delegation_delegation_access_epoch_fn"();`);
     this.addSql(`create index "delegation_delegator_idx" on "delegation" ("delegator_id");`);
-    this.addSql(`create index "api_token_source_delegation_idx" on "api_token" ("source_delegation_id");`);
     this.addSql(`create or replace function "delegation_delegation_access_change_fn"() returns trigger as $$ begin if tg_op <> 'INSERT' then perform "access_changed"(old."delegate_id"); end if; if tg_op = 'INSERT' or (tg_op = 'UPDATE' and new."delegate_id" is distinct from old."delegate_id") then perform "access_changed"(new."delegate_id"); end if; return null; end; $$ language plpgsql;`);
     this.addSql(`create trigger "delegation_access_change" AFTER INSERT OR UPDATE OR DELETE on "delegation" for each ROW execute function "delegation_delegation_access_change_fn"();`);
     this.addSql(`drop trigger if exists "api_token_access_epoch_delete" on "api_token";`);
     this.addSql(`drop function if exists "api_token_api_token_access_epoch_delete_fn"();`);
     this.addSql(`drop trigger if exists "api_token_access_epoch_update" on "api_token";`);
     this.addSql(`drop function if exists "api_token_api_token_access_epoch_update_fn"();`);
+    this.addSql(`create index "api_token_source_delegation_idx" on "api_token" ("source_delegation_id");`);
     this.addSql(`create or replace function "api_token_api_token_access_change_update_fn"() returns trigger as $$ begin if tg_op <> 'INSERT' then perform "access_changed"(old."user_id"); end if; if tg_op = 'INSERT' or (tg_op = 'UPDATE' and new."user_id" is distinct from old."user_id") then perform "access_changed"(new."user_id"); end if; return null; end; $$ language plpgsql;`);
     this.addSql(`create trigger "api_token_access_change_update" AFTER UPDATE on "api_token" for each ROW
-  when (((old.revoked_at IS DISTINCT FROM new.revoked_at) OR (old.expires_at IS DISTINCT FROM new.expires_at) OR (old.scopes IS DISTINCT FROM new.scopes) OR (old.user_id IS DISTINCT FROM new.user_id))) execute function "api_token_api_token_access_change_update_fn"();`);
+  when (((old.revoked_at IS DISTINCT FROM new.revoked_at) OR (old.expires_at IS DISTINCT FROM new.expires_at) OR (old.scopes IS DISTINCT FROM new.scopes) OR (old.user_id IS DISTINCT FROM new.user_id) OR ((old.hash)::text IS DISTINCT FROM (new.hash)::text) OR (old.source_delegation_id IS DISTINCT FROM new.source_delegation_id) OR ((old.oauth_grant_id)::text IS DISTINCT FROM (new.oauth_grant_id)::text))) execute function "api_token_api_token_access_change_update_fn"();`);
     this.addSql(`create or replace function "api_token_api_token_access_change_delete_fn"() returns trigger as $$ begin if tg_op <> 'INSERT' then perform "access_changed"(old."user_id"); end if; return null; end; $$ language plpgsql;`);
     this.addSql(`create trigger "api_token_access_change_delete" AFTER DELETE on "api_token" for each ROW execute function "api_token_api_token_access_change_delete_fn"();`);
     this.addSql(`drop table if exists "access_epoch" cascade;`);
@@ -82,11 +65,11 @@ export class Migration20261201200000_access_changes extends Migration {
       this.addSql(`drop trigger if exists "${trigger}" on "${table}";`);
       this.addSql(`drop function if exists "${table}_${trigger}_fn"();`);
     }
-    this.addSql(`drop function if exists "role_access_changed"(uuid);`);
     this.addSql(`drop function if exists "access_changed"(uuid);`);
     this.addSql(`drop index if exists "delegation_delegator_idx";`);
     this.addSql(`drop index if exists "api_token_source_delegation_idx";`);
     this.addSql(`drop table if exists "access_change" cascade;`);
+    this.addSql(`drop table if exists "access_change_pruned" cascade;`);
     this.addSql(`create table "access_epoch" ("id" int not null, "version" bigint not null default '0', primary key ("id"));`);
     this.addSql(`insert into "access_epoch" ("id", "version") values (1, 0);`);
     for (const [table, trigger, timing, forEach, when] of OLD_TRIGGERS) {
