@@ -250,6 +250,25 @@ test('a token minted through a delegation dies when that delegation row is delet
   assert.equal(after.result.deadReason, 'token_source_ended');
 });
 
+test('a token minted through a delegation lapses with it: the delegation\'s expiry bounds the cached result', async () => {
+  const delegator = await setupUser(b, 'lapse-delegator');
+  const delegate = await setupUser(b, 'lapse-delegate');
+  const service = await setupUser(b, 'lapse-service');
+  const emB = b.orm.em.fork();
+  emB.create(RoleAssignment, { user: emB.getReference(User, delegator.userId), role: await emB.findOneOrFail(Role, { name: 'admin' }), project: null });
+  await emB.flush();
+  const delegation = (await emB.execute<{ id: string }>(`insert into delegation (id, delegator_id, delegate_id, permission, reason, created_at) values (gen_random_uuid(), ?, ?, 'tokens:write', 'test', now()) returning id`, [delegator.userId, delegate.userId], 'get'))!;
+  const token = (await emB.execute<{ id: string }>(`insert into api_token (id, user_id, name, prefix, hash, created_at, source_delegation_id) values (gen_random_uuid(), ?, 'lapse', 'mnd_x', md5(random()::text) || md5(random()::text), now(), ?) returning id`, [service.userId, delegation.id], 'get'))!;
+  const throughToken = { ...service, tokenId: token.id };
+  const check = await warmed(throughToken);
+  await emB.execute(`update delegation set expires_at = now() + interval '1 second' where id = ?`, [delegation.id], 'run');
+  assert.equal((await check(throughToken)).result.live, true, 'live until the delegation expires');
+  await new Promise((resolve) => setTimeout(resolve, 1300));
+  const after = await check(throughToken);
+  assert.equal(after.result.live, false, 'and refused once it has, with no further change to report');
+  assert.equal(after.result.deadReason, 'token_source_ended');
+});
+
 test('token last-used writes and new tokens are no access change; revocation is, for its user only', async () => {
   const em = a.orm.em.fork();
   const count = async () => Number((await em.execute<{ n: string }>('select count(*) as n from access_change', [], 'get'))!.n);

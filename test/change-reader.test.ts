@@ -97,3 +97,29 @@ test('rows pruned before a reader saw them (a transaction open past the feed\'s 
     await rt.close();
   }
 });
+
+test('a transaction left open holds back pruning instead of making every reader drop everything', { skip: TEST_DB !== 'postgres' && 'needs a second connection holding a transaction open' }, async () => {
+  const rt = await testRuntime();
+  const { default: pg } = await import('pg');
+  const open = new pg.Client({ connectionString: (rt.config.database as { url?: string }).url! });
+  try {
+    await open.connect();
+    await open.query('begin');
+    await open.query('select pg_current_xact_id()');
+    const changes = new AccessChanges();
+    const stamp = await changes.sync(rt.db.orm.em.fork());
+    const em = rt.db.orm.em.fork();
+    await em.execute(`insert into access_change (subject_id, at) values (?, now() - interval '2 hours')`, [SOMEONE], 'run');
+    await changes.sync(rt.db.orm.em.fork());
+    await em.execute(PRUNE_CHANGES_SQL, [], 'run');
+    assert.equal(Number((await em.execute<{ n: string }>('select count(*) as n from access_change where subject_id = ?', [SOMEONE], 'get'))!.n), 1, 'a row newer than the open transaction stays');
+    await changes.sync(rt.db.orm.em.fork());
+    assert.ok(changes.isCurrent([SOMEONE_ELSE], stamp), 'no reader is told it missed anything');
+    await open.query('commit');
+    await em.execute(PRUNE_CHANGES_SQL, [], 'run');
+    assert.equal(Number((await em.execute<{ n: string }>('select count(*) as n from access_change where subject_id = ?', [SOMEONE], 'get'))!.n), 0, 'and goes once it has ended');
+  } finally {
+    await open.end().catch(() => undefined);
+    await rt.close();
+  }
+});

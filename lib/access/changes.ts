@@ -8,9 +8,9 @@ const PRUNE_EVERY_MS = 10 * 60_000;
 // Subjects remembered individually; past this, one "everything changed" stands for them all.
 const MAX_TRACKED_SUBJECTS = 50_000;
 
-/** What a cache can say about one user's values, for a speculation's verdict. */
-interface UserValues {
-  staleFor(user: string, stamp: number): boolean;
+/** Told of every cached value a request used (a speculation judges them once its read is in). */
+export interface ValueUse {
+  used(subjects: readonly string[], stamp: number): void;
 }
 
 /**
@@ -34,7 +34,6 @@ export class AccessChanges {
   private counter = 0;
   private everyoneChangedAt = 0;
   private readonly changedAt = new Map<string, number>();
-  private readonly caches = new Set<UserValues>();
   /** When the newest completed read was sent (performance.now()); -Infinity before the first. */
   private lastStarted = Number.NEGATIVE_INFINITY;
   private lastPruned: number;
@@ -63,10 +62,6 @@ export class AccessChanges {
     return this.counter;
   }
 
-  register(cache: UserValues): void {
-    this.caches.add(cache);
-  }
-
   /** The stamp of the last drop that covered `subject`: values loaded under an older stamp are stale. */
   changedSince(subject: string): number {
     return Math.max(this.everyoneChangedAt, this.changedAt.get(subject) ?? 0);
@@ -82,13 +77,6 @@ export class AccessChanges {
     let latest = this.everyoneChangedAt;
     for (const subject of subjects) latest = Math.max(latest, this.changedAt.get(subject) ?? 0);
     return latest;
-  }
-
-  /** Whether a value of `user` that a request used since `stamp` may have been stale (see Speculation). */
-  usedStale(user: string, stamp: number): boolean {
-    if (this.changedSince(user) > stamp) return true;
-    for (const cache of this.caches) if (cache.staleFor(user, stamp)) return true;
-    return false;
   }
 
   /**
@@ -191,34 +179,28 @@ interface Entry<V> {
   value: V;
   validUntil: number;
   stamp: number;
-  subject: string;
   subjects: readonly string[];
 }
 
 /** A bounded map of values, each of one user and computed from some subjects, which also lapse at their own time (an expiring token). */
-export class AccessCache<V> implements UserValues {
+export class AccessCache<V> {
   private readonly entries = new Map<string, Entry<V>>();
-  private readonly keysOf = new Map<string, Set<string>>();
-  /** The latest stamp at which a value of a user that was then dropped had gone stale (and when everything was dropped, for room). */
-  private readonly droppedAt = new Map<string, number>();
-  private clearedAt = 0;
   private readonly changes: AccessChanges;
   private readonly maxEntries: number;
 
   constructor(changes: AccessChanges, maxEntries = 10_000) {
     this.changes = changes;
     this.maxEntries = maxEntries;
-    changes.register(this);
   }
 
   /**
    * The value for `key`, loaded when missing. Syncs first (see AccessChanges.sync), so a cached
    * value is never older than the last change to what it was computed from committed before
-   * `notBefore`. `load` returns null for "nothing to cache".
+   * `notBefore`. `load` returns null for "nothing to cache". `use` hears of a cached value used.
    */
-  async getOrLoad(em: EmSource, key: string, now: Date, load: () => Promise<Loaded<V> | null>, notBefore?: number): Promise<V | null> {
+  async getOrLoad(em: EmSource, key: string, now: Date, load: () => Promise<Loaded<V> | null>, notBefore?: number, use?: ValueUse): Promise<V | null> {
     const stamp = await this.changes.sync(em, notBefore);
-    const cached = this.get(key, now);
+    const cached = this.get(key, now, use);
     if (cached !== undefined) return cached;
     const loaded = await load();
     if (!loaded) return null;
@@ -226,22 +208,14 @@ export class AccessCache<V> implements UserValues {
     return loaded.value;
   }
 
-  get(key: string, now: Date): V | undefined {
+  get(key: string, now: Date, use?: ValueUse): V | undefined {
     const entry = this.entries.get(key);
     if (!entry) return undefined;
-    if (!this.changes.isCurrent(entry.subjects, entry.stamp)) {
-      this.drop(key, entry);
-      if (this.droppedAt.size >= this.maxEntries) {
-        this.droppedAt.clear();
-        this.clearedAt = this.changes.stamp;
-      }
-      this.droppedAt.set(entry.subject, Math.max(this.droppedAt.get(entry.subject) ?? 0, this.changes.staleSince(entry.subjects)));
+    if (!this.changes.isCurrent(entry.subjects, entry.stamp) || entry.validUntil <= now.getTime()) {
+      this.entries.delete(key);
       return undefined;
     }
-    if (entry.validUntil <= now.getTime()) {
-      this.drop(key, entry);
-      return undefined;
-    }
+    use?.used(entry.subjects, entry.stamp);
     return entry.value;
   }
 
@@ -249,36 +223,7 @@ export class AccessCache<V> implements UserValues {
   set(key: string, loaded: Loaded<V>, stamp: number): void {
     const subjects = [loaded.subject, ...(loaded.dependsOn ?? [])];
     if (!this.changes.isCurrent(subjects, stamp)) return;
-    if (this.entries.size >= this.maxEntries) {
-      this.entries.clear();
-      this.keysOf.clear();
-      this.clearedAt = this.changes.stamp;
-    }
-    const previous = this.entries.get(key);
-    if (previous) this.drop(key, previous);
-    this.entries.set(key, { value: loaded.value, validUntil: loaded.validUntil?.getTime() ?? Number.POSITIVE_INFINITY, stamp, subject: loaded.subject, subjects });
-    let keys = this.keysOf.get(loaded.subject);
-    if (!keys) this.keysOf.set(loaded.subject, (keys = new Set()));
-    keys.add(key);
-  }
-
-  /**
-   * Whether a value of `user` that was good at `stamp` has gone stale since: one held now, or one
-   * dropped meanwhile. A value already stale at `stamp` was not used then (get refuses it).
-   */
-  staleFor(user: string, stamp: number): boolean {
-    if ((this.droppedAt.get(user) ?? 0) > stamp || this.clearedAt > stamp) return true;
-    for (const key of this.keysOf.get(user) ?? []) {
-      const entry = this.entries.get(key);
-      if (entry && !this.changes.isCurrent(entry.subjects, Math.max(entry.stamp, stamp))) return true;
-    }
-    return false;
-  }
-
-  private drop(key: string, entry: Entry<V>): void {
-    this.entries.delete(key);
-    const keys = this.keysOf.get(entry.subject);
-    keys?.delete(key);
-    if (keys?.size === 0) this.keysOf.delete(entry.subject);
+    if (this.entries.size >= this.maxEntries) this.entries.clear();
+    this.entries.set(key, { value: loaded.value, validUntil: loaded.validUntil?.getTime() ?? Number.POSITIVE_INFINITY, stamp, subjects });
   }
 }

@@ -1,6 +1,6 @@
 import { emOf, type Em, type EmSource } from '../db/orm.ts';
 import type { UserCaller } from '../identity/caller.ts';
-import { AccessCache, AccessChanges } from './changes.ts';
+import { AccessCache, AccessChanges, type ValueUse } from './changes.ts';
 import { isPermission, type Permission } from './permissions.ts';
 
 export type GrantSource =
@@ -36,6 +36,7 @@ interface LivenessRow {
   token_expires_at: Date | string | null;
   revoked_at: Date | string | null;
   token_source_live: boolean | null;
+  token_source_expires_at: Date | string | null;
   session_user_id: string | null;
   session_ended_at: Date | string | null;
   depends_on: string[];
@@ -66,10 +67,15 @@ select 'role' as kind, perm as permission, r.name as role_name, ra.project_id,
         and (ra2.project_id is null or ra2.project_id = d.project_id))`;
 
 // A token minted through a delegation (P3) lives only while that delegation is in force, by the
-// same rule as GRANTS_SQL's delegations.
+// same rule as GRANTS_SQL's delegations. depends_on: what else the result is computed from (see
+// AccessChanges): the user's roles, the delegators of its delegations and their roles, and for a
+// token minted through a delegation, that delegation's two sides and the delegator's roles. Every
+// delegation not revoked counts: one that does not apply now may apply after its delegator changes.
+// (No SQL comments: the query log joins lines.)
 const LIVENESS_SQL = `
 select u.active, t.id as token_id, t.user_id as token_user_id, t.scopes,
        t.expires_at as token_expires_at, t.revoked_at,
+       (select d.expires_at from delegation d where d.id = t.source_delegation_id) as token_source_expires_at,
        (t.source_delegation_id is null or exists (
           select 1 from delegation d
             join app_user delegator on delegator.id = d.delegator_id and delegator.active
@@ -82,10 +88,6 @@ select u.active, t.id as token_id, t.user_id as token_user_id, t.scopes,
                   and d.permission = any(r2.permissions)
                   and (ra2.project_id is null or ra2.project_id = d.project_id)))) as token_source_live,
        s.user_id as session_user_id, s.ended_at as session_ended_at,
-       -- What else the result is computed from (see AccessChanges): the user's roles, the
-       -- delegators of its delegations and their roles, and for a token minted through a
-       -- delegation, that delegation's two sides and the delegator's roles. Every delegation
-       -- not revoked counts: one that does not apply now may apply after a change of its delegator.
        array(
          select ra.role_id from role_assignment ra where ra.user_id = u.id
           union select d.delegator_id from delegation d where d.delegate_id = u.id and d.revoked_at is null
@@ -133,20 +135,21 @@ export class PermissionResolver {
   }
 
   /** Resolves for a user, through one of its tokens when `tokenId` is set. */
-  async resolve(em: EmSource, caller: Subject, projectId: string | null = null, notBefore?: number): Promise<EffectivePermissions> {
-    return this.resolveFor(em, caller, projectId, notBefore);
+  async resolve(em: EmSource, caller: Subject, projectId: string | null = null, notBefore?: number, use?: ValueUse): Promise<EffectivePermissions> {
+    return this.resolveFor(em, caller, projectId, notBefore, use);
   }
 
   /**
    * What the caller holds globally or in any project: what tool lists show. Never use it to
    * authorise a call; that is `resolve` for the project in question.
    */
-  async resolveAnywhere(em: EmSource, caller: Subject, notBefore?: number): Promise<EffectivePermissions> {
-    return this.resolveFor(em, caller, ANY_PROJECT, notBefore);
+  async resolveAnywhere(em: EmSource, caller: Subject, notBefore?: number, use?: ValueUse): Promise<EffectivePermissions> {
+    return this.resolveFor(em, caller, ANY_PROJECT, notBefore, use);
   }
 
   // notBefore: see AccessChanges.sync; a call passes the time it began, so its checks share one read.
-  private async resolveFor(source: EmSource, caller: Subject, projectId: string | null | typeof ANY_PROJECT, notBefore?: number): Promise<EffectivePermissions> {
+  // use: told of a cached result used (a speculation, which judges it once its read is in).
+  private async resolveFor(source: EmSource, caller: Subject, projectId: string | null | typeof ANY_PROJECT, notBefore?: number, use?: ValueUse): Promise<EffectivePermissions> {
     const now = this.now();
     // Inside a transaction the answer may rest on its own uncommitted changes: computed afresh,
     // never cached, and the shared feed position is left alone.
@@ -163,6 +166,7 @@ export class PermissionResolver {
         return { value: result, subject: caller.userId, dependsOn, validUntil };
       },
       notBefore,
+      use,
     );
     return effective!;
   }
@@ -198,7 +202,8 @@ export class PermissionResolver {
       if (liveness.token_source_live === false) return { result: dead('token_source_ended'), validUntil: null, dependsOn };
       const tokenExpiry = toDate(liveness.token_expires_at);
       if (tokenExpiry && tokenExpiry <= now) return { result: dead('token_expired'), validUntil: null, dependsOn };
-      validUntil = tokenExpiry;
+      // A token minted through a delegation lapses with it too (P3), even if minted to outlive it.
+      validUntil = earliest(tokenExpiry, toDate(liveness.token_source_expires_at));
       scopes = liveness.scopes ? liveness.scopes.filter(isPermission) : null;
     }
 

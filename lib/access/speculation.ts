@@ -1,5 +1,5 @@
 import type { EmSource } from '../db/orm.ts';
-import type { AccessChanges } from './changes.ts';
+import type { AccessChanges, ValueUse } from './changes.ts';
 
 /** Thrown where a speculative request would leave a trace and the caches it used turned out stale. */
 export class SpeculationFailed extends Error {
@@ -17,19 +17,23 @@ export class SpeculationFailed extends Error {
  * subject the request used, the request is redone from scratch as if it had waited for the read,
  * which it then has.
  *
- * The request names the user whose cached values it uses (`touch`): its caller, once
- * authenticated. Every cached value belongs to one user, and a request reads only its caller's
- * (another user's session is refused, after settling). Sound because the read sent after the
- * request arrived reports every change committed before: if none of the caller's values was
- * found stale by it (held now, or dropped since the request began), nothing the request used was.
+ * Every cached value the request uses is reported to it (`used`, with what the value was computed
+ * from), and the caller's user is named once authenticated (`touch`). Sound because the read sent
+ * after the request arrived reports every change committed before: if none of the values used is
+ * stale by it, and the caller itself did not change, nothing the request used was stale.
+ *
+ * The verdict is given once: a change committed after the read that vouched for the request must
+ * not undo what the request already did (a write run after settling would run twice).
  */
-export class Speculation {
+export class Speculation implements ValueUse {
   /** A notBefore (see AccessChanges.sync) the last completed read satisfies: checks do not wait. */
   readonly notBefore: number;
   private readonly stamp: number;
   private readonly changes: AccessChanges;
   private readonly subjects = new Set<string>();
+  private readonly values: { subjects: readonly string[]; stamp: number }[] = [];
   private readonly read: Promise<boolean>;
+  private verdict: Promise<boolean> | undefined;
 
   private constructor(changes: AccessChanges, em: EmSource, arrived: number) {
     this.changes = changes;
@@ -48,15 +52,26 @@ export class Speculation {
     return Number.isFinite(changes.lastReadStarted) ? new Speculation(changes, em, arrived) : undefined;
   }
 
-  /** Records a user whose cached values this request uses. */
+  /** Records the user this request acts for. */
   touch(subject: string): void {
     this.subjects.add(subject);
   }
 
-  /** True when the read sent after the request arrived found none of the values it used stale. */
-  async confirmed(): Promise<boolean> {
+  /** Records a cached value this request used. */
+  used(subjects: readonly string[], stamp: number): void {
+    this.values.push({ subjects, stamp });
+  }
+
+  /** True when the read sent after the request arrived found none of the values it used stale; given once. */
+  confirmed(): Promise<boolean> {
+    this.verdict ??= this.judge();
+    return this.verdict;
+  }
+
+  private async judge(): Promise<boolean> {
     if (!(await this.read)) return this.refused();
-    for (const subject of this.subjects) if (this.changes.usedStale(subject, this.stamp)) return this.refused();
+    for (const subject of this.subjects) if (this.changes.changedSince(subject) > this.stamp) return this.refused();
+    for (const value of this.values) if (!this.changes.isCurrent(value.subjects, value.stamp)) return this.refused();
     return true;
   }
 
@@ -65,10 +80,8 @@ export class Speculation {
     if (!(await this.confirmed())) throw new SpeculationFailed();
   }
 
-  private counted = false;
   private refused(): false {
-    if (!this.counted) this.changes.stats.speculationsFailed++;
-    this.counted = true;
+    this.changes.stats.speculationsFailed++;
     return false;
   }
 }

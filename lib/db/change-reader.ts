@@ -23,10 +23,12 @@ select pg_current_snapshot()::text as snapshot,
 /**
  * The feed keeps an hour, and records the newest transaction it pruned: a reader whose last
  * snapshot predates it cannot know what it missed (a transaction open for over an hour that has
- * just committed, a process suspended) and drops everything instead.
+ * just committed, a process suspended) and drops everything instead. Only rows of transactions
+ * older than every one still running go, so a transaction left open does not make every reader
+ * drop everything at each read (its own rows, and later ones, wait until it ends).
  */
 export const PRUNE_CHANGES_SQL = `
-with gone as (delete from access_change where at < now() - interval '1 hour' returning xid)
+with gone as (delete from access_change where at < now() - interval '1 hour' and xid < pg_snapshot_xmin(pg_current_snapshot()) returning xid)
 insert into access_change_pruned (id, through_xid)
 select 1, max(xid::text::bigint) from gone having count(*) > 0
 on conflict (id) do update set through_xid = greatest(access_change_pruned.through_xid, excluded.through_xid)`;

@@ -144,6 +144,7 @@ export class HttpAuthenticator {
         });
       },
       notBefore,
+      speculation,
     );
     return caller!;
   }
@@ -184,6 +185,7 @@ export class HttpAuthenticator {
         return { value, subject: value.userId, validUntil: expiresAt && expiresAt < ttl ? expiresAt : ttl };
       },
       notBefore,
+      speculation,
     );
     return caller!;
   }

@@ -110,7 +110,7 @@ export class McpHttp {
         return jsonReply(405, { error: { code: 'method_not_allowed', message: `${url.pathname} takes POST and DELETE` } }, { allow: 'POST, DELETE' });
       }
       const body = await bodyRead!;
-      const stepUp = await this.insufficientScope(em, caller, body, toolsets, url, speculation?.notBefore ?? arrived);
+      const stepUp = await this.insufficientScope(em, caller, body, toolsets, url, speculation?.notBefore ?? arrived, speculation);
       if (stepUp) return stepUp;
       const request = { startedAt: arrived, clientAddress: this.auth.clientAddress(req), speculation };
       if (sessionId !== undefined) {
@@ -159,7 +159,7 @@ export class McpHttp {
    * the client can send the user to consent again (the MCP step-up flow). A permission the user
    * does not hold at all is the tool's ordinary refusal, after this.
    */
-  private async insufficientScope(em: Scope, caller: UserCaller, body: unknown, toolsets: Toolset[], url: URL, notBefore: number): Promise<Reply | null> {
+  private async insufficientScope(em: Scope, caller: UserCaller, body: unknown, toolsets: Toolset[], url: URL, notBefore: number, speculation: Speculation | undefined): Promise<Reply | null> {
     const oauth = this.runtime.oauth;
     if (!oauth || caller.resource === undefined || Array.isArray(body)) return null;
     const message = body as { method?: unknown; params?: { name?: unknown } };
@@ -167,9 +167,9 @@ export class McpHttp {
     const name = message.params.name;
     const op = OPERATIONS[name];
     if (!op?.permission || !toolsets.some((t) => t.operations.includes(op))) return null;
-    const effective = await this.runtime.resolver.resolve(em, caller, null, notBefore);
+    const effective = await this.runtime.resolver.resolve(em, caller, null, notBefore, speculation);
     if (!effective.live || !effective.scopes || effective.scopes.includes(op.permission)) return null;
-    const held = await this.runtime.resolver.resolveAnywhere(em, { userId: caller.userId }, notBefore);
+    const held = await this.runtime.resolver.resolveAnywhere(em, { userId: caller.userId }, notBefore, speculation);
     if (!held.grants.has(op.permission)) return null;
     const scope = [...effective.scopes, op.permission].join(' ');
     const metadata = resourceMetadataUrl(oauth.settings.issuer, url.pathname.replace(/\/$/, ''));
@@ -190,7 +190,7 @@ export class McpHttp {
   ): Promise<string> {
     const id = typeof header === 'string' ? header : undefined;
     if (!id) throw new OpError('invalid_input', `${SESSION_HEADER} is missing`, { field: SESSION_HEADER });
-    const row = isUuid(id) ? await this.sessionRow(em, id, speculation?.notBefore ?? arrived) : null;
+    const row = isUuid(id) ? await this.sessionRow(em, id, speculation?.notBefore ?? arrived, speculation) : null;
     // Unknown or ended: 404 tells a client to initialise a new session.
     if (!row || row.ended) throw new OpError('not_found', 'this MCP session does not exist or has ended; initialize a new one');
     if (row.userId !== caller.userId) {
@@ -202,7 +202,7 @@ export class McpHttp {
     return id;
   }
 
-  private async sessionRow(em: Scope, id: string, notBefore: number): Promise<SessionRow | null> {
+  private async sessionRow(em: Scope, id: string, notBefore: number, speculation: Speculation | undefined): Promise<SessionRow | null> {
     return this.sessions.getOrLoad(
       em,
       id,
@@ -212,6 +212,7 @@ export class McpHttp {
         return owner ? { value: owner, subject: owner.userId, validUntil: null } : null;
       },
       notBefore,
+      speculation,
     );
   }
 

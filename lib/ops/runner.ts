@@ -10,7 +10,7 @@ import type { Logger } from '../log.ts';
 import { isReadEffect, type AnyOperation, type Operation, type OperationContext } from './operation.ts';
 import { requireCoverage } from '../access/coverage.ts';
 import { addAuditEvent, AuditWriter, type AuditRecord } from '../audit/writer.ts';
-import { AccessCache } from '../access/changes.ts';
+import { AccessCache, type ValueUse } from '../access/changes.ts';
 import type { Speculation } from '../access/speculation.ts';
 import { parseInput, toOpError } from './error-mapping.ts';
 import { findProject } from './lookups.ts';
@@ -147,14 +147,14 @@ export class OperationRunner {
       // Scope, authorize and cover, against what `source` sees: a write's inside its transaction
       // (so a grant revoked while the call waited is seen, and nothing is resolved twice).
       const admit = async (source: EmSource): Promise<CallScope> => {
-        const scope = await this.scope(op, input, source, caller, notBefore);
+        const scope = await this.scope(op, input, source, caller, notBefore, speculation);
         audit.projectKey = scope.projectKey ?? undefined;
         this.authorize(op, caller, scope, audit);
         if (principal) await requireCoverage(this.deps.resolver, source, caller as UserCaller, principal, op.name);
         return scope;
       };
       const call = async (source: EmSource, scope: CallScope, settles = true) => {
-        const result = await this.invoke(op, this.context(source, op.name, caller, now, audit, scope, settles), input);
+        const result = await this.invoke(op, this.context(source, op.name, caller, now, audit, scope, settles, speculation), input);
         if (this.verify) verifyOutput(op, result);
         return result;
       };
@@ -207,11 +207,11 @@ export class OperationRunner {
   }
 
   /** The project the input names (by key or id), and the caller's permissions there: once per call. */
-  private async scope(op: AnyOperation, input: unknown, source: EmSource, caller: Caller, notBefore: number): Promise<CallScope> {
+  private async scope(op: AnyOperation, input: unknown, source: EmSource, caller: Caller, notBefore: number, use: ValueUse | undefined): Promise<CallScope> {
     const ref = op.project?.(input);
     const project = ref ? await findProject(emOf(source), ref) : null;
     const projectId = project?.id ?? null;
-    const permissions = caller.kind === 'user' ? await this.deps.resolver.resolve(source, caller, projectId, notBefore) : null;
+    const permissions = caller.kind === 'user' ? await this.deps.resolver.resolve(source, caller, projectId, notBefore, use) : null;
     return { projectId, projectKey: project?.key ?? null, permissions };
   }
 
@@ -236,7 +236,8 @@ export class OperationRunner {
     this.auditFailure(pendingAudit(op, caller, rawInput, meta), OUTCOME_OF[error.code] ?? 'failed', error, [...secretValues(rawInput), ...declaredSecrets(op, rawInput)]);
   }
 
-  private context(tx: EmSource, operation: string, caller: Caller, now: Date, audit: PendingAudit, scope: CallScope, settles: boolean): OperationContext {
+  // use: the speculation the call runs under, told of the cached values it reads (its memos).
+  private context(tx: EmSource, operation: string, caller: Caller, now: Date, audit: PendingAudit, scope: CallScope, settles: boolean, use: ValueUse | undefined): OperationContext {
     // The call's own scope is resolved already (against what tx sees); another project is resolved now.
     const permissionsIn = async (projectId: string | null, options: { fresh?: boolean } = {}) => {
       if (caller.kind !== 'user') return null;
@@ -273,7 +274,7 @@ export class OperationRunner {
       settleAudit: () => (settles ? this.audit.flush() : Promise.resolve()),
       memo: async <T>(subject: string, key: string, compute: () => Promise<T>, dependsOn?: (value: T) => readonly string[]): Promise<T> => {
         const memoKey = `${operation}|${subject}|${key}`;
-        const cached = this.memos.get(memoKey, now) as T | undefined;
+        const cached = this.memos.get(memoKey, now, use) as T | undefined;
         if (cached !== undefined) return cached;
         // The feed was read at the start of this call (its permission check); a value computed now belongs to that read.
         const stamp = this.deps.resolver.changes.stamp;
