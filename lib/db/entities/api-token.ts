@@ -21,7 +21,7 @@ const ApiTokenSchema = defineEntity({
     createdById: p.uuid().nullable(),
     // P3: a token minted through a delegation works only while that delegation does (the resolver
     // checks it at every use; a deleted delegation ends it too).
-    sourceDelegationId: p.uuid().nullable().index('api_token_source_delegation_idx'),
+    sourceDelegationId: p.uuid().nullable(),
     revokedAt: p.datetime().nullable(),
     // Set for the grant a user gave an OAuth client: the client's access tokens act through this
     // row (its scopes, expiry and revocation), and no raw `mnd_` token of it exists.

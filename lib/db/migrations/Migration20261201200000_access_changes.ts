@@ -51,7 +51,6 @@ export class Migration20261201200000_access_changes extends Migration {
     this.addSql(`drop function if exists "api_token_api_token_access_epoch_delete_fn"();`);
     this.addSql(`drop trigger if exists "api_token_access_epoch_update" on "api_token";`);
     this.addSql(`drop function if exists "api_token_api_token_access_epoch_update_fn"();`);
-    this.addSql(`create index "api_token_source_delegation_idx" on "api_token" ("source_delegation_id");`);
     this.addSql(`create or replace function "api_token_api_token_access_change_update_fn"() returns trigger as $$ begin if tg_op <> 'INSERT' then perform "access_changed"(old."user_id"); end if; if tg_op = 'INSERT' or (tg_op = 'UPDATE' and new."user_id" is distinct from old."user_id") then perform "access_changed"(new."user_id"); end if; return null; end; $$ language plpgsql;`);
     this.addSql(`create trigger "api_token_access_change_update" AFTER UPDATE on "api_token" for each ROW
   when (((old.revoked_at IS DISTINCT FROM new.revoked_at) OR (old.expires_at IS DISTINCT FROM new.expires_at) OR (old.scopes IS DISTINCT FROM new.scopes) OR (old.user_id IS DISTINCT FROM new.user_id) OR ((old.hash)::text IS DISTINCT FROM (new.hash)::text) OR (old.source_delegation_id IS DISTINCT FROM new.source_delegation_id) OR ((old.oauth_grant_id)::text IS DISTINCT FROM (new.oauth_grant_id)::text))) execute function "api_token_api_token_access_change_update_fn"();`);
@@ -67,7 +66,6 @@ export class Migration20261201200000_access_changes extends Migration {
     }
     this.addSql(`drop function if exists "access_changed"(uuid);`);
     this.addSql(`drop index if exists "delegation_delegator_idx";`);
-    this.addSql(`drop index if exists "api_token_source_delegation_idx";`);
     this.addSql(`drop table if exists "access_change" cascade;`);
     this.addSql(`drop table if exists "access_change_pruned" cascade;`);
     this.addSql(`create table "access_epoch" ("id" int not null, "version" bigint not null default '0', primary key ("id"));`);
