@@ -206,6 +206,43 @@ describe('an instance dies', { skip }, () => {
     }
   });
 
+  test('SIGKILL mid-traffic: every call that was answered has its audit event, reads and refusals included', async () => {
+    const server = await serve();
+    const answered: string[] = [];
+    let sent = 0;
+    let killed = false;
+    // Each lane calls until the instance is gone.
+    const lane = async () => {
+      for (;;) {
+        const requestId = `kill-read-${sent++}`;
+        // A read, a refusal (no such user) and an invalid input: none of them writes anything but its event.
+        const path = ['/api/me', '/api/admin/users?limit=2', `/api/admin/users/${'0'.repeat(8)}-0000-7000-8000-${'0'.repeat(12)}`, '/api/admin/users?limit=-1'][sent % 4]!;
+        try {
+          const response = await fetch(`${server.url}${path}`, { headers: { ...bearer(admin.token), 'x-request-id': requestId }, signal: AbortSignal.timeout(10_000) });
+          await response.arrayBuffer();
+          answered.push(requestId);
+        } catch {
+          return;
+        }
+        if (answered.length === 200 && !killed) {
+          killed = true;
+          server.signal('SIGKILL');
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, () => lane()));
+    assert.equal(await server.exited, null, 'it was killed');
+    assert.ok(answered.length >= 200, `${answered.length} answered`);
+    const client = await dbClient();
+    try {
+      const stored = new Set((await client.query<{ request_id: string }>('select request_id from audit_event where request_id = any($1)', [answered])).rows.map((row) => row.request_id));
+      const missing = answered.filter((id) => !stored.has(id));
+      assert.deepEqual(missing, [], `${missing.length} of ${answered.length} answered calls have no audit event`);
+    } finally {
+      await client.end();
+    }
+  });
+
   test('SIGTERM drains: no new connections, the call in flight finishes, its audit event and the batched ones are written, then it exits', async () => {
     const server = await serve({ MANDATE_DRAIN_SECONDS: '5' });
     const target = (await call(server.url, 'POST', '/api/admin/users', { email: 'drained@example.test' })).body.id as string;

@@ -202,11 +202,11 @@ export class OAuthHttp {
         await attempt.refund().catch(() => undefined);
         throw error;
       }
-      this.runtime.runner.audit.enqueue({ caller: { kind: 'system', name: 'oauth' }, operation: 'oauth_sign_in', outcome: 'denied', errorCode: 'unauthenticated', target: pending.clientId.slice(0, 200), detail: { client_id: pending.clientId }, clientAddress: address });
+      await this.runtime.runner.audit.enqueue({ caller: { kind: 'system', name: 'oauth' }, operation: 'oauth_sign_in', outcome: 'denied', errorCode: 'unauthenticated', target: pending.clientId.slice(0, 200), detail: { client_id: pending.clientId }, clientAddress: address });
       await this.render(res, pending, csrf, 'Wrong email or password.', {}, 401);
       return;
     }
-    this.runtime.runner.audit.enqueue({ caller: { kind: 'user', userId, name: '', email: email.trim().toLowerCase(), type: 'human' }, operation: 'oauth_sign_in', outcome: 'allowed', target: pending.clientId.slice(0, 200), detail: { client_id: pending.clientId }, clientAddress: address });
+    await this.runtime.runner.audit.enqueue({ caller: { kind: 'user', userId, name: '', email: email.trim().toLowerCase(), type: 'human' }, operation: 'oauth_sign_in', outcome: 'allowed', target: pending.clientId.slice(0, 200), detail: { client_id: pending.clientId }, clientAddress: address });
     await this.oauth.finishLogin(req, res, userId);
   }
 

@@ -70,7 +70,7 @@ export class OperationRunner {
   private readonly memos: AccessCache<unknown>;
   /** The test suite's checks (MANDATE_VERIFY_OPERATIONS); off in production. */
   verify = verifying();
-  /** Batches the audit events of calls that changed nothing; see AuditWriter. */
+  /** Group-commits the audit events of calls that changed nothing; see AuditWriter. */
   readonly audit: AuditWriter;
 
   constructor(deps: RunnerDeps) {
@@ -94,20 +94,21 @@ export class OperationRunner {
       speculation = undefined;
     }
     const { result, trace } = await this.attempt(op, caller, rawInput, meta, speculation);
-    // A speculative call leaves its audit event and log line only once its caches are vouched for.
+    // A speculative call leaves its audit event and log line only once its caches are vouched for;
+    // and no call answers before its event is stored.
     await speculation?.settle();
-    trace();
+    await trace();
     return result;
   }
 
-  /** Runs the call; its batched audit event and log lines are left to `trace`. */
+  /** Runs the call; its group-committed audit event and log lines are left to `trace`. */
   private async attempt<Schema extends z.ZodType, Output>(
     op: Operation<Schema, Output>,
     caller: Caller,
     rawInput: unknown,
     meta: RunMeta,
     speculation: Speculation | undefined,
-  ): Promise<{ result: RunResult<Output>; trace: () => void }> {
+  ): Promise<{ result: RunResult<Output>; trace: () => Promise<void> }> {
     const started = meta.startedAt ?? performance.now();
     const notBefore = speculation?.notBefore ?? started;
     const requestId = meta.requestId ?? randomUUID();
@@ -125,8 +126,11 @@ export class OperationRunner {
       result: { ok: false as const, error: scrubbedError(error, secrets) },
       trace: () => {
         logFirst();
-        this.auditFailure(audit, outcome, error, secrets);
         finish(outcome, error);
+        const stored = this.auditFailure(audit, outcome, error, secrets);
+        // A call that failed because the database is away does not wait out a second deadline for
+        // its event (queued, written when the database is back): the caller saw it fail.
+        return error.code === 'unavailable' ? Promise.resolve() : stored;
       },
     });
 
@@ -161,11 +165,11 @@ export class OperationRunner {
       let value: Output;
       if (isReadEffect(op.effect)) {
         // Reads need no transaction (the suite runs local ones READ ONLY to prove they write
-        // nothing); their audit event is batched. A tracker read may record its connection's
+        // nothing); their audit event is group-committed. A tracker read may record its connection's
         // health (connected, invalid, expired) in its own unit of work: that is not under test here.
         const scope = await admit(em);
         if (this.verify && op.effect === 'read') {
-          // Batched events are written first, and settleAudit inside does nothing: it writes through
+          // Queued events are written first, and settleAudit inside does nothing: it writes through
           // another connection, which the embedded database's one connection would wait on forever.
           await this.audit.flush();
           value = await em().transactional(async (tx) => {
@@ -178,8 +182,8 @@ export class OperationRunner {
         return {
           result: { ok: true, value },
           trace: () => {
-            this.audit.enqueue({ ...audit, outcome: 'allowed' });
             finish('allowed');
+            return this.audit.enqueue({ ...audit, outcome: 'allowed' });
           },
         };
       }
@@ -196,7 +200,10 @@ export class OperationRunner {
           return result;
         });
       }
-      return { result: { ok: true, value }, trace: () => finish('allowed') };
+      return {
+        result: { ok: true, value },
+        trace: async () => finish('allowed'),
+      };
     } catch (thrown) {
       const { error, unexpected } = toOpError(thrown);
       const logUnexpected = () => {
@@ -233,7 +240,7 @@ export class OperationRunner {
   /** Audits a call refused before it could run (e.g. a tool this server does not serve). */
   async refuse(op: AnyOperation, caller: Caller, rawInput: unknown, error: OpError, meta: RunMeta = {}): Promise<void> {
     await meta.speculation?.settle();
-    this.auditFailure(pendingAudit(op, caller, rawInput, meta), OUTCOME_OF[error.code] ?? 'failed', error, [...secretValues(rawInput), ...declaredSecrets(op, rawInput)]);
+    await this.auditFailure(pendingAudit(op, caller, rawInput, meta), OUTCOME_OF[error.code] ?? 'failed', error, [...secretValues(rawInput), ...declaredSecrets(op, rawInput)]);
   }
 
   // use: the speculation the call runs under, told of the cached values it reads (its memos).
@@ -285,9 +292,9 @@ export class OperationRunner {
     };
   }
 
-  // A failed call changed nothing (its transaction, if any, rolled back): its event is batched.
-  private auditFailure(audit: PendingAudit, outcome: AuditOutcome, error: OpError, secrets: string[] = []): void {
-    this.audit.enqueue({ ...audit, outcome, errorCode: error.code, message: scrubText(error.message, secrets) });
+  // A failed call changed nothing (its transaction, if any, rolled back): its event is group-committed.
+  private auditFailure(audit: PendingAudit, outcome: AuditOutcome, error: OpError, secrets: string[] = []): Promise<void> {
+    return this.audit.enqueue({ ...audit, outcome, errorCode: error.code, message: scrubText(error.message, secrets) });
   }
 }
 
