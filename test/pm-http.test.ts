@@ -98,3 +98,35 @@ test('Retry-After: seconds or an HTTP date; absent or unreadable is null', () =>
   assert.equal(retryAfterMs(undefined), null);
   assert.equal(retryAfterMs('soon'), null);
 });
+
+test('a kept-alive socket the tracker closed as it was reused: a read is sent again on a fresh one, a create is not', async () => {
+  // Each connection serves one request; the next one on it is dropped unanswered, as a tracker
+  // closing an idle connection just as the client reuses it would.
+  const served = new WeakMap<object, number>();
+  const seen: string[] = [];
+  const closing = createServer((req, res) => {
+    seen.push(`${req.method} ${req.url}`);
+    const count = served.get(req.socket) ?? 0;
+    served.set(req.socket, count + 1);
+    if (count > 0) return void req.socket.resetAndDestroy();
+    res.writeHead(200, { 'content-type': 'application/json', connection: 'keep-alive' }).end('{"ok":true}');
+  });
+  await new Promise<void>((resolve) => closing.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(closing.address() as AddressInfo).port}`;
+  let http = new UpstreamHttp(settings(loopbackOk));
+  try {
+    assert.deepEqual((await http.send({ method: 'GET', url: `${url}/first` })).body, { ok: true });
+    assert.deepEqual((await http.send({ method: 'GET', url: `${url}/second` })).body, { ok: true }, 'the read is answered');
+    assert.deepEqual(seen, ['GET /first', 'GET /second', 'GET /second'], 'sent again once, on a new connection');
+
+    seen.length = 0;
+    http.close();
+    http = new UpstreamHttp(settings(loopbackOk));
+    await http.send({ method: 'GET', url: `${url}/warm` });
+    await assert.rejects(http.send({ method: 'POST', url: `${url}/create`, body: { summary: 'x' } }), (error: unknown) => error instanceof UpstreamFailure && error.kind === 'network' && /ECONNRESET/.test((error as Error).message));
+    assert.deepEqual(seen, ['GET /warm', 'POST /create'], 'a create is never sent twice');
+  } finally {
+    http.close();
+    closing.close();
+  }
+});

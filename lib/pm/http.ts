@@ -56,6 +56,17 @@ const MAX_BODY_BYTES = 16 * 1024 * 1024;
 const MAX_REDIRECTS = 3;
 const IDEMPOTENT = new Set<UpstreamMethod>(['GET', 'PUT', 'DELETE']);
 
+/** A reused socket reset before any answer: at most this many in a row are retried. */
+const MAX_STALE_SOCKETS = 3;
+
+class StaleSocket extends Error {
+  readonly failure: UpstreamFailure;
+  constructor(failure: UpstreamFailure) {
+    super(failure.message);
+    this.failure = failure;
+  }
+}
+
 /** Retry-After as milliseconds: delta-seconds or an HTTP date; null when absent or unreadable. */
 export function retryAfterMs(header: string | string[] | undefined, now = Date.now()): number | null {
   const value = Array.isArray(header) ? header[0] : header;
@@ -161,13 +172,31 @@ export class UpstreamHttp {
     }
   }
 
-  private once(method: UpstreamMethod, url: string, headers: Record<string, string>, payload: Buffer | undefined, timeoutMs: number): Promise<UpstreamResponse> {
+  /**
+   * One request. A kept-alive socket the tracker closed as it went out (its idle timeout and our
+   * reuse crossing) resets before any answer: an idempotent request is sent again at once on
+   * another socket, which the tracker never saw; any other is a network failure, since whether it
+   * was received cannot be known.
+   */
+  private async once(method: UpstreamMethod, url: string, headers: Record<string, string>, payload: Buffer | undefined, timeoutMs: number): Promise<UpstreamResponse> {
+    for (let stale = 0; ; stale++) {
+      try {
+        return await this.exchange(method, url, headers, payload, timeoutMs);
+      } catch (error) {
+        if (!(error instanceof StaleSocket)) throw error;
+        if (!IDEMPOTENT.has(method) || stale >= MAX_STALE_SOCKETS) throw error.failure;
+      }
+    }
+  }
+
+  private exchange(method: UpstreamMethod, url: string, headers: Record<string, string>, payload: Buffer | undefined, timeoutMs: number): Promise<UpstreamResponse> {
     const target = new URL(url);
     const literal = forbiddenLiteralHost(target, this.settings.policy);
     if (literal) return Promise.reject(new BlockedAddressError(literal.host, literal.reason));
     const transport = target.protocol === 'https:' ? https : http;
     const agent = this.agents[target.protocol as 'http:' | 'https:'];
     if (!agent) return Promise.reject(new UpstreamFailure('network', `unsupported protocol ${target.protocol}`));
+    let answered = false;
     return new Promise((resolve, reject) => {
       const req = transport.request(
         target,
@@ -181,6 +210,7 @@ export class UpstreamHttp {
           },
         },
         (res) => {
+          answered = true;
           const chunks: Buffer[] = [];
           let size = 0;
           res.on('data', (chunk: Buffer) => {
@@ -213,7 +243,8 @@ export class UpstreamHttp {
         clearTimeout(timer);
         if (error instanceof UpstreamFailure || error instanceof BlockedAddressError) return reject(error);
         const code = (error as NodeJS.ErrnoException).code;
-        reject(new UpstreamFailure('network', `cannot reach ${target.host}${code ? ` (${code})` : ''}`));
+        const failure = new UpstreamFailure('network', `cannot reach ${target.host}${code ? ` (${code})` : ''}`);
+        reject(req.reusedSocket && !answered && code === 'ECONNRESET' ? new StaleSocket(failure) : failure);
       });
       req.end(payload);
     });
