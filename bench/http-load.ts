@@ -1,7 +1,9 @@
 // The load generator the HTTP benchmarks share: servers started pinned to core 1 (load on core 0)
 // when `taskset` exists, sessions that call one tool in a loop, the server's CPU time per request.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
@@ -87,3 +89,60 @@ export async function idleMemory(url: string, auth: Record<string, string>, pid:
   return ((rssKiB(pid) - before) * 1024) / IDLE_SESSIONS;
 }
 
+
+/** wrk (Debian's `wrk`, installed by scripts/install-wrk.sh) costs far less CPU per request than a Node client. */
+export const hasWrk = spawnSync('wrk', ['--version']).error === undefined;
+
+// wrk's script: round-robin over the sessions (a session is not tied to a connection), and a
+// count of answers that are not a tool result, printed as one line the caller reads.
+const WRK_SCRIPT = `
+local sessions, n, bad = {}, 0, 0
+for id in string.gmatch(os.getenv("BENCH_SESSIONS"), "[^,]+") do sessions[#sessions + 1] = id end
+wrk.method = "POST"
+wrk.body = os.getenv("BENCH_BODY")
+request = function()
+  n = n + 1
+  wrk.headers["mcp-session-id"] = sessions[(n % #sessions) + 1]
+  return wrk.format()
+end
+response = function(status, headers, body)
+  if status ~= 200 or string.find(body, '"isError":true', 1, true) then bad = bad + 1 end
+end
+done = function() io.write("bad answers: " .. bad .. "\\n") end
+`;
+
+/** Like load(), with wrk as the client: `sessions` connections, one request at a time on each. */
+export async function wrkLoad(url: string, auth: Record<string, string>, tool: string, sessions: number, pid: number, seconds = SECONDS) {
+  const ids = await Promise.all(Array.from({ length: sessions }, () => initialize(url, auth)));
+  const script = join(mkdtempSync(join(tmpdir(), 'mandate-wrk-')), 'load.lua');
+  writeFileSync(script, WRK_SCRIPT);
+  const headers = Object.entries({ ...HEADERS, ...auth }).flatMap(([name, value]) => ['-H', `${name}: ${value}`]);
+  const env = { ...process.env, BENCH_SESSIONS: ids.join(','), BENCH_BODY: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: tool, arguments: {} } }) };
+  // Spawned, not spawnSync: whatever else this process runs meanwhile (the access changes) goes on.
+  const run = (duration: number) =>
+    new Promise<string>((resolve, reject) => {
+      const wrk = spawn('wrk', ['-t1', `-c${sessions}`, `-d${duration}s`, '--latency', '-s', script, ...headers, url], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      wrk.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
+      wrk.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+      wrk.on('error', reject);
+      wrk.on('close', (code) => {
+        const bad = Number(/bad answers: (\d+)/.exec(stdout)?.[1] ?? NaN);
+        if (code !== 0) reject(new Error(`wrk: ${stderr || stdout}`));
+        else if (bad !== 0) reject(new Error(`${tool}: ${bad} answers were not a tool result\n${stdout}`));
+        else resolve(stdout);
+      });
+    });
+  await run(WARMUP_SECONDS);
+  const cpuBefore = cpuTicks(pid);
+  const output = await run(seconds);
+  const cpuTicksUsed = cpuTicks(pid) - cpuBefore;
+  const requests = Number(/(\d+) requests in/.exec(output)?.[1]);
+  const elapsed = Number(/requests in ([\d.]+)s/.exec(output)?.[1] ?? seconds);
+  const latency = (percent: number) => {
+    const [, value, unit] = new RegExp(`^\\s+${percent}%\\s+([\\d.]+)(us|ms|s)\\s*$`, 'm').exec(output) ?? [];
+    return Number(value) * ({ us: 0.001, ms: 1, s: 1000 }[unit as 'us' | 'ms' | 's'] ?? NaN);
+  };
+  return { rate: requests / elapsed, p50: latency(50), p99: latency(99), cpuUs: (((cpuTicksUsed * 1000) / TICKS_PER_SECOND) * 1000) / requests };
+}
