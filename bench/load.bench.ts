@@ -13,6 +13,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import pg from 'pg';
 import { loadConfig } from '../lib/config.ts';
@@ -70,6 +71,23 @@ const users: SessionUser[] = [];
 
 const instances = [await start(['--disable-warning=ExperimentalWarning', 'bin/mandate.js', 'serve', '--port', '0'], env, /listening on (http:\/\/[\d.:]+)/), await start(['--disable-warning=ExperimentalWarning', 'bin/mandate.js', 'serve', '--port', '0'], env, /listening on (http:\/\/[\d.:]+)/)];
 const alive = [true, true];
+// What the instances logged at warn and above, by message (and error code), for the error counts' causes.
+const logged = new Map<string, number>();
+for (const { child } of instances) {
+  for (const stream of [child.stdout!, child.stderr!]) {
+    createInterface({ input: stream }).on('line', (line) => {
+      let entry: { level?: number; msg?: string; code?: string; op?: string; err?: { type?: string; code?: string; message?: string } };
+      try {
+        entry = JSON.parse(line);
+      } catch {
+        return;
+      }
+      if ((entry.level ?? 0) < 40) return;
+      const key = [entry.msg, entry.op, entry.code ?? entry.err?.code, entry.err?.message?.slice(0, 80)].filter(Boolean).join(' | ');
+      logged.set(key, (logged.get(key) ?? 0) + 1);
+    });
+  }
+}
 
 type Kind = 'read' | 'write' | 'pm' | 'agent';
 interface Call {
@@ -187,6 +205,11 @@ const tail = rss.filter((r) => r.at >= SECONDS * 1000 - 60_000).map((r) => r.kib
 if (tail.length) {
   const [low, high, mean] = [Math.min(...tail), Math.max(...tail), tail.reduce((a, b) => a + b, 0) / tail.length];
   console.log(`RSS of the surviving instance over the last 60 s: ${(low / 1024).toFixed(0)}-${(high / 1024).toFixed(0)} MiB (${(((high - low) / mean) * 100).toFixed(1)} % of its mean)`);
+  console.log(`  every 10 s: ${rss.filter((_, i) => i % 10 === 9).map((r) => (r.kib / 1024).toFixed(0)).join(' ')} MiB`);
+}
+if (logged.size) {
+  console.log('\nlogged by the instances (warn and above):');
+  for (const [key, count] of [...logged].sort((a, b) => b[1] - a[1]).slice(0, 15)) console.log(`  ${String(count).padStart(6)}  ${key}`);
 }
 
 // Verification: acknowledged writes are present (each user's last acknowledged display name, or a
