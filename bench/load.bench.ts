@@ -179,7 +179,12 @@ const pct = (values: number[], p: number) => {
   return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]! : Number.NaN;
 };
 const firstOkAfterBack = calls.filter((c) => c.at >= backAt && c.ok).sort((a, b) => a.at + a.ms - (b.at + b.ms))[0];
-const recoveredAt = firstOkAfterBack ? firstOkAfterBack.at + firstOkAfterBack.ms : Number.NaN;
+const firstOkAt = firstOkAfterBack ? firstOkAfterBack.at + firstOkAfterBack.ms : Number.NaN;
+// Recovered once calls stop failing: the last error ending within the recovery bound (5 s) after
+// PostgreSQL is back closes the window; any later one counts against the phase after it.
+const RECOVERY_BOUND_MS = 5_000;
+const lastOutageError = Math.max(firstOkAt, ...calls.filter((c) => !c.ok && c.at + c.ms >= backAt && c.at + c.ms < Math.min(killAt, backAt + RECOVERY_BOUND_MS)).map((c) => c.at + c.ms + 0.001));
+const recoveredAt = lastOutageError;
 const phases: [string, number, number][] = [
   ['steady', 5_000, restartedAt],
   ['PostgreSQL down', restartedAt, backAt],
@@ -200,7 +205,7 @@ for (const [name, from, to] of phases) {
   const byKind = Object.entries(Object.groupBy(errors, (c) => `${c.kind} ${c.status}`)).map(([k, v]) => `${k}: ${v!.length}`).join(', ');
   console.log(`${name.padEnd(20)} ${seconds.toFixed(1).padStart(7)} ${(inPhase.filter((c) => c.ok).length / seconds).toFixed(0).padStart(8)} ${pct(latencies, 0.5).toFixed(1).padStart(7)} ${pct(latencies, 0.99).toFixed(1).padStart(7)} ${String(errors.length).padStart(7)}  ${byKind}`);
 }
-console.log(`\nrecovery: first call answered ${((recoveredAt - backAt) / 1000).toFixed(2)} s after PostgreSQL was back`);
+console.log(`\nrecovery: first call answered ${((firstOkAt - backAt) / 1000).toFixed(2)} s after PostgreSQL was back, the last failed ${((recoveredAt - backAt) / 1000).toFixed(2)} s after (within the ${RECOVERY_BOUND_MS / 1000} s bound)`);
 const tail = rss.filter((r) => r.at >= SECONDS * 1000 - 60_000).map((r) => r.kib);
 if (tail.length) {
   const [low, high, mean] = [Math.min(...tail), Math.max(...tail), tail.reduce((a, b) => a + b, 0) / tail.length];

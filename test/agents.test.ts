@@ -6,7 +6,7 @@ import type { Caller } from '../lib/identity/caller.ts';
 import { authenticateToken } from '../lib/identity/authenticate.ts';
 import { endExpiredAgentSessions } from '../lib/identity/account-lifecycle.ts';
 import { callerOf, delegate, makeProject, makeRole, makeToken, makeUser } from './helpers/fixtures.ts';
-import { recordSecret, testRuntime, type TestRuntime } from './helpers/db.ts';
+import { recordSecret, TEST_DB, testRuntime, type TestRuntime } from './helpers/db.ts';
 import { mandate } from './helpers/cli.ts';
 import { processDatabase } from './helpers/stdio.ts';
 
@@ -99,6 +99,30 @@ test('expiry: the token stops at once, and the sweep deactivates the agent and r
   const agent = await run(ops.getUser, callerOf(await makeUser(rt, { roles: ['admin'] })), { user_id: started.agent.id });
   assert.equal(agent.active, false);
   assert.equal(agent.delegations.received.length, 0);
+});
+
+test('the sweep skips a session another instance is ending instead of waiting on it (no pile-up, no deadlock between concurrent starts)', { skip: TEST_DB !== 'postgres' && 'needs a second connection (PostgreSQL)' }, async () => {
+  const spawner = callerOf(await makeUser(rt, { roles: ['developer'] }));
+  const [held, free] = [await run(ops.startAgentSession, spawner, { role: 'agent', lifetime_minutes: 5 }), await run(ops.startAgentSession, spawner, { role: 'agent', lifetime_minutes: 5 })];
+  clock = new Date(clock.getTime() + 6 * 60_000);
+  const { default: pg } = await import('pg');
+  const other = new pg.Client({ connectionString: rt.db.orm.config.get('clientUrl') as string });
+  await other.connect();
+  const endedAt = async (id: string) => (await rt.db.orm.em.fork().execute<{ ended_at: Date | null }>('select ended_at from agent_session where id = ?', [id], 'get'))?.ended_at ?? null;
+  try {
+    await other.query('begin');
+    await other.query('select id from agent_session where id = $1 for update', [held.agent_session.id]);
+    const sweep = endExpiredAgentSessions(rt.db.orm.em.fork(), clock);
+    const waited = await Promise.race([sweep.then(() => false), new Promise((resolve) => setTimeout(resolve, 3000, true))]);
+    assert.equal(waited, false, 'the sweep finished while the other transaction held its session');
+    assert.ok(await endedAt(free.agent_session.id), 'the session nobody held is ended');
+    assert.equal(await endedAt(held.agent_session.id), null, 'the held one is left to its holder');
+    await other.query('rollback');
+    await endExpiredAgentSessions(rt.db.orm.em.fork(), clock);
+    assert.ok(await endedAt(held.agent_session.id), 'and ended by the next sweep once free');
+  } finally {
+    await other.end();
+  }
 });
 
 test('CLI: mandate agent start --format env prints what a runner needs; agent end ends it', async () => {

@@ -1,3 +1,4 @@
+import { LockMode } from '@mikro-orm/core';
 import type { Em } from '../db/orm.ts';
 import { AgentSession, ApiToken, Delegation, Session, User } from '../db/entities/index.ts';
 
@@ -49,9 +50,15 @@ export async function endAgentSession(em: Em, session: AgentSession, now: Date, 
   return { ended: true };
 }
 
-/** Ends every agent session past its expiry; long-running processes call it periodically. */
+/**
+ * Ends every agent session past its expiry; long-running processes call it periodically, and so
+ * does each start of an agent session. A session is ended by whichever caller locks it first: the
+ * others skip it (SKIP LOCKED) instead of waiting on it, or deadlocking on two taken in turn.
+ */
 export async function endExpiredAgentSessions(em: Em, now: Date): Promise<number> {
-  const expired = await em.find(AgentSession, { endedAt: null, expiresAt: { $lte: now } });
-  for (const session of expired) await endAgentSession(em, session, now, 'expired');
-  return expired.length;
+  return em.transactional(async (tx) => {
+    const expired = await tx.find(AgentSession, { endedAt: null, expiresAt: { $lte: now } }, { orderBy: { id: 'asc' }, lockMode: LockMode.PESSIMISTIC_PARTIAL_WRITE });
+    for (const session of expired) await endAgentSession(tx, session, now, 'expired');
+    return expired.length;
+  });
 }
