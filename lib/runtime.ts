@@ -63,7 +63,9 @@ export async function openRuntime(config: Config, options: RuntimeOptions): Prom
     config.database.kind === 'postgresql' ? decodeURIComponent(new URL(config.database.url).password) : undefined,
   ]);
   const pm = new PmService(config.pm, { lockRows: db.kind === 'postgresql', ...(options.sleep ? { sleep: options.sleep } : {}) });
-  const runner = new OperationRunner({ orm: db.orm, resolver, vault, pm, log, now });
+  // An audit insert gets a pool connection and runs: twice the connect deadline, within the statement one.
+  const auditDeadlineMs = config.database.kind === 'postgresql' ? Math.min(config.database.queryTimeoutMs, 2 * config.database.connectTimeoutMs) : undefined;
+  const runner = new OperationRunner({ orm: db.orm, resolver, vault, pm, log, now, ...(auditDeadlineMs ? { auditDeadlineMs } : {}) });
   // Client metadata documents come through a client of their own: public addresses only (unless
   // configured), no retries, small answers, within the library's 2.5 s.
   const metadataHttp = config.oauth.enabled

@@ -125,6 +125,27 @@ test('the sweep skips a session another instance is ending instead of waiting on
   }
 });
 
+test('ending a session while a sweep holds it waits for the sweep instead of deadlocking with it (one lock order: the agent session first)', { skip: TEST_DB !== 'postgres' && 'needs a second connection (PostgreSQL)' }, async () => {
+  const spawner = callerOf(await makeUser(rt, { roles: ['developer'] }));
+  const started = await run(ops.startAgentSession, spawner, { role: 'agent', lifetime_minutes: 5 });
+  const { default: pg } = await import('pg');
+  const sweep = new pg.Client({ connectionString: rt.db.orm.config.get('clientUrl') as string });
+  await sweep.connect();
+  try {
+    // What a sweep on another instance does: the session first, then what it was given.
+    await sweep.query('begin');
+    await sweep.query('select id from agent_session where id = $1 for update', [started.agent_session.id]);
+    const ending = rt.runner.run(ops.endAgentSessionOp, spawner, { agent_session_id: started.agent_session.id });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await sweep.query('update delegation set revoked_at = now() where delegate_id = $1 and revoked_at is null', [started.agent.id]);
+    await sweep.query('commit');
+    const ended = await ending;
+    assert.ok(ended.ok, `end_agent_session: ${!ended.ok && ended.error.message}`);
+  } finally {
+    await sweep.end();
+  }
+});
+
 test('CLI: mandate agent start --format env prints what a runner needs; agent end ends it', async () => {
   const db = await processDatabase();
   try {

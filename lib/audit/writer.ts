@@ -141,16 +141,19 @@ export class AuditWriter {
   private readonly log: Logger;
   private readonly maxBatch: number;
   private readonly retryMs: number;
+  private readonly deadlineMs: number;
   private failing = false;
   private em: Em | undefined;
   /** Counters for tests and diagnostics. */
   readonly stats = { written: 0, rewritten: 0, unwritable: 0, batchesRefused: 0, dropped: 0, inserts: 0 };
 
-  constructor(orm: Orm, log: Logger, options: { maxBatch?: number; retryMs?: number } = {}) {
+  /** deadlineMs: how long one insert may take before the database counts as away (a frozen host); none by default. */
+  constructor(orm: Orm, log: Logger, options: { maxBatch?: number; retryMs?: number; deadlineMs?: number } = {}) {
     this.orm = orm;
     this.log = log;
     this.maxBatch = options.maxBatch ?? 500;
     this.retryMs = options.retryMs ?? 500;
+    this.deadlineMs = options.deadlineMs ?? Number.POSITIVE_INFINITY;
   }
 
   /** False while the database refuses every write: calls must not run unaudited. */
@@ -177,8 +180,7 @@ export class AuditWriter {
       return Promise.resolve();
     }
     const written = new Promise<void>((resolve) => this.waiting.push(resolve));
-    if (this.queue.length >= this.maxBatch) void this.flush();
-    else this.schedule();
+    this.schedule();
     return written;
   }
 
@@ -192,7 +194,10 @@ export class AuditWriter {
     });
   }
 
-  /** Writes everything enqueued so far; resolves once it is in the database (or could not be). */
+  /**
+   * Writes everything enqueued so far, in inserts of at most maxBatch rows, stopping at the first
+   * the database does not take; resolves once it is in the database (or could not be).
+   */
   flush(): Promise<void> {
     clearTimeout(this.timer);
     this.timer = undefined;
@@ -201,20 +206,21 @@ export class AuditWriter {
     this.queue = [];
     this.waiting = [];
     this.inFlight++;
-    this.flushing = this.flushing.then(async () => {
+    const done = this.flushing.then(async () => {
       try {
-        if (batch.length === 0) return;
-        const left = await this.write(batch.map(auditColumns));
-        if (left.length === 0) {
-          if (this.failing) this.log.info('audit log writable again');
-          this.failing = false;
+        for (let from = 0; from < batch.length; from += this.maxBatch) {
+          const chunk = batch.slice(from, from + this.maxBatch);
+          const left = await this.write(chunk.map(auditColumns));
+          if (left.length === 0) continue;
+          // The database is away: keep the rest, refuse calls, and try again soon.
+          this.failing = true;
+          this.queue = chunk.slice(chunk.length - left.length).concat(batch.slice(from + this.maxBatch), this.queue);
+          this.log.error({ events: this.queue.length }, 'could not write audit events; calls are refused until the audit log is writable again');
+          this.timer ??= setTimeout(() => void this.flush(), this.retryMs).unref();
           return;
         }
-        // The database is away: keep the rest, refuse calls, and try again soon.
-        this.failing = true;
-        this.queue = batch.slice(batch.length - left.length).concat(this.queue);
-        this.log.error({ events: this.queue.length }, 'could not write audit events; calls are refused until the audit log is writable again');
-        this.timer ??= setTimeout(() => void this.flush(), this.retryMs).unref();
+        if (this.failing && batch.length > 0) this.log.info('audit log writable again');
+        if (batch.length > 0) this.failing = false;
       } finally {
         this.inFlight--;
         for (const resolve of waiting) resolve();
@@ -222,6 +228,8 @@ export class AuditWriter {
         if (this.queue.length > 0 && !this.failing) this.schedule();
       }
     });
+    // Nothing a flush throws may stop the ones after it (every call waits on them).
+    this.flushing = done.catch((error: unknown) => this.log.error({ err: { type: (error as Error).name } }, 'audit flush failed'));
     return this.flushing;
   }
 
@@ -289,10 +297,23 @@ export class AuditWriter {
   // client-side query formatting showed in the HTTP bench's profile.
   // The fork is made once: it only lends its connection (no unit of work is used), and a fork per
   // insert would cost a call on the hot path an entity manager.
+  // An insert that outlives its deadline counts as the database being away; it may still land
+  // later, so a retry skips the rows that did (event ids are unique).
   private async insert(rows: AuditColumns[]): Promise<void> {
     this.stats.inserts++;
     this.em ??= this.orm.em.fork();
-    await this.em.getKysely<{ audit_event: AuditColumns }>().insertInto('audit_event').values(rows).execute();
+    const insert = this.em.getKysely<{ audit_event: AuditColumns }>().insertInto('audit_event').values(rows).onConflict((conflict) => conflict.doNothing()).execute();
+    if (!Number.isFinite(this.deadlineMs)) return void (await insert);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(Object.assign(new Error('audit insert: Query read timeout'), { code: 'ETIMEDOUT' })), this.deadlineMs);
+    });
+    try {
+      await Promise.race([insert, deadline]);
+    } finally {
+      clearTimeout(timer);
+      insert.catch(() => undefined);
+    }
   }
 }
 

@@ -20,8 +20,18 @@ export async function revokeTokens(em: Em, userId: string, now: Date) {
   return em.nativeUpdate(ApiToken, { user: userId, revokedAt: null }, { revokedAt: now });
 }
 
+/**
+ * Every path that ends an agent session or deactivates an account takes the account's agent
+ * session rows first, then the rest: one lock order, so two of them (an end, a sweep, a
+ * deactivation) wait for each other rather than deadlock.
+ */
+async function lockAgentSessionsOf(em: Em, agentId: string): Promise<void> {
+  await em.execute('select id from agent_session where agent_id = ? and ended_at is null order by id for update', [agentId], 'all');
+}
+
 /** Deactivates a user and ends its sessions and tokens; an agent's own agent session ends with it. */
 export async function deactivateAccount(em: Em, user: User, now: Date, reason: string) {
+  await lockAgentSessionsOf(em, user.id);
   const summary = { tokens_revoked: 0, sessions_ended: 0 };
   if (user.active) {
     user.active = false;
@@ -37,6 +47,7 @@ export async function deactivateAccount(em: Em, user: User, now: Date, reason: s
 /** Ends an agent session: its token, the delegations it was given, its sessions, and the agent user. */
 export async function endAgentSession(em: Em, session: AgentSession, now: Date, reason: string) {
   if (session.endedAt) return { ended: false };
+  await lockAgentSessionsOf(em, session.agent.id);
   session.endedAt = now;
   session.endReason = reason;
   await em.nativeUpdate(Delegation, { delegate: session.agent.id, revokedAt: null }, { revokedAt: now });

@@ -54,7 +54,7 @@ export class OAuthServer {
   /** Keys for the CSRF tokens of the sign-in and consent forms. */
   readonly formKey: Buffer;
   private readonly orm: Orm;
-  private readonly audit: (record: AuditRecord) => void;
+  private readonly audit: (record: AuditRecord) => void | Promise<void>;
   private readonly log: Logger;
   private readonly resources: Set<string>;
   private readonly callback: (req: IncomingMessage, res: ServerResponse) => void;
@@ -64,7 +64,7 @@ export class OAuthServer {
     settings: OAuthSettings,
     deps: {
       vault: Vault;
-      audit: (record: AuditRecord) => void;
+      audit: (record: AuditRecord) => void | Promise<void>;
       log: Logger;
       /** GETs a client's metadata document through the SSRF-guarded upstream client. */
       fetch: (url: string, init: RequestInit) => Promise<Response>;
@@ -286,7 +286,7 @@ export class OAuthServer {
       oauthClientId: pending.clientId.slice(0, 255),
     });
     await em.flush();
-    this.audit({
+    await this.audit({
       caller: await this.userCaller(userId),
       operation: 'oauth_consent',
       outcome: 'allowed',
@@ -299,7 +299,7 @@ export class OAuthServer {
 
   /** The user said no: nothing is stored, and the client hears access_denied. */
   async deny(req: IncomingMessage, res: ServerResponse, pending: PendingInteraction, client: { address: string }): Promise<void> {
-    this.audit({
+    await this.audit({
       caller: pending.accountId ? await this.userCaller(pending.accountId) : SYSTEM,
       operation: 'oauth_deny',
       outcome: 'denied',

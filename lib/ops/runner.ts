@@ -5,7 +5,7 @@ import type { Caller, UserCaller } from '../identity/caller.ts';
 import type { Permission } from '../access/permissions.ts';
 import { requireLive, requirePermission } from '../access/guard.ts';
 import type { EffectivePermissions, PermissionResolver } from '../access/resolver.ts';
-import { OpError } from '../errors.ts';
+import { databaseUnavailable, OpError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { isReadEffect, type AnyOperation, type Operation, type OperationContext } from './operation.ts';
 import { requireCoverage } from '../access/coverage.ts';
@@ -58,6 +58,8 @@ export interface RunnerDeps {
   pm: PmService;
   log: Logger;
   now?: () => Date;
+  /** How long an audit insert may take before the database counts as away (see AuditWriter). */
+  auditDeadlineMs?: number;
 }
 
 /**
@@ -77,7 +79,7 @@ export class OperationRunner {
     this.deps = deps;
     this.now = deps.now ?? (() => new Date());
     this.memos = new AccessCache(deps.resolver.changes);
-    this.audit = new AuditWriter(deps.orm, deps.log);
+    this.audit = new AuditWriter(deps.orm, deps.log, deps.auditDeadlineMs ? { deadlineMs: deps.auditDeadlineMs } : {});
   }
 
   async run<Schema extends z.ZodType, Output>(
@@ -121,7 +123,7 @@ export class OperationRunner {
       const ms = Math.round(performance.now() - started);
       this.deps.log.info({ op: op.name, outcome, actor, requestId, ms, ...(error ? { code: error.code } : {}) }, 'operation');
     };
-    const failed = (outcome: AuditOutcome, error: OpError, logFirst: () => void = () => undefined) => ({
+    const failed = (outcome: AuditOutcome, error: OpError, logFirst: () => void = () => undefined, databaseAway = false) => ({
       // What the caller sees is scrubbed too: a message may quote a secret of the input, encoded.
       result: { ok: false as const, error: scrubbedError(error, secrets) },
       trace: () => {
@@ -130,7 +132,7 @@ export class OperationRunner {
         const stored = this.auditFailure(audit, outcome, error, secrets);
         // A call that failed because the database is away does not wait out a second deadline for
         // its event (queued, written when the database is back): the caller saw it fail.
-        return error.code === 'unavailable' ? Promise.resolve() : stored;
+        return databaseAway ? Promise.resolve() : stored;
       },
     });
 
@@ -209,7 +211,7 @@ export class OperationRunner {
       const logUnexpected = () => {
         if (unexpected) this.deps.log.error({ op: op.name, requestId, err: scrubErr(thrown, secrets) }, 'operation failed unexpectedly');
       };
-      return failed(OUTCOME_OF[error.code] ?? 'failed', error, logUnexpected);
+      return failed(OUTCOME_OF[error.code] ?? 'failed', error, logUnexpected, databaseUnavailable(thrown) !== null);
     }
   }
 

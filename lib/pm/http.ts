@@ -174,17 +174,18 @@ export class UpstreamHttp {
 
   /**
    * One request. A kept-alive socket the tracker closed as it went out (its idle timeout and our
-   * reuse crossing) resets before any answer: an idempotent request is sent again at once on
-   * another socket, which the tracker never saw; any other is a network failure, since whether it
-   * was received cannot be known.
+   * reuse crossing) resets before any answer: a GET is sent again at once on another socket,
+   * within the same time budget; anything else is a network failure, since whether the tracker
+   * received it cannot be known (a PUT may add a comment, as Redmine's does).
    */
   private async once(method: UpstreamMethod, url: string, headers: Record<string, string>, payload: Buffer | undefined, timeoutMs: number): Promise<UpstreamResponse> {
+    const until = Date.now() + timeoutMs;
     for (let stale = 0; ; stale++) {
       try {
-        return await this.exchange(method, url, headers, payload, timeoutMs);
+        return await this.exchange(method, url, headers, payload, Math.max(1, until - Date.now()));
       } catch (error) {
         if (!(error instanceof StaleSocket)) throw error;
-        if (!IDEMPOTENT.has(method) || stale >= MAX_STALE_SOCKETS) throw error.failure;
+        if (method !== 'GET' || stale >= MAX_STALE_SOCKETS || Date.now() >= until) throw error.failure;
       }
     }
   }
