@@ -75,8 +75,10 @@ async function auditCount(url: string, actorId: string): Promise<number> {
 }
 
 test('the SDK client over Streamable HTTP: Basic and Bearer both work', async () => {
-  assert.equal((await sdkWhoami(serve.url, bearer(people.dev!.token))).user.id, people.dev!.id);
-  assert.equal((await sdkWhoami(serve.url, basic(people.dev!.email, password))).user.id, people.dev!.id);
+  // A failure says what the server logged (its lines carry no secret: the sweep at the end checks).
+  const withLogs = <T>(call: Promise<T>) => call.catch((error: unknown) => assert.fail(`${(error as Error).message}\nserver log (errors):\n${serve.logs().split('\n').filter((line) => line.includes('"level":50')).slice(-5).join('\n')}`));
+  assert.equal((await withLogs(sdkWhoami(serve.url, bearer(people.dev!.token)))).user.id, people.dev!.id);
+  assert.equal((await withLogs(sdkWhoami(serve.url, basic(people.dev!.email, password)))).user.id, people.dev!.id);
 });
 
 test('wrong password, unknown user, revoked token, disabled user: 401', async () => {
