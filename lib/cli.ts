@@ -11,6 +11,7 @@ import { VERSION } from './version.ts';
 import { agentCommands, mcpCommands } from './cli-mcp.ts';
 import { vaultCommands } from './cli-vault.ts';
 import { auditCommands } from './cli-audit.ts';
+import { projectCommands } from './cli-project.ts';
 import { help, int, runAsSystem, str, UsageError, withRuntime, type Command } from './cli-support.ts';
 
 /** How long closing may take after the drain (MANDATE_DRAIN_SECONDS) (the audit flushed, the pool closed) before the process exits regardless. */
@@ -214,7 +215,7 @@ const commands: Record<string, Command> = {
   },
 };
 
-Object.assign(commands, agentCommands, mcpCommands, vaultCommands, auditCommands);
+Object.assign(commands, agentCommands, mcpCommands, vaultCommands, auditCommands, projectCommands);
 
 function topHelp(): string {
   const lines = [`mandate ${VERSION} — MCP servers that act under someone's mandate`, '', 'Usage: mandate <command> [options]', '', 'Commands:'];

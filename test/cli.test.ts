@@ -48,7 +48,7 @@ describe('mandate --help and bad arguments', () => {
   test('--help works on every command and lists them', async () => {
     const top = await mandate(['--help'], {});
     assert.equal(top.code, 0);
-    for (const name of ['init', 'migrate', 'serve', 'user create', 'token create', 'vault new-key', 'vault reseal']) {
+    for (const name of ['init', 'migrate', 'serve', 'user create', 'token create', 'vault new-key', 'vault reseal', 'project create', 'project list']) {
       assert.ok(top.stdout.includes(name), `top help lists ${name}`);
       const help = await mandate([...name.split(' '), '--help'], {});
       assert.equal(help.code, 0, `${name} --help exits 0`);
@@ -75,6 +75,8 @@ describe('mandate --help and bad arguments', () => {
       [['serve', '--port', '70000'], 2, /--port must be at most 65535/],
       [['vault', 'new-key', '--id', 'no spaces'], 2, /--id must be 1-32 letters/],
       [['vault'], 2, /"vault" needs a subcommand: new-key, reseal/],
+      [['project', 'create', '--name', 'n'], 2, /--key is required/],
+      [['project', 'create', '--key', '9 bad', '--name', 'n'], 1, /key: must be a project key/],
     ];
     for (const [args, code, pattern] of cases) {
       const result = await mandate(args, env);
@@ -143,6 +145,20 @@ describe('mandate init, user create, token create', () => {
     const beyond = await mandate(['token', 'create', '--user', user.id, '--name', 'x', '--scope', 'users:write'], env);
     assert.equal(beyond.code, 1);
     assert.match(beyond.stderr, /scopes: the user does not hold users:write/);
+  });
+
+  test('project create and project list: the projects roles are scoped to, as JSON; a taken key is a conflict', async () => {
+    const created = await mandate(['project', 'create', '--key', 'acme', '--name', 'Acme Corp'], env);
+    assert.equal(created.code, 0, created.stderr);
+    const project = JSON.parse(created.stdout);
+    assert.equal(project.key, 'ACME');
+    assert.equal(project.name, 'Acme Corp');
+    const again = await mandate(['project', 'create', '--key', 'ACME', '--name', 'again'], env);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /a project with key ACME exists already/);
+    const listed = await mandate(['project', 'list'], env);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.deepEqual(JSON.parse(listed.stdout).map((p: { key: string; id: string }) => [p.key, p.id]), [['ACME', project.id]]);
   });
 
   test('migrate on an up-to-date database says so', async () => {

@@ -10,6 +10,8 @@ export const PERMISSIONS = {
   'tokens:write': 'Create and revoke API tokens for other users.',
   'sessions:read': "See other users' sessions.",
   'sessions:write': "End other users' sessions.",
+  'projects:read': 'See projects, their members and the tracker projects bound to them.',
+  'projects:write': 'Create, rename and delete projects; bind tracker projects to them.',
   'installs:read': 'See every MCP server installation.',
   'installs:write': 'Install and uninstall MCP servers for yourself.',
   'installs:admin': 'Manage the MCP catalog and installations for other users.',

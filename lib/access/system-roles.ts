@@ -20,7 +20,7 @@ export const SYSTEM_ROLES: readonly SystemRole[] = [
     name: 'auditor',
     description: 'Reads the audit log and every administrative record, changes nothing.',
     permissions: [
-      'audit:read', 'users:read', 'roles:read', 'delegations:read', 'tokens:read', 'sessions:read', 'installs:read',
+      'audit:read', 'users:read', 'roles:read', 'delegations:read', 'tokens:read', 'sessions:read', 'installs:read', 'projects:read',
     ],
   },
 ];

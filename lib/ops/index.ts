@@ -11,6 +11,7 @@ import * as catalog from './mcp-catalog.ts';
 import * as installs from './installs.ts';
 import * as pm from './pm/index.ts';
 import * as oauthGrants from './oauth-grants.ts';
+import * as projects from './projects.ts';
 
 // The one registry: every operation a module below exports, each declaring its own servers (and,
 // for PM, its toolset). The MCP servers, REST routes, remote calls, CLI and generated docs are all
@@ -27,8 +28,9 @@ export * from './mcp-catalog.ts';
 export * from './installs.ts';
 export * from './pm/index.ts';
 export * from './oauth-grants.ts';
+export * from './projects.ts';
 
-const MODULES = [users, roles, delegations, tokens, sessions, auditLog, self, agents, catalog, installs, pm, oauthGrants];
+const MODULES = [users, roles, delegations, tokens, sessions, auditLog, self, agents, catalog, installs, pm, oauthGrants, projects];
 
 /** Every operation once, by name: the order tools are listed and documented in. */
 export const ALL_OPERATIONS: readonly AnyOperation[] = Object.freeze(

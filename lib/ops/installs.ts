@@ -9,6 +9,7 @@ import { catalogRef } from './mcp-catalog.ts';
 import { findCatalogEntry, findProject } from './lookups.ts';
 import { afterCursor, cursorField, decodeCursor, limitField, page } from './pagination.ts';
 import { projectKeyField, uuidField } from './schemas.ts';
+import { userSummary } from './views.ts';
 import { addAuditEvent } from '../audit/writer.ts';
 import { callerUserId, type Caller } from '../identity/caller.ts';
 import type { Vault } from '../vault.ts';
@@ -23,10 +24,6 @@ const secretName = z.string().max(64, 'must be at most 64 characters');
 const secretsInput = z.record(secretName, secretValue);
 
 const secretContext = (installationId: string, field: string) => `mcp_installation:${installationId}:${field}`;
-
-function userSummary(user: User) {
-  return { id: user.id, email: user.email, name: user.name, display_name: user.displayName, active: user.active };
-}
 
 /** Users with a role in the project: the audience of a team or project installation. */
 async function projectMembers(em: Em, project: Project, limit?: number): Promise<{ users: User[]; count: number }> {

@@ -27,7 +27,7 @@ export async function findCatalogEntry(em: Em, nameOrId: string, field = 'id'): 
 /** A project by key, or by id (the admin agents' contract passes ids). */
 export async function findProject(em: Em, keyOrId: string, field = 'project_key'): Promise<Project> {
   const project = await em.findOne(Project, isUuid(keyOrId) ? { id: keyOrId } : { key: keyOrId });
-  if (!project) throw new OpError('not_found', `project ${keyOrId} not found`, { field: isUuid(keyOrId) && field === 'project_key' ? 'project_id' : field });
+  if (!project) throw new OpError('not_found', `project ${keyOrId} not found; list_mandate_projects shows them`, { field: isUuid(keyOrId) && field === 'project_key' ? 'project_id' : field });
   return project;
 }
 

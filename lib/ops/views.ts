@@ -1,6 +1,10 @@
 import type { AgentSession, ApiToken, AuditEvent, Delegation, Role, RoleAssignment, Session, User } from '../db/entities/index.ts';
 
 // What a response may show of a record: never a password hash or a token hash.
+export function userSummary(user: User) {
+  return { id: user.id, email: user.email, name: user.name, display_name: user.displayName, active: user.active };
+}
+
 export function userView(user: User) {
   return {
     id: user.id,

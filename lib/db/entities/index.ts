@@ -1,5 +1,6 @@
 export { User, USER_TYPES, type UserType } from './user.ts';
 export { Project } from './project.ts';
+export { ProjectBinding, TRACKER_KINDS, type TrackerKind } from './project-binding.ts';
 export { Role } from './role.ts';
 export { RoleAssignment } from './role-assignment.ts';
 export { Delegation } from './delegation.ts';
@@ -19,6 +20,7 @@ export { OAuthRecord } from './oauth-record.ts';
 
 import { User } from './user.ts';
 import { Project } from './project.ts';
+import { ProjectBinding } from './project-binding.ts';
 import { Role } from './role.ts';
 import { RoleAssignment } from './role-assignment.ts';
 import { Delegation } from './delegation.ts';
@@ -34,4 +36,4 @@ import { PmConnection } from './pm-connection.ts';
 import { PmOauthState } from './pm-oauth-state.ts';
 import { OAuthRecord } from './oauth-record.ts';
 
-export const ALL_ENTITIES = [User, Project, Role, RoleAssignment, Delegation, ApiToken, AuditEvent, AccessChange, AccessChangePruned, Session, AgentSession, LoginLimit, McpCatalogEntry, McpInstallation, PmConnection, PmOauthState, OAuthRecord];
+export const ALL_ENTITIES = [User, Project, ProjectBinding, Role, RoleAssignment, Delegation, ApiToken, AuditEvent, AccessChange, AccessChangePruned, Session, AgentSession, LoginLimit, McpCatalogEntry, McpInstallation, PmConnection, PmOauthState, OAuthRecord];

@@ -7,6 +7,7 @@ import { Migration20261201000000_mandate_sources } from './Migration202612010000
 import { Migration20261201100000_oauth } from './Migration20261201100000_oauth.ts';
 import { Migration20261201200000_access_changes } from './Migration20261201200000_access_changes.ts';
 import { Migration20261201210000_scale } from './Migration20261201210000_scale.ts';
+import { Migration20261202000000_projects } from './Migration20261202000000_projects.ts';
 
 /** Every migration, in order. Listed explicitly so the same list runs from .ts sources and built .js. */
 export const MIGRATIONS = [
@@ -19,4 +20,5 @@ export const MIGRATIONS = [
   { name: 'Migration20261201100000_oauth', class: Migration20261201100000_oauth },
   { name: 'Migration20261201200000_access_changes', class: Migration20261201200000_access_changes },
   { name: 'Migration20261201210000_scale', class: Migration20261201210000_scale },
+  { name: 'Migration20261202000000_projects', class: Migration20261202000000_projects },
 ];

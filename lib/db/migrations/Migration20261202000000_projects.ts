@@ -1,0 +1,24 @@
+import { Migration } from '@mikro-orm/migrations';
+
+// Projects become managed (projects:read, projects:write, given to the admin and auditor system
+// roles) and can be bound to tracker projects.
+export class Migration20261202000000_projects extends Migration {
+  override name = 'Migration20261202000000_projects';
+
+  override up(): void {
+    this.addSql(`alter table "project" add column "created_by_id" uuid null, add column "updated_at" timestamptz not null default now();`);
+    this.addSql(`alter table "project" alter column "updated_at" drop default;`);
+    this.addSql(`create table "project_binding" ("id" uuid not null, "project_id" uuid not null, "tracker" varchar(32) not null, "tracker_project" varchar(200) not null, "created_by_id" uuid null, "created_at" timestamptz not null, primary key ("id"));`);
+    this.addSql(`create index "project_binding_project_idx" on "project_binding" ("project_id");`);
+    this.addSql(`alter table "project_binding" add constraint "project_binding_tracker_unique" unique ("tracker", "tracker_project");`);
+    this.addSql(`alter table "project_binding" add constraint "project_binding_project_id_foreign" foreign key ("project_id") references "project" ("id") on delete cascade;`);
+    this.addSql(`update "role" set "permissions" = "permissions" || array['projects:read', 'projects:write']::text[], "updated_at" = now() where "name" = 'admin' and "system";`);
+    this.addSql(`update "role" set "permissions" = "permissions" || array['projects:read']::text[], "updated_at" = now() where "name" = 'auditor' and "system";`);
+  }
+
+  override down(): void {
+    this.addSql(`update "role" set "permissions" = array_remove(array_remove("permissions", 'projects:read'), 'projects:write') where "system";`);
+    this.addSql(`drop table if exists "project_binding" cascade;`);
+    this.addSql(`alter table "project" drop column "created_by_id", drop column "updated_at";`);
+  }
+}

@@ -1,0 +1,246 @@
+import { z } from 'zod';
+import { Delegation, McpInstallation, Project, ProjectBinding, RoleAssignment, User } from '../db/entities/index.ts';
+import type { Em } from '../db/orm.ts';
+import { requireAllPermissions } from '../access/guard.ts';
+import type { Permission } from '../access/permissions.ts';
+import { callerUserId } from '../identity/caller.ts';
+import { conflict } from '../errors.ts';
+import { operation, type OperationContext } from './operation.ts';
+import { activeDelegations, findProject } from './lookups.ts';
+import { cursorPage, id, isoTime, isoTimeOrNull, userSummaryOutput } from './outputs.ts';
+import { limitField, offsetField } from './pagination.ts';
+import { displayNameField, projectKeyField } from './schemas.ts';
+import { userSummary } from './views.ts';
+
+// Platform projects: the scope role assignments, delegations and installations can be limited to,
+// and (through bindings) the tracker projects a project-scoped pm permission covers. Named
+// `*_mandate_project*` so they never read as the PM tool list_projects (a tracker's projects).
+
+export const projectRef = z.string().trim().min(1, 'must name a project (its key or id)').max(64, 'must be at most 64 characters');
+
+const bindingOutput = z.strictObject({ tracker: z.string(), tracker_project: z.string(), created_at: isoTime });
+const usageOutput = z.strictObject({ role_assignments: z.number().int(), delegations: z.number().int(), installations: z.number().int() });
+export const projectOutput = z.strictObject({
+  id,
+  key: z.string(),
+  name: z.string(),
+  created_by_id: id.nullable(),
+  created_at: isoTime,
+  updated_at: isoTime,
+  bindings: z.array(bindingOutput),
+  used_by: usageOutput,
+});
+
+/** What uses a project: role assignments, delegations in force, installations. */
+async function usageOf(em: Em, project: Project, now: Date) {
+  const [role_assignments, delegations, installations] = await Promise.all([
+    em.count(RoleAssignment, { project }),
+    em.count(Delegation, { project, ...activeDelegations(now) }),
+    em.count(McpInstallation, { project }),
+  ]);
+  return { role_assignments, delegations, installations };
+}
+
+export async function projectView(em: Em, project: Project, now: Date) {
+  const bindings = await em.find(ProjectBinding, { project }, { orderBy: { tracker: 'asc', trackerProject: 'asc' } });
+  return {
+    id: project.id,
+    key: project.key,
+    name: project.name,
+    created_by_id: project.createdById ?? null,
+    created_at: project.createdAt.toISOString(),
+    updated_at: project.updatedAt.toISOString(),
+    bindings: bindings.map((b) => ({ tracker: b.tracker, tracker_project: b.trackerProject, created_at: b.createdAt.toISOString() })),
+    used_by: await usageOf(em, project, now),
+  };
+}
+
+const projectTarget = (input: { project: string }) => `project:${input.project}`;
+
+export const createMandateProject = operation({
+  name: 'create_mandate_project',
+  servers: ['admin'],
+  route: { method: 'POST', path: '/api/admin/projects' },
+  title: 'Create a project',
+  description:
+    'Create a Mandate project: the scope roles, delegations and installations can be limited to (assign_role with project_key). key: a letter then letters, digits or "_" (at most 32), stored upper-case, never changed; name: what people call it. ' +
+    'Bind tracker projects to it with bind_tracker_project. Returns the project.',
+  input: z.strictObject({ key: projectKeyField, name: displayNameField }),
+  output: projectOutput,
+  permission: 'projects:write',
+  effect: 'write',
+  annotations: {},
+  target: (input) => `project:${input.key}`,
+  async run(ctx, input) {
+    if (await ctx.em.findOne(Project, { key: input.key })) throw conflict(`a project with key ${input.key} exists already`, 'key');
+    const project = ctx.em.create(Project, { key: input.key, name: input.name, createdById: callerUserId(ctx.caller) });
+    await ctx.em.flush();
+    ctx.setTarget(`project:${project.id}`);
+    return projectView(ctx.em, project, ctx.now);
+  },
+});
+
+export const listMandateProjects = operation({
+  name: 'list_mandate_projects',
+  servers: ['admin'],
+  route: { method: 'GET', path: '/api/admin/projects' },
+  title: 'List projects',
+  description:
+    "List Mandate's projects by key, with their tracker bindings and what uses them; search matches key or name. limit (default 50) and offset page through them. " +
+    "Not a tracker's projects: that is the PM tool list_projects.",
+  input: z.strictObject({ search: z.string().trim().max(200, 'must be at most 200 characters').optional(), limit: limitField, offset: offsetField }),
+  output: z.strictObject({ items: z.array(projectOutput), next_offset: z.number().int().nullable() }),
+  permission: 'projects:read',
+  effect: 'read',
+  annotations: {},
+  async run(ctx, input) {
+    const offset = input.offset ?? 0;
+    const pattern = input.search ? `%${input.search.replace(/[\\%_]/g, (c) => `\\${c}`)}%` : null;
+    const where = pattern ? { $or: [{ key: { $ilike: pattern } }, { name: { $ilike: pattern } }] } : {};
+    const rows = await ctx.em.find(Project, where, { orderBy: { key: 'asc' }, limit: input.limit + 1, offset });
+    const items = [];
+    for (const project of rows.slice(0, input.limit)) items.push(await projectView(ctx.em, project, ctx.now));
+    return { items, next_offset: rows.length > input.limit ? offset + input.limit : null };
+  },
+});
+
+export const getMandateProject = operation({
+  name: 'get_mandate_project',
+  servers: ['admin'],
+  route: { method: 'GET', path: '/api/admin/projects/{project}' },
+  title: 'Get a project',
+  description: 'Get one Mandate project by key or id: its name, the tracker projects bound to it, and how many role assignments, delegations in force and installations use it.',
+  input: z.strictObject({ project: projectRef }),
+  output: projectOutput,
+  permission: 'projects:read',
+  effect: 'read',
+  annotations: {},
+  target: projectTarget,
+  async run(ctx, input) {
+    return projectView(ctx.em, await findProject(ctx.em, input.project, 'project'), ctx.now);
+  },
+});
+
+export const updateMandateProject = operation({
+  name: 'update_mandate_project',
+  servers: ['admin'],
+  route: { method: 'PATCH', path: '/api/admin/projects/{project}' },
+  title: 'Rename a project',
+  description: 'Change the name of a Mandate project (its key never changes: grants and audit events name it). Returns the project.',
+  input: z.strictObject({ project: projectRef, name: displayNameField }),
+  output: projectOutput,
+  permission: 'projects:write',
+  effect: 'write',
+  annotations: { idempotentHint: true },
+  target: projectTarget,
+  async run(ctx, input) {
+    const project = await findProject(ctx.em, input.project, 'project');
+    project.name = input.name;
+    await ctx.em.flush();
+    return projectView(ctx.em, project, ctx.now);
+  },
+});
+
+/**
+ * Deleting a project with cascade takes its grants away from their holders and removes its
+ * installations: like delete_role, the caller must hold there every permission those grants
+ * carry, and installs:admin for installations.
+ */
+async function requireHoldsWhatCascades(ctx: OperationContext, project: Project) {
+  const assignments = await ctx.em.find(RoleAssignment, { project }, { populate: ['role'] });
+  const delegations = await ctx.em.find(Delegation, { project, ...activeDelegations(ctx.now) });
+  const carried = new Set<string>([...assignments.flatMap((a) => a.role.permissions), ...delegations.map((d) => d.permission)]);
+  if ((await ctx.em.count(McpInstallation, { project })) > 0) carried.add('installs:admin');
+  const held = await ctx.permissionsIn(project.id);
+  if (held) requireAllPermissions(held, [...carried], `deleting project ${project.key} with what uses it`);
+}
+
+export const deleteMandateProject = operation({
+  name: 'delete_mandate_project',
+  servers: ['admin'],
+  route: { method: 'DELETE', path: '/api/admin/projects/{project}' },
+  title: 'Delete a project',
+  description:
+    'Delete a Mandate project and its tracker bindings. Refused while role assignments, delegations or installations use it, unless cascade is true, which removes them too ' +
+    '(their holders lose those permissions at once; you must hold every permission they carry there, and installs:admin for installations). Returns what was removed.',
+  input: z.strictObject({ project: projectRef, cascade: z.boolean().default(false) }),
+  output: projectOutput.extend({ deleted: z.literal(true) }),
+  permission: 'projects:write',
+  effect: 'write',
+  annotations: { destructiveHint: true },
+  target: projectTarget,
+  async run(ctx, input) {
+    const project = await findProject(ctx.em, input.project, 'project');
+    const view = await projectView(ctx.em, project, ctx.now);
+    const { role_assignments, delegations, installations } = view.used_by;
+    // Revoked and expired delegations scoped to it do not count as use; they go with it.
+    const inUse = role_assignments + delegations + installations;
+    if (inUse > 0 && !input.cascade) {
+      throw conflict(
+        `project ${project.key} is used by ${role_assignments} role assignment(s), ${delegations} delegation(s) in force and ${installations} installation(s); remove them first or pass cascade: true`,
+        'cascade',
+      );
+    }
+    if (inUse > 0) await requireHoldsWhatCascades(ctx, project);
+    ctx.setTarget(`project:${project.id}`);
+    // The foreign keys cascade (assignments, delegations, installations, bindings); the
+    // access-change triggers of assignments and delegations report their holders.
+    await ctx.em.nativeDelete(Project, { id: project.id });
+    return { ...view, deleted: true as const };
+  },
+});
+
+const memberGrantOutput = z.discriminatedUnion('via', [
+  z.strictObject({ via: z.literal('role'), role: z.string(), assignment_id: id, permissions: z.array(z.string()) }),
+  z.strictObject({ via: z.literal('delegation'), delegation_id: id, permission: z.string(), delegator_id: id, expires_at: isoTimeOrNull }),
+]);
+
+export const listMandateProjectMembers = operation({
+  name: 'list_mandate_project_members',
+  servers: ['admin'],
+  route: { method: 'GET', path: '/api/admin/projects/{project}/members' },
+  title: 'List the members of a project',
+  description:
+    'Who holds what in a Mandate project, and through what: each user with a role assigned for the project or a delegation in force scoped to it, by user name. ' +
+    'Global grants apply in every project too and are not listed here (see list_role_members). limit (default 50) and offset page through the users.',
+  input: z.strictObject({ project: projectRef, limit: limitField, offset: offsetField }),
+  output: z.strictObject({
+    project_key: z.string(),
+    items: z.array(z.strictObject({ user: userSummaryOutput, grants: z.array(memberGrantOutput) })),
+    next_offset: z.number().int().nullable(),
+  }),
+  permission: 'projects:read',
+  effect: 'read',
+  annotations: {},
+  target: projectTarget,
+  async run(ctx, input) {
+    const project = await findProject(ctx.em, input.project, 'project');
+    const offset = input.offset ?? 0;
+    const members = await ctx.em.execute<{ user_id: string }[]>(
+      `select u.id as user_id from app_user u
+        where exists (select 1 from role_assignment ra where ra.user_id = u.id and ra.project_id = ?)
+           or exists (select 1 from delegation d where d.delegate_id = u.id and d.project_id = ? and d.revoked_at is null and (d.expires_at is null or d.expires_at > ?))
+        order by u.name, u.id limit ? offset ?`,
+      [project.id, project.id, ctx.now, input.limit + 1, offset],
+    );
+    const ids = members.slice(0, input.limit).map((m) => m.user_id);
+    const [users, assignments, delegations] = ids.length
+      ? await Promise.all([
+          ctx.em.find(User, { id: { $in: ids } }),
+          ctx.em.find(RoleAssignment, { project, user: { $in: ids } }, { populate: ['role'], orderBy: { createdAt: 'asc', id: 'asc' } }),
+          ctx.em.find(Delegation, { project, delegate: { $in: ids }, ...activeDelegations(ctx.now) }, { orderBy: { createdAt: 'asc', id: 'asc' } }),
+        ])
+      : [[], [], []];
+    const byId = new Map(users.map((u) => [u.id, u]));
+    const items = ids.map((userId) => ({
+      user: userSummary(byId.get(userId)!),
+      grants: [
+        ...assignments.filter((a) => a.user.id === userId).map((a) => ({ via: 'role' as const, role: a.role.name, assignment_id: a.id, permissions: [...a.role.permissions] as Permission[] })),
+        ...delegations
+          .filter((d) => d.delegate.id === userId)
+          .map((d) => ({ via: 'delegation' as const, delegation_id: d.id, permission: d.permission, delegator_id: d.delegator.id, expires_at: d.expiresAt?.toISOString() ?? null })),
+      ],
+    }));
+    return { project_key: project.key, items, next_offset: members.length > input.limit ? offset + input.limit : null };
+  },
+});
