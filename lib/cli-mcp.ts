@@ -90,7 +90,7 @@ export const mcpCommands: Record<string, Command> = {
 
 export const agentCommands: Record<string, Command> = {
   'agent start': {
-    usage: 'mandate agent start --role R [--lifetime-minutes N] [--delegate-admin] [--label L] [--format json|env]',
+    usage: 'mandate agent start --role R [--lifetime-minutes N] [--delegate-admin] [--label L] [--pm-connection ID|NAME]... [--no-pm-connections] [--format json|env]',
     summary: "Start an agent session under MANDATE_TOKEN's user: prints the agent's token and role (JSON, or env lines for a runner).",
     options: {
       ...help,
@@ -98,13 +98,19 @@ export const agentCommands: Record<string, Command> = {
       'lifetime-minutes': { type: 'string' },
       'delegate-admin': { type: 'boolean' },
       label: { type: 'string' },
+      'pm-connection': { type: 'string', multiple: true },
+      'no-pm-connections': { type: 'boolean' },
       format: { type: 'string' },
     },
     async run(args, io) {
       const format = str(args, 'format') ?? 'json';
       if (format !== 'json' && format !== 'env') throw new UsageError('--format must be json or env');
       if (!str(args, 'role')) throw new UsageError('--role is required');
+      const named = args['pm-connection'] as string[] | undefined;
+      if (named && args['no-pm-connections']) throw new UsageError('give --pm-connection or --no-pm-connections, not both');
       const input = {
+        // Default (neither flag): the spawner's default connection.
+        pm_connections: args['no-pm-connections'] ? [] : named,
         role: str(args, 'role'),
         lifetime_minutes: int(args, 'lifetime-minutes'),
         delegate_admin: Boolean(args['delegate-admin']),

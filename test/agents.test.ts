@@ -162,6 +162,17 @@ test('CLI: mandate agent start --format env prints what a runner needs; agent en
     const ended = await mandate(['agent', 'end', env.MANDATE_AGENT_SESSION], { ...db.env, MANDATE_TOKEN: token });
     assert.equal(ended.code, 0, ended.stderr);
     assert.match(ended.stdout, /ended/);
+    // The connections to lend are named like the tool's: one the user does not have is refused on its field.
+    const unknown = await mandate(['agent', 'start', '--role', 'agent', '--pm-connection', 'nope'], { ...db.env, MANDATE_TOKEN: token });
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /you have no PM connection "nope"/);
+    const none = await mandate(['agent', 'start', '--role', 'agent', '--no-pm-connections'], { ...db.env, MANDATE_TOKEN: token });
+    assert.equal(none.code, 0, none.stderr);
+    const lentNothing = JSON.parse(none.stdout);
+    recordSecret(lentNothing.token);
+    assert.deepEqual(lentNothing.pm_connections, []);
+    const both = await mandate(['agent', 'start', '--role', 'agent', '--no-pm-connections', '--pm-connection', 'x'], { ...db.env, MANDATE_TOKEN: token });
+    assert.equal(both.code, 2);
     const noToken = await mandate(['agent', 'start', '--role', 'agent'], db.env);
     assert.equal(noToken.code, 2);
     assert.match(noToken.stderr, /MANDATE_TOKEN is not set/);

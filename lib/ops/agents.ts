@@ -2,12 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { agentSessionOutput, itemsOf, userOutput } from './outputs.ts';
 import { callerUserId } from '../identity/caller.ts';
 import { z } from 'zod';
-import { AgentSession, Delegation, Project, User } from '../db/entities/index.ts';
+import { AgentConnection, AgentSession, Delegation, PmConnection, Project, User } from '../db/entities/index.ts';
+import { isUuid } from '../ids.ts';
 import { isPermission, type Permission } from '../access/permissions.ts';
 import { OpError } from '../errors.ts';
 import { endAgentSession, endExpiredAgentSessions } from '../identity/account-lifecycle.ts';
 import { AGENT_LIFETIME_DEFAULT_MINUTES, AGENT_LIFETIME_MAX_MINUTES, planAgentGrants, type RoleHeld } from '../identity/agents.ts';
-import { operation } from './operation.ts';
+import { operation, type OperationContext } from './operation.ts';
 import { findRole } from './lookups.ts';
 import { me } from './self.ts';
 import { uuidField } from './schemas.ts';
@@ -29,6 +30,7 @@ export const startAgentSession = operation({
     'Start an AI agent under your mandate for a role: creates an agent user and an API token for it. The agent gets the permissions of the role that you hold yourself ' +
     '(delegate_admin: true adds the admin permissions you hold), as delegations from you, for lifetime_minutes (default 120, at most 1440). ' +
     'Permissions you do not hold, or hold only through a delegation, are listed in skipped. ' +
+    "pm_connections: which of your tracker connections the agent's PM tools may use (default: your default one; [] for none): the agent acts through them within its pm permissions while the session lives, never seeing the credential. " +
     'Returns the agent session, the role, and the token to launch it with (AGENT_ROLE=<role> MANDATE_TOKEN=<token> entrypoint.sh serve), shown once. End it with end_agent_session.',
   input: z.strictObject({
     role: z.string().trim().min(1, 'must name a role').max(64, 'must be at most 64 characters'),
@@ -40,8 +42,13 @@ export const startAgentSession = operation({
       .default(AGENT_LIFETIME_DEFAULT_MINUTES),
     delegate_admin: z.boolean().default(false),
     label: z.string().trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters').optional(),
+    pm_connections: z
+      .array(z.string().trim().min(1, 'must name one of your PM connections (id or name)').max(100, 'must be at most 100 characters'))
+      .max(20, 'must list at most 20 connections')
+      .optional()
+      .describe("which of your tracker connections the agent's PM tools may use (ids or names); default: your default connection; [] for none"),
   }),
-  output: z.strictObject({ agent_session: agentSessionOutput, agent: userOutput, role: z.string(), token: z.string().describe("the agent's token: shown once"), granted: z.array(z.strictObject({ permission: z.string(), project_key: z.string().nullable() })), skipped: z.array(z.strictObject({ permission: z.string(), reason: z.string() })) }),
+  output: z.strictObject({ agent_session: agentSessionOutput, agent: userOutput, role: z.string(), token: z.string().describe("the agent's token: shown once"), granted: z.array(z.strictObject({ permission: z.string(), project_key: z.string().nullable() })), skipped: z.array(z.strictObject({ permission: z.string(), reason: z.string() })), pm_connections: z.array(z.strictObject({ id: z.string(), name: z.string(), provider: z.string() })).describe("your connections the agent's PM tools may use") }),
   permission: null,
   effect: 'write',
   annotations: {},
@@ -93,6 +100,8 @@ export const startAgentSession = operation({
     }
     const token = await issueToken(ctx, agent, { name: `agent session (${role.name})`, expiresAt });
     const session = ctx.em.create(AgentSession, { agent, spawner, role: role.name, tokenId: token.id, expiresAt });
+    const lent = await connectionsToLend(ctx, spawner.id, input.pm_connections);
+    for (const connection of lent) ctx.em.create(AgentConnection, { agentSession: session, connection });
     await ctx.em.flush();
     const projectKeys = new Map(
       (await ctx.em.find(Project, { id: { $in: grants.flatMap((g) => (g.projectId ? [g.projectId] : [])) } })).map((p) => [p.id, p.key]),
@@ -104,9 +113,22 @@ export const startAgentSession = operation({
       token: token.token,
       granted: grants.map((g) => ({ permission: g.permission, project_key: g.projectId ? (projectKeys.get(g.projectId) ?? null) : null })),
       skipped,
+      pm_connections: lent.map((c) => ({ id: c.id, name: c.name, provider: c.provider })),
     };
   },
 });
+
+/** The spawner's own connections named (each once), or its default one when none are named. */
+async function connectionsToLend(ctx: OperationContext, spawnerId: string, refs: string[] | undefined): Promise<PmConnection[]> {
+  if (refs === undefined) return ctx.em.find(PmConnection, { user: spawnerId, isDefault: true });
+  const chosen = new Map<string, PmConnection>();
+  for (const [index, ref] of refs.entries()) {
+    const connection = await ctx.em.findOne(PmConnection, isUuid(ref) ? { id: ref, user: spawnerId } : { name: ref, user: spawnerId });
+    if (!connection) throw new OpError('not_found', `you have no PM connection "${ref}" (list_pm_connections shows yours)`, { field: `pm_connections.${index}` });
+    chosen.set(connection.id, connection);
+  }
+  return [...chosen.values()];
+}
 
 export const endAgentSessionOp = operation({
   name: 'end_agent_session',

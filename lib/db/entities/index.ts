@@ -9,6 +9,7 @@ export { AuditEvent, AUDIT_OUTCOMES, type AuditOutcome, type OnBehalfOf } from '
 export { AccessChange, AccessChangePruned } from './access-change.ts';
 export { Session, SESSION_TRANSPORTS, type SessionTransport } from './session.ts';
 export { AgentSession } from './agent-session.ts';
+export { AgentConnection } from './agent-connection.ts';
 export { LoginLimit } from './login-limit.ts';
 export { McpCatalogEntry, MCP_TRANSPORTS, type McpTransport, type CredentialField } from './mcp-catalog-entry.ts';
 export { McpInstallation, INSTALL_SCOPES, type InstallScope } from './mcp-installation.ts';
@@ -29,6 +30,7 @@ import { AuditEvent } from './audit-event.ts';
 import { AccessChange, AccessChangePruned } from './access-change.ts';
 import { Session } from './session.ts';
 import { AgentSession } from './agent-session.ts';
+import { AgentConnection } from './agent-connection.ts';
 import { LoginLimit } from './login-limit.ts';
 import { McpCatalogEntry } from './mcp-catalog-entry.ts';
 import { McpInstallation } from './mcp-installation.ts';
@@ -36,4 +38,4 @@ import { PmConnection } from './pm-connection.ts';
 import { PmOauthState } from './pm-oauth-state.ts';
 import { OAuthRecord } from './oauth-record.ts';
 
-export const ALL_ENTITIES = [User, Project, ProjectBinding, Role, RoleAssignment, Delegation, ApiToken, AuditEvent, AccessChange, AccessChangePruned, Session, AgentSession, LoginLimit, McpCatalogEntry, McpInstallation, PmConnection, PmOauthState, OAuthRecord];
+export const ALL_ENTITIES = [User, Project, ProjectBinding, Role, RoleAssignment, Delegation, ApiToken, AuditEvent, AccessChange, AccessChangePruned, Session, AgentSession, AgentConnection, LoginLimit, McpCatalogEntry, McpInstallation, PmConnection, PmOauthState, OAuthRecord];

@@ -7,7 +7,7 @@ import { Migration20261201000000_mandate_sources } from './Migration202612010000
 import { Migration20261201100000_oauth } from './Migration20261201100000_oauth.ts';
 import { Migration20261201200000_access_changes } from './Migration20261201200000_access_changes.ts';
 import { Migration20261201210000_scale } from './Migration20261201210000_scale.ts';
-import { Migration20261202000000_projects } from './Migration20261202000000_projects.ts';
+import { Migration20261202000000_projects_and_agent_connections } from './Migration20261202000000_projects_and_agent_connections.ts';
 
 /** Every migration, in order. Listed explicitly so the same list runs from .ts sources and built .js. */
 export const MIGRATIONS = [
@@ -20,5 +20,5 @@ export const MIGRATIONS = [
   { name: 'Migration20261201100000_oauth', class: Migration20261201100000_oauth },
   { name: 'Migration20261201200000_access_changes', class: Migration20261201200000_access_changes },
   { name: 'Migration20261201210000_scale', class: Migration20261201210000_scale },
-  { name: 'Migration20261202000000_projects', class: Migration20261202000000_projects },
+  { name: 'Migration20261202000000_projects_and_agent_connections', class: Migration20261202000000_projects_and_agent_connections },
 ];

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { isUuid } from '../../ids.ts';
 import { OpError } from '../../errors.ts';
-import { PmConnection, PM_PROVIDERS, type PmProvider } from '../../db/entities/index.ts';
+import { AgentConnection, PmConnection, PM_PROVIDERS, type PmProvider } from '../../db/entities/index.ts';
 import type { Em } from '../../db/orm.ts';
 import type { OperationContext } from '../operation.ts';
 import { callerUserId } from '../../identity/caller.ts';
@@ -64,14 +64,51 @@ export async function findMyConnection(ctx: OperationContext, ref: string, field
   return connection;
 }
 
-/** The connection a PM tool uses: the one named, or the caller's default (or only) one. */
+/**
+ * The spawner's connections lent to the caller's live agent session (chosen when it started),
+ * oldest first; none for anyone else. A loan ends with the session or the connection.
+ */
+export async function lentConnections(ctx: OperationContext, agentId: string): Promise<PmConnection[]> {
+  if (ctx.caller.kind !== 'user' || ctx.caller.type !== 'agent') return [];
+  const loans = await ctx.em.find(
+    AgentConnection,
+    { agentSession: { agent: agentId, endedAt: null, expiresAt: { $gt: ctx.now } } },
+    { populate: ['connection', 'agentSession'], orderBy: { createdAt: 'asc', id: 'asc' } },
+  );
+  return loans.filter((loan) => loan.connection.user.id === loan.agentSession.spawner?.id).map((loan) => loan.connection as PmConnection);
+}
+
+const matches = (connection: PmConnection, ref: string) => (isUuid(ref) ? connection.id === ref : connection.name === ref);
+
+/**
+ * The connection a PM tool uses: the one named, or the caller's default (or only) one. An agent
+ * with none of its own uses what its spawner lent its session (never a delegator's: credentials
+ * are not shared between people).
+ */
 export async function chooseConnection(ctx: OperationContext, ref: string | undefined): Promise<PmConnection> {
-  if (ref) return findMyConnection(ctx, ref);
   const me = requireUser(ctx);
+  if (ref) {
+    const own = await ctx.em.findOne(PmConnection, isUuid(ref) ? { id: ref, user: me } : { name: ref, user: me });
+    const found = own ?? (await lentConnections(ctx, me)).find((connection) => matches(connection, ref));
+    if (!found) throw new OpError('not_found', `you have no PM connection "${ref}" (list_pm_connections shows yours)`, { field: 'connection' });
+    return found;
+  }
   const mine = await ctx.em.find(PmConnection, { user: me }, { orderBy: { isDefault: 'desc', createdAt: 'asc' }, limit: 2 });
-  if (!mine.length) throw new OpError('connection_required', `You have no PM connection yet. ${howToConnect(ctx)}`);
+  if (!mine.length) return chooseLent(ctx, me);
   if (mine[0]!.isDefault || mine.length === 1) return mine[0]!;
   throw new OpError('invalid_input', 'you have several PM connections and none is the default; pass connection (its id or name) or set one with set_default_pm_connection', { field: 'connection' });
+}
+
+async function chooseLent(ctx: OperationContext, me: string): Promise<PmConnection> {
+  const lent = await lentConnections(ctx, me);
+  if (lent.length === 1) return lent[0]!;
+  const spawnersDefault = lent.find((connection) => connection.isDefault);
+  if (spawnersDefault) return spawnersDefault;
+  if (lent.length > 1) throw new OpError('invalid_input', `your session may use ${lent.length} of your spawner's connections; pass connection (its id or name; list_pm_connections shows them)`, { field: 'connection' });
+  if (ctx.caller.kind === 'user' && ctx.caller.type === 'agent') {
+    throw new OpError('connection_required', 'This agent session may use none of its spawner\'s tracker connections (or their loan ended with the session or the connection). Ask your spawner to start the session with pm_connections.');
+  }
+  throw new OpError('connection_required', `You have no PM connection yet. ${howToConnect(ctx)}`);
 }
 
 export function openCredentials(ctx: OperationContext, connection: PmConnection): Credentials {

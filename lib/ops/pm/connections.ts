@@ -7,7 +7,7 @@ import { checkBaseUrl } from '../../pm/net-guard.ts';
 import { PROVIDER_LABEL, type Credentials } from '../../pm/service.ts';
 import { credentialsRefused, TrackerError, trackerFailure } from '../../pm/errors.ts';
 import {
-  connectionView, credentialSecrets, findMyConnection, makeDefaultConnection, openCredentials, providerSummary, requireUser, storeConnection, trackerOf,
+  lentConnections, connectionView, credentialSecrets, findMyConnection, makeDefaultConnection, openCredentials, providerSummary, requireUser, storeConnection, trackerOf,
 } from './connection-use.ts';
 import { GrantExpired } from '../../pm/oauth/tokens.ts';
 import { afterCursor, cursorField, decodeCursor, limitField, page } from '../pagination.ts';
@@ -70,9 +70,14 @@ export const listPmConnections = operation({
   title: 'List my PM connections',
   description:
     'Your own tracker connections with their status (connected, invalid, expired, unavailable) and non-secret details: provider, site, upstream account, verified at, scopes, expiry, which is the default. ' +
-    '`providers` lists every provider with your status for it (not_connected when you have none). Credentials are never shown.',
+    '`providers` lists every provider with your status for it (not_connected when you have none). For an agent, `from_spawner` lists the connections its spawner lent this session. Credentials are never shown.',
   input: z.strictObject({ limit: limitField, cursor: cursorField }),
-  output: z.strictObject({ items: z.array(connectionOutput), providers: z.array(providerOutput), next_cursor: z.string().nullable() }),
+  output: z.strictObject({
+    items: z.array(connectionOutput),
+    providers: z.array(providerOutput),
+    next_cursor: z.string().nullable(),
+    from_spawner: z.array(connectionOutput).describe("an agent session's: its spawner's connections its PM tools may use"),
+  }),
   permission: 'pm:read',
   effect: 'read',
   annotations: {},
@@ -85,7 +90,8 @@ export const listPmConnections = operation({
     );
     const { items, next_cursor } = page(rows, input.limit, (row) => row.createdAt);
     const all = await ctx.em.find(PmConnection, { user: me });
-    return { items: items.map(connectionView), providers: providerSummary(all, (provider) => ctx.pm.connectUrl(provider)), next_cursor };
+    const lent = await lentConnections(ctx, me);
+    return { items: items.map(connectionView), providers: providerSummary([...all, ...lent], (provider) => ctx.pm.connectUrl(provider)), next_cursor, from_spawner: lent.map(connectionView) };
   },
 });
 
