@@ -320,6 +320,31 @@ for (const flavor of ['cloud', 'dc'] as Flavor[]) {
       assert.equal(!result.ok && result.error.code, 'upstream_timeout');
     });
 
+    test('credentials Jira answered as anonymous (200 with X-Seraph-LoginReason) are a refused connection, never empty results', async () => {
+      const dave = await makeUser(rt, { roles: ['developer'] });
+      await ok(dave, 'add_pm_connection', { provider, base_url: fake.url, ...credentials(aliceJira) });
+      const search = flavor === 'cloud' ? `POST ${fake.api}/search/jql` : `POST ${fake.api}/search`;
+      const empty = flavor === 'cloud' ? { issues: [], isLast: true } : { issues: [], startAt: 0, maxResults: 25, total: 0 };
+      fake.script.push({ match: search, status: 200, body: empty, headers: { 'x-seraph-loginreason': 'AUTHENTICATED_FAILED', 'x-ausername': 'anonymous' } });
+      const result = await call(dave, 'search_issues', { project: 'ALPHA' });
+      assert.equal(!result.ok && result.error.code, 'connection_invalid', JSON.stringify(result));
+      assert.equal((await ok(dave, 'list_pm_connections')).items[0].status, 'invalid');
+      // The same answer with the login accepted is a real empty result.
+      const erin = await makeUser(rt, { roles: ['developer'] });
+      await ok(erin, 'add_pm_connection', { provider, base_url: fake.url, ...credentials(aliceJira) });
+      fake.script.push({ match: search, status: 200, body: empty, headers: { 'x-seraph-loginreason': 'OK', 'x-ausername': 'alice' } });
+      assert.deepEqual((await ok(erin, 'search_issues', { project: 'ALPHA' })).items, []);
+    });
+
+    test('an API the tracker removed (410 Gone) is a clear tool error quoting the tracker, never an empty result', async () => {
+      const search = flavor === 'cloud' ? `POST ${fake.api}/search/jql` : `POST ${fake.api}/search`;
+      fake.script.push({ match: search, status: 410, body: { errorMessages: ['The requested API has been removed. Please migrate to the /rest/api/3/search/jql API.'] } });
+      const result = await call(alice, 'search_issues', { project: 'ALPHA' });
+      assert.equal(!result.ok && result.error.code, 'upstream_failed');
+      assert.match(!result.ok ? result.error.message : '', /no longer serves the API this tool uses \(HTTP 410 Gone/);
+      assert.match(!result.ok ? result.error.message : '', /migrate to the \/rest\/api\/3\/search\/jql API/);
+    });
+
     test('an upstream 401 marks the connection invalid; later calls say so without asking the tracker', async () => {
       const carol = await makeUser(rt, { roles: ['developer'] });
       await ok(carol, 'add_pm_connection', { provider, base_url: fake.url, ...credentials(aliceJira) });

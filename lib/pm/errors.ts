@@ -60,6 +60,9 @@ export function trackerFailure(error: unknown, tracker: string, secrets: readonl
       return new OpError('not_found', `${tracker}: not found, or your ${tracker} account cannot see it${detail}`);
     case 409:
       return new OpError('conflict', `${tracker} reported a conflict${detail}`);
+    case 410:
+      // An endpoint the tracker retired (Jira Cloud's old /search): never an empty answer.
+      return new OpError('upstream_failed', `${tracker} no longer serves the API this tool uses (HTTP 410 Gone, an upstream deprecation)${detail}; this Mandate version needs an update for it`);
     case 429:
       return new OpError('rate_limited', `${tracker} is rate limiting this connection; try again later`, { retryAfterSeconds: 5 });
     default:

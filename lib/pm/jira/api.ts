@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import type { UpstreamHttp, UpstreamMethod, QueryValue } from '../http.ts';
 import { TrackerError } from '../errors.ts';
 
@@ -24,6 +25,16 @@ function jiraError(status: number, body: unknown): TrackerError {
   return new TrackerError(status, typeof body === 'string' && body.length < 300 && !/<html/i.test(body) ? [body] : []);
 }
 
+/**
+ * Jira answers a request whose credentials it refused as an anonymous one wherever anonymous
+ * access is allowed: 200, with what anonymous users see (often an empty search), saying so only in
+ * these headers. Every request here carries credentials, so that is the refusal it is.
+ */
+function answeredAnonymously(headers: IncomingHttpHeaders): boolean {
+  const reason = String(headers['x-seraph-loginreason'] ?? '').toUpperCase();
+  return /AUTHENTICATED_FAILED|AUTHENTICATION_DENIED/.test(reason) || String(headers['x-ausername'] ?? '').toLowerCase() === 'anonymous';
+}
+
 /** REST calls to one Jira, with its version's prefix (v3 on Cloud, v2 on Data Center). */
 export class JiraApi {
   readonly endpoint: JiraEndpoint;
@@ -47,6 +58,9 @@ export class JiraApi {
       headers: { authorization: await this.endpoint.authorization(), 'x-atlassian-token': 'no-check' },
     });
     if (response.status >= 400) throw jiraError(response.status, response.body);
+    if (answeredAnonymously(response.headers)) {
+      throw new TrackerError(401, ['Jira did not accept the credentials and answered as for an anonymous user (what anonymous users may see, often nothing)']);
+    }
     return response.body as T;
   }
 
