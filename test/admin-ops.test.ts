@@ -163,7 +163,7 @@ describe('roles', () => {
 
   test('list_permissions is the catalogue with descriptions', async () => {
     const { items } = await run(ops.listPermissions, admin, {});
-    assert.equal(items.length, 16);
+    assert.equal(items.length, 18);
     assert.ok(items.every((p: { description: string }) => p.description.length > 10));
   });
 });

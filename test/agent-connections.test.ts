@@ -115,16 +115,68 @@ describe('agents use their spawner\'s tracker connections', { skip: missing ?? f
     assert.equal(fake.requests.length, before, 'no request reached the tracker');
   });
 
-  test('a session past its expiry lends nothing, even to a caller that still holds its identity', async () => {
+  for (const [what, change] of [
+    ['ended', { endedAt: new Date() }],
+    ['past its expiry', { expiresAt: new Date(Date.now() - 1000) }],
+  ] as const) {
+    test(`a session ${what} lends nothing, even to a caller that still holds its identity and its delegations`, async () => {
+      const agent = await startAgent(alice);
+      const held = await authenticateToken(rt.db.orm.em.fork(), agent.token);
+      // The loan is checked on its own: only the session row says it is over (token and
+      // delegations untouched, as before the sweep has run).
+      await rt.db.orm.em.fork().nativeUpdate(AgentSession, { id: agent.sessionId }, change);
+      const before = fake.requests.length;
+      const result = await rt.runner.run(OPERATIONS.get_issue!, held, { key: 'ALPHA-1' });
+      assert.equal(!result.ok && result.error.code, 'connection_required', JSON.stringify(result));
+      assert.equal(fake.requests.length, before);
+    });
+  }
+
+  test("a loan rides only on the spawner's own delegation: another user's delegation to the agent is refused, and one written anyway lends nothing once alice lost the permission", async () => {
+    const carol = await makeUser(rt, { roles: ['developer'] });
     const agent = await startAgent(alice);
-    const held = await authenticateToken(rt.db.orm.em.fork(), agent.token);
+    assert.ok((await asAgent(agent.token, 'get_issue', { key: 'ALPHA-1' })).ok);
+    const refusedDelegation = await refused(bob, 'create_delegation', { delegate_id: agent.agentId, permission: 'pm:read' });
+    assert.equal(refusedDelegation.code, 'forbidden');
+    assert.equal(refusedDelegation.field, 'delegate_id');
+    // Defence in depth: a delegation from bob that exists anyway (written directly) does not carry alice's connection.
+    await delegate(rt, carol, { id: agent.agentId } as User, 'pm:read');
     const em = rt.db.orm.em.fork();
-    // The loan is checked on its own: the session row says it is over before the sweep has run.
-    await em.nativeUpdate(AgentSession, { id: agent.sessionId }, { endedAt: new Date() });
+    await em.execute(`delete from role_assignment where user_id = ?`, [alice.id]);
+    try {
+      const before = fake.requests.length;
+      const result = await asAgent(agent.token, 'get_issue', { key: 'ALPHA-1' });
+      assert.equal(!result.ok && result.error.code, 'connection_required', JSON.stringify(result));
+      assert.equal(fake.requests.length, before, "no request with alice's credential");
+    } finally {
+      await em.execute(`insert into role_assignment (id, user_id, role_id, created_at) select gen_random_uuid(), ?, id, now() from role where name = 'developer'`, [alice.id]);
+    }
+  });
+
+  test('a deactivated spawner lends nothing, even to an agent holding a live delegation from someone else', async () => {
+    const dan = await makeUser(rt, { roles: ['developer'] });
+    await ok(dan, 'add_pm_connection', { provider: 'jira_cloud', base_url: fake.url, email: aliceJira.emailAddress, api_token: aliceJira.secret });
+    const agent = await startAgent(dan);
+    assert.ok((await asAgent(agent.token, 'get_issue', { key: 'ALPHA-1' })).ok);
+    await delegate(rt, bob, { id: agent.agentId } as User, 'pm:read');
+    const admin = await makeUser(rt, { roles: ['admin'] });
+    await ok(admin, 'deactivate_user', { user_id: dan.id });
     const before = fake.requests.length;
-    const result = await rt.runner.run(OPERATIONS.get_issue!, held, { key: 'ALPHA-1' });
-    assert.equal(!result.ok && result.error.code, 'connection_required');
-    assert.equal(fake.requests.length, before);
+    const result = await asAgent(agent.token, 'get_issue', { key: 'ALPHA-1' });
+    assert.equal(result.ok, false, JSON.stringify(result));
+    assert.equal(fake.requests.length, before, "no request with dan's credential");
+  });
+
+  test('an agent with a connection of its own uses it first; a lent one only when named', async () => {
+    const agent = await startAgent(alice);
+    const own = await asAgent(agent.token, 'add_pm_connection', { provider: 'jira_cloud', base_url: fake.url, name: 'own', email: bobJira.emailAddress, api_token: bobJira.secret });
+    assert.ok(own.ok, JSON.stringify(own));
+    let before = fake.requests.length;
+    assert.ok((await asAgent(agent.token, 'get_issue', { key: 'BETA-2' })).ok);
+    assert.ok(fake.requests.slice(before).every((r) => r.user === 'bob'), 'its own connection by default');
+    before = fake.requests.length;
+    assert.ok((await asAgent(agent.token, 'get_issue', { key: 'ALPHA-1', connection: 'work' })).ok);
+    assert.ok(fake.requests.slice(before).every((r) => r.user === 'alice'), 'the lent one when named');
   });
 
   test("alice removing the connection stops her agent at the next call; an invalid connection too; the tracker sees nothing", async () => {
@@ -158,12 +210,19 @@ describe('agents use their spawner\'s tracker connections', { skip: missing ?? f
       assert.equal(!result.ok && result.error.code, 'not_found', ref);
     }
     assert.equal(fake.requests.length, before);
+    const em = rt.db.orm.em.fork();
+    const counts = async () => [
+      await em.count(AgentSession, { spawner: bob.id }),
+      await em.count(UserEntity, { createdById: bob.id }),
+      Number(((await em.execute(`select count(*) as n from delegation where delegator_id = ?`, [bob.id])) as { n: string | number }[])[0]!.n),
+      Number(((await em.execute(`select count(*) as n from api_token`)) as { n: string | number }[])[0]!.n),
+    ];
+    const beforeStart = await counts();
     const lend = await refused(bob, 'start_agent_session', { role: 'agent', pm_connections: [aliceConnection] });
     assert.equal(lend.code, 'not_found');
     assert.equal(lend.field, 'pm_connections.0');
-    // The refused start left nothing behind: no agent user, no session.
-    const em = rt.db.orm.em.fork();
-    assert.equal(await em.count(AgentSession, { spawner: bob.id }), 1);
+    // The refused start left nothing behind: no agent user, session, token or delegation.
+    assert.deepEqual(await counts(), beforeStart);
   });
 
   test('a human delegate of alice gets connection_required: a delegation never shares a credential', async () => {

@@ -157,6 +157,10 @@ describe('projects over REST', () => {
     assert.deepEqual(seen, keys);
     // search is a substring, never a pattern: "_" and "%" match themselves only.
     assert.deepEqual((await api('GET', `/api/admin/projects?search=${encodeURIComponent('%')}`)).body.items, []);
+    const underscore = await api('GET', `/api/admin/projects?search=${encodeURIComponent(`${prefix.slice(0, -1)}_`)}`);
+    assert.deepEqual(underscore.body.items, [], '"_" is not a one-character wildcard');
+    // A key is found however it is cased.
+    assert.equal((await api('GET', `/api/admin/projects/${keys[0]!.toLowerCase()}`)).body.key, keys[0]);
   });
 });
 
@@ -214,11 +218,11 @@ describe('project permissions', () => {
   test('every project operation is audited with the project it acted on', async () => {
     const key = uniqueKey('AUDIT');
     const created = await run(ops.createMandateProject, admin, { key, name: 'audited' });
-    await run(ops.updateMandateProject, admin, { project: key, name: 'audited 2' });
+    await run(ops.updateMandateProject, admin, { project: key.toLowerCase(), name: 'audited 2' });
     await rt.runner.audit.flush();
     const events = await run(ops.queryAudit, admin, { actor_id: admin.userId, limit: 20 });
     const mine = events.items.filter((e: { operation: string; target: string | null }) => e.operation.endsWith('_mandate_project'));
     assert.ok(mine.some((e: { operation: string; target: string }) => e.operation === 'create_mandate_project' && e.target === `project:${created.id}`));
-    assert.ok(mine.some((e: { operation: string; target: string }) => e.operation === 'update_mandate_project' && e.target === `project:${key}`));
+    assert.ok(mine.some((e: { operation: string; target: string }) => e.operation === 'update_mandate_project' && e.target === `project:${created.id}`), 'named by id, whatever the input named it by');
   });
 });

@@ -50,6 +50,7 @@ export const createDelegation = operation({
       throw new OpError('forbidden', 'permission denied: a delegation is always given in your own name (an agent\'s: its spawner\'s); leave delegator_id out (delegations:write lets you list and revoke anyone\'s, never create one for someone else)', { field: 'delegator_id' });
     }
     if (self !== null && input.delegate_id === self) throw new OpError('invalid_input', 'delegate_id: you cannot delegate to yourself', { field: 'delegate_id' });
+    await onlyFromItsSpawner(ctx, input.delegate_id, delegatorId);
     let expiresAt = input.expires_at ? new Date(input.expires_at) : null;
     if (agent) expiresAt = await agentDelegation(ctx, agent, input.permission, project?.id ?? null, expiresAt);
     await checkDelegation(
@@ -71,6 +72,17 @@ export const createDelegation = operation({
     return delegationView(delegation, project?.key ?? null);
   },
 });
+
+/**
+ * An agent holds only delegations from the user who started its session (its mandate, P3): one
+ * from anyone else would ride on the session, and on the tracker connections its spawner lent it.
+ */
+async function onlyFromItsSpawner(ctx: OperationContext, delegateId: string, delegatorId: string) {
+  const session = await ctx.em.findOne(AgentSession, { agent: delegateId }, { orderBy: { createdAt: 'desc' } });
+  if (session && session.spawner?.id !== delegatorId) {
+    throw new OpError('forbidden', 'permission denied: an agent holds only delegations from the user who started its session; start an agent session of your own instead', { field: 'delegate_id' });
+  }
+}
 
 function liveAgentSession(ctx: OperationContext, agentId: string) {
   return ctx.em.findOne(AgentSession, { agent: agentId, endedAt: null, expiresAt: { $gt: ctx.now } });

@@ -1,10 +1,12 @@
 import { z } from 'zod';
+import { LockMode } from '@mikro-orm/core';
 import { Delegation, McpInstallation, Project, ProjectBinding, RoleAssignment, User } from '../db/entities/index.ts';
 import type { Em } from '../db/orm.ts';
 import { requireAllPermissions } from '../access/guard.ts';
 import type { Permission } from '../access/permissions.ts';
 import { callerUserId } from '../identity/caller.ts';
 import { conflict } from '../errors.ts';
+import { isUuid } from '../ids.ts';
 import { operation, type OperationContext } from './operation.ts';
 import { activeDelegations, findProject } from './lookups.ts';
 import { cursorPage, id, isoTime, isoTimeOrNull, userSummaryOutput } from './outputs.ts';
@@ -16,7 +18,13 @@ import { userSummary } from './views.ts';
 // and (through bindings) the tracker projects a project-scoped pm permission covers. Named
 // `*_mandate_project*` so they never read as the PM tool list_projects (a tracker's projects).
 
-export const projectRef = z.string().trim().min(1, 'must name a project (its key or id)').max(64, 'must be at most 64 characters');
+// A key is matched as stored (upper-case), an id as given.
+export const projectRef = z
+  .string()
+  .trim()
+  .min(1, 'must name a project (its key or id)')
+  .max(64, 'must be at most 64 characters')
+  .transform((ref) => (isUuid(ref) ? ref : ref.toUpperCase()));
 
 const bindingOutput = z.strictObject({ tracker: z.string(), tracker_project: z.string(), created_at: isoTime });
 const usageOutput = z.strictObject({ role_assignments: z.number().int(), delegations: z.number().int(), installations: z.number().int() });
@@ -31,29 +39,35 @@ export const projectOutput = z.strictObject({
   used_by: usageOutput,
 });
 
-/** What uses a project: role assignments, delegations in force, installations. */
-async function usageOf(em: Em, project: Project, now: Date) {
-  const [role_assignments, delegations, installations] = await Promise.all([
-    em.count(RoleAssignment, { project }),
-    em.count(Delegation, { project, ...activeDelegations(now) }),
-    em.count(McpInstallation, { project }),
-  ]);
-  return { role_assignments, delegations, installations };
-}
+const countBy = async (em: Em, table: string, extra: string, ids: string[], params: unknown[] = []) =>
+  new Map(
+    (await em.execute<{ project_id: string; n: string | number }[]>(`select project_id, count(*) as n from ${table} where project_id in (${ids.map(() => '?').join(', ')})${extra} group by project_id`, [...ids, ...params]))
+      .map((row) => [row.project_id, Number(row.n)]),
+  );
 
-export async function projectView(em: Em, project: Project, now: Date) {
-  const bindings = await em.find(ProjectBinding, { project }, { orderBy: { tracker: 'asc', trackerProject: 'asc' } });
-  return {
+/** Projects as shown: their bindings and what uses them (role assignments, delegations in force, installations), a few queries for a whole page. */
+export async function projectViews(em: Em, projects: Project[], now: Date) {
+  if (!projects.length) return [];
+  const ids = projects.map((p) => p.id);
+  const [bindings, assignments, delegations, installations] = await Promise.all([
+    em.find(ProjectBinding, { project: { $in: ids } }, { orderBy: { tracker: 'asc', trackerProject: 'asc' } }),
+    countBy(em, 'role_assignment', '', ids),
+    countBy(em, 'delegation', ' and revoked_at is null and (expires_at is null or expires_at > ?)', ids, [now]),
+    countBy(em, 'mcp_installation', '', ids),
+  ]);
+  return projects.map((project) => ({
     id: project.id,
     key: project.key,
     name: project.name,
     created_by_id: project.createdById ?? null,
     created_at: project.createdAt.toISOString(),
     updated_at: project.updatedAt.toISOString(),
-    bindings: bindings.map((b) => ({ tracker: b.tracker, tracker_project: b.trackerProject, created_at: b.createdAt.toISOString() })),
-    used_by: await usageOf(em, project, now),
-  };
+    bindings: bindings.filter((b) => b.project.id === project.id).map((b) => ({ tracker: b.tracker, tracker_project: b.trackerProject, created_at: b.createdAt.toISOString() })),
+    used_by: { role_assignments: assignments.get(project.id) ?? 0, delegations: delegations.get(project.id) ?? 0, installations: installations.get(project.id) ?? 0 },
+  }));
 }
+
+export const projectView = async (em: Em, project: Project, now: Date) => (await projectViews(em, [project], now))[0]!;
 
 const projectTarget = (input: { project: string }) => `project:${input.project}`;
 
@@ -64,7 +78,7 @@ export const createMandateProject = operation({
   title: 'Create a project',
   description:
     'Create a Mandate project: the scope roles, delegations and installations can be limited to (assign_role with project_key). key: a letter then letters, digits or "_" (at most 32), stored upper-case, never changed; name: what people call it. ' +
-    'Bind tracker projects to it with bind_tracker_project. Returns the project.',
+    'Returns the project.',
   input: z.strictObject({ key: projectKeyField, name: displayNameField }),
   output: projectOutput,
   permission: 'projects:write',
@@ -98,8 +112,7 @@ export const listMandateProjects = operation({
     const pattern = input.search ? `%${input.search.replace(/[\\%_]/g, (c) => `\\${c}`)}%` : null;
     const where = pattern ? { $or: [{ key: { $ilike: pattern } }, { name: { $ilike: pattern } }] } : {};
     const rows = await ctx.em.find(Project, where, { orderBy: { key: 'asc' }, limit: input.limit + 1, offset });
-    const items = [];
-    for (const project of rows.slice(0, input.limit)) items.push(await projectView(ctx.em, project, ctx.now));
+    const items = await projectViews(ctx.em, rows.slice(0, input.limit), ctx.now);
     return { items, next_offset: rows.length > input.limit ? offset + input.limit : null };
   },
 });
@@ -117,7 +130,9 @@ export const getMandateProject = operation({
   annotations: {},
   target: projectTarget,
   async run(ctx, input) {
-    return projectView(ctx.em, await findProject(ctx.em, input.project, 'project'), ctx.now);
+    const project = await findProject(ctx.em, input.project, 'project');
+    ctx.setTarget(`project:${project.id}`);
+    return projectView(ctx.em, project, ctx.now);
   },
 });
 
@@ -135,6 +150,7 @@ export const updateMandateProject = operation({
   target: projectTarget,
   async run(ctx, input) {
     const project = await findProject(ctx.em, input.project, 'project');
+    ctx.setTarget(`project:${project.id}`);
     project.name = input.name;
     await ctx.em.flush();
     return projectView(ctx.em, project, ctx.now);
@@ -170,7 +186,11 @@ export const deleteMandateProject = operation({
   annotations: { destructiveHint: true },
   target: projectTarget,
   async run(ctx, input) {
-    const project = await findProject(ctx.em, input.project, 'project');
+    // Locked first: a grant added meanwhile waits for this delete (and then fails on the missing
+    // project) instead of being removed by the cascade uncounted and unchecked.
+    const found = await findProject(ctx.em, input.project, 'project');
+    const project = await ctx.em.findOneOrFail(Project, { id: found.id }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
+    ctx.setTarget(`project:${project.id}`);
     const view = await projectView(ctx.em, project, ctx.now);
     const { role_assignments, delegations, installations } = view.used_by;
     // Revoked and expired delegations scoped to it do not count as use; they go with it.
@@ -182,7 +202,6 @@ export const deleteMandateProject = operation({
       );
     }
     if (inUse > 0) await requireHoldsWhatCascades(ctx, project);
-    ctx.setTarget(`project:${project.id}`);
     // The foreign keys cascade (assignments, delegations, installations, bindings); the
     // access-change triggers of assignments and delegations report their holders.
     await ctx.em.nativeDelete(Project, { id: project.id });
@@ -215,6 +234,7 @@ export const listMandateProjectMembers = operation({
   target: projectTarget,
   async run(ctx, input) {
     const project = await findProject(ctx.em, input.project, 'project');
+    ctx.setTarget(`project:${project.id}`);
     const offset = input.offset ?? 0;
     const members = await ctx.em.execute<{ user_id: string }[]>(
       `select u.id as user_id from app_user u

@@ -10,6 +10,7 @@ import { trackerFailure, TrackerError } from '../../pm/errors.ts';
 import type { Tracker } from '../../pm/provider.ts';
 import { GrantExpired, needsRefresh } from '../../pm/oauth/tokens.ts';
 import { scrubValue } from '../../redact.ts';
+import type { Permission } from '../../access/permissions.ts';
 
 // A caller's own tracker connections: found only among the caller's rows (anyone else's id is
 // "not found"), opened with the vault, and marked invalid when the tracker rejects them.
@@ -66,16 +67,24 @@ export async function findMyConnection(ctx: OperationContext, ref: string, field
 
 /**
  * The spawner's connections lent to the caller's live agent session (chosen when it started),
- * oldest first; none for anyone else. A loan ends with the session or the connection.
+ * oldest first; none for anyone else. A loan counts only while the caller holds `permission`
+ * through a delegation from that spawner: a spawner deactivated or no longer holding it through a
+ * role lends nothing, whoever else delegated the permission to the agent. A loan ends with the
+ * session or the connection.
  */
-export async function lentConnections(ctx: OperationContext, agentId: string): Promise<PmConnection[]> {
+export async function lentConnections(ctx: OperationContext, agentId: string, permission: Permission): Promise<PmConnection[]> {
   if (ctx.caller.kind !== 'user' || ctx.caller.type !== 'agent') return [];
   const loans = await ctx.em.find(
     AgentConnection,
     { agentSession: { agent: agentId, endedAt: null, expiresAt: { $gt: ctx.now } } },
     { populate: ['connection', 'agentSession'], orderBy: { createdAt: 'asc', id: 'asc' } },
   );
-  return loans.filter((loan) => loan.connection.user.id === loan.agentSession.spawner?.id).map((loan) => loan.connection as PmConnection);
+  if (!loans.length) return [];
+  const held = await ctx.permissionsIn(ctx.project?.id ?? null);
+  const delegators = new Set((held?.grants.get(permission) ?? []).flatMap((source) => (source.kind === 'delegation' ? [source.delegatorId] : [])));
+  return loans
+    .filter((loan) => loan.agentSession.spawner && loan.connection.user.id === loan.agentSession.spawner.id && delegators.has(loan.agentSession.spawner.id))
+    .map((loan) => loan.connection as PmConnection);
 }
 
 const matches = (connection: PmConnection, ref: string) => (isUuid(ref) ? connection.id === ref : connection.name === ref);
@@ -85,22 +94,22 @@ const matches = (connection: PmConnection, ref: string) => (isUuid(ref) ? connec
  * with none of its own uses what its spawner lent its session (never a delegator's: credentials
  * are not shared between people).
  */
-export async function chooseConnection(ctx: OperationContext, ref: string | undefined): Promise<PmConnection> {
+export async function chooseConnection(ctx: OperationContext, ref: string | undefined, permission: Permission): Promise<PmConnection> {
   const me = requireUser(ctx);
   if (ref) {
     const own = await ctx.em.findOne(PmConnection, isUuid(ref) ? { id: ref, user: me } : { name: ref, user: me });
-    const found = own ?? (await lentConnections(ctx, me)).find((connection) => matches(connection, ref));
+    const found = own ?? (await lentConnections(ctx, me, permission)).find((connection) => matches(connection, ref));
     if (!found) throw new OpError('not_found', `you have no PM connection "${ref}" (list_pm_connections shows yours)`, { field: 'connection' });
     return found;
   }
   const mine = await ctx.em.find(PmConnection, { user: me }, { orderBy: { isDefault: 'desc', createdAt: 'asc' }, limit: 2 });
-  if (!mine.length) return chooseLent(ctx, me);
+  if (!mine.length) return chooseLent(ctx, me, permission);
   if (mine[0]!.isDefault || mine.length === 1) return mine[0]!;
   throw new OpError('invalid_input', 'you have several PM connections and none is the default; pass connection (its id or name) or set one with set_default_pm_connection', { field: 'connection' });
 }
 
-async function chooseLent(ctx: OperationContext, me: string): Promise<PmConnection> {
-  const lent = await lentConnections(ctx, me);
+async function chooseLent(ctx: OperationContext, me: string, permission: Permission): Promise<PmConnection> {
+  const lent = await lentConnections(ctx, me, permission);
   if (lent.length === 1) return lent[0]!;
   const spawnersDefault = lent.find((connection) => connection.isDefault);
   if (spawnersDefault) return spawnersDefault;
@@ -209,8 +218,8 @@ export async function markConnection(em: Em, id: string, status: PmConnection['s
  * error (never quoting the credentials); a 401 marks the connection invalid, so the next call
  * says so without asking the tracker again.
  */
-export async function withTracker<T>(ctx: OperationContext, ref: string | undefined, use: (tracker: Tracker, connection: PmConnection) => Promise<T>): Promise<T> {
-  const connection = await chooseConnection(ctx, ref);
+export async function withTracker<T>(ctx: OperationContext, ref: string | undefined, permission: Permission, use: (tracker: Tracker, connection: PmConnection) => Promise<T>): Promise<T> {
+  const connection = await chooseConnection(ctx, ref, permission);
   const label = `${PROVIDER_LABEL[connection.provider]} (connection "${connection.name}")`;
   if (connection.status === 'invalid') {
     throw new OpError('connection_invalid', `${label} was rejected by the tracker (${connection.statusReason ?? 'credentials refused'}). ${connection.auth === 'oauth' ? reconnect(ctx, connection) : 'Add it again with fresh credentials, or run test_pm_connection once fixed upstream.'}`);

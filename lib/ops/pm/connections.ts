@@ -90,7 +90,7 @@ export const listPmConnections = operation({
     );
     const { items, next_cursor } = page(rows, input.limit, (row) => row.createdAt);
     const all = await ctx.em.find(PmConnection, { user: me });
-    const lent = await lentConnections(ctx, me);
+    const lent = await lentConnections(ctx, me, 'pm:read');
     return { items: items.map(connectionView), providers: providerSummary([...all, ...lent], (provider) => ctx.pm.connectUrl(provider)), next_cursor, from_spawner: lent.map(connectionView) };
   },
 });

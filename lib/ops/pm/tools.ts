@@ -4,6 +4,7 @@ import { withTracker } from './connection-use.ts';
 import type { Page, Tracker } from '../../pm/provider.ts';
 import type { PmToolset } from '../../pm/settings.ts';
 import { OpError } from '../../errors.ts';
+import type { Permission } from '../../access/permissions.ts';
 
 // Every tracker tool is defined here once: its toolset, route, input and what it asks the
 // caller's tracker. Read-only tools need pm:read, the rest pm:write; all reach another system.
@@ -65,7 +66,7 @@ export function pmTool<Shape extends z.ZodRawShape, Output>(definition: PmToolDe
       ...(definition.idempotent ? { idempotentHint: true } : {}),
     },
     ...(definition.target ? { target: definition.target as (input: unknown) => string | undefined } : {}),
-    steps: [callerTracker(definition.target as ((input: unknown) => string | undefined) | undefined)],
+    steps: [callerTracker(write ? 'pm:write' : 'pm:read', definition.target as ((input: unknown) => string | undefined) | undefined)],
     run: (ctx, input) => definition.run(ctx.tracker!, input as never, ctx),
   });
 }
@@ -74,9 +75,9 @@ export function pmTool<Shape extends z.ZodRawShape, Output>(definition: PmToolDe
  * The tracker step: opens the caller's own connection (the one named, or the default), names it
  * in the audit target, and maps the tracker's failures to clear errors (withTracker).
  */
-function callerTracker(target: ((input: unknown) => string | undefined) | undefined): OperationStep {
+function callerTracker(permission: Permission, target: ((input: unknown) => string | undefined) | undefined): OperationStep {
   return (ctx, input, next) =>
-    withTracker(ctx, (input as { connection?: string }).connection, (tracker, connection) => {
+    withTracker(ctx, (input as { connection?: string }).connection, permission, (tracker, connection) => {
       const acted = target?.(input);
       ctx.setTarget(`pm_connection:${connection.id}${acted ? ` ${acted}` : ''}`);
       return next(Object.create(ctx, { tracker: { value: tracker } }) as OperationContext);
