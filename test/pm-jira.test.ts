@@ -320,6 +320,38 @@ for (const flavor of ['cloud', 'dc'] as Flavor[]) {
       assert.equal(!result.ok && result.error.code, 'upstream_timeout');
     });
 
+    test('an edit sends only what changed: a summary edit leaves rich text alone; rewriting a description Markdown cannot carry is refused unless replace_rich_text', async () => {
+      const rich = flavor === 'cloud'
+        ? { type: 'doc', version: 1, content: [
+            { type: 'panel', attrs: { panelType: 'warning' }, content: [{ type: 'paragraph', content: [{ type: 'text', text: 'careful' }] }] },
+            { type: 'paragraph', content: [{ type: 'mention', attrs: { id: bobJira.accountId, text: '@Bob Roe' } }, { type: 'text', text: ' owns this', marks: [{ type: 'textColor', attrs: { color: '#ff0000' } }] }] },
+          ] }
+        : '{panel:title=Careful}careful{panel}\n[~bob] owns this {color:red}now{color}';
+      const issue = fake.addIssue('ALPHA', { summary: 'rich', description: structuredClone(rich) });
+      const put = () => fake.calls('PUT', `${fake.api}/issue/${issue.key}`);
+      const sentBefore = put().length;
+      const renamed = await ok(alice, 'update_issue', { key: issue.key, summary: 'rich, renamed' });
+      assert.deepEqual(renamed.updated, ['summary']);
+      const body = put().at(-1)!.body as { fields?: Record<string, unknown>; update?: Record<string, unknown> };
+      assert.equal(put().length, sentBefore + 1);
+      assert.ok(!('description' in (body.fields ?? {})) && !('description' in (body.update ?? {})), `no description in ${JSON.stringify(body)}`);
+      assert.deepEqual(fake.issues.get(issue.key)!.fields.description, rich, 'the rich description is untouched');
+
+      const lossy = await call(alice, 'update_issue', { key: issue.key, description: 'plain now' });
+      assert.equal(!lossy.ok && lossy.error.code, 'invalid_input');
+      assert.equal(!lossy.ok && lossy.error.field, 'description');
+      assert.match(!lossy.ok ? lossy.error.message : '', /mentions.*panels|panels/);
+      assert.match(!lossy.ok ? lossy.error.message : '', /replace_rich_text/);
+      assert.equal(put().length, sentBefore + 1, 'a refused rewrite sends no PUT');
+      assert.deepEqual(fake.issues.get(issue.key)!.fields.description, rich);
+
+      const replaced = await ok(alice, 'update_issue', { key: issue.key, description: 'plain now', replace_rich_text: true });
+      assert.deepEqual(replaced.updated, ['description']);
+      assert.equal((await ok(alice, 'get_issue', { key: issue.key })).description, 'plain now');
+      // A description Markdown carries whole is rewritten without asking.
+      assert.deepEqual((await ok(alice, 'update_issue', { key: issue.key, description: 'plain **again**' })).updated, ['description']);
+    });
+
     test('credentials Jira answered as anonymous (200 with X-Seraph-LoginReason) are a refused connection, never empty results', async () => {
       const dave = await makeUser(rt, { roles: ['developer'] });
       await ok(dave, 'add_pm_connection', { provider, base_url: fake.url, ...credentials(aliceJira) });

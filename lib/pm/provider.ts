@@ -99,6 +99,11 @@ export interface IssueInput {
   parent?: string;
   /** Further tracker fields by id, passed through. */
   fields?: Record<string, unknown>;
+  /**
+   * An edit's description replaces rich text Markdown cannot carry (panels, mentions, ...) only
+   * when this is true; otherwise such an edit is refused, naming what would be lost.
+   */
+  replaceRichText?: boolean;
 }
 
 export interface TransitionInput {

@@ -88,16 +88,22 @@ export const updateIssue = pmTool({
   toolset: 'issues',
   route: { method: 'PATCH', path: '/api/pm/issues/{key}' },
   title: 'Update an issue',
-  description: 'Changes the given fields of an issue (summary, Markdown description, priority, labels, assignee, parent, further fields); fields not given stay as they are.',
+  description:
+    'Changes the given fields of an issue (summary, Markdown description, priority, labels, assignee, parent, further fields); only those are sent, so fields not given stay exactly as they are (rich text included). ' +
+    'On Jira, a new description over one holding what Markdown cannot carry (panels, mentions, colours, macros, attachments shown inline) is refused unless replace_rich_text is true.',
   output: z.strictObject({ key: z.string(), updated: z.array(z.string()).describe('the fields changed') }),
-  input: { key: issueKey, ...issueChanges },
+  input: {
+    key: issueKey,
+    ...issueChanges,
+    replace_rich_text: z.boolean().default(false).describe('Jira: replace a description holding rich text Markdown cannot carry (panels, mentions, colours, macros...); without it such an edit is refused'),
+  },
   write: true,
   idempotent: true,
   target: (input) => `issue:${input.key}`,
   async run(tracker, input) {
     const changes = issueInput(input);
     if (!Object.keys(changes).length) throw new OpError('invalid_input', 'nothing to change: give at least one of summary, description, priority, labels, assignee, parent, fields', { field: 'summary' });
-    await tracker.updateIssue(input.key, changes);
+    await tracker.updateIssue(input.key, { ...changes, ...(input.replace_rich_text ? { replaceRichText: true } : {}) });
     return { key: input.key, updated: Object.keys(changes) };
   },
 });

@@ -1,6 +1,6 @@
 import { invalid } from '../../errors.ts';
-import { adfToMarkdown, markdownToAdf } from '../text/adf.ts';
-import { markdownToMarkup, markupToMarkdown, WIKI } from '../text/wiki.ts';
+import { adfLosses, adfToMarkdown, markdownToAdf } from '../text/adf.ts';
+import { markdownToMarkup, markupToMarkdown, wikiLosses, WIKI } from '../text/wiki.ts';
 import { truncate } from '../text/markdown.ts';
 import { unsupported } from '../errors.ts';
 import {
@@ -268,7 +268,19 @@ export class JiraTracker implements Tracker {
   }
 
   async updateIssue(key: string, input: IssueInput): Promise<void> {
+    if (input.description !== undefined && !input.replaceRichText) await this.refuseLossyRewrite(key);
+    // Only the fields given are sent: a summary edit leaves the description as Jira holds it.
     await this.api.api('PUT', `/issue/${encodeURIComponent(key)}`, { body: this.editBody(await this.issueFields(input)) });
+  }
+
+  /** Refuses to rewrite, from Markdown, a description holding what Markdown cannot carry. */
+  private async refuseLossyRewrite(key: string): Promise<void> {
+    const current = await this.api.api<Json>('GET', `/issue/${encodeURIComponent(key)}`, { query: { fields: 'description' } });
+    const description = current.fields?.description;
+    const lost = this.cloud ? adfLosses(description) : typeof description === 'string' ? wikiLosses(description) : [];
+    if (lost.length) {
+      throw invalid('description', `the current description of ${key} holds ${lost.join(', ')}, which a Markdown description cannot carry: rewriting it would lose them. Leave description out to keep it, or pass replace_rich_text: true to replace it anyway`);
+    }
   }
 
   async deleteIssue(key: string, deleteSubtasks: boolean): Promise<void> {

@@ -216,3 +216,30 @@ export function adfToMarkdown(doc: unknown): string {
   if (typeof doc === 'string') return doc;
   return blocksToMarkdown((doc as AdfNode).content);
 }
+
+// What adfToMarkdown flattens or drops: rewriting a description that holds these from Markdown
+// would destroy them, so an edit refuses unless told to replace the rich text.
+const LOSSY_NODES: Record<string, string> = {
+  panel: 'panels', expand: 'expands', nestedExpand: 'expands', layoutSection: 'layouts', layoutColumn: 'layouts',
+  mediaSingle: 'attachments shown inline', mediaGroup: 'attachments shown inline', mediaInline: 'attachments shown inline',
+  mention: 'mentions', status: 'status lozenges', date: 'dates', emoji: 'emoji', inlineCard: 'smart links', blockCard: 'smart links', embedCard: 'smart links',
+  extension: 'macros', bodiedExtension: 'macros', inlineExtension: 'macros', decisionList: 'decisions',
+};
+const LOSSY_MARKS: Record<string, string> = {
+  underline: 'underline', textColor: 'text colour', backgroundColor: 'highlight', subsup: 'sub- and superscript', alignment: 'alignment', indentation: 'indentation',
+};
+
+/** What of an ADF document Markdown cannot carry (empty: a Markdown rewrite keeps everything). */
+export function adfLosses(doc: unknown): string[] {
+  const found = new Set<string>();
+  const visit = (node: AdfNode, depth: number) => {
+    if (!node || typeof node !== 'object' || depth > 100) return;
+    const lost = LOSSY_NODES[node.type];
+    if (lost) found.add(lost);
+    if ((node.type === 'tableCell' || node.type === 'tableHeader') && (Number(node.attrs?.colspan ?? 1) > 1 || Number(node.attrs?.rowspan ?? 1) > 1)) found.add('merged table cells');
+    for (const mark of node.marks ?? []) if (LOSSY_MARKS[mark.type]) found.add(LOSSY_MARKS[mark.type]!);
+    for (const child of Array.isArray(node.content) ? node.content : []) visit(child, depth + 1);
+  };
+  if (doc && typeof doc === 'object') visit(doc as AdfNode, 0);
+  return [...found].sort();
+}

@@ -196,3 +196,19 @@ export function markupToMarkdown(text: string, m: Markup): string {
   }
   return out.join('\n');
 }
+
+// Wiki markup markupToMarkdown keeps only as text: a Markdown rewrite would destroy it.
+const WIKI_LOSSES: [RegExp, string][] = [
+  [/\{(panel|info|note|tip|warning)[:}]/i, 'panels'],
+  [/\{color[:}]/i, 'text colour'],
+  [/\{expand[:}]/i, 'expands'],
+  [/\[~[^\]]+\]/, 'mentions'],
+  [/![^!\s][^!]*!/, 'attachments shown inline'],
+  [/\+\S[^+]*\+/, 'underline'],
+  [/\|\|/, 'table headers'],
+];
+
+/** What of a Jira wiki text Markdown cannot carry (empty: a Markdown rewrite keeps everything). */
+export function wikiLosses(text: string): string[] {
+  return WIKI_LOSSES.filter(([pattern]) => pattern.test(text)).map(([, what]) => what).sort();
+}
