@@ -2,7 +2,8 @@
 // GET /rest/api/3/issue/{key} with a fixed issue; the baseline is that request made directly
 // (node:http, keep-alive); the tool is get_issue through the runner (validation, permission check,
 // the caller's connection and vault, the tracker call, Markdown conversion, audit). 1 and 16
-// concurrent callers, BENCH_SECONDS each (default 5); ratios printed. On the embedded database,
+// concurrent callers, BENCH_SECONDS each (default 5); ratios printed. Then the same tool called by
+// a user whose grant is held only in a project bound to the Jira project (the binding guard's cost). On the embedded database,
 // and on PostgreSQL when BENCH_DATABASE_URL is set (or a throwaway cluster can be started here).
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
@@ -12,7 +13,7 @@ import { onPostgres } from './postgres.ts';
 import { openRuntime } from '../lib/runtime.ts';
 import { createLogger } from '../lib/log.ts';
 import { OPERATIONS } from '../lib/ops/index.ts';
-import { Role, RoleAssignment, User } from '../lib/db/entities/index.ts';
+import { Project, ProjectBinding, Role, RoleAssignment, User } from '../lib/db/entities/index.ts';
 import type { UserCaller } from '../lib/identity/caller.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -66,13 +67,27 @@ async function toolOn(config: Config) {
   em.create(RoleAssignment, { user, role: await em.findOneOrFail(Role, { name: 'developer' }), project: null });
   await em.flush();
   const caller: UserCaller = { kind: 'user', userId: user.id, name: user.name, email: user.email, type: 'human' };
-  const added = await runtime.runner.run(OPERATIONS.add_pm_connection!, caller, { provider: 'jira_cloud', baseUrl: base, email: 'alice@bench.test', apiToken: 'bench-token-value' });
+  const added = await runtime.runner.run(OPERATIONS.add_pm_connection!, caller, { provider: 'jira_cloud', base_url: base, email: 'alice@bench.test', api_token: 'bench-token-value' });
   if (!added.ok) throw new Error(added.error.message);
   const tool = async () => {
     const result = await runtime.runner.run(OPERATIONS.get_issue!, caller, { key: 'BENCH-1' });
     if (!result.ok) throw new Error(result.error.message);
   };
-  return { runtime, tool };
+  // The same call by a user whose pm:read is held only in project BENCH, bound to Jira project
+  // BENCH: the binding guard runs on every call (a global grant skips it).
+  const project = em.create(Project, { key: 'BENCH', name: 'Bench' });
+  em.create(ProjectBinding, { project, tracker: 'jira', trackerProject: 'BENCH' });
+  const scopedUser = em.create(User, { name: 'bench-scoped', email: 'scoped@bench.test', displayName: 'Scoped', type: 'human', active: true });
+  em.create(RoleAssignment, { user: scopedUser, role: await em.findOneOrFail(Role, { name: 'developer' }), project });
+  await em.flush();
+  const scoped: UserCaller = { kind: 'user', userId: scopedUser.id, name: scopedUser.name, email: scopedUser.email, type: 'human' };
+  const connected = await runtime.runner.run(OPERATIONS.add_pm_connection!, scoped, { provider: 'jira_cloud', base_url: base, email: 'alice@bench.test', api_token: 'bench-token-value' });
+  if (!connected.ok) throw new Error(connected.error.message);
+  const boundTool = async () => {
+    const result = await runtime.runner.run(OPERATIONS.get_issue!, scoped, { key: 'BENCH-1' });
+    if (!result.ok) throw new Error(result.error.message);
+  };
+  return { runtime, tool, boundTool };
 }
 
 /** Calls per second and p99 latency with `concurrency` callers in a loop. */
@@ -95,7 +110,7 @@ async function measure(fn: () => Promise<void>, concurrency: number) {
 }
 
 async function run(database: string, config: Config) {
-  const { runtime, tool } = await toolOn(config);
+  const { runtime, tool, boundTool } = await toolOn(config);
   try {
     for (const concurrency of [1, 16]) {
       const baseline = await measure(direct, concurrency);
@@ -105,6 +120,9 @@ async function run(database: string, config: Config) {
       line('direct upstream GET', baseline);
       line('get_issue tool', measured);
       console.log(`${database.padEnd(10)} ${String(concurrency).padStart(2)} callers  tool/direct: throughput ${(measured.rate / baseline.rate).toFixed(2)}x, p50 +${(measured.p50 - baseline.p50).toFixed(2)} ms, p99 ${(measured.p99 / baseline.p99).toFixed(2)}x`);
+      const bound = await measure(boundTool, concurrency);
+      line('get_issue, bound', bound);
+      console.log(`${database.padEnd(10)} ${String(concurrency).padStart(2)} callers  bound/unbound get_issue: throughput ${(bound.rate / measured.rate).toFixed(2)}x, p50 +${(bound.p50 - measured.p50).toFixed(2)} ms`);
     }
   } finally {
     await runtime.close();

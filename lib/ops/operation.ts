@@ -51,6 +51,8 @@ export interface OperationContext {
   permissionsIn(projectId: string | null, options?: { fresh?: boolean }): Promise<EffectivePermissions | null>;
   /** The caller's own tracker, opened by the tracker step of a PM tool (`steps`). */
   tracker?: Tracker;
+  /** The tracker projects a search is confined to by the binding guard (undefined: not confined). */
+  trackerProjects?: readonly string[] | undefined;
   /**
    * P2: refuses unless the caller holds every permission `userId` holds, in every scope (for
    * operations whose target is known only once they run; the runner checks `actsOn` itself).
@@ -130,6 +132,12 @@ export interface Operation<Schema extends z.ZodType = z.ZodType, Output = unknow
   secretInputs?: readonly string[];
   /** What the caller must hold; null for operations on the caller's own things. */
   permission: Permission | null;
+  /**
+   * Where `permission` is checked before the operation runs: in its `project` (default, globally
+   * when it names none), or `anywhere`: held globally or in some project, the operation's steps
+   * then requiring it for each tracker project the call touches (the PM tools' binding guard).
+   */
+  permissionScope?: 'anywhere';
   effect: OperationEffect;
   annotations: OperationAnnotations;
   /**

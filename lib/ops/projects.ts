@@ -5,7 +5,7 @@ import type { Em } from '../db/orm.ts';
 import { requireAllPermissions } from '../access/guard.ts';
 import type { Permission } from '../access/permissions.ts';
 import { callerUserId } from '../identity/caller.ts';
-import { conflict } from '../errors.ts';
+import { conflict, OpError } from '../errors.ts';
 import { isUuid } from '../ids.ts';
 import { operation, type OperationContext } from './operation.ts';
 import { activeDelegations, findProject } from './lookups.ts';
@@ -78,7 +78,7 @@ export const createMandateProject = operation({
   title: 'Create a project',
   description:
     'Create a Mandate project: the scope roles, delegations and installations can be limited to (assign_role with project_key). key: a letter then letters, digits or "_" (at most 32), stored upper-case, never changed; name: what people call it. ' +
-    'Returns the project.',
+    'Bind tracker projects to it with bind_tracker_project. Returns the project.',
   input: z.strictObject({ key: projectKeyField, name: displayNameField }),
   output: projectOutput,
   permission: 'projects:write',
@@ -262,5 +262,67 @@ export const listMandateProjectMembers = operation({
       ],
     }));
     return { project_key: project.key, items, next_offset: members.length > input.limit ? offset + input.limit : null };
+  },
+});
+
+// Which trackers bindings are offered for so far: Jira, where an issue key names its project, so
+// the guard needs no request to know it. (TRACKER_KINDS names the families the table can hold.)
+export const BINDABLE_TRACKERS = ['jira'] as const;
+const trackerField = z.enum(BINDABLE_TRACKERS, { message: `must be one of: ${BINDABLE_TRACKERS.join(', ')}` });
+const jiraProjectKey = z
+  .string()
+  .trim()
+  .toUpperCase()
+  .regex(/^[A-Z][A-Z0-9_]{0,99}$/, 'must be a Jira project key: a letter then letters, digits or "_"');
+const bindingInput = z.strictObject({ project: projectRef, tracker: trackerField, tracker_project: jiraProjectKey });
+
+export const bindTrackerProject = operation({
+  name: 'bind_tracker_project',
+  servers: ['admin'],
+  route: { method: 'POST', path: '/api/admin/projects/{project}/bindings' },
+  title: 'Bind a tracker project to a project',
+  description:
+    'Bind a tracker project (tracker "jira", tracker_project: its key, e.g. ACME) to a Mandate project. From then on a PM call on that tracker project (its issues, or the project itself) needs the pm permission in the Mandate project ' +
+    '(a global grant still covers it), and searches by someone without a global grant are confined to the tracker projects bound where they hold it. A tracker project is bound to one Mandate project at most. Idempotent. Returns the project.',
+  input: bindingInput,
+  output: projectOutput,
+  permission: 'projects:write',
+  effect: 'write',
+  annotations: { idempotentHint: true },
+  target: projectTarget,
+  async run(ctx, input) {
+    const project = await findProject(ctx.em, input.project, 'project');
+    ctx.setTarget(`project:${project.id}`);
+    const existing = await ctx.em.findOne(ProjectBinding, { tracker: input.tracker, trackerProject: input.tracker_project }, { populate: ['project'] });
+    if (existing && existing.project.id !== project.id) {
+      throw conflict(`${input.tracker} project ${input.tracker_project} is bound to project ${existing.project.key} already; unbind it there first`, 'tracker_project');
+    }
+    if (!existing) {
+      ctx.em.create(ProjectBinding, { project, tracker: input.tracker, trackerProject: input.tracker_project, createdById: callerUserId(ctx.caller) });
+      await ctx.em.flush();
+    }
+    return projectView(ctx.em, project, ctx.now);
+  },
+});
+
+export const unbindTrackerProject = operation({
+  name: 'unbind_tracker_project',
+  servers: ['admin'],
+  route: { method: 'DELETE', path: '/api/admin/projects/{project}/bindings' },
+  title: 'Unbind a tracker project',
+  description:
+    'Remove the binding of a tracker project to a Mandate project: calls on it then need a global pm grant again (project-scoped grants no longer reach it). Returns the project.',
+  input: bindingInput,
+  output: projectOutput,
+  permission: 'projects:write',
+  effect: 'write',
+  annotations: { destructiveHint: true, idempotentHint: true },
+  target: projectTarget,
+  async run(ctx, input) {
+    const project = await findProject(ctx.em, input.project, 'project');
+    ctx.setTarget(`project:${project.id}`);
+    const removed = await ctx.em.nativeDelete(ProjectBinding, { project, tracker: input.tracker, trackerProject: input.tracker_project });
+    if (!removed) throw new OpError('not_found', `${input.tracker} project ${input.tracker_project} is not bound to project ${project.key}`, { field: 'tracker_project' });
+    return projectView(ctx.em, project, ctx.now);
   },
 });

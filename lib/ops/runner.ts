@@ -220,8 +220,13 @@ export class OperationRunner {
     const ref = op.project?.(input);
     const project = ref ? await findProject(emOf(source), ref) : null;
     const projectId = project?.id ?? null;
-    const permissions = caller.kind === 'user' ? await this.deps.resolver.resolve(source, caller, projectId, notBefore, use) : null;
-    return { projectId, projectKey: project?.key ?? null, permissions };
+    // An operation that checks its permission per tracker project itself is admitted on a grant held
+    // anywhere; those permissions are for admission only, never the call's global scope.
+    const anywhere = op.permissionScope === 'anywhere' && !project;
+    const permissions = caller.kind !== 'user' ? null
+      : anywhere ? await this.deps.resolver.resolveAnywhere(source, caller, notBefore, use)
+      : await this.deps.resolver.resolve(source, caller, projectId, notBefore, use);
+    return { projectId, projectKey: project?.key ?? null, permissions, anywhere };
   }
 
   /** The operation's own permission, in its project; or, for one on the caller's own things, a live caller. */
@@ -250,7 +255,7 @@ export class OperationRunner {
     // The call's own scope is resolved already (against what tx sees); another project is resolved now.
     const permissionsIn = async (projectId: string | null, options: { fresh?: boolean } = {}) => {
       if (caller.kind !== 'user') return null;
-      if (scope.permissions && projectId === scope.projectId && !options.fresh) return scope.permissions;
+      if (scope.permissions && !scope.anywhere && projectId === scope.projectId && !options.fresh) return scope.permissions;
       return this.deps.resolver.resolve(tx, caller, projectId);
     };
     return {
@@ -323,6 +328,8 @@ interface CallScope {
   projectId: string | null;
   projectKey: string | null;
   permissions: EffectivePermissions | null;
+  /** `permissions` are what the caller holds in any project (admission of a `permissionScope: 'anywhere'` operation). */
+  anywhere: boolean;
 }
 
 const auditUnavailable = () => new OpError('unavailable', 'the audit log cannot be written right now, so nothing is run; try again shortly');

@@ -33,6 +33,8 @@ export interface IssueSearch extends PageRequest {
   /** ISO date or date-time. */
   updatedSince?: string | undefined;
   fields?: string[] | undefined;
+  /** Only issues of these tracker projects (the binding guard's confinement, applied in the query itself so paging stays right). */
+  confineTo?: readonly string[] | undefined;
 }
 
 export type IssueInclude = 'comments' | 'transitions' | 'links' | 'subtasks' | 'history';

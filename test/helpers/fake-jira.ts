@@ -207,11 +207,16 @@ export class FakeJira {
     return { id: issue.id, key: issue.key, fields: out };
   }
 
-  /** A deliberately small JQL: project, assignee (currentUser() or an id), status, text, ORDER BY. */
+  /** A deliberately small JQL: project (= or in), assignee (currentUser() or an id), status, text, ORDER BY. */
   private jql(user: FakeUser, jql: string): Json[] {
     let issues = [...this.issues.values()].filter((i) => user.projects.includes(i.fields.project.key));
     const project = /project = "([^"]+)"/.exec(jql)?.[1];
     if (project) issues = issues.filter((i) => i.fields.project.key === project);
+    const within = /project in \(([^)]*)\)/.exec(jql)?.[1];
+    if (within !== undefined) {
+      const keys = [...within.matchAll(/"([^"]+)"/g)].map((match) => match[1]);
+      issues = issues.filter((i) => keys.includes(i.fields.project.key));
+    }
     if (/assignee = currentUser\(\)/.test(jql)) issues = issues.filter((i) => i.fields.assignee && this.idOf(i.fields.assignee) === this.idOf(this.userJson(user)));
     const assignee = /assignee = "([^"]+)"/.exec(jql)?.[1];
     if (assignee) issues = issues.filter((i) => i.fields.assignee && this.idOf(i.fields.assignee) === assignee);

@@ -43,6 +43,8 @@ export const ADMIN_TOOLS = [
   'create_mcp_catalog_entry', 'delete_mcp_catalog_entry', 'get_mcp_catalog_entry', 'list_mcp_catalog', 'update_mcp_catalog_entry',
   'get_mcp_server', 'install_mcp_server', 'list_mcp_servers', 'uninstall_mcp_server', 'update_mcp_server',
   'delete_oauth_client', 'list_oauth_clients', 'list_user_oauth_grants', 'register_oauth_client', 'revoke_user_oauth_grant',
+  'bind_tracker_project', 'create_mandate_project', 'delete_mandate_project', 'get_mandate_project', 'list_mandate_project_members', 'list_mandate_projects',
+  'unbind_tracker_project', 'update_mandate_project',
 ];
 /** Admin tools that core does not serve too. */
 export const ADMIN_ONLY_TOOLS = ADMIN_TOOLS.filter((name) => !CORE_TOOLS.includes(name));
@@ -51,6 +53,7 @@ export const AUDITOR_ADMIN_TOOLS = [
   'list_user_sessions', 'list_user_tokens', 'list_users', 'query_audit',
   'get_mcp_catalog_entry', 'get_mcp_server', 'list_mcp_catalog', 'list_mcp_servers',
   'list_oauth_clients', 'list_user_oauth_grants',
+  'get_mandate_project', 'list_mandate_project_members', 'list_mandate_projects',
 ];
 const union = (...lists: string[][]) => [...new Set(lists.flat())].sort();
 export const EXPECTED_TOOLS: Record<string, string[]> = {

@@ -1,6 +1,6 @@
 export { User, USER_TYPES, type UserType } from './user.ts';
 export { Project } from './project.ts';
-export { ProjectBinding, TRACKER_KINDS, type TrackerKind } from './project-binding.ts';
+export { ProjectBinding, TRACKER_KINDS, BINDINGS_CHANGE_SUBJECT, type TrackerKind } from './project-binding.ts';
 export { Role } from './role.ts';
 export { RoleAssignment } from './role-assignment.ts';
 export { Delegation } from './delegation.ts';

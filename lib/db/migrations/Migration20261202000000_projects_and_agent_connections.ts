@@ -12,6 +12,9 @@ export class Migration20261202000000_projects_and_agent_connections extends Migr
     this.addSql(`create index "project_binding_project_idx" on "project_binding" ("project_id");`);
     this.addSql(`alter table "project_binding" add constraint "project_binding_tracker_unique" unique ("tracker", "tracker_project");`);
     this.addSql(`alter table "project_binding" add constraint "project_binding_project_id_foreign" foreign key ("project_id") references "project" ("id") on delete cascade;`);
+    // Every binding change is reported under one fixed id: processes caching the bindings drop them.
+    this.addSql(`create or replace function "project_binding_project_binding_access_change_fn"() returns trigger as $$ begin perform "access_changed"('00000000-0000-4000-8000-0000b1d10000'); return null; end; $$ language plpgsql;`);
+    this.addSql(`create trigger "project_binding_access_change" AFTER INSERT OR UPDATE OR DELETE on "project_binding" for each ROW execute function "project_binding_project_binding_access_change_fn"();`);
     this.addSql(`create table "agent_session_connection" ("id" uuid not null, "agent_session_id" uuid not null, "connection_id" uuid not null, "created_at" timestamptz not null, primary key ("id"));`);
     this.addSql(`create index "agent_session_connection_connection_idx" on "agent_session_connection" ("connection_id");`);
     this.addSql(`alter table "agent_session_connection" add constraint "agent_session_connection_unique" unique ("agent_session_id", "connection_id");`);
@@ -25,6 +28,7 @@ export class Migration20261202000000_projects_and_agent_connections extends Migr
     this.addSql(`update "role" set "permissions" = array_remove(array_remove("permissions", 'projects:read'), 'projects:write') where "system";`);
     this.addSql(`drop table if exists "agent_session_connection" cascade;`);
     this.addSql(`drop table if exists "project_binding" cascade;`);
+    this.addSql(`drop function if exists "project_binding_project_binding_access_change_fn"();`);
     this.addSql(`alter table "project" drop column "created_by_id", drop column "updated_at";`);
   }
 }

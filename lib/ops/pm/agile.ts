@@ -8,6 +8,7 @@ const keys = z.array(issueKey).min(1, 'give at least one issue').max(50, 'at mos
 export const listBoards = pmTool({
   name: 'list_boards',
   toolset: 'agile',
+  scope: (input) => (input.project === undefined ? 'global' : { projects: [input.project] }),
   route: { method: 'GET', path: '/api/pm/boards' },
   title: 'List boards',
   description: 'Jira boards (id, name, scrum or kanban), optionally of one project.',
@@ -52,6 +53,7 @@ export const listSprintIssues = pmTool({
 export const moveToSprint = pmTool({
   name: 'move_to_sprint',
   toolset: 'agile',
+  scope: (input) => ({ issues: input.issues }),
   route: { method: 'POST', path: '/api/pm/sprints/{sprint}/issues' },
   title: 'Move issues to a sprint',
   description: 'Moves up to 50 issues into a sprint (future or active).',
@@ -69,6 +71,7 @@ export const moveToSprint = pmTool({
 export const moveToBacklog = pmTool({
   name: 'move_to_backlog',
   toolset: 'agile',
+  scope: (input) => ({ issues: input.issues }),
   route: { method: 'POST', path: '/api/pm/backlog/issues' },
   title: 'Move issues to the backlog',
   description: 'Moves up to 50 issues out of their sprints into the backlog.',

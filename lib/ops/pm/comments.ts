@@ -7,6 +7,7 @@ const commentId = z.string().trim().min(1, 'must not be empty').max(100);
 export const listComments = pmTool({
   name: 'list_comments',
   toolset: 'comments',
+  scope: (input) => ({ issues: [input.key] }),
   route: { method: 'GET', path: '/api/pm/issues/{key}/comments' },
   title: 'List comments',
   description: 'An issue\'s comments, oldest first, as Markdown (long ones truncated with a marker), a page at a time.',
@@ -22,6 +23,7 @@ export const listComments = pmTool({
 export const addComment = pmTool({
   name: 'add_comment',
   toolset: 'comments',
+  scope: (input) => ({ issues: [input.key] }),
   route: { method: 'POST', path: '/api/pm/issues/{key}/comments', status: () => 201 },
   title: 'Add a comment',
   description: 'Adds a comment (Markdown, converted to the tracker\'s format) to an issue. Returns the comment.',
@@ -35,6 +37,7 @@ export const addComment = pmTool({
 export const editComment = pmTool({
   name: 'edit_comment',
   toolset: 'comments',
+  scope: (input) => ({ issues: [input.key] }),
   route: { method: 'PATCH', path: '/api/pm/issues/{key}/comments/{comment_id}' },
   title: 'Edit a comment',
   description: 'Replaces the text of one of an issue\'s comments (Markdown).',

@@ -80,7 +80,8 @@ export async function lentConnections(ctx: OperationContext, agentId: string, pe
     { populate: ['connection', 'agentSession'], orderBy: { createdAt: 'asc', id: 'asc' } },
   );
   if (!loans.length) return [];
-  const held = await ctx.permissionsIn(ctx.project?.id ?? null);
+  // Held anywhere: where the tool may act is the binding guard's to decide.
+  const held = await ctx.resolver.resolveAnywhere(ctx.em, ctx.caller);
   const delegators = new Set((held?.grants.get(permission) ?? []).flatMap((source) => (source.kind === 'delegation' ? [source.delegatorId] : [])));
   return loans
     .filter((loan) => loan.agentSession.spawner && loan.connection.user.id === loan.agentSession.spawner.id && delegators.has(loan.agentSession.spawner.id))

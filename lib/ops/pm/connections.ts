@@ -79,6 +79,8 @@ export const listPmConnections = operation({
     from_spawner: z.array(connectionOutput).describe("an agent session's: its spawner's connections its PM tools may use"),
   }),
   permission: 'pm:read',
+  // About the caller's own connection records, not a tracker project: a grant in any project admits it.
+  permissionScope: 'anywhere',
   effect: 'read',
   annotations: {},
   async run(ctx, input) {
@@ -117,6 +119,8 @@ export const addPmConnection = operation({
   }),
   output: connectionOutput,
   permission: 'pm:read',
+  // About the caller's own connection records, not a tracker project: a grant in any project admits it.
+  permissionScope: 'anywhere',
   effect: 'upstream-write',
   annotations: {},
   async run(ctx, input) {
@@ -143,6 +147,8 @@ export const removePmConnection = operation({
   input: z.strictObject({ id: connectionRef }),
   output: z.strictObject({ removed: z.literal(true), id: z.string(), name: z.string(), new_default: z.string().nullable().describe('the connection that became your default, if this one was') }),
   permission: 'pm:read',
+  // About the caller's own connection records, not a tracker project: a grant in any project admits it.
+  permissionScope: 'anywhere',
   effect: 'write',
   annotations: { destructiveHint: true, idempotentHint: false },
   async run(ctx, input) {
@@ -172,6 +178,8 @@ export const setDefaultPmConnection = operation({
   input: z.strictObject({ id: connectionRef }),
   output: connectionOutput,
   permission: 'pm:read',
+  // About the caller's own connection records, not a tracker project: a grant in any project admits it.
+  permissionScope: 'anywhere',
   effect: 'write',
   annotations: { idempotentHint: true },
   async run(ctx, input) {
@@ -193,6 +201,8 @@ export const testPmConnection = operation({
   input: z.strictObject({ id: connectionRef }),
   output: connectionOutput,
   permission: 'pm:read',
+  // About the caller's own connection records, not a tracker project: a grant in any project admits it.
+  permissionScope: 'anywhere',
   effect: 'upstream-write',
   annotations: { idempotentHint: true },
   async run(ctx, input) {

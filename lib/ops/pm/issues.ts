@@ -30,6 +30,7 @@ function issueInput(input: Partial<Record<keyof typeof issueChanges | 'project' 
 export const searchIssues = pmTool({
   name: 'search_issues',
   toolset: 'issues',
+  scope: () => 'search',
   route: { method: 'GET', path: '/api/pm/issues' },
   title: 'Search issues',
   description:
@@ -47,8 +48,8 @@ export const searchIssues = pmTool({
     limit: pmLimit,
     cursor: pmCursor,
   },
-  async run(tracker, input) {
-    const page = await tracker.searchIssues({ ...input, updatedSince: input.updated_since });
+  async run(tracker, input, ctx) {
+    const page = await tracker.searchIssues({ ...input, updatedSince: input.updated_since, confineTo: ctx.trackerProjects });
     return pageOutput(page);
   },
 });
@@ -56,6 +57,7 @@ export const searchIssues = pmTool({
 export const getIssue = pmTool({
   name: 'get_issue',
   toolset: 'issues',
+  scope: (input) => ({ issues: [input.key] }),
   route: { method: 'GET', path: '/api/pm/issues/{key}' },
   title: 'Get an issue',
   description: 'One issue with its description (Markdown, long texts truncated with a marker). include adds comments, transitions, links, subtasks and/or history; fields adds further fields by id.',
@@ -68,6 +70,7 @@ export const getIssue = pmTool({
 export const createIssue = pmTool({
   name: 'create_issue',
   toolset: 'issues',
+  scope: (input) => ({ projects: [input.project], issues: [input.parent] }),
   route: { method: 'POST', path: '/api/pm/issues', status: () => 201 },
   title: 'Create an issue',
   description: 'Creates an issue in a project (key) with a type (name or id), summary and optional Markdown description, priority, labels, assignee ("me", email, name or account id), parent and further fields. Returns its key and URL.',
@@ -86,6 +89,7 @@ export const createIssue = pmTool({
 export const updateIssue = pmTool({
   name: 'update_issue',
   toolset: 'issues',
+  scope: (input) => ({ issues: [input.key, input.parent] }),
   route: { method: 'PATCH', path: '/api/pm/issues/{key}' },
   title: 'Update an issue',
   description:
@@ -111,6 +115,7 @@ export const updateIssue = pmTool({
 export const deleteIssue = pmTool({
   name: 'delete_issue',
   toolset: 'issues',
+  scope: (input) => ({ issues: [input.key] }),
   route: { method: 'DELETE', path: '/api/pm/issues/{key}' },
   title: 'Delete an issue',
   description: 'Deletes an issue for good (with its sub-tasks only if delete_subtasks is true). Offered only where the deployment enables deleting.',

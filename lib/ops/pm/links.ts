@@ -5,6 +5,7 @@ import { issueKey, markdownText, pmTool } from './tools.ts';
 export const listLinkTypes = pmTool({
   name: 'list_link_types',
   toolset: 'links',
+  scope: () => 'tracker',
   route: { method: 'GET', path: '/api/pm/link_types' },
   title: 'List link types',
   description: 'The kinds of links between issues (name, how they read outward and inward, e.g. "blocks" / "is blocked by").',
@@ -16,6 +17,7 @@ export const listLinkTypes = pmTool({
 export const linkIssues = pmTool({
   name: 'link_issues',
   toolset: 'links',
+  scope: (input) => ({ issues: [input.from, input.to] }),
   route: { method: 'POST', path: '/api/pm/links', status: () => 201 },
   title: 'Link two issues',
   description: 'Links two issues with a link type name: "from <type outward> to", e.g. type Blocks, from A, to B reads "A blocks B". Optional Markdown comment.',
@@ -32,6 +34,7 @@ export const linkIssues = pmTool({
 export const addRemoteLink = pmTool({
   name: 'add_remote_link',
   toolset: 'links',
+  scope: (input) => ({ issues: [input.key] }),
   route: { method: 'POST', path: '/api/pm/issues/{key}/remote_links', status: () => 201 },
   title: 'Add a web link to an issue',
   description: 'Adds a link to a web page (url, title, optional summary) to an issue.',
@@ -50,6 +53,7 @@ export const addRemoteLink = pmTool({
 export const setParent = pmTool({
   name: 'set_parent',
   toolset: 'links',
+  scope: (input) => ({ issues: [input.key, input.parent ?? undefined] }),
   route: { method: 'POST', path: '/api/pm/issues/{key}/parent' },
   title: 'Set an issue\'s parent',
   description: 'Makes parent (an issue key, e.g. an epic) the parent of the issue, or removes the parent with parent null.',

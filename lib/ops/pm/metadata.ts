@@ -19,6 +19,7 @@ export const listProjects = pmTool({
 export const getProject = pmTool({
   name: 'get_project',
   toolset: 'metadata',
+  scope: (input) => ({ projects: [input.project] }),
   route: { method: 'GET', path: '/api/pm/projects/{project}' },
   title: 'Get a project',
   description: 'One project by key (Redmine: identifier): name, description, lead and issue types.',
@@ -31,6 +32,7 @@ export const getProject = pmTool({
 export const listIssueTypes = pmTool({
   name: 'list_issue_types',
   toolset: 'metadata',
+  scope: (input) => ({ projects: [input.project] }),
   route: { method: 'GET', path: '/api/pm/projects/{project}/issue_types' },
   title: 'List issue types',
   description: 'The issue types you can create in a project (Redmine: its trackers).',
@@ -43,6 +45,7 @@ export const listIssueTypes = pmTool({
 export const getCreateFields = pmTool({
   name: 'get_create_fields',
   toolset: 'metadata',
+  scope: (input) => ({ projects: [input.project] }),
   route: { method: 'GET', path: '/api/pm/projects/{project}/create_fields' },
   title: 'Get the fields for creating an issue',
   description: 'The fields an issue of a type (name or id) takes in a project: id, name, type, whether required, allowed values. Use the ids in create_issue\'s fields.',
@@ -55,6 +58,7 @@ export const getCreateFields = pmTool({
 export const searchFields = pmTool({
   name: 'search_fields',
   toolset: 'metadata',
+  scope: () => 'tracker',
   route: { method: 'GET', path: '/api/pm/fields' },
   title: 'Search fields',
   description: 'The tracker\'s fields (id, name, type, custom or not) whose name or id contains query; all fields without one.',
@@ -66,6 +70,7 @@ export const searchFields = pmTool({
 export const listStatuses = pmTool({
   name: 'list_statuses',
   toolset: 'metadata',
+  scope: (input) => (input.project === undefined ? 'tracker' : { projects: [input.project] }),
   route: { method: 'GET', path: '/api/pm/statuses' },
   title: 'List statuses',
   description: 'Issue statuses, of one project when project is given, otherwise all.',
@@ -77,6 +82,7 @@ export const listStatuses = pmTool({
 export const listPriorities = pmTool({
   name: 'list_priorities',
   toolset: 'metadata',
+  scope: () => 'tracker',
   route: { method: 'GET', path: '/api/pm/priorities' },
   title: 'List priorities',
   description: 'The priorities issues can have.',
@@ -88,6 +94,7 @@ export const listPriorities = pmTool({
 export const searchUsers = pmTool({
   name: 'search_users',
   toolset: 'metadata',
+  scope: () => 'tracker',
   route: { method: 'GET', path: '/api/pm/users' },
   title: 'Search users',
   description: 'Tracker users matching a name or email, with the ids assign_issue and create_issue accept.',

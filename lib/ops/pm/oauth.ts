@@ -44,6 +44,8 @@ export const connectPmOauth = operation({
   }),
   output: z.strictObject({ authorize_url: z.string(), expires_at: z.string() }),
   permission: 'pm:read',
+  // About the caller's own connection records, not a tracker project: a grant in any project admits it.
+  permissionScope: 'anywhere',
   effect: 'write',
   annotations: {},
   async run(ctx, input) {
@@ -130,6 +132,8 @@ export const completePmOauth = operation({
   secretInputs: ['code', 'state'],
   output: z.discriminatedUnion('outcome', [z.strictObject({ outcome: z.literal('connected'), connection: connectionOutput, other_sites: z.array(z.string()) }), z.strictObject({ outcome: z.enum(['denied', 'failed']), reason: z.string() })]),
   permission: 'pm:read',
+  // About the caller's own connection records, not a tracker project: a grant in any project admits it.
+  permissionScope: 'anywhere',
   effect: 'upstream-write',
   annotations: {},
   async run(ctx, input) {

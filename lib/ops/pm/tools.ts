@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { operation, type OperationContext, type OperationStep, type Route } from '../operation.ts';
 import { withTracker } from './connection-use.ts';
+import { guardTrackerScope, type TrackerScope } from './bindings.ts';
 import type { Page, Tracker } from '../../pm/provider.ts';
 import type { PmToolset } from '../../pm/settings.ts';
 import { OpError } from '../../errors.ts';
@@ -42,6 +43,8 @@ interface PmToolDefinition<Shape extends z.ZodRawShape, Output> {
   write?: boolean;
   destructive?: boolean;
   idempotent?: boolean;
+  /** The tracker projects the call touches, for the binding guard (default: `global`, a global grant only). */
+  scope?: (input: z.output<z.ZodObject<Shape>>) => TrackerScope;
   /** Names what the call acts on for the audit event, e.g. the issue key. */
   target?: (input: z.output<z.ZodObject<Shape>>) => string | undefined;
   run(tracker: Tracker, input: z.output<z.ZodObject<Shape>>, ctx: OperationContext): Promise<Output>;
@@ -60,13 +63,15 @@ export function pmTool<Shape extends z.ZodRawShape, Output>(definition: PmToolDe
     input: z.strictObject({ connection: connectionField, ...definition.input }),
     output: definition.output,
     permission: write ? 'pm:write' : 'pm:read',
+    // Admitted on a grant held anywhere; the binding guard requires it where the call acts.
+    permissionScope: 'anywhere',
     effect: write ? 'upstream-write' : 'upstream-read',
     annotations: {
       ...(definition.destructive ? { destructiveHint: true } : {}),
       ...(definition.idempotent ? { idempotentHint: true } : {}),
     },
     ...(definition.target ? { target: definition.target as (input: unknown) => string | undefined } : {}),
-    steps: [callerTracker(write ? 'pm:write' : 'pm:read', definition.target as ((input: unknown) => string | undefined) | undefined)],
+    steps: [callerTracker(definition.name, write ? 'pm:write' : 'pm:read', (definition.scope ?? (() => 'global')) as (input: unknown) => TrackerScope, definition.target as ((input: unknown) => string | undefined) | undefined)],
     run: (ctx, input) => definition.run(ctx.tracker!, input as never, ctx),
   });
 }
@@ -75,12 +80,14 @@ export function pmTool<Shape extends z.ZodRawShape, Output>(definition: PmToolDe
  * The tracker step: opens the caller's own connection (the one named, or the default), names it
  * in the audit target, and maps the tracker's failures to clear errors (withTracker).
  */
-function callerTracker(permission: Permission, target: ((input: unknown) => string | undefined) | undefined): OperationStep {
+function callerTracker(operation: string, permission: Permission, scope: (input: unknown) => TrackerScope, target: ((input: unknown) => string | undefined) | undefined): OperationStep {
   return (ctx, input, next) =>
-    withTracker(ctx, (input as { connection?: string }).connection, permission, (tracker, connection) => {
+    withTracker(ctx, (input as { connection?: string }).connection, permission, async (tracker, connection) => {
       const acted = target?.(input);
       ctx.setTarget(`pm_connection:${connection.id}${acted ? ` ${acted}` : ''}`);
-      return next(Object.create(ctx, { tracker: { value: tracker } }) as OperationContext);
+      // Before any request: a call on a tracker project the caller may not act on never leaves.
+      const confinedTo = await guardTrackerScope(ctx, operation, permission, scope(input), connection);
+      return next(Object.create(ctx, { tracker: { value: tracker }, trackerProjects: { value: confinedTo } }) as OperationContext);
     });
 }
 

@@ -5,6 +5,7 @@ import { issueKey, markdownText, pmTool, requireOneOf } from './tools.ts';
 export const listTransitions = pmTool({
   name: 'list_transitions',
   toolset: 'workflow',
+  scope: (input) => ({ issues: [input.key] }),
   route: { method: 'GET', path: '/api/pm/issues/{key}/transitions' },
   title: 'List an issue\'s transitions',
   description: 'The workflow transitions an issue can take now (id, name, target status).',
@@ -17,6 +18,7 @@ export const listTransitions = pmTool({
 export const transitionIssue = pmTool({
   name: 'transition_issue',
   toolset: 'workflow',
+  scope: (input) => ({ issues: [input.key] }),
   route: { method: 'POST', path: '/api/pm/issues/{key}/transitions' },
   title: 'Transition an issue',
   description: 'Moves an issue through its workflow by transition id or name (a target status name works too), optionally setting fields the transition screen asks for and adding a Markdown comment.',
@@ -45,6 +47,7 @@ export const transitionIssue = pmTool({
 export const assignIssue = pmTool({
   name: 'assign_issue',
   toolset: 'workflow',
+  scope: (input) => ({ issues: [input.key] }),
   route: { method: 'POST', path: '/api/pm/issues/{key}/assignee' },
   title: 'Assign an issue',
   description: 'Assigns an issue to "me", an email, a name or an account id (resolved to the tracker\'s own user id), or unassigns it with assignee null.',

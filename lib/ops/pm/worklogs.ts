@@ -5,6 +5,7 @@ import { issueKey, pageOutput, pmCursor, pmLimit, pmTool } from './tools.ts';
 export const listWorklogs = pmTool({
   name: 'list_worklogs',
   toolset: 'worklogs',
+  scope: (input) => ({ issues: [input.key] }),
   route: { method: 'GET', path: '/api/pm/issues/{key}/worklogs' },
   title: 'List worklogs',
   description: 'Time logged on an issue (who, how long, when, comment), a page at a time.',
@@ -20,6 +21,7 @@ export const listWorklogs = pmTool({
 export const addWorklog = pmTool({
   name: 'add_worklog',
   toolset: 'worklogs',
+  scope: (input) => ({ issues: [input.key] }),
   route: { method: 'POST', path: '/api/pm/issues/{key}/worklogs', status: () => 201 },
   title: 'Log time',
   description: 'Logs time on an issue: time_spent like "2h 30m" or "1d", optional started (ISO date-time) and comment.',

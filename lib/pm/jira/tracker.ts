@@ -22,6 +22,22 @@ const FIELD_MAX = 1000;
 
 export const quoteJql = (value: string) => `"${value.replace(/["\\]/g, '\\$&')}"`;
 
+/** Whether JQL text keeps its parentheses balanced (never closing one it did not open) and closes every string. */
+export function balancedJql(text: string): boolean {
+  let depth = 0;
+  let quote: string | null = null;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (quote) {
+      if (c === '\\') i++;
+      else if (c === quote) quote = null;
+    } else if (c === '"' || c === "'") quote = c;
+    else if (c === '(') depth++;
+    else if (c === ')' && --depth < 0) return false;
+  }
+  return depth === 0 && quote === null;
+}
+
 function jqlDate(value: string, field: string): string {
   const date = new Date(value);
   if (Number.isNaN(date.getTime())) throw invalid(field, 'must be an ISO date such as 2026-11-01 or 2026-11-01T09:00:00Z');
@@ -204,6 +220,14 @@ export class JiraTracker implements Tracker {
       base = base.slice(0, orderAt).trim();
     }
     if (base) clauses.unshift(`(${base})`);
+    if (search.confineTo) {
+      // The confinement must hold whatever the query says: it is ANDed with the whole query, which
+      // must not close a parenthesis it did not open or leave a string open (either would let an OR escape).
+      if (!balancedJql(base)) throw invalid('query', 'must have balanced parentheses and quotes (your searches are confined to the tracker projects you may read)');
+      if (!/^order\s+by\s+[\w\s,.[\]-]*$/i.test(order)) throw invalid('query', 'ORDER BY may name fields and ASC/DESC only (your searches are confined to the tracker projects you may read)');
+      const confinement = `project in (${search.confineTo.map(quoteJql).join(', ')})`;
+      return `${confinement}${clauses.length ? ` AND (${clauses.join(' AND ')})` : ''} ${order}`.trim();
+    }
     // Jira Cloud refuses unbounded searches; a bound that includes everything keeps "all issues" possible.
     if (!clauses.length && this.cloud) clauses.push('created >= "1970-01-01"');
     return `${clauses.join(' AND ')} ${order}`.trim();

@@ -1,3 +1,4 @@
+import { OpError } from '../../errors.ts';
 import { invalid } from '../../errors.ts';
 import { numberedKey } from '../numbered-key.ts';
 import type { UpstreamHttp, UpstreamMethod, QueryValue } from '../http.ts';
@@ -194,6 +195,8 @@ export class OpenProjectTracker implements Tracker {
   }
 
   async searchIssues(search: IssueSearch): Promise<Page<Issue>> {
+    // Bindings are Jira's so far: a confined search here would not be confined.
+    if (search.confineTo) throw new OpError('forbidden', 'permission denied: searching OpenProject needs pm:read globally (project bindings are for Jira so far)');
     // An explicit (possibly empty) filter list: OpenProject otherwise shows open work packages only.
     const query = { filters: JSON.stringify(await this.filters(search)), sortBy: JSON.stringify([['updatedAt', 'desc']]) };
     const { elements, startAt, total } = await this.collection('/work_packages', search, query);

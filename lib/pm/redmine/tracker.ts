@@ -1,3 +1,4 @@
+import { OpError } from '../../errors.ts';
 import { invalid } from '../../errors.ts';
 import { numberedKey } from '../numbered-key.ts';
 import type { UpstreamHttp, UpstreamMethod, QueryValue } from '../http.ts';
@@ -163,6 +164,8 @@ export class RedmineTracker implements Tracker {
   // ---- issues ----
 
   async searchIssues(search: IssueSearch): Promise<Page<Issue>> {
+    // Bindings are Jira's so far: a confined search here would not be confined.
+    if (search.confineTo) throw new OpError('forbidden', 'permission denied: searching Redmine needs pm:read globally (project bindings are for Jira so far)');
     const offset = decodeOffset(search.cursor);
     const query: Record<string, QueryValue> = { offset, limit: search.limit, sort: 'updated_on:desc', status_id: '*' };
     if (search.query) {

@@ -1,0 +1,73 @@
+import { BINDINGS_CHANGE_SUBJECT, ProjectBinding, type PmConnection, type Project, type TrackerKind } from '../../db/entities/index.ts';
+import type { Permission } from '../../access/permissions.ts';
+import { OpError } from '../../errors.ts';
+import type { OperationContext } from '../operation.ts';
+
+// The binding guard of the PM tools: a call on a tracker project bound to a Mandate project needs
+// the pm permission in that project; on an unbound one, a global grant. A global grant covers
+// everything, so its holders pay nothing here.
+
+/**
+ * What a call touches, as a tool declares it:
+ * - issues / projects: the issue keys and tracker project keys it acts on;
+ * - `search`: whatever the tracker returns, confined to the tracker projects the caller may read;
+ * - `tracker`: nothing of any project (priorities, link types, fields, users): a grant in any project will do;
+ * - `global`: more than one project can say (boards, sprints, every project): a global grant only.
+ */
+export type TrackerScope = { issues?: readonly (string | undefined)[]; projects?: readonly (string | undefined)[] } | 'search' | 'tracker' | 'global';
+
+const TRACKER_OF: Record<PmConnection['provider'], TrackerKind> = { jira_cloud: 'jira', jira_dc: 'jira', redmine: 'redmine', openproject: 'openproject' };
+
+/** The Jira project of an issue key (PROJ-123 → PROJ); null for a numeric issue id, which names none. */
+export function jiraProjectOf(issueKey: string): string | null {
+  const match = /^([A-Za-z][A-Za-z0-9_]*)-\d+$/.exec(issueKey);
+  return match ? match[1]!.toUpperCase() : null;
+}
+
+interface Binding {
+  trackerProject: string;
+  project: { id: string; key: string };
+}
+
+/** A tracker's bindings, cached in this process until a binding changes anywhere (the access-change feed). */
+function bindingsOf(ctx: OperationContext, tracker: TrackerKind): Promise<Binding[]> {
+  return ctx.memo(BINDINGS_CHANGE_SUBJECT, tracker, async () => {
+    const rows = await ctx.em.find(ProjectBinding, { tracker }, { populate: ['project'] });
+    return rows.map((row) => ({ trackerProject: row.trackerProject, project: { id: row.project.id, key: (row.project as Project).key } }));
+  });
+}
+
+/**
+ * Refuses a call on a tracker project the caller may not act on with `permission`; for a search,
+ * returns the tracker projects it is confined to (undefined: not confined).
+ */
+export async function guardTrackerScope(ctx: OperationContext, operation: string, permission: Permission, scope: TrackerScope, connection: PmConnection): Promise<readonly string[] | undefined> {
+  const global = await ctx.permissionsIn(null);
+  if (!global || (global.grants.get(permission)?.length ?? 0) > 0) return undefined;
+  if (scope === 'tracker') return undefined;
+  const needsGlobal = (why: string) => new OpError('forbidden', `permission denied: ${operation} needs ${permission} globally (${why})`);
+  if (scope === 'global') throw needsGlobal('it is not confined to one tracker project');
+  const tracker = TRACKER_OF[connection.provider];
+  const bindings = await bindingsOf(ctx, tracker);
+  if (scope === 'search') {
+    const readable: string[] = [];
+    for (const binding of bindings) if (await ctx.holds(permission, binding.project.id)) readable.push(binding.trackerProject);
+    if (!readable.length) throw needsGlobal('you hold it in no project bound to tracker projects');
+    return readable.sort();
+  }
+  const byKey = new Map(bindings.map((binding) => [binding.trackerProject, binding.project]));
+  const touched = new Set<string>();
+  for (const key of scope.issues ?? []) {
+    if (key === undefined) continue;
+    const project = tracker === 'jira' ? jiraProjectOf(key) : null;
+    if (!project) throw needsGlobal(`issue ${key} is not named by a key that says its project`);
+    touched.add(project);
+  }
+  for (const key of scope.projects ?? []) if (key !== undefined) touched.add(tracker === 'jira' ? key.toUpperCase() : key);
+  for (const trackerProject of touched) {
+    const bound = byKey.get(trackerProject);
+    if (!bound) throw needsGlobal(`tracker project ${trackerProject} is bound to no project`);
+    await ctx.require(permission, bound.id, bound.key);
+  }
+  return undefined;
+}

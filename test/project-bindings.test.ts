@@ -1,0 +1,152 @@
+import { after, afterEach, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { User } from '../lib/db/entities/index.ts';
+import { OPERATIONS } from '../lib/ops/index.ts';
+import { authenticateToken } from '../lib/identity/authenticate.ts';
+import { makeUser } from './helpers/fixtures.ts';
+import { toolCaller } from './helpers/pm.ts';
+import { keepArtifact, recordSecret, testRuntime, type TestRuntime } from './helpers/db.ts';
+import { FakeJira, type FakeUser, type Flavor } from './helpers/fake-jira.ts';
+import { specsMissing } from './helpers/openapi.ts';
+
+// A Mandate project bound to Jira projects: a pm grant held only in that project reaches only
+// them, searches are confined in the JQL itself, and a refused call never reaches the tracker.
+
+const missing = specsMissing();
+
+for (const flavor of ['cloud', 'dc'] as Flavor[]) {
+  describe(`project bindings on Jira ${flavor === 'cloud' ? 'Cloud' : 'Data Center'}`, { skip: missing ?? false }, () => {
+    const provider = flavor === 'cloud' ? 'jira_cloud' : 'jira_dc';
+    const worker: FakeUser = { accountId: '5b10a2844c20165700ede4aa', name: 'worker', displayName: 'Worker', emailAddress: 'worker@corp.test', secret: recordSecret(`bind-${flavor}-${Math.random().toString(36).slice(2)}`), projects: ['ACME', 'OTHER', 'UNB'] };
+    const credentials = flavor === 'cloud' ? { email: worker.emailAddress, api_token: worker.secret } : { token: worker.secret };
+    let fake: FakeJira;
+    let rt: TestRuntime;
+    let admin: User;
+    let scoped: User;
+    let reader: User;
+    let global: User;
+    const responses: string[] = [];
+    const { call, ok, refused } = toolCaller(() => rt, responses);
+    const requestsFor = (key: string, from: number) => fake.requests.slice(from).filter((r) => r.path.includes(key));
+    const searchPath = () => (flavor === 'cloud' ? `${fake.api}/search/jql` : `${fake.api}/search`);
+
+    before(async () => {
+      fake = await new FakeJira(flavor, [worker]).start();
+      rt = await testRuntime({ env: { MANDATE_PM_ALLOW_NETWORKS: 'loopback', MANDATE_PM_ALLOW_HTTP: 'true' } });
+      admin = await makeUser(rt, { roles: ['admin'] });
+      for (const [key, name] of [['ACME', 'Acme'], ['OTHERP', 'Other work']]) await ok(admin, 'create_mandate_project', { key, name });
+      await ok(admin, 'bind_tracker_project', { project: 'ACME', tracker: 'jira', tracker_project: 'acme' });
+      await ok(admin, 'bind_tracker_project', { project: 'OTHERP', tracker: 'jira', tracker_project: 'OTHER' });
+      scoped = await makeUser(rt, { roles: [['developer', 'ACME']] });
+      reader = await makeUser(rt, { roles: [['viewer', 'ACME']] });
+      global = await makeUser(rt, { roles: ['developer'] });
+      for (const user of [scoped, reader, global]) await ok(user, 'add_pm_connection', { provider, base_url: fake.url, ...credentials });
+      for (let i = 0; i < 5; i++) fake.addIssue('ACME', { summary: `acme ${i}` });
+      for (let i = 0; i < 3; i++) fake.addIssue('OTHER', { summary: `other ${i}` });
+      fake.addIssue('UNB', { summary: 'unbound' });
+    });
+    afterEach(() => assert.deepEqual(fake.takeMismatches(), []));
+    after(async () => {
+      keepArtifact('responses', responses.join('\n'));
+      assert.ok(!responses.join('\n').includes(worker.secret));
+      await fake?.stop();
+      await rt?.close();
+    });
+
+    test('bindings: one Mandate project per tracker project, projects:write to change them, shown on the project', async () => {
+      const shown = await ok(admin, 'get_mandate_project', { project: 'ACME' });
+      assert.deepEqual(shown.bindings.map((b: { tracker: string; tracker_project: string }) => [b.tracker, b.tracker_project]), [['jira', 'ACME']]);
+      const taken = await refused(admin, 'bind_tracker_project', { project: 'OTHERP', tracker: 'jira', tracker_project: 'ACME' });
+      assert.equal(taken.code, 'conflict');
+      assert.equal(taken.field, 'tracker_project');
+      assert.match(taken.message, /bound to project ACME/);
+      assert.equal((await ok(admin, 'bind_tracker_project', { project: 'ACME', tracker: 'jira', tracker_project: 'ACME' })).bindings.length, 1, 'idempotent');
+      assert.match((await refused(scoped, 'bind_tracker_project', { project: 'ACME', tracker: 'jira', tracker_project: 'UNB' })).message, /projects:write/);
+      assert.equal((await refused(admin, 'bind_tracker_project', { project: 'ACME', tracker: 'redmine', tracker_project: 'x' })).field, 'tracker');
+    });
+
+    test('pm:write held only in ACME transitions ACME-1 and is refused on OTHER-1 (naming the project) and UNB-9; nothing reaches the tracker for them', async () => {
+      const done = await ok(scoped, 'transition_issue', { key: 'ACME-1', name: 'Done' });
+      assert.ok(done);
+      const from = fake.requests.length;
+      const other = await refused(scoped, 'transition_issue', { key: 'OTHER-6', name: 'Done' });
+      assert.equal(other.code, 'forbidden');
+      assert.match(other.message, /transition_issue needs pm:write in project OTHERP/);
+      const unbound = await refused(scoped, 'add_comment', { key: 'UNB-9', body: 'hi' });
+      assert.match(unbound.message, /needs pm:write globally \(tracker project UNB is bound to no project\)/);
+      const linked = await refused(scoped, 'link_issues', { type: 'Blocks', from: 'ACME-1', to: 'OTHER-6' });
+      assert.match(linked.message, /in project OTHERP/);
+      assert.equal(fake.requests.length, from, 'no request left Mandate');
+      assert.deepEqual(requestsFor('OTHER-6', 0), []);
+    });
+
+    test('pm:read only in ACME reads ACME-1, and writing there needs pm:write in ACME', async () => {
+      assert.equal((await ok(reader, 'get_issue', { key: 'ACME-2' })).key, 'ACME-2');
+      const write = await refused(reader, 'add_comment', { key: 'ACME-2', body: 'hi' });
+      assert.equal(write.code, 'forbidden');
+      assert.match(write.message, /needs pm:write/);
+    });
+
+    test('search_issues is confined in the JQL to the bound projects the caller may read, across pages; a query that would escape is refused', async () => {
+      const keys: string[] = [];
+      let cursor: string | null = null;
+      let pages = 0;
+      do {
+        const page: { items: { key: string }[]; next_cursor: string | null } = await ok(scoped, 'search_issues', { limit: 2, ...(cursor ? { cursor } : {}) });
+        keys.push(...page.items.map((i) => i.key));
+        cursor = page.next_cursor;
+        pages++;
+      } while (cursor && pages < 10);
+      assert.ok(pages >= 3, 'paged');
+      assert.deepEqual([...keys].sort(), ['ACME-1', 'ACME-2', 'ACME-3', 'ACME-4', 'ACME-5']);
+      const sent = fake.calls('POST', searchPath()).at(-1)!.body as { jql: string };
+      assert.match(sent.jql, /^project in \("ACME"\)/);
+      const asked = await ok(scoped, 'search_issues', { query: 'project = "OTHER"' });
+      assert.deepEqual(asked.items, [], 'a query naming another project finds nothing');
+      for (const query of ['project = ACME) OR (project = OTHER', 'summary ~ "x" OR project = OTHER ORDER BY (key)', 'summary ~ "order by" OR project = OTHER']) {
+        const escape = await refused(scoped, 'search_issues', { query });
+        assert.equal(escape.code, 'invalid_input', query);
+        assert.equal(escape.field, 'query');
+      }
+      // A global grant is not confined.
+      const all = await ok(global, 'search_issues', { limit: 50 });
+      assert.equal(all.items.length, 9);
+      assert.doesNotMatch((fake.calls('POST', searchPath()).at(-1)!.body as { jql: string }).jql, /project in/);
+    });
+
+    test('tracker-wide metadata needs the grant anywhere; listing every project needs it globally', async () => {
+      assert.ok((await ok(scoped, 'list_priorities')).items.length > 0);
+      assert.match((await refused(scoped, 'list_projects')).message, /list_projects needs pm:read globally/);
+      assert.ok((await ok(global, 'list_projects')).items.length > 0);
+      const nobody = await makeUser(rt);
+      assert.match((await refused(nobody, 'list_priorities')).message, /needs pm:read/);
+    });
+
+    test("an agent started by the ACME developer gets ACME-scoped delegations: its calls reach ACME only, through the spawner's connection", async () => {
+      const started = await ok(scoped, 'start_agent_session', { role: 'agent' });
+      recordSecret(started.token);
+      const agent = await authenticateToken(rt.db.orm.em.fork(), started.token);
+      const got = await rt.runner.run(OPERATIONS.get_issue!, agent, { key: 'ACME-3' });
+      assert.ok(got.ok, JSON.stringify(!got.ok && got.error));
+      const from = fake.requests.length;
+      const other = await rt.runner.run(OPERATIONS.get_issue!, agent, { key: 'OTHER-7' });
+      assert.equal(!other.ok && other.error.code, 'forbidden');
+      assert.equal(fake.requests.length, from);
+      await ok(scoped, 'end_agent_session', { agent_session_id: started.agent_session.id });
+    });
+
+    test('unbinding ACME takes it out of reach of the ACME-only grant; a global grant reaches everything all along', async () => {
+      assert.equal((await ok(global, 'get_issue', { key: 'OTHER-6' })).key, 'OTHER-6');
+      assert.equal((await ok(global, 'get_issue', { key: 'UNB-9' })).key, 'UNB-9');
+      await ok(admin, 'unbind_tracker_project', { project: 'ACME', tracker: 'jira', tracker_project: 'ACME' });
+      try {
+        const after = await call(scoped, 'get_issue', { key: 'ACME-1' });
+        assert.equal(!after.ok && after.error.code, 'forbidden');
+        assert.match(!after.ok ? after.error.message : '', /bound to no project/);
+        assert.equal((await refused(admin, 'unbind_tracker_project', { project: 'ACME', tracker: 'jira', tracker_project: 'ACME' })).code, 'not_found');
+      } finally {
+        await ok(admin, 'bind_tracker_project', { project: 'ACME', tracker: 'jira', tracker_project: 'ACME' });
+      }
+    });
+  });
+}
