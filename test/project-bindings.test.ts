@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import type { User } from '../lib/db/entities/index.ts';
 import { OPERATIONS } from '../lib/ops/index.ts';
 import { authenticateToken } from '../lib/identity/authenticate.ts';
-import { makeUser } from './helpers/fixtures.ts';
+import { assign, makeUser } from './helpers/fixtures.ts';
 import { toolCaller } from './helpers/pm.ts';
 import { keepArtifact, recordSecret, testRuntime, type TestRuntime } from './helpers/db.ts';
 import { FakeJira, type FakeUser, type Flavor } from './helpers/fake-jira.ts';
@@ -80,6 +80,37 @@ for (const flavor of ['cloud', 'dc'] as Flavor[]) {
       assert.deepEqual(requestsFor('OTHER-6', 0), []);
     });
 
+    test('fields cannot carry what has an input of its own (the guard checks parent and project there); sprints need a global grant', async () => {
+      const from = fake.requests.length;
+      const parent = await refused(scoped, 'update_issue', { key: 'ACME-1', fields: { parent: { key: 'UNB-9' } } });
+      assert.equal(parent.code, 'invalid_input');
+      assert.equal(parent.field, 'fields.parent');
+      const project = await refused(scoped, 'create_issue', { project: 'ACME', type: 'Task', summary: 'x', fields: { project: { key: 'OTHER' } } });
+      assert.equal(project.field, 'fields.project');
+      const transition = await refused(scoped, 'transition_issue', { key: 'ACME-1', name: 'Done', fields: { Parent: { key: 'UNB-9' } } });
+      assert.equal(transition.field, 'fields.Parent');
+      assert.match((await refused(scoped, 'move_to_sprint', { sprint: '7', issues: ['ACME-1'] })).message, /needs pm:write globally/);
+      assert.equal(fake.requests.length, from);
+    });
+
+    test("an agent's standing is its spawner's alone: no role can be assigned to it, and a grant from elsewhere does not carry the spawner's connection", async () => {
+      const started = await ok(scoped, 'start_agent_session', { role: 'agent' });
+      recordSecret(started.token);
+      const role = await refused(admin, 'assign_role', { user_id: started.agent.id, role: 'viewer', project_key: 'OTHERP' });
+      assert.equal(role.code, 'forbidden');
+      assert.equal(role.field, 'user_id');
+      // Written anyway (not through an operation): the spawner's connection still reaches ACME only.
+      await assign(rt, { id: started.agent.id } as User, 'viewer', 'OTHERP');
+      const agent = await authenticateToken(rt.db.orm.em.fork(), started.token);
+      const from = fake.requests.length;
+      const other = await rt.runner.run(OPERATIONS.get_issue!, agent, { key: 'OTHER-7' });
+      assert.equal(!other.ok && other.error.code, 'forbidden');
+      assert.match(!other.ok ? other.error.message : '', /delegated by the owner of the connection/);
+      assert.equal(fake.requests.length, from);
+      assert.ok((await rt.runner.run(OPERATIONS.get_issue!, agent, { key: 'ACME-3' })).ok);
+      await ok(scoped, 'end_agent_session', { agent_session_id: started.agent_session.id });
+    });
+
     test('pm:read only in ACME reads ACME-1, and writing there needs pm:write in ACME', async () => {
       assert.equal((await ok(reader, 'get_issue', { key: 'ACME-2' })).key, 'ACME-2');
       const write = await refused(reader, 'add_comment', { key: 'ACME-2', body: 'hi' });
@@ -103,11 +134,22 @@ for (const flavor of ['cloud', 'dc'] as Flavor[]) {
       assert.match(sent.jql, /^project in \("ACME"\)/);
       const asked = await ok(scoped, 'search_issues', { query: 'project = "OTHER"' });
       assert.deepEqual(asked.items, [], 'a query naming another project finds nothing');
-      for (const query of ['project = ACME) OR (project = OTHER', 'summary ~ "x" OR project = OTHER ORDER BY (key)', 'summary ~ "order by" OR project = OTHER']) {
+      for (const query of [
+        'project = ACME) OR (project = OTHER',
+        'summary ~ "x" OR project = OTHER ORDER BY (key)',
+        'summary ~ "order by" OR project = OTHER',
+        // Jira reads a backslash outside a string as escaping the next character of a word.
+        'summary ~ a\\" )) OR project = UNB OR ((summary ~ "\\""',
+      ]) {
         const escape = await refused(scoped, 'search_issues', { query });
         assert.equal(escape.code, 'invalid_input', query);
         assert.equal(escape.field, 'query');
       }
+      // Should Jira read the query otherwise, issues outside the confinement refuse the call.
+      fake.script.push({ match: `POST ${searchPath()}`, status: 200, body: flavor === 'cloud' ? { issues: [fake.issues.get('OTHER-6')], isLast: true } : { startAt: 0, maxResults: 25, total: 1, issues: [fake.issues.get('OTHER-6')] } });
+      const leaked = await refused(scoped, 'search_issues', {});
+      assert.equal(leaked.code, 'forbidden');
+      assert.ok(!JSON.stringify(leaked).includes('other 0'), 'nothing of the issue is shown');
       // A global grant is not confined.
       const all = await ok(global, 'search_issues', { limit: 50 });
       assert.equal(all.items.length, 9);

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { assignmentOutput, cursorPage, effectivePermissionsOutput, roleOutput, userOutput } from './outputs.ts';
 import { callerUserId } from '../identity/caller.ts';
-import { Project, Role, RoleAssignment, type User } from '../db/entities/index.ts';
+import { AgentSession, Project, Role, RoleAssignment, type User } from '../db/entities/index.ts';
 import { requireAllPermissions } from '../access/guard.ts';
 import { ALL_PERMISSIONS, PERMISSIONS, type Permission } from '../access/permissions.ts';
 import { conflict, OpError } from '../errors.ts';
@@ -56,6 +56,11 @@ export async function grantRole(ctx: OperationContext, user: User, roleRefValue:
   // P3: never to oneself, or roles:write would turn delegated permissions into a role of one's own.
   if (ctx.caller.kind === 'user' && ctx.caller.userId === user.id) {
     throw new OpError('forbidden', 'permission denied: you cannot assign a role to yourself; ask another admin', { field: 'user_id' });
+  }
+  // An agent holds only what its spawner delegated to its session (P3): a role would ride on the
+  // session, and on the tracker connections its spawner lent it.
+  if (await ctx.em.count(AgentSession, { agent: user.id })) {
+    throw new OpError('forbidden', 'permission denied: an agent holds only what the user who started its session delegated to it; roles cannot be assigned to it', { field: 'user_id' });
   }
   const role = await findRole(ctx.em, roleRefValue);
   await requireHoldsAll(ctx, role.permissions, `assigning role "${role.name}"`, project, options.fresh);

@@ -53,7 +53,8 @@ export const listSprintIssues = pmTool({
 export const moveToSprint = pmTool({
   name: 'move_to_sprint',
   toolset: 'agile',
-  scope: (input) => ({ issues: input.issues }),
+  // The sprint belongs to a board, which no one tracker project bounds: a global grant.
+  scope: () => 'global',
   route: { method: 'POST', path: '/api/pm/sprints/{sprint}/issues' },
   title: 'Move issues to a sprint',
   description: 'Moves up to 50 issues into a sprint (future or active).',

@@ -1,6 +1,7 @@
 import { BINDINGS_CHANGE_SUBJECT, ProjectBinding, type PmConnection, type Project, type TrackerKind } from '../../db/entities/index.ts';
 import type { Permission } from '../../access/permissions.ts';
 import { OpError } from '../../errors.ts';
+import { callerUserId } from '../../identity/caller.ts';
 import type { OperationContext } from '../operation.ts';
 
 // The binding guard of the PM tools: a call on a tracker project bound to a Mandate project needs
@@ -42,16 +43,28 @@ function bindingsOf(ctx: OperationContext, tracker: TrackerKind): Promise<Bindin
  * returns the tracker projects it is confined to (undefined: not confined).
  */
 export async function guardTrackerScope(ctx: OperationContext, operation: string, permission: Permission, scope: TrackerScope, connection: PmConnection): Promise<readonly string[] | undefined> {
-  const global = await ctx.permissionsIn(null);
-  if (!global || (global.grants.get(permission)?.length ?? 0) > 0) return undefined;
-  if (scope === 'tracker') return undefined;
+  // Through a lent connection (an agent's, its spawner's) only what the owner delegated counts:
+  // a grant from anyone else never rides on the owner's credential.
+  const lentBy = connection.user.id !== callerUserId(ctx.caller) ? connection.user.id : null;
+  const holdsIn = async (projectId: string | null) => {
+    const effective = await ctx.permissionsIn(projectId);
+    if (!effective) return true;
+    return (effective.grants.get(permission) ?? []).some((source) => lentBy === null || (source.kind === 'delegation' && source.delegatorId === lentBy));
+  };
+  if (await holdsIn(null)) return undefined;
+  if (scope === 'tracker') {
+    if (lentBy === null || ctx.caller.kind !== 'user') return undefined;
+    const anywhere = await ctx.resolver.resolveAnywhere(ctx.em, ctx.caller);
+    if ((anywhere.grants.get(permission) ?? []).some((source) => source.kind === 'delegation' && source.delegatorId === lentBy)) return undefined;
+    throw new OpError('forbidden', `permission denied: ${operation} needs ${permission} delegated by the owner of the connection it uses`);
+  }
   const needsGlobal = (why: string) => new OpError('forbidden', `permission denied: ${operation} needs ${permission} globally (${why})`);
   if (scope === 'global') throw needsGlobal('it is not confined to one tracker project');
   const tracker = TRACKER_OF[connection.provider];
   const bindings = await bindingsOf(ctx, tracker);
   if (scope === 'search') {
     const readable: string[] = [];
-    for (const binding of bindings) if (await ctx.holds(permission, binding.project.id)) readable.push(binding.trackerProject);
+    for (const binding of bindings) if (await holdsIn(binding.project.id)) readable.push(binding.trackerProject);
     if (!readable.length) throw needsGlobal('you hold it in no project bound to tracker projects');
     return readable.sort();
   }
@@ -67,7 +80,9 @@ export async function guardTrackerScope(ctx: OperationContext, operation: string
   for (const trackerProject of touched) {
     const bound = byKey.get(trackerProject);
     if (!bound) throw needsGlobal(`tracker project ${trackerProject} is bound to no project`);
-    await ctx.require(permission, bound.id, bound.key);
+    if (!(await holdsIn(bound.id))) {
+      throw new OpError('forbidden', `permission denied: ${operation} needs ${permission} in project ${bound.key}${lentBy ? ', delegated by the owner of the connection it uses' : ''}`);
+    }
   }
   return undefined;
 }

@@ -6,8 +6,18 @@ import type { IssueInput } from '../../pm/provider.ts';
 
 const INCLUDES = ['comments', 'transitions', 'links', 'subtasks', 'history'] as const;
 const labels = z.array(z.string().trim().min(1).max(255).regex(/^\S+$/, 'labels cannot contain spaces')).max(50);
-const extraFields = z.record(z.string().max(100), z.unknown()).optional()
-  .describe('further tracker fields by id, passed as the tracker expects them (see get_create_fields)');
+// What has an input of its own (and so its checks: the binding guard sees `project` and
+// `parent`) cannot come in through `fields` as well.
+const OWN_INPUTS = ['project', 'parent', 'issuetype', 'summary', 'description', 'priority', 'labels', 'assignee'];
+export const passthroughFields = z
+  .record(z.string().max(100), z.unknown())
+  .superRefine((fields, issue) => {
+    for (const name of Object.keys(fields)) {
+      if (OWN_INPUTS.includes(name.toLowerCase())) issue.addIssue({ code: 'custom', path: [name], message: `has an input of its own (${name === 'issuetype' ? 'type' : name}); give it there` });
+    }
+  });
+const extraFields = passthroughFields.optional()
+  .describe('further tracker fields by id, passed as the tracker expects them (see get_create_fields); not project, parent or the other fields with inputs of their own');
 
 const issueChanges = {
   summary: z.string().trim().min(1, 'must not be empty').max(255, 'must be at most 255 characters').optional(),

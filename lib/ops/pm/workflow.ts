@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { passthroughFields } from './issues.ts';
 import { accountOutput, trackerItems, transitionOutput } from './outputs.ts';
 import { issueKey, markdownText, pmTool, requireOneOf } from './tools.ts';
 
@@ -27,7 +28,7 @@ export const transitionIssue = pmTool({
     key: issueKey,
     transition: z.string().trim().min(1).max(100).optional().describe('transition id'),
     name: z.string().trim().min(1).max(100).optional().describe('transition or target status name, e.g. Done'),
-    fields: z.record(z.string().max(100), z.unknown()).optional(),
+    fields: passthroughFields.optional(),
     comment: markdownText('a comment').optional(),
   },
   write: true,

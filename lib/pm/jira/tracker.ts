@@ -1,4 +1,4 @@
-import { invalid } from '../../errors.ts';
+import { invalid, OpError } from '../../errors.ts';
 import { adfLosses, adfToMarkdown, markdownToAdf } from '../text/adf.ts';
 import { markdownToMarkup, markupToMarkdown, wikiLosses, WIKI } from '../text/wiki.ts';
 import { truncate } from '../text/markdown.ts';
@@ -22,7 +22,12 @@ const FIELD_MAX = 1000;
 
 export const quoteJql = (value: string) => `"${value.replace(/["\\]/g, '\\$&')}"`;
 
-/** Whether JQL text keeps its parentheses balanced (never closing one it did not open) and closes every string. */
+/**
+ * Whether JQL text keeps its parentheses balanced (never closing one it did not open) and closes
+ * every string. A backslash outside a string fails it: Jira reads it as escaping the next
+ * character of an unquoted word, so a quote or parenthesis after it would mean something else to
+ * Jira than to this count.
+ */
 export function balancedJql(text: string): boolean {
   let depth = 0;
   let quote: string | null = null;
@@ -31,7 +36,8 @@ export function balancedJql(text: string): boolean {
     if (quote) {
       if (c === '\\') i++;
       else if (c === quote) quote = null;
-    } else if (c === '"' || c === "'") quote = c;
+    } else if (c === '\\') return false;
+    else if (c === '"' || c === "'") quote = c;
     else if (c === '(') depth++;
     else if (c === ')' && --depth < 0) return false;
   }
@@ -234,6 +240,15 @@ export class JiraTracker implements Tracker {
   }
 
   async searchIssues(search: IssueSearch): Promise<Page<Issue>> {
+    const page = await this.searchPage(search);
+    // The confinement is in the query; should Jira read it otherwise, nothing outside it is shown.
+    if (search.confineTo && page.items.some((issue) => !search.confineTo!.includes(issue.project ?? ''))) {
+      throw new OpError('forbidden', 'permission denied: the search reached issues outside the tracker projects you may read; nothing is shown. Simplify the query');
+    }
+    return page;
+  }
+
+  private async searchPage(search: IssueSearch): Promise<Page<Issue>> {
     const jql = await this.jql(search);
     const fields = this.requestedFields(search.fields);
     if (this.cloud) {
