@@ -111,6 +111,15 @@ for (const flavor of ['cloud', 'dc'] as Flavor[]) {
       await ok(scoped, 'end_agent_session', { agent_session_id: started.agent_session.id });
     });
 
+    test('an issue Jira answers from another project (moved, still found by its old key) is refused to a confined caller', async () => {
+      const moved = structuredClone(fake.issues.get('UNB-9'));
+      fake.script.push({ match: `GET ${fake.api}/issue/ACME-4`, status: 200, body: moved });
+      const result = await refused(reader, 'get_issue', { key: 'ACME-4' });
+      assert.equal(result.code, 'forbidden');
+      assert.match(result.message, /tracker project UNB/);
+      assert.ok(!JSON.stringify(result).includes('unbound'), 'nothing of the issue is shown');
+    });
+
     test('pm:read only in ACME reads ACME-1, and writing there needs pm:write in ACME', async () => {
       assert.equal((await ok(reader, 'get_issue', { key: 'ACME-2' })).key, 'ACME-2');
       const write = await refused(reader, 'add_comment', { key: 'ACME-2', body: 'hi' });

@@ -42,7 +42,14 @@ function bindingsOf(ctx: OperationContext, tracker: TrackerKind): Promise<Bindin
  * Refuses a call on a tracker project the caller may not act on with `permission`; for a search,
  * returns the tracker projects it is confined to (undefined: not confined).
  */
-export async function guardTrackerScope(ctx: OperationContext, operation: string, permission: Permission, scope: TrackerScope, connection: PmConnection): Promise<readonly string[] | undefined> {
+export interface Guarded {
+  /** A search's confinement: the tracker projects it may return (undefined: not confined). */
+  confinedTo?: readonly string[];
+  /** The tracker projects the call was allowed on (undefined: any, a global grant or no project). */
+  allowed?: ReadonlySet<string>;
+}
+
+export async function guardTrackerScope(ctx: OperationContext, operation: string, permission: Permission, scope: TrackerScope, connection: PmConnection): Promise<Guarded> {
   // Through a lent connection (an agent's, its spawner's) only what the owner delegated counts:
   // a grant from anyone else never rides on the owner's credential.
   const lentBy = connection.user.id !== callerUserId(ctx.caller) ? connection.user.id : null;
@@ -51,11 +58,11 @@ export async function guardTrackerScope(ctx: OperationContext, operation: string
     if (!effective) return true;
     return (effective.grants.get(permission) ?? []).some((source) => lentBy === null || (source.kind === 'delegation' && source.delegatorId === lentBy));
   };
-  if (await holdsIn(null)) return undefined;
+  if (await holdsIn(null)) return {};
   if (scope === 'tracker') {
-    if (lentBy === null || ctx.caller.kind !== 'user') return undefined;
+    if (lentBy === null || ctx.caller.kind !== 'user') return {};
     const anywhere = await ctx.resolver.resolveAnywhere(ctx.em, ctx.caller);
-    if ((anywhere.grants.get(permission) ?? []).some((source) => source.kind === 'delegation' && source.delegatorId === lentBy)) return undefined;
+    if ((anywhere.grants.get(permission) ?? []).some((source) => source.kind === 'delegation' && source.delegatorId === lentBy)) return {};
     throw new OpError('forbidden', `permission denied: ${operation} needs ${permission} delegated by the owner of the connection it uses`);
   }
   const needsGlobal = (why: string) => new OpError('forbidden', `permission denied: ${operation} needs ${permission} globally (${why})`);
@@ -66,7 +73,7 @@ export async function guardTrackerScope(ctx: OperationContext, operation: string
     const readable: string[] = [];
     for (const binding of bindings) if (await holdsIn(binding.project.id)) readable.push(binding.trackerProject);
     if (!readable.length) throw needsGlobal('you hold it in no project bound to tracker projects');
-    return readable.sort();
+    return { confinedTo: readable.sort() };
   }
   const byKey = new Map(bindings.map((binding) => [binding.trackerProject, binding.project]));
   const touched = new Set<string>();
@@ -84,5 +91,17 @@ export async function guardTrackerScope(ctx: OperationContext, operation: string
       throw new OpError('forbidden', `permission denied: ${operation} needs ${permission} in project ${bound.key}${lentBy ? ', delegated by the owner of the connection it uses' : ''}`);
     }
   }
-  return undefined;
+  return { allowed: touched };
+}
+
+/**
+ * Jira answers an issue moved to another project under its old key too: an answer naming a
+ * project the call was not allowed on is refused (for callers the guard confined).
+ */
+export function requireAnsweredWithin(result: unknown, guarded: Guarded, operation: string): void {
+  if (!guarded.allowed || result === null || typeof result !== 'object') return;
+  const project = (result as { project?: unknown }).project;
+  if (typeof project === 'string' && !guarded.allowed.has(project.toUpperCase())) {
+    throw new OpError('forbidden', `permission denied: ${operation} reached an issue of tracker project ${project} (moved there), which you may not act on; nothing is shown`);
+  }
 }

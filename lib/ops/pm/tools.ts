@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { operation, type OperationContext, type OperationStep, type Route } from '../operation.ts';
 import { withTracker } from './connection-use.ts';
-import { guardTrackerScope, type TrackerScope } from './bindings.ts';
+import { guardTrackerScope, requireAnsweredWithin, type TrackerScope } from './bindings.ts';
 import type { Page, Tracker } from '../../pm/provider.ts';
 import type { PmToolset } from '../../pm/settings.ts';
 import { OpError } from '../../errors.ts';
@@ -86,8 +86,10 @@ function callerTracker(operation: string, permission: Permission, scope: (input:
       const acted = target?.(input);
       ctx.setTarget(`pm_connection:${connection.id}${acted ? ` ${acted}` : ''}`);
       // Before any request: a call on a tracker project the caller may not act on never leaves.
-      const confinedTo = await guardTrackerScope(ctx, operation, permission, scope(input), connection);
-      return next(Object.create(ctx, { tracker: { value: tracker }, trackerProjects: { value: confinedTo } }) as OperationContext);
+      const guarded = await guardTrackerScope(ctx, operation, permission, scope(input), connection);
+      const result = await next(Object.create(ctx, { tracker: { value: tracker }, trackerProjects: { value: guarded.confinedTo } }) as OperationContext);
+      requireAnsweredWithin(result, guarded, operation);
+      return result;
     });
 }
 
