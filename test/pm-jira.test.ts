@@ -352,6 +352,26 @@ for (const flavor of ['cloud', 'dc'] as Flavor[]) {
       assert.deepEqual((await ok(alice, 'update_issue', { key: issue.key, description: 'plain **again**' })).updated, ['description']);
     });
 
+    test('custom fields by name as well as id, read and written; an unknown name is refused on its field before any write', async () => {
+      const issue = fake.addIssue('ALPHA', { summary: 'pointed' });
+      const put = () => fake.calls('PUT', `${fake.api}/issue/${issue.key}`);
+      const updated = await ok(alice, 'update_issue', { key: issue.key, fields: { 'Story Points': 5 } });
+      assert.deepEqual(updated.updated, ['fields']);
+      const body = JSON.stringify(put().at(-1)!.body);
+      assert.match(body, /customfield_10010/);
+      assert.doesNotMatch(body, /Story Points/);
+      const got = await ok(alice, 'get_issue', { key: issue.key, fields: ['story points', 'customfield_10010'] });
+      assert.deepEqual(got.fields, { 'story points': 5, customfield_10010: 5 });
+      const sent = put().length;
+      const unknown = await call(alice, 'update_issue', { key: issue.key, fields: { 'Nope Field': 1 } });
+      assert.equal(!unknown.ok && unknown.error.code, 'invalid_input');
+      assert.equal(!unknown.ok && unknown.error.field, 'fields.Nope Field');
+      assert.match(!unknown.ok ? unknown.error.message : '', /search_fields/);
+      assert.equal(put().length, sent);
+      const own = await call(alice, 'update_issue', { key: issue.key, fields: { Summary: 'sneaky' } });
+      assert.equal(!own.ok && own.error.field, 'fields.Summary');
+    });
+
     test('credentials Jira answered as anonymous (200 with X-Seraph-LoginReason) are a refused connection, never empty results', async () => {
       const dave = await makeUser(rt, { roles: ['developer'] });
       await ok(dave, 'add_pm_connection', { provider, base_url: fake.url, ...credentials(aliceJira) });

@@ -71,6 +71,13 @@ export const projectView = async (em: Em, project: Project, now: Date) => (await
 
 const projectTarget = (input: { project: string }) => `project:${input.project}`;
 
+/** The project the input names, which the audit event then names by id (whatever the input named it by). */
+async function namedProject(ctx: OperationContext, ref: string): Promise<Project> {
+  const project = await findProject(ctx.em, ref, 'project');
+  ctx.setTarget(`project:${project.id}`);
+  return project;
+}
+
 export const createMandateProject = operation({
   name: 'create_mandate_project',
   servers: ['admin'],
@@ -130,8 +137,7 @@ export const getMandateProject = operation({
   annotations: {},
   target: projectTarget,
   async run(ctx, input) {
-    const project = await findProject(ctx.em, input.project, 'project');
-    ctx.setTarget(`project:${project.id}`);
+    const project = await namedProject(ctx, input.project);
     return projectView(ctx.em, project, ctx.now);
   },
 });
@@ -149,8 +155,7 @@ export const updateMandateProject = operation({
   annotations: { idempotentHint: true },
   target: projectTarget,
   async run(ctx, input) {
-    const project = await findProject(ctx.em, input.project, 'project');
-    ctx.setTarget(`project:${project.id}`);
+    const project = await namedProject(ctx, input.project);
     project.name = input.name;
     await ctx.em.flush();
     return projectView(ctx.em, project, ctx.now);
@@ -233,8 +238,7 @@ export const listMandateProjectMembers = operation({
   annotations: {},
   target: projectTarget,
   async run(ctx, input) {
-    const project = await findProject(ctx.em, input.project, 'project');
-    ctx.setTarget(`project:${project.id}`);
+    const project = await namedProject(ctx, input.project);
     const offset = input.offset ?? 0;
     const members = await ctx.em.execute<{ user_id: string }[]>(
       `select u.id as user_id from app_user u
@@ -291,8 +295,7 @@ export const bindTrackerProject = operation({
   annotations: { idempotentHint: true },
   target: projectTarget,
   async run(ctx, input) {
-    const project = await findProject(ctx.em, input.project, 'project');
-    ctx.setTarget(`project:${project.id}`);
+    const project = await namedProject(ctx, input.project);
     const existing = await ctx.em.findOne(ProjectBinding, { tracker: input.tracker, trackerProject: input.tracker_project }, { populate: ['project'] });
     if (existing && existing.project.id !== project.id) {
       throw conflict(`${input.tracker} project ${input.tracker_project} is bound to project ${existing.project.key} already; unbind it there first`, 'tracker_project');
@@ -319,8 +322,7 @@ export const unbindTrackerProject = operation({
   annotations: { destructiveHint: true, idempotentHint: true },
   target: projectTarget,
   async run(ctx, input) {
-    const project = await findProject(ctx.em, input.project, 'project');
-    ctx.setTarget(`project:${project.id}`);
+    const project = await namedProject(ctx, input.project);
     const removed = await ctx.em.nativeDelete(ProjectBinding, { project, tracker: input.tracker, trackerProject: input.tracker_project });
     if (!removed) throw new OpError('not_found', `${input.tracker} project ${input.tracker_project} is not bound to project ${project.key}`, { field: 'tracker_project' });
     return projectView(ctx.em, project, ctx.now);

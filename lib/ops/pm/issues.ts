@@ -17,7 +17,7 @@ export const passthroughFields = z
     }
   });
 const extraFields = passthroughFields.optional()
-  .describe('further tracker fields by id, passed as the tracker expects them (see get_create_fields); not project, parent or the other fields with inputs of their own');
+  .describe('further tracker fields by id (Jira: or by name, e.g. "Story Points"), values as the tracker expects them (see get_create_fields for allowed values); not project, parent or the other fields with inputs of their own');
 
 const issueChanges = {
   summary: z.string().trim().min(1, 'must not be empty').max(255, 'must be at most 255 characters').optional(),

@@ -28,7 +28,7 @@ export const issueKey = z
 export const projectRef = z.string().trim().min(1, 'must not be empty').max(255, 'must be at most 255 characters');
 export const markdownText = (what: string) => z.string().min(1, 'must not be empty').max(32_000, 'must be at most 32000 characters').describe(`${what} (Markdown)`);
 export const fieldList = z.array(z.string().trim().min(1).max(100)).max(50, 'at most 50 fields').optional()
-  .describe('extra fields to return by id (e.g. customfield_10010); summary, status, type, priority, assignee, reporter, project, parent, labels, created and updated always come');
+  .describe('extra fields to return by id (e.g. customfield_10010; Jira: or by name, e.g. "Story Points", returned under the name given); summary, status, type, priority, assignee, reporter, project, parent, labels, created and updated always come');
 export const pmLimit = z.number().int('must be a whole number').min(1, 'must be at least 1').max(100, 'must be at most 100').default(25);
 export const pmCursor = z.string().max(2000, 'must be at most 2000 characters').optional().describe('next_cursor from the previous page');
 

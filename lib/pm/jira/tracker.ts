@@ -16,6 +16,15 @@ import type { JiraApi } from './api.ts';
 type Json = Record<string, any>;
 
 const BASE_FIELDS = ['summary', 'status', 'issuetype', 'priority', 'assignee', 'reporter', 'project', 'parent', 'labels', 'created', 'updated'];
+// Jira's own field ids, and its custom field ids: anything else a caller names is a field's name.
+const SYSTEM_FIELDS = new Set([
+  ...BASE_FIELDS, 'description', 'comment', 'issuelinks', 'subtasks', 'components', 'fixVersions', 'versions', 'environment', 'duedate', 'timetracking',
+  'security', 'resolution', 'resolutiondate', 'worklog', 'attachment', 'watches', 'votes', 'timespent', 'timeestimate', 'timeoriginalestimate',
+  'aggregatetimespent', 'progress', 'creator', 'statuscategorychangedate', 'lastViewed',
+]);
+const isFieldId = (key: string) => SYSTEM_FIELDS.has(key) || /^customfield_\d+$/.test(key);
+// What has an input of its own: a field name resolving to one of these is refused like its id.
+const OWN_INPUT_FIELDS = new Set(['project', 'parent', 'issuetype', 'summary', 'description', 'priority', 'labels', 'assignee']);
 const DESCRIPTION_MAX = 4000;
 const COMMENT_MAX = 2000;
 const FIELD_MAX = 1000;
@@ -67,6 +76,7 @@ export class JiraTracker implements Tracker {
   private readonly cloud: boolean;
   private readonly label: string;
   private me: Account | null = null;
+  private fieldCatalogue: Promise<Json[]> | null = null;
 
   constructor(api: JiraApi) {
     this.api = api;
@@ -120,7 +130,7 @@ export class JiraTracker implements Tracker {
     };
   }
 
-  private issue(raw: Json, requested: string[] = [], include: IssueInclude[] = []): Issue {
+  private issue(raw: Json, requested: string[] = [], include: IssueInclude[] = [], ids: ReadonlyMap<string, string> = new Map()): Issue {
     const f: Json = raw.fields ?? {};
     const issue: Issue = {
       key: String(raw.key),
@@ -142,7 +152,7 @@ export class JiraTracker implements Tracker {
     const extra = requested.filter((name) => !BASE_FIELDS.includes(name) && !['description', 'comment', 'issuelinks', 'subtasks'].includes(name));
     if (extra.length) {
       issue.fields = Object.fromEntries(extra.map((name) => {
-        const value = f[name];
+        const value = f[ids.get(name) ?? name];
         const text = value && typeof value === 'object' && value.type === 'doc' ? truncate(adfToMarkdown(value), FIELD_MAX) : value;
         return [name, typeof text === 'string' ? truncate(text, FIELD_MAX) : (text ?? null)];
       }));
@@ -165,6 +175,43 @@ export class JiraTracker implements Tracker {
 
   private transition(t: Json): Transition {
     return { id: String(t.id), name: String(t.name), to: t.to?.name ?? null };
+  }
+
+  /**
+   * Field ids for what a caller named: an id as is, otherwise a field's name (case-insensitive,
+   * from GET /field, asked once per call). An unknown or ambiguous name is refused on its field.
+   */
+  private async fieldIds(keys: readonly string[] | undefined, input: string): Promise<Map<string, string>> {
+    const ids = new Map<string, string>();
+    const named: string[] = [];
+    for (const key of keys ?? []) {
+      if (isFieldId(key)) ids.set(key, key);
+      else named.push(key);
+    }
+    if (!named.length) return ids;
+    this.fieldCatalogue ??= this.api.api<Json[]>('GET', '/field');
+    const catalogue = await this.fieldCatalogue;
+    for (const name of named) {
+      const byId = catalogue.find((f) => String(f.id) === name);
+      const byName = catalogue.filter((f) => String(f.name).toLowerCase() === name.toLowerCase());
+      if (!byId && byName.length > 1) throw invalid(`${input}.${name}`, `several Jira fields are named "${name}" (${byName.map((f) => f.id).join(', ')}); give the one you mean by id`);
+      const field = byId ?? byName[0];
+      if (!field) throw invalid(`${input}.${name}`, `no Jira field has the id or name "${name}"; search_fields lists them`);
+      ids.set(name, String(field.id));
+    }
+    return ids;
+  }
+
+  /** Further fields as Jira takes them: keyed by id, whether the caller named them by id or by name. */
+  private async fieldsById(given: Record<string, unknown>): Promise<Json> {
+    const ids = await this.fieldIds(Object.keys(given), 'fields');
+    const fields: Json = {};
+    for (const [key, value] of Object.entries(given)) {
+      const id = ids.get(key) ?? key;
+      if (id !== key && OWN_INPUT_FIELDS.has(id)) throw invalid(`fields.${key}`, `is Jira's ${id} field, which has an input of its own; give it there`);
+      fields[id] = value;
+    }
+    return fields;
   }
 
   private requestedFields(fields: string[] | undefined, include: IssueInclude[] = [], withDescription = false): string[] {
@@ -250,30 +297,32 @@ export class JiraTracker implements Tracker {
 
   private async searchPage(search: IssueSearch): Promise<Page<Issue>> {
     const jql = await this.jql(search);
-    const fields = this.requestedFields(search.fields);
+    const ids = await this.fieldIds(search.fields, 'fields');
+    const fields = this.requestedFields(search.fields?.map((name) => ids.get(name) ?? name));
     if (this.cloud) {
       const token = decodeToken(search.cursor);
       const result = await this.api.api<Json>('POST', '/search/jql', {
         body: { jql, maxResults: search.limit, fields, ...(token ? { nextPageToken: token } : {}) },
       });
-      const items = ((result.issues ?? []) as Json[]).map((raw) => this.issue(raw, search.fields));
+      const items = ((result.issues ?? []) as Json[]).map((raw) => this.issue(raw, search.fields, [], ids));
       return { items, nextCursor: result.nextPageToken && !result.isLast ? encodeToken(String(result.nextPageToken)) : null };
     }
     const startAt = decodeOffset(search.cursor);
     const result = await this.api.api<Json>('POST', '/search', { body: { jql, startAt, maxResults: search.limit, fields } });
-    return offsetPage(((result.issues ?? []) as Json[]).map((raw) => this.issue(raw, search.fields)), startAt, result.total);
+    return offsetPage(((result.issues ?? []) as Json[]).map((raw) => this.issue(raw, search.fields, [], ids)), startAt, result.total);
   }
 
   async getIssue(key: string, options: { fields?: string[] | undefined; include: IssueInclude[] }): Promise<Issue> {
     const expand = [options.include.includes('transitions') ? 'transitions' : null, options.include.includes('history') ? 'changelog' : null].filter(Boolean);
+    const ids = await this.fieldIds(options.fields, 'fields');
     const raw = await this.api.api<Json>('GET', `/issue/${encodeURIComponent(key)}`, {
-      query: { fields: this.requestedFields(options.fields, options.include, true).join(','), ...(expand.length ? { expand: expand.join(',') } : {}) },
+      query: { fields: this.requestedFields(options.fields?.map((name) => ids.get(name) ?? name), options.include, true).join(','), ...(expand.length ? { expand: expand.join(',') } : {}) },
     });
-    return this.issue(raw, options.fields, options.include);
+    return this.issue(raw, options.fields, options.include, ids);
   }
 
   private async issueFields(input: IssueInput): Promise<Json> {
-    const fields: Json = { ...(input.fields ?? {}) };
+    const fields = await this.fieldsById(input.fields ?? {});
     if (input.project !== undefined) fields.project = { key: input.project };
     if (input.type !== undefined) fields.issuetype = /^\d+$/.test(input.type) ? { id: input.type } : { name: input.type };
     if (input.summary !== undefined) fields.summary = input.summary;
@@ -346,7 +395,7 @@ export class JiraTracker implements Tracker {
     await this.api.api('POST', `/issue/${encodeURIComponent(key)}/transitions`, {
       body: {
         transition: { id: chosen.id },
-        ...(input.fields ? { fields: input.fields } : {}),
+        ...(input.fields ? { fields: await this.fieldsById(input.fields) } : {}),
         ...(input.comment ? { update: { comment: [{ add: { body: this.toText(input.comment) } }] } } : {}),
       },
     });
@@ -510,10 +559,11 @@ export class JiraTracker implements Tracker {
 
   async sprintIssues(sprintId: string, page: PageRequest & { fields?: string[] | undefined }): Promise<Page<Issue>> {
     const startAt = decodeOffset(page.cursor);
+    const ids = await this.fieldIds(page.fields, 'fields');
     const result = await this.api.agile<Json>('GET', `/sprint/${encodeURIComponent(sprintId)}/issue`, {
-      query: { startAt, maxResults: page.limit, fields: this.requestedFields(page.fields).join(',') },
+      query: { startAt, maxResults: page.limit, fields: this.requestedFields(page.fields?.map((name) => ids.get(name) ?? name)).join(',') },
     });
-    return offsetPage(((result.issues ?? []) as Json[]).map((raw) => this.issue(raw, page.fields)), startAt, result.total);
+    return offsetPage(((result.issues ?? []) as Json[]).map((raw) => this.issue(raw, page.fields, [], ids)), startAt, result.total);
   }
 
   async moveToSprint(sprintId: string, keys: string[]): Promise<void> {
