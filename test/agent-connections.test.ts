@@ -43,7 +43,7 @@ describe('agents use their spawner\'s tracker connections', { skip: missing ?? f
 
   async function startAgent(spawner: User, input: Record<string, unknown> = {}) {
     const started = await ok(spawner, 'start_agent_session', { role: 'agent', ...input });
-    const token = started.token as string;
+    const token = recordSecret(started.token as string);
     return { token, sessionId: started.agent_session.id as string, agentId: started.agent.id as string, lent: started.pm_connections as { id: string }[] };
   }
 

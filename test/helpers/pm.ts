@@ -6,12 +6,15 @@ import { callerOf } from './fixtures.ts';
 
 export type Outcome = { ok: true; value: any } | { ok: false; error: { code: string; message: string; field?: string } };
 
+const SHOWN_ONCE = ['start_agent_session', 'create_my_token', 'create_token_for_user'];
+
 /** Runs PM tools as a user through the runner, keeping every result for the secret checks. */
 export function toolCaller(runtime: () => Runtime, responses: string[]) {
   const call = async (user: User, name: string, input: Record<string, unknown> = {}): Promise<Outcome> => {
     const result = await runtime().runner.run(OPERATIONS[name]!, callerOf(user), input);
     const outcome: Outcome = result.ok ? { ok: true, value: result.value } : { ok: false, error: result.error.toBody() };
-    responses.push(JSON.stringify(outcome));
+    // Kept for the secret checks, except a success that hands out a new token (once, by design).
+    if (!(result.ok && SHOWN_ONCE.includes(name))) responses.push(JSON.stringify(outcome));
     return outcome;
   };
   const ok = async (user: User, name: string, input: Record<string, unknown> = {}) => {
