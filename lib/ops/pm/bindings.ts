@@ -38,10 +38,6 @@ function bindingsOf(ctx: OperationContext, tracker: TrackerKind): Promise<Bindin
   });
 }
 
-/**
- * Refuses a call on a tracker project the caller may not act on with `permission`; for a search,
- * returns the tracker projects it is confined to (undefined: not confined).
- */
 export interface Guarded {
   /** A search's confinement: the tracker projects it may return (undefined: not confined). */
   confinedTo?: readonly string[];
@@ -49,6 +45,10 @@ export interface Guarded {
   allowed?: ReadonlySet<string>;
 }
 
+/**
+ * Refuses a call on a tracker project the caller may not act on with `permission`, before any
+ * request; says what a search is confined to and which tracker projects the call was allowed on.
+ */
 export async function guardTrackerScope(ctx: OperationContext, operation: string, permission: Permission, scope: TrackerScope, connection: PmConnection): Promise<Guarded> {
   // Through a lent connection (an agent's, its spawner's) only what the owner delegated counts:
   // a grant from anyone else never rides on the owner's credential.
