@@ -217,3 +217,22 @@ test('a key OpenProject stops accepting (401) marks the connection invalid; no r
   const outcome = await call(dave, 'search_issues', {});
   assert.equal(outcome.ok, false);
 });
+
+test('a key OpenProject no longer knows, answered as the anonymous user (an empty list), is a refused connection, never an empty result', async () => {
+  const carolOp: FakeOpUser = { id: 9, login: 'carol', name: 'Carol Poe', apiKey: recordSecret('op-carol-key-5a4b3c2d1e0f99887766'), projects: ['alpha'] };
+  fake.users.push(carolOp);
+  const carol = await makeUser(rt, { roles: ['developer'] });
+  await ok(carol, 'add_pm_connection', { provider: 'openproject', base_url: fake.url, api_key: carolOp.apiKey });
+  assert.ok((await ok(carol, 'search_issues', { project: 'alpha' })).items.length > 0);
+  carolOp.apiKey = 'rotated-by-an-administrator';
+  fake.anonymousAccess = true;
+  try {
+    for (const [name, input] of [['search_issues', {}], ['list_projects', {}], ['list_worklogs', { key: '100' }]] as const) {
+      const result = await call(carol, name, input);
+      assert.equal(!result.ok && result.error.code, 'connection_invalid', `${name}: ${JSON.stringify(result)}`);
+    }
+    assert.equal((await ok(carol, 'list_pm_connections')).items[0].status, 'invalid');
+  } finally {
+    fake.anonymousAccess = false;
+  }
+});

@@ -4,7 +4,7 @@ import type { User } from '../lib/db/entities/index.ts';
 import { makeUser } from './helpers/fixtures.ts';
 import { toolCaller } from './helpers/pm.ts';
 import { keepArtifact, recordSecret, testRuntime, type TestRuntime } from './helpers/db.ts';
-import { redmineUnavailable, startRedmine, type RedmineWorld } from './helpers/redmine.ts';
+import { redmineUnavailable, rotateApiKey, startRedmine, type RedmineWorld } from './helpers/redmine.ts';
 
 // Against a real Redmine: each user's tools act with that user's own API key, so each sees and
 // changes only what Redmine lets that user see and change.
@@ -20,13 +20,13 @@ describe('Redmine (real server)', { skip: unavailable ?? false }, () => {
   const connection: Record<string, string> = {};
   const responses: string[] = [];
 
-  const { ok, refused } = toolCaller(() => rt, responses);
+  const { call, ok, refused } = toolCaller(() => rt, responses);
 
   before(async () => {
     redmine = await startRedmine();
     recordSecret(redmine.keys.alice);
     recordSecret(redmine.keys.bob);
-    rt = await testRuntime({ env: { MANDATE_PM_ALLOW_NETWORKS: 'loopback', MANDATE_PM_ALLOW_HTTP: 'true' } });
+    rt = await testRuntime({ env: { MANDATE_PM_ALLOW_NETWORKS: 'loopback', MANDATE_PM_ALLOW_HTTP: 'true', MANDATE_PM_ALLOW_DELETE: 'true' } });
     alice = await makeUser(rt, { roles: ['developer'] });
     bob = await makeUser(rt, { roles: ['developer'] });
     connection.alice = (await ok(alice, 'add_pm_connection', { provider: 'redmine', base_url: redmine.url, api_key: redmine.keys.alice })).id;
@@ -125,5 +125,86 @@ describe('Redmine (real server)', { skip: unavailable ?? false }, () => {
     assert.match(users.message, /administrator/);
     const badKey = await refused(alice, 'get_issue', { key: 'ALPHA-1' });
     assert.equal(badKey.field, 'key');
+  });
+
+  test('attachments: upload from base64, list, download as text and base64, delete; reached through their own issue only', async () => {
+    const issue = await ok(alice, 'create_issue', { project: 'alice-private', type: 'Bug', summary: 'With files' });
+    const other = await ok(alice, 'create_issue', { project: 'alice-private', type: 'Bug', summary: 'Other files' });
+    const text = 'log line 1\nlog line ü\n';
+    const png = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x00, 0xff, 0xfe]);
+    const log = await ok(alice, 'add_attachment', { key: issue.key, filename: 'build.log', mime_type: 'text/plain', content_base64: Buffer.from(text).toString('base64') });
+    const image = await ok(alice, 'add_attachment', { key: issue.key, filename: 'shot.png', mime_type: 'image/png', content_base64: png.toString('base64') });
+    const elsewhere = await ok(alice, 'add_attachment', { key: other.key, filename: 'other.txt', mime_type: 'text/plain', content_base64: Buffer.from('other').toString('base64') });
+    assert.deepEqual([log.filename, log.size, log.author.name], ['build.log', Buffer.byteLength(text), 'Alice Tester']);
+    const listed = (await ok(alice, 'list_attachments', { key: issue.key })).items;
+    assert.deepEqual(listed.map((a: any) => [a.filename, a.mime_type, a.size]), [['build.log', 'text/plain', Buffer.byteLength(text)], ['shot.png', 'image/png', png.length]]);
+    assert.deepEqual(await ok(alice, 'get_attachment', { key: issue.key, attachment_id: log.id }).then((a) => [a.encoding, a.content]), ['text', text]);
+    const binary = await ok(alice, 'get_attachment', { key: issue.key, attachment_id: image.id });
+    assert.deepEqual([binary.encoding, Buffer.from(binary.content, 'base64')], ['base64', png]);
+    assert.equal((await refused(alice, 'get_attachment', { key: issue.key, attachment_id: log.id, max_bytes: 4 })).field, 'max_bytes');
+    assert.deepEqual(await refused(alice, 'get_attachment', { key: issue.key, attachment_id: elsewhere.id }).then((e) => [e.code, e.field]), ['not_found', 'attachment_id']);
+    assert.equal((await refused(alice, 'delete_attachment', { key: issue.key, attachment_id: elsewhere.id })).code, 'not_found');
+    assert.equal((await ok(alice, 'list_attachments', { key: other.key })).items.length, 1, 'the other issue keeps its file');
+    assert.equal((await refused(bob, 'list_attachments', { key: issue.key })).code, 'forbidden');
+    assert.equal((await refused(bob, 'get_attachment', { key: issue.key, attachment_id: log.id })).code, 'forbidden');
+    await ok(alice, 'delete_attachment', { key: issue.key, attachment_id: image.id });
+    assert.deepEqual((await ok(alice, 'list_attachments', { key: issue.key })).items.map((a: any) => a.id), [log.id]);
+  });
+
+  test('bindings by identifier: pm:write only in SW changes shared-work issues, is refused on alice-private (naming AP), and its searches are confined across pages', async () => {
+    const admin = await makeUser(rt, { roles: ['admin'] });
+    await ok(admin, 'create_mandate_project', { key: 'SW', name: 'Shared work' });
+    await ok(admin, 'create_mandate_project', { key: 'AP', name: 'Alice private' });
+    await ok(admin, 'bind_tracker_project', { project: 'SW', tracker: 'redmine', tracker_project: 'shared-work' });
+    await ok(admin, 'bind_tracker_project', { project: 'AP', tracker: 'redmine', tracker_project: 'alice-private' });
+    // carol's account in Redmine (alice's key here) sees both projects; her Mandate grant is SW's only.
+    const carol = await makeUser(rt, { roles: [['developer', 'SW']] });
+    await ok(carol, 'add_pm_connection', { provider: 'redmine', base_url: redmine.url, api_key: redmine.keys.alice });
+    // Redmine's database outlives a run on the same machine: this run's issue is told by its summary.
+    const summary = `Bound and shared ${Math.random().toString(36).slice(2)}`;
+    const shared = await ok(alice, 'create_issue', { project: 'shared-work', type: 'Bug', summary });
+    const secret = await ok(alice, 'create_issue', { project: 'alice-private', type: 'Bug', summary: 'Bound elsewhere' });
+
+    await ok(carol, 'add_comment', { key: shared.key, body: 'carol was here' });
+    const denied = await refused(carol, 'add_comment', { key: secret.key, body: 'carol should not be here' });
+    assert.equal(denied.code, 'forbidden');
+    assert.match(denied.message, /add_comment needs pm:write in project AP/);
+    assert.match((await refused(carol, 'create_issue', { project: 'alice-private', type: 'Bug', summary: 'no' })).message, /in project AP/);
+    assert.match((await refused(carol, 'update_issue', { key: secret.key, parent: shared.key })).message, /in project AP/);
+    const comments = (await ok(alice, 'list_comments', { key: secret.key })).items.map((c: any) => c.body);
+    assert.ok(!comments.includes('carol should not be here'), 'nothing reached Redmine');
+
+    const everyPage = async (user: User, input: Record<string, unknown>) => {
+      const keys: string[] = [];
+      let cursor: string | null = null;
+      let pages = 0;
+      do {
+        const page: { items: { key: string; project: string }[]; next_cursor: string | null } = await ok(user, 'search_issues', { ...input, ...(cursor ? { cursor } : {}) });
+        keys.push(...page.items.map((i) => i.key));
+        if (user === carol) assert.ok(page.items.every((i) => i.project === 'Project shared-work'), JSON.stringify(page.items));
+        cursor = page.next_cursor;
+        pages++;
+      } while (cursor && pages < 200);
+      return { keys: keys.sort(), pages };
+    };
+    const confined = await everyPage(carol, { limit: 2 });
+    assert.ok(confined.pages >= 2, 'paged');
+    const keys = confined.keys;
+    assert.deepEqual(keys, (await everyPage(alice, { project: 'shared-work', limit: 100 })).keys, 'every shared-work issue, page by page');
+    assert.ok(keys.includes(shared.key) && !keys.includes(secret.key));
+    assert.deepEqual(await refused(carol, 'search_issues', { project: 'alice-private' }).then((e) => [e.code, e.field]), ['forbidden', 'project']);
+    assert.equal((await refused(carol, 'search_issues', { query: '1' })).field, 'query');
+    const own = await ok(carol, 'search_issues', { project: 'shared-work', text: summary });
+    assert.deepEqual(own.items.map((i: any) => i.key), [shared.key]);
+  });
+
+  // Last: it takes bob's key away.
+  test('a key Redmine no longer knows is answered as anonymous (200, empty); Mandate reports the connection refused, never an empty result', async () => {
+    assert.ok((await ok(bob, 'list_projects')).items.length > 0);
+    rotateApiKey('bob');
+    const search = await call(bob, 'search_issues', {});
+    assert.equal(!search.ok && search.error.code, 'connection_invalid', JSON.stringify(search));
+    assert.equal((await ok(bob, 'list_pm_connections')).items[0].status, 'invalid');
+    assert.equal((await refused(bob, 'list_projects')).code, 'connection_invalid');
   });
 });

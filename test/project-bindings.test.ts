@@ -7,6 +7,7 @@ import { assign, makeUser } from './helpers/fixtures.ts';
 import { toolCaller } from './helpers/pm.ts';
 import { keepArtifact, recordSecret, testRuntime, type TestRuntime } from './helpers/db.ts';
 import { FakeJira, type FakeUser, type Flavor } from './helpers/fake-jira.ts';
+import { FakeOpenProject, type FakeOpUser } from './helpers/fake-openproject.ts';
 import { specsMissing } from './helpers/openapi.ts';
 
 // A Mandate project bound to Jira projects: a pm grant held only in that project reaches only
@@ -62,7 +63,11 @@ for (const flavor of ['cloud', 'dc'] as Flavor[]) {
       assert.match(taken.message, /bound to project ACME/);
       assert.equal((await ok(admin, 'bind_tracker_project', { project: 'ACME', tracker: 'jira', tracker_project: 'ACME' })).bindings.length, 1, 'idempotent');
       assert.match((await refused(scoped, 'bind_tracker_project', { project: 'ACME', tracker: 'jira', tracker_project: 'UNB' })).message, /projects:write/);
-      assert.equal((await refused(admin, 'bind_tracker_project', { project: 'ACME', tracker: 'redmine', tracker_project: 'x' })).field, 'tracker');
+      assert.equal((await refused(admin, 'bind_tracker_project', { project: 'ACME', tracker: 'youtrack', tracker_project: 'x' })).field, 'tracker');
+      for (const [tracker, trackerProject] of [['jira', 'acme-web'], ['redmine', '1234'], ['redmine', 'a b'], ['openproject', 'acme'], ['openproject', '0'], ['jira', 'A\u0000B']]) {
+        const bad = await refused(admin, 'bind_tracker_project', { project: 'ACME', tracker, tracker_project: trackerProject });
+        assert.equal(bad.field, 'tracker_project', `${tracker} ${trackerProject}`);
+      }
     });
 
     test('pm:write held only in ACME transitions ACME-1 and is refused on OTHER-1 (naming the project) and UNB-9; nothing reaches the tracker for them', async () => {
@@ -76,6 +81,9 @@ for (const flavor of ['cloud', 'dc'] as Flavor[]) {
       assert.match(unbound.message, /needs pm:write globally \(tracker project UNB is bound to no project\)/);
       const linked = await refused(scoped, 'link_issues', { type: 'Blocks', from: 'ACME-1', to: 'OTHER-6' });
       assert.match(linked.message, /in project OTHERP/);
+      const file = await refused(scoped, 'add_attachment', { key: 'OTHER-6', filename: 'x.txt', content_base64: 'eA==' });
+      assert.match(file.message, /add_attachment needs pm:write in project OTHERP/);
+      assert.match((await refused(reader, 'get_attachment', { key: 'OTHER-6', attachment_id: '1' })).message, /get_attachment needs pm:read in project OTHERP/);
       assert.equal(fake.requests.length, from, 'no request left Mandate');
       assert.deepEqual(requestsFor('OTHER-6', 0), []);
     });
@@ -201,3 +209,77 @@ for (const flavor of ['cloud', 'dc'] as Flavor[]) {
     });
   });
 }
+
+// OpenProject names a project by id in bindings; a work package number does not say its project,
+// so for a confined caller the guard reads the work package first and refuses before any change.
+describe('project bindings on OpenProject', () => {
+  const worker: FakeOpUser = { id: 7, login: 'worker', name: 'Worker', apiKey: recordSecret(`op-bind-${Math.random().toString(36).slice(2)}`), projects: ['alpha', 'beta', 'common'] };
+  let fake: FakeOpenProject;
+  let rt: TestRuntime;
+  let scoped: User;
+  let global: User;
+  const wp: Record<string, string[]> = { alpha: [], beta: [], common: [] };
+  const responses: string[] = [];
+  const { ok, refused } = toolCaller(() => rt, responses);
+
+  before(async () => {
+    fake = await new FakeOpenProject([worker]).start();
+    for (const identifier of ['alpha', 'beta', 'common']) fake.addProject(identifier, identifier.toUpperCase());
+    for (const [project, count] of [['alpha', 5], ['beta', 3], ['common', 1]] as const) {
+      for (let i = 0; i < count; i++) wp[project]!.push(String(fake.addWorkPackage(project, worker, { subject: `${project} ${i}` }).id));
+    }
+    rt = await testRuntime({ env: { MANDATE_PM_ALLOW_NETWORKS: 'loopback', MANDATE_PM_ALLOW_HTTP: 'true' } });
+    const admin = await makeUser(rt, { roles: ['admin'] });
+    await ok(admin, 'create_mandate_project', { key: 'ALPHA', name: 'Alpha work' });
+    await ok(admin, 'create_mandate_project', { key: 'BETA', name: 'Beta work' });
+    await ok(admin, 'bind_tracker_project', { project: 'ALPHA', tracker: 'openproject', tracker_project: String(fake.projects.get('alpha')!.id) });
+    await ok(admin, 'bind_tracker_project', { project: 'BETA', tracker: 'openproject', tracker_project: String(fake.projects.get('beta')!.id) });
+    scoped = await makeUser(rt, { roles: [['developer', 'ALPHA']] });
+    global = await makeUser(rt, { roles: ['developer'] });
+    for (const user of [scoped, global]) await ok(user, 'add_pm_connection', { provider: 'openproject', base_url: fake.url, api_key: worker.apiKey });
+  });
+  afterEach(() => assert.deepEqual(fake.takeViolations(), []));
+  after(async () => {
+    keepArtifact('responses', responses.join('\n'));
+    assert.ok(!responses.join('\n').includes(worker.apiKey));
+    await rt?.close();
+    await fake?.stop();
+  });
+
+  test('pm:write only in ALPHA comments on an alpha work package and is refused on beta (naming BETA) and common (bound nowhere), with no change sent', async () => {
+    assert.ok(await ok(scoped, 'add_comment', { key: wp.alpha![0]!, body: 'on it' }));
+    const from = fake.requests.length;
+    const beta = await refused(scoped, 'add_comment', { key: wp.beta![0]!, body: 'no' });
+    assert.equal(beta.code, 'forbidden');
+    assert.match(beta.message, /add_comment needs pm:write in project BETA/);
+    assert.match((await refused(scoped, 'update_issue', { key: wp.common![0]!, summary: 'no' })).message, /needs pm:write globally \(tracker project \d+ is bound to no project\)/);
+    assert.match((await refused(scoped, 'create_issue', { project: 'beta', type: 'Task', summary: 'no' })).message, /in project BETA/);
+    const sent = fake.requests.slice(from);
+    assert.ok(sent.length > 0 && sent.every((r) => r.method === 'GET'), 'only the reads that find the projects left Mandate');
+    assert.ok(!fake.activities.some((a) => a.comment === 'no'));
+    assert.ok(await ok(scoped, 'create_issue', { project: 'alpha', type: 'Task', summary: 'allowed' }));
+  });
+
+  test('search_issues is confined in the filters to the bound projects the caller may read, across pages; project and filters cannot widen it', async () => {
+    const keys: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const page: { items: { key: string }[]; next_cursor: string | null } = await ok(scoped, 'search_issues', { limit: 2, ...(cursor ? { cursor } : {}) });
+      keys.push(...page.items.map((i) => i.key));
+      cursor = page.next_cursor;
+      pages++;
+    } while (cursor && pages < 10);
+    assert.ok(pages >= 3, 'paged');
+    const alphaId = fake.projects.get('alpha')!.id;
+    assert.deepEqual(keys.sort(), [...fake.workPackages.values()].filter((w) => w.projectId === alphaId).map((w) => String(w.id)).sort());
+    const filters = JSON.parse(fake.requests.filter((r) => r.path === '/api/v3/work_packages').at(-1)!.query.get('filters')!);
+    assert.deepEqual(filters.at(-1), { project: { operator: '=', values: [String(fake.projects.get('alpha')!.id)] } });
+    const beta = await refused(scoped, 'search_issues', { project: 'beta' });
+    assert.deepEqual([beta.code, beta.field], ['forbidden', 'project']);
+    const widened = await refused(scoped, 'search_issues', { query: JSON.stringify([{ project: { operator: '=', values: [String(fake.projects.get('beta')!.id)] } }]) });
+    assert.deepEqual([widened.code, widened.field], ['invalid_input', 'query']);
+    assert.equal((await ok(scoped, 'search_issues', { project: 'alpha', limit: 50 })).items.length, keys.length);
+    assert.equal((await ok(global, 'search_issues', { limit: 50 })).items.length, fake.workPackages.size, 'a global grant is not confined');
+  });
+});

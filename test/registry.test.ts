@@ -116,6 +116,7 @@ describe('every read succeeds as declared: reads of Mandate\'s data under a READ
   const missing = specsMissing();
   let rt: TestRuntime;
   let jira: FakeJira;
+  let attachmentId = '';
   let admin: User;
   const ids: Record<string, string> = {};
   const jiraUser: FakeUser = { accountId: '5b10a2844c20165700ede2aa', name: 'reader', displayName: 'Reader', emailAddress: 'reader@corp.test', secret: recordSecret(`registry-jira-${Date.now()}`), projects: ['ALPHA'] };
@@ -123,6 +124,7 @@ describe('every read succeeds as declared: reads of Mandate\'s data under a READ
   before(async () => {
     jira = await new FakeJira('cloud', [jiraUser]).start();
     jira.addIssue('ALPHA', { summary: 'read me' });
+    attachmentId = jira.addAttachment('ALPHA-1', 'notes.txt', 'text/plain', Buffer.from('read me too'), jiraUser).id;
     jira.sprints.set(7, { id: 7, name: 'Sprint 7', state: 'active', board: 1, issues: [] });
     rt = await testRuntime({ env: { MANDATE_PM_ALLOW_NETWORKS: 'loopback', MANDATE_PM_ALLOW_HTTP: 'true' } });
     await makeProject(rt, 'ALPHA');
@@ -190,6 +192,8 @@ describe('every read succeeds as declared: reads of Mandate\'s data under a READ
     list_statuses: () => ({}),
     list_transitions: () => ({ key: 'ALPHA-1' }),
     list_worklogs: () => ({ key: 'ALPHA-1' }),
+    list_attachments: () => ({ key: 'ALPHA-1' }),
+    get_attachment: () => ({ key: 'ALPHA-1', attachment_id: attachmentId }),
     search_fields: () => ({}),
     search_issues: () => ({ project: 'ALPHA' }),
     search_users: () => ({ query: 'reader' }),

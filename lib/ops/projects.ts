@@ -269,16 +269,28 @@ export const listMandateProjectMembers = operation({
   },
 });
 
-// Which trackers bindings are offered for so far: Jira, where an issue key names its project, so
-// the guard needs no request to know it. (TRACKER_KINDS names the families the table can hold.)
-export const BINDABLE_TRACKERS = ['jira'] as const;
+// Trackers bindings are offered for, and how each names a tracker project: Jira by its key (an
+// issue key says its project), Redmine by its identifier, OpenProject by its numeric id (an issue
+// number says neither: the guard reads the issue's project first).
+export const BINDABLE_TRACKERS = ['jira', 'redmine', 'openproject'] as const;
 const trackerField = z.enum(BINDABLE_TRACKERS, { message: `must be one of: ${BINDABLE_TRACKERS.join(', ')}` });
-const jiraProjectKey = z
-  .string()
-  .trim()
-  .toUpperCase()
-  .regex(/^[A-Z][A-Z0-9_]{0,99}$/, 'must be a Jira project key: a letter then letters, digits or "_"');
-const bindingInput = z.strictObject({ project: projectRef, tracker: trackerField, tracker_project: jiraProjectKey });
+const TRACKER_PROJECT: Record<(typeof BINDABLE_TRACKERS)[number], { pattern: RegExp; normal: (text: string) => string; says: string }> = {
+  jira: { pattern: /^[A-Z][A-Z0-9_]{0,99}$/, normal: (text) => text.toUpperCase(), says: 'a Jira project key: a letter then letters, digits or "_"' },
+  redmine: { pattern: /^(?!\d+$)[a-z0-9_-]{1,100}$/, normal: (text) => text.toLowerCase(), says: 'a Redmine project identifier: lowercase letters, digits, "-" and "_", not only digits' },
+  openproject: { pattern: /^[1-9]\d{0,17}$/, normal: (text) => text, says: 'an OpenProject project id (a number; GET /api/v3/projects/<identifier> shows it)' },
+};
+const bindingInput = z
+  .strictObject({
+    project: projectRef,
+    tracker: trackerField,
+    tracker_project: z.string().trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters')
+      .describe('Jira: the project key (ACME); Redmine: the project identifier (acme-web); OpenProject: the project id (42)'),
+  })
+  .superRefine((input, issue) => {
+    const rule = TRACKER_PROJECT[input.tracker];
+    if (!rule.pattern.test(rule.normal(input.tracker_project))) issue.addIssue({ code: 'custom', path: ['tracker_project'], message: `must be ${rule.says}` });
+  });
+const trackerProjectOf = (input: z.output<typeof bindingInput>) => TRACKER_PROJECT[input.tracker].normal(input.tracker_project);
 
 export const bindTrackerProject = operation({
   name: 'bind_tracker_project',
@@ -286,7 +298,7 @@ export const bindTrackerProject = operation({
   route: { method: 'POST', path: '/api/admin/projects/{project}/bindings' },
   title: 'Bind a tracker project to a project',
   description:
-    'Bind a tracker project (tracker "jira", tracker_project: its key, e.g. ACME) to a Mandate project. From then on a PM call on that tracker project (its issues, or the project itself) needs the pm permission in the Mandate project ' +
+    'Bind a tracker project (tracker "jira" with its key, e.g. ACME; "redmine" with its identifier; "openproject" with its id) to a Mandate project. From then on a PM call on that tracker project (its issues, or the project itself) needs the pm permission in the Mandate project ' +
     '(a global grant still covers it), and searches by someone without a global grant are confined to the tracker projects bound where they hold it. A tracker project is bound to one Mandate project at most. Idempotent. Returns the project.',
   input: bindingInput,
   output: projectOutput,
@@ -296,12 +308,13 @@ export const bindTrackerProject = operation({
   target: projectTarget,
   async run(ctx, input) {
     const project = await namedProject(ctx, input.project);
-    const existing = await ctx.em.findOne(ProjectBinding, { tracker: input.tracker, trackerProject: input.tracker_project }, { populate: ['project'] });
+    const trackerProject = trackerProjectOf(input);
+    const existing = await ctx.em.findOne(ProjectBinding, { tracker: input.tracker, trackerProject }, { populate: ['project'] });
     if (existing && existing.project.id !== project.id) {
-      throw conflict(`${input.tracker} project ${input.tracker_project} is bound to project ${existing.project.key} already; unbind it there first`, 'tracker_project');
+      throw conflict(`${input.tracker} project ${trackerProject} is bound to project ${existing.project.key} already; unbind it there first`, 'tracker_project');
     }
     if (!existing) {
-      ctx.em.create(ProjectBinding, { project, tracker: input.tracker, trackerProject: input.tracker_project, createdById: callerUserId(ctx.caller) });
+      ctx.em.create(ProjectBinding, { project, tracker: input.tracker, trackerProject, createdById: callerUserId(ctx.caller) });
       await ctx.em.flush();
     }
     return projectView(ctx.em, project, ctx.now);
@@ -323,8 +336,9 @@ export const unbindTrackerProject = operation({
   target: projectTarget,
   async run(ctx, input) {
     const project = await namedProject(ctx, input.project);
-    const removed = await ctx.em.nativeDelete(ProjectBinding, { project, tracker: input.tracker, trackerProject: input.tracker_project });
-    if (!removed) throw new OpError('not_found', `${input.tracker} project ${input.tracker_project} is not bound to project ${project.key}`, { field: 'tracker_project' });
+    const trackerProject = trackerProjectOf(input);
+    const removed = await ctx.em.nativeDelete(ProjectBinding, { project, tracker: input.tracker, trackerProject });
+    if (!removed) throw new OpError('not_found', `${input.tracker} project ${trackerProject} is not bound to project ${project.key}`, { field: 'tracker_project' });
     return projectView(ctx.em, project, ctx.now);
   },
 });

@@ -19,12 +19,18 @@ export interface UpstreamRequest {
   headers?: Record<string, string>;
   /** Sent as JSON. */
   body?: unknown;
+  /** Sent as is instead (uploads: multipart or octet-stream). */
+  raw?: { contentType: string; data: Buffer };
+  /** The answer's bytes are returned as they are (downloads), not parsed. */
+  binary?: boolean;
+  /** The largest answer read for this request (default: the client's). */
+  maxBodyBytes?: number;
 }
 
 export interface UpstreamResponse {
   status: number;
   headers: http.IncomingHttpHeaders;
-  /** Parsed JSON, or the text when the body is not JSON (undefined when empty). */
+  /** Parsed JSON, or the text when the body is not JSON (undefined when empty); a Buffer for a binary request. */
   body: unknown;
 }
 
@@ -55,6 +61,16 @@ export class UpstreamFailure extends Error {
 const MAX_BODY_BYTES = 16 * 1024 * 1024;
 const MAX_REDIRECTS = 3;
 const IDEMPOTENT = new Set<UpstreamMethod>(['GET', 'PUT', 'DELETE']);
+
+/** One request as it goes out, attempt after attempt. */
+interface Outgoing {
+  method: UpstreamMethod;
+  headers: Record<string, string>;
+  payload: Buffer | undefined;
+  contentType: string | undefined;
+  binary: boolean;
+  maxBodyBytes: number;
+}
 
 /** A reused socket reset before any answer: at most this many in a row are retried. */
 const MAX_STALE_SOCKETS = 3;
@@ -129,11 +145,18 @@ export class UpstreamHttp {
     refuseDotSegments(request.url);
     const deadline = Date.now() + this.settings.deadlineMs;
     const url = withQuery(request.url, request.query);
-    const payload = request.body === undefined ? undefined : Buffer.from(JSON.stringify(request.body));
+    const outgoing: Outgoing = {
+      method: request.method,
+      headers: request.headers ?? {},
+      payload: request.raw ? request.raw.data : request.body === undefined ? undefined : Buffer.from(JSON.stringify(request.body)),
+      contentType: request.raw ? request.raw.contentType : request.body === undefined ? undefined : 'application/json',
+      binary: request.binary ?? false,
+      maxBodyBytes: request.maxBodyBytes ?? this.settings.maxBodyBytes ?? MAX_BODY_BYTES,
+    };
     for (let attempt = 0; ; attempt++) {
       const remaining = deadline - Date.now();
       if (remaining <= 0) throw new UpstreamFailure('timeout', `no answer within ${this.settings.deadlineMs} ms`);
-      const response = await this.follow(request.method, url, request.headers ?? {}, payload, Math.min(this.settings.timeoutMs, remaining));
+      const response = await this.follow(outgoing, url, Math.min(this.settings.timeoutMs, remaining));
       const wait = this.retryWait(request.method, response, attempt);
       if (wait === null) return response;
       const left = deadline - Date.now();
@@ -157,17 +180,17 @@ export class UpstreamHttp {
   }
 
   /** One attempt, following same-origin redirects of reads. */
-  private async follow(method: UpstreamMethod, url: string, headers: Record<string, string>, payload: Buffer | undefined, timeoutMs: number) {
+  private async follow(outgoing: Outgoing, url: string, timeoutMs: number) {
     let current = url;
     for (let hop = 0; ; hop++) {
-      const response = await this.once(method, current, headers, payload, timeoutMs);
+      const response = await this.once(outgoing, current, timeoutMs);
       const location = response.headers.location;
       if (response.status < 300 || response.status >= 400 || response.status === 304 || !location) return response;
       const next = new URL(location, current);
       if (next.origin !== new URL(current).origin) {
         throw new UpstreamFailure('redirect', `the tracker redirected to another host (${next.host}); redirects are only followed within ${new URL(current).host}`);
       }
-      if (method !== 'GET' || hop >= MAX_REDIRECTS) return response;
+      if (outgoing.method !== 'GET' || hop >= MAX_REDIRECTS) return response;
       current = next.toString();
     }
   }
@@ -178,19 +201,20 @@ export class UpstreamHttp {
    * within the same time budget; anything else is a network failure, since whether the tracker
    * received it cannot be known (a PUT may add a comment, as Redmine's does).
    */
-  private async once(method: UpstreamMethod, url: string, headers: Record<string, string>, payload: Buffer | undefined, timeoutMs: number): Promise<UpstreamResponse> {
+  private async once(outgoing: Outgoing, url: string, timeoutMs: number): Promise<UpstreamResponse> {
     const until = Date.now() + timeoutMs;
     for (let stale = 0; ; stale++) {
       try {
-        return await this.exchange(method, url, headers, payload, Math.max(1, until - Date.now()));
+        return await this.exchange(outgoing, url, Math.max(1, until - Date.now()));
       } catch (error) {
         if (!(error instanceof StaleSocket)) throw error;
-        if (method !== 'GET' || stale >= MAX_STALE_SOCKETS || Date.now() >= until) throw error.failure;
+        if (outgoing.method !== 'GET' || stale >= MAX_STALE_SOCKETS || Date.now() >= until) throw error.failure;
       }
     }
   }
 
-  private exchange(method: UpstreamMethod, url: string, headers: Record<string, string>, payload: Buffer | undefined, timeoutMs: number): Promise<UpstreamResponse> {
+  private exchange(outgoing: Outgoing, url: string, timeoutMs: number): Promise<UpstreamResponse> {
+    const { method, headers, payload, contentType } = outgoing;
     const target = new URL(url);
     const literal = forbiddenLiteralHost(target, this.settings.policy);
     if (literal) return Promise.reject(new BlockedAddressError(literal.host, literal.reason));
@@ -206,7 +230,7 @@ export class UpstreamHttp {
           agent,
           headers: {
             accept: 'application/json',
-            ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {}),
+            ...(payload ? { 'content-type': contentType ?? 'application/octet-stream', 'content-length': String(payload.length) } : {}),
             ...headers,
           },
         },
@@ -216,7 +240,7 @@ export class UpstreamHttp {
           let size = 0;
           res.on('data', (chunk: Buffer) => {
             size += chunk.length;
-            const limit = this.settings.maxBodyBytes ?? MAX_BODY_BYTES;
+            const limit = outgoing.maxBodyBytes;
             if (size > limit) {
               req.destroy(new UpstreamFailure('too_large', `the answer is larger than ${limit} bytes`));
               return;
@@ -225,6 +249,7 @@ export class UpstreamHttp {
           });
           res.on('end', () => {
             clearTimeout(timer);
+            if (outgoing.binary && (res.statusCode ?? 0) < 300) return resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) });
             const text = Buffer.concat(chunks).toString('utf8');
             let body: unknown = undefined;
             if (text.length) {

@@ -172,6 +172,21 @@ export interface LinkType {
   outward: string;
 }
 
+export interface Attachment {
+  id: string;
+  filename: string;
+  mime_type: string | null;
+  size: number | null;
+  created: string | null;
+  author: Account | null;
+}
+
+export interface AttachmentUpload {
+  filename: string;
+  mimeType: string;
+  data: Buffer;
+}
+
 export interface Tracker {
   readonly provider: PmProvider;
   whoami(): Promise<Account>;
@@ -206,6 +221,19 @@ export interface Tracker {
   moveToBacklog(keys: string[]): Promise<void>;
   listWorklogs(key: string, page: PageRequest): Promise<Page<Worklog>>;
   addWorklog(key: string, input: { timeSpent: string; started?: string | undefined; comment?: string | undefined }): Promise<Worklog>;
+  listAttachments(key: string): Promise<Attachment[]>;
+  /** One of the issue's attachments (another issue's is not found) and its bytes; one larger than maxBytes is refused before it is downloaded. */
+  downloadAttachment(key: string, attachmentId: string, maxBytes: number): Promise<{ attachment: Attachment; data: Buffer }>;
+  uploadAttachment(key: string, upload: AttachmentUpload): Promise<Attachment>;
+  /** Deletes one of the issue's attachments (another issue's is not found). */
+  deleteAttachment(key: string, attachmentId: string): Promise<void>;
+  /**
+   * The tracker project of an issue as bindings name it (Jira: the key's prefix, with no request,
+   * null for a numeric id; Redmine: the project's identifier; OpenProject: the project's id).
+   */
+  bindingProjectOfIssue(key: string): Promise<string | null>;
+  /** A project given in input (key, identifier or id) as bindings name it. */
+  bindingProjectOf(project: string): Promise<string>;
 }
 
 /** Offset cursors: opaque to callers, but simple. */

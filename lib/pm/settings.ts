@@ -2,12 +2,12 @@ import type { HttpSettings } from './http.ts';
 
 // The PM toolsets: each deployment serves some of them, and a request may narrow them further
 // (X-MCP-Toolsets). `connections` is always served: without it nobody could connect.
-export const PM_TOOLSETS = ['connections', 'issues', 'workflow', 'comments', 'metadata', 'links', 'agile', 'worklogs'] as const;
+export const PM_TOOLSETS = ['connections', 'issues', 'workflow', 'comments', 'metadata', 'links', 'agile', 'worklogs', 'attachments'] as const;
 export type PmToolset = (typeof PM_TOOLSETS)[number];
 
 export interface PmSettings {
   http: HttpSettings;
-  /** delete_issue is destructive: served only where the deployment enables it. */
+  /** delete_issue and delete_attachment are destructive: served only where the deployment enables them. */
   allowDelete: boolean;
   /** Served toolsets (all when unset). */
   toolsets: ReadonlySet<PmToolset>;

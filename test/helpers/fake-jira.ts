@@ -1,5 +1,5 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { jsonBody, NOT_JSON, serveOnLoopback, stopServer } from './loopback.ts';
+import { formFiles, MULTIPART, NOT_JSON, readBody, serveOnLoopback, stopServer } from './loopback.ts';
 import { OpenApiChecker, CLOUD_SPEC, DC_SPEC } from './openapi.ts';
 
 // A Jira on loopback for tests: Cloud (REST v3, ADF, accountId, /search/jql with nextPageToken)
@@ -43,7 +43,9 @@ export class FakeJira {
   readonly flavor: Flavor;
   readonly users: FakeUser[];
   /** Requests not yet checked against the OpenAPI document (checking compiles schemas: slow). */
-  private readonly unchecked: { method: string; url: URL; body: unknown }[] = [];
+  private readonly unchecked: { method: string; url: URL; body: unknown; parts?: string[] }[] = [];
+  /** Attachments' bytes by id (their metadata is in the issue's `attachment` field). */
+  readonly attachmentData = new Map<string, Buffer>();
   readonly requests: { method: string; path: string; query: URLSearchParams; body: unknown; user: string | null; authorization: string }[] = [];
   readonly script: Scripted[] = [];
   readonly issues = new Map<string, Json>();
@@ -105,6 +107,7 @@ export class FakeJira {
         issuelinks: [],
         subtasks: [],
         worklog: [],
+        attachment: [],
         ...fields,
       },
       changelog: { histories: [{ id: '1', created: '2026-11-02T10:00:00.000+0000', author: { displayName: 'Alice' }, items: [{ field: 'status', fromString: 'Open', toString: 'To Do' }] }] },
@@ -149,28 +152,32 @@ export class FakeJira {
   /** What did not conform among the requests received since the last call. */
   takeMismatches(): string[] {
     const found: string[] = [];
-    for (const { method, url, body } of this.unchecked.splice(0)) found.push(...this.check(method, url, body));
+    for (const { method, url, body, parts } of this.unchecked.splice(0)) {
+      // Data Center's attachment servlet (its download) is not part of the REST API.
+      if (this.flavor === 'dc' && url.pathname.startsWith('/secure/attachment/')) continue;
+      found.push(...this.check(method, url, body, parts));
+    }
     return found;
   }
 
-  private check(method: string, url: URL, body: unknown): string[] {
+  private check(method: string, url: URL, body: unknown, parts?: string[]): string[] {
     const docs = this.flavor === 'cloud'
       ? url.pathname.startsWith('/rest/agile/')
         // Atlassian publishes no OpenAPI document of the Cloud agile API here; its 1.0 resources are the Data Center ones.
         ? checker(DC_SPEC, '/rest', 'Jira Software DC (agile 1.0)')
         : checker(CLOUD_SPEC, '', 'Jira Cloud platform v3')
       : checker(DC_SPEC, '/rest', 'Jira Software DC 10.3');
-    return docs.check(method, url, body);
+    return docs.check(method, url, parts ? undefined : body, parts);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const body = await jsonBody(req);
+    const { body, form } = await readBody(req);
     if (body === NOT_JSON) return this.send(res, 400, { errorMessages: ['body is not JSON'] });
     const url = new URL(req.url ?? '/', 'http://fake');
     const method = req.method ?? 'GET';
     const viaGateway = this.throughGateway(url);
     if (viaGateway === 'resources') return this.accessibleResources(req, res);
-    this.unchecked.push({ method, url, body });
+    this.unchecked.push({ method, url, body, ...(form ? { parts: [...new Set(form.keys())] } : {}) });
     const user = viaGateway ? this.gateway.accessTokens.get((req.headers.authorization ?? '').replace(/^Bearer /, '')) ?? null : this.authenticate(req);
     this.requests.push({ method, path: url.pathname, query: url.searchParams, body, user: user?.name ?? null, authorization: req.headers.authorization ?? '' });
     const scripted = this.script.findIndex((s) => s.match === `${method} ${url.pathname}`);
@@ -182,11 +189,64 @@ export class FakeJira {
     }
     if (!user) return this.send(res, 401, { errorMessages: ['You are not authenticated. Authentication required to perform this operation.'] });
     try {
+      const download = this.download(method, url, user);
+      if (download) {
+        res.writeHead(download.status, download.headers);
+        return void res.end(download.data);
+      }
+      if (body === MULTIPART) {
+        const [status, answer] = await this.upload(url, form!, req.headers['x-atlassian-token'], user);
+        return this.send(res, status, answer);
+      }
       const [status, answer] = this.route(method, url, body as Json, user);
       this.send(res, status, answer);
     } catch (error) {
       this.send(res, 500, { errorMessages: [String((error as Error).message)] });
     }
+  }
+
+  /** An attachment to `key`, as Jira lists it in the issue's `attachment` field. */
+  addAttachment(key: string, filename: string, mimeType: string, data: Buffer, by: FakeUser): Json {
+    const issue = this.issues.get(key)!;
+    const id = String(this.nextId++);
+    const meta = { id, self: `${this.url}${this.api}/attachment/${id}`, filename, author: this.userJson(by), created: '2026-11-21T10:00:00.000+0000', size: data.length, mimeType, content: `${this.url}/secure/attachment/${id}/${encodeURIComponent(filename)}` };
+    (issue.fields.attachment ??= []).push(meta);
+    this.attachmentData.set(id, data);
+    return meta;
+  }
+
+  private attachmentSeen(user: FakeUser, id: string): { issue: Json; meta: Json } | null {
+    for (const issue of this.issues.values()) {
+      const meta = ((issue.fields.attachment ?? []) as Json[]).find((a) => a.id === id);
+      if (meta) return this.visible(user, issue.key) ? { issue, meta } : null;
+    }
+    return null;
+  }
+
+  /** Attachment bytes: Cloud's content resource (a redirect to its media host unless redirect=false), Data Center's servlet. */
+  private download(method: string, url: URL, user: FakeUser): { status: number; headers: Record<string, string>; data: Buffer | string } | null {
+    if (method !== 'GET') return null;
+    const cloud = /^\/rest\/api\/3\/attachment\/content\/([^/]+)$/.exec(url.pathname);
+    const dc = /^\/secure\/attachment\/([^/]+)\/[^/]+$/.exec(url.pathname);
+    const id = this.flavor === 'cloud' ? cloud?.[1] : dc?.[1];
+    if (!id) return null;
+    const seen = this.attachmentSeen(user, decodeURIComponent(id));
+    if (!seen) return { status: 404, headers: { 'content-type': 'application/json' }, data: JSON.stringify({ errorMessages: ['The attachment does not exist'] }) };
+    if (this.flavor === 'cloud' && url.searchParams.get('redirect') !== 'false') return { status: 303, headers: { location: `https://api.media.atlassian.com/file/${id}/binary` }, data: '' };
+    return { status: 200, headers: { 'content-type': seen.meta.mimeType }, data: this.attachmentData.get(seen.meta.id)! };
+  }
+
+  /** POST .../issue/{key}/attachments: the "file" parts, with Jira's XSRF header required. */
+  private async upload(url: URL, form: FormData, xsrf: string | string[] | undefined, user: FakeUser): Promise<[number, unknown]> {
+    const m = new RegExp(`^${this.api}/issue/([^/]+)/attachments$`).exec(url.pathname);
+    if (!m) return [415, { errorMessages: ['multipart is taken by the attachments resource only'] }];
+    if (xsrf !== 'no-check') return [403, { errorMessages: ['XSRF check failed'] }];
+    const issue = this.visible(user, decodeURIComponent(m[1]!));
+    if (!issue) return [404, { errorMessages: ['Issue does not exist or you do not have permission to see it.'] }];
+    const files = await formFiles(form, 'file');
+    if (!files.length) return [400, { errorMessages: ['no "file" part'] }];
+    const created = files.map((file) => this.addAttachment(issue.key, file.name, file.type || 'application/octet-stream', file.data, user));
+    return [200, created];
   }
 
   private send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -339,6 +399,13 @@ export class FakeJira {
       const start = Number(url.searchParams.get('startAt') ?? 0);
       const max = Number(url.searchParams.get('maxResults') ?? 5000);
       return [200, { startAt: start, maxResults: max, total: all.length, worklogs: this.flavor === 'cloud' ? all.slice(start, start + max) : all }];
+    }
+    if ((m = new RegExp(`^${api}/attachment/([^/]+)$`).exec(path)) && method === 'DELETE') {
+      const seen = this.attachmentSeen(user, decodeURIComponent(m[1]!));
+      if (!seen) return [404, { errorMessages: ['The attachment does not exist'] }];
+      seen.issue.fields.attachment = (seen.issue.fields.attachment as Json[]).filter((a) => a.id !== seen.meta.id);
+      this.attachmentData.delete(seen.meta.id);
+      return [204, null];
     }
     if ((m = new RegExp(`^${api}/issue/([^/]+)/remotelink$`).exec(path)) && method === 'POST') {
       if (!this.visible(user, decodeURIComponent(m[1]!))) return notFound;

@@ -1,5 +1,5 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { jsonBody, NOT_JSON, serveOnLoopback, stopServer } from './loopback.ts';
+import { formFiles, MULTIPART, NOT_JSON, readBody, serveOnLoopback, stopServer } from './loopback.ts';
 
 // An OpenProject on loopback for tests, following its API v3 documentation
 // (https://www.openproject.org/docs/api/): HAL+JSON resources with `_links`, Basic auth with the
@@ -52,6 +52,12 @@ export class FakeOpenProject {
   readonly activities: Json[] = [];
   readonly relations: Json[] = [];
   readonly timeEntries: Json[] = [];
+  readonly attachments: { id: number; workPackage: number; fileName: string; contentType: string; data: Buffer; author: number }[] = [];
+  /**
+   * Answers unknown credentials as the anonymous user (who sees no project here) instead of 401,
+   * as an instance allowing anonymous access does for a request without valid credentials.
+   */
+  anonymousAccess = false;
   readonly requests: { method: string; path: string; query: URLSearchParams; body: unknown; user: string | null }[] = [];
   private readonly violations: string[] = [];
   /** Runs after a work package is read and before the next request (a concurrent edit, say). */
@@ -156,7 +162,7 @@ export class FakeOpenProject {
     const where = `${method} ${url.pathname}`;
     const accept = req.headers.accept ?? '';
     if (!/application\/(hal\+)?json|\*\/\*/.test(accept)) this.violations.push(`${where}: Accept ${accept} is not JSON`);
-    if (body !== undefined && !/^application\/json/.test(req.headers['content-type'] ?? '')) this.violations.push(`${where}: a body without content-type application/json`);
+    if (body !== undefined && body !== MULTIPART && !/^application\/json/.test(req.headers['content-type'] ?? '')) this.violations.push(`${where}: a body without content-type application/json`);
     for (const name of ['pageSize', 'offset']) {
       const value = url.searchParams.get(name);
       if (value !== null && !(/^\d+$/.test(value) && Number(value) >= 1)) this.violations.push(`${where}: ${name}=${value} is not a positive integer`);
@@ -219,7 +225,7 @@ export class FakeOpenProject {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const body = await jsonBody(req);
+    const { body, form } = await readBody(req);
     if (body === NOT_JSON) return this.send(res, 400, error('InvalidRequestBody', 'The request body was not a single JSON object.'));
     const url = new URL(req.url ?? '/', 'http://fake');
     const method = req.method ?? 'GET';
@@ -229,13 +235,81 @@ export class FakeOpenProject {
     const hook = this.onNextRequest;
     this.onNextRequest = null;
     hook?.();
+    if (!user && this.anonymousAccess && method === 'GET' && url.pathname !== '/api/v3/users/me') {
+      return this.send(res, 200, this.collection([], url.searchParams));
+    }
     if (!user) return this.send(res, 401, error('Unauthenticated', 'You did not provide the correct credentials.'));
     try {
+      const bytes = this.attachmentContent(method, url, user);
+      if (bytes) {
+        res.writeHead(bytes.status, { 'content-type': bytes.type });
+        return void res.end(bytes.data);
+      }
+      if (body === MULTIPART) {
+        const [status, answer] = await this.upload(method, url, form!, user);
+        return this.send(res, status, answer);
+      }
       const [status, answer] = this.route(method, url, (body ?? {}) as Json, user);
       this.send(res, status, answer);
     } catch (thrown) {
       this.send(res, 500, error('InternalServerError', String((thrown as Error).message)));
     }
+  }
+
+  private attachmentJson(a: FakeOpenProject['attachments'][number]): Json {
+    return {
+      _type: 'Attachment',
+      id: a.id,
+      fileName: a.fileName,
+      fileSize: a.data.length,
+      contentType: a.contentType,
+      description: { format: 'plain', raw: '', html: '' },
+      createdAt: '2026-11-21T10:00:00Z',
+      _links: {
+        self: { href: `/api/v3/attachments/${a.id}`, title: a.fileName },
+        author: this.userLink(a.author),
+        container: { href: `/api/v3/work_packages/${a.workPackage}` },
+        downloadLocation: { href: `/api/v3/attachments/${a.id}/content` },
+      },
+    };
+  }
+
+  addAttachment(workPackage: number, fileName: string, contentType: string, data: Buffer, author: FakeOpUser): Json {
+    const attachment = { id: this.nextId++, workPackage, fileName, contentType, data, author: author.id };
+    this.attachments.push(attachment);
+    return this.attachmentJson(attachment);
+  }
+
+  private attachmentContent(method: string, url: URL, user: FakeOpUser): { status: number; type: string; data: Buffer | string } | null {
+    const m = /^\/api\/v3\/attachments\/(\d+)\/content$/.exec(url.pathname);
+    if (method !== 'GET' || !m) return null;
+    const attachment = this.attachments.find((a) => a.id === Number(m[1]));
+    if (!attachment || !this.visibleWp(user, String(attachment.workPackage))) return { status: 404, type: 'application/hal+json', data: JSON.stringify(error('NotFound', 'The requested resource could not be found.')) };
+    return { status: 200, type: attachment.contentType, data: attachment.data };
+  }
+
+  /** POST /api/v3/work_packages/{id}/attachments: a "metadata" part (JSON with fileName) and a "file" part, as documented. */
+  private async upload(method: string, url: URL, form: FormData, user: FakeOpUser): Promise<[number, unknown]> {
+    const m = /^\/api\/v3\/work_packages\/(\d+)\/attachments$/.exec(url.pathname);
+    if (method !== 'POST' || !m) {
+      this.violations.push(`${method} ${url.pathname}: multipart is taken by the attachments resource only`);
+      return [415, error('TypeNotSupported', 'Expected CONTENT-TYPE to be application/json')];
+    }
+    const wp = this.visibleWp(user, m[1]!);
+    if (!wp) return [404, error('NotFound', 'The requested resource could not be found.')];
+    const metadata = form.get('metadata');
+    let fileName: unknown;
+    try {
+      fileName = JSON.parse(typeof metadata === 'string' ? metadata : metadata ? await metadata.text() : '').fileName;
+    } catch {
+      fileName = undefined;
+    }
+    const [file] = await formFiles(form, 'file');
+    if (typeof fileName !== 'string' || !file) {
+      this.violations.push(`POST ${url.pathname}: an upload needs a JSON "metadata" part with fileName and a "file" part`);
+      return [400, error('InvalidRequestBody', 'The request could not be parsed as multipart with metadata and file.')];
+    }
+    return [200, this.addAttachment(wp.id, fileName, file.type || 'application/octet-stream', file.data, user)];
   }
 
   private send(res: ServerResponse, status: number, body: unknown): void {
@@ -390,6 +464,9 @@ export class FakeOpenProject {
         if (!body.comment?.raw) return [422, error('PropertyConstraintViolation', "Comment can't be blank.", 'comment')];
         return [201, this.activityJson(this.activity(wp.id, user, body.comment.raw, []))];
       }
+      if (method === 'GET' && rest === '/attachments') {
+        return [200, this.collection(this.attachments.filter((a) => a.workPackage === wp.id).map((a) => this.attachmentJson(a)), new URLSearchParams({ pageSize: '1000' }))];
+      }
       if (method === 'POST' && rest === '/relations') {
         if (!RELATION_TYPES.includes(body.type)) return [422, error('PropertyConstraintViolation', 'Type is not included in the list.', 'type')];
         const to = this.visibleWp(user, String(body._links?.to?.href ?? '').split('/').pop()!);
@@ -399,6 +476,12 @@ export class FakeOpenProject {
         return [201, this.relationJson(relation)];
       }
       return notFound;
+    }
+    if ((m = /^\/api\/v3\/attachments\/(\d+)$/.exec(path)) && method === 'DELETE') {
+      const attachment = this.attachments.find((a) => a.id === Number(m![1]));
+      if (!attachment || !this.visibleWp(user, String(attachment.workPackage))) return notFound;
+      this.attachments.splice(this.attachments.indexOf(attachment), 1);
+      return [204, null];
     }
     if ((m = /^\/api\/v3\/activities\/(\d+)$/.exec(path)) && method === 'PATCH') {
       const activity = this.activities.find((a) => a.id === Number(m![1]));

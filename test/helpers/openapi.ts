@@ -71,8 +71,8 @@ export class OpenApiChecker {
     return current;
   }
 
-  /** The mismatches of one request (empty when it is one the API accepts). */
-  check(method: string, url: URL, body: unknown): string[] {
+  /** The mismatches of one request (empty when it is one the API accepts); a multipart body is checked by its parts' names. */
+  check(method: string, url: URL, body: unknown, multipartParts?: string[]): string[] {
     const where = `${method} ${url.pathname}`;
     if (!url.pathname.startsWith(this.prefix)) return [`${where}: outside ${this.prefix}`];
     const template = this.match(url.pathname.slice(this.prefix.length));
@@ -99,6 +99,15 @@ export class OpenApiChecker {
       if (!url.searchParams.has(param.name)) problems.push(`${where}: required query parameter "${param.name}" is missing`);
     }
     const requestBody = operation.requestBody ? this.resolve(operation.requestBody) : undefined;
+    if (multipartParts) {
+      const form = requestBody?.content?.['multipart/form-data'];
+      if (!form) return [...problems, `${where}: sends multipart/form-data, which ${method} ${template.path} does not take`];
+      const schema = this.resolve(form.schema ?? {});
+      const declaredParts = Object.keys(schema.properties ?? {});
+      // Atlassian documents the upload's part as a free-form array; a named part list is checked.
+      for (const part of multipartParts) if (declaredParts.length && schema.type === 'object' && !declaredParts.includes(part)) problems.push(`${where}: multipart part "${part}" is not declared`);
+      return problems;
+    }
     if (body !== undefined && !requestBody) problems.push(`${where}: sends a body, but ${method} ${template.path} takes none`);
     if (body === undefined && requestBody?.required) problems.push(`${where}: the request body is required`);
     const content = requestBody?.content?.['application/json'] ?? requestBody?.content?.['*/*'];

@@ -22,16 +22,16 @@ const CORE_BASE_TOOLS = [
 ];
 export const CORE_TOOLS = [...CORE_BASE_TOOLS, ...CORE_INSTALL_READ_TOOLS, ...CORE_INSTALL_WRITE_TOOLS];
 // PM: read-only tools (pm:read), connection management (pm:read), tracker changes (pm:write).
-// delete_issue is served only where MANDATE_PM_ALLOW_DELETE=true.
+// delete_issue and delete_attachment are served only where MANDATE_PM_ALLOW_DELETE=true.
 export const PM_READ_TOOLS = [
   'list_pm_connections', 'search_issues', 'get_issue', 'list_transitions', 'list_comments', 'list_projects', 'get_project', 'list_issue_types',
   'get_create_fields', 'search_fields', 'list_statuses', 'list_priorities', 'search_users', 'list_link_types', 'list_boards', 'list_sprints',
-  'list_sprint_issues', 'list_worklogs',
+  'list_sprint_issues', 'list_worklogs', 'list_attachments', 'get_attachment',
 ];
 export const PM_CONNECTION_TOOLS = ['add_pm_connection', 'connect_pm_oauth', 'remove_pm_connection', 'set_default_pm_connection', 'test_pm_connection'];
 export const PM_WRITE_TOOLS = [
   'create_issue', 'update_issue', 'transition_issue', 'assign_issue', 'add_comment', 'edit_comment', 'link_issues', 'add_remote_link', 'set_parent',
-  'move_to_sprint', 'move_to_backlog', 'add_worklog',
+  'move_to_sprint', 'move_to_backlog', 'add_worklog', 'add_attachment',
 ];
 export const PM_TOOLS = [...PM_READ_TOOLS, ...PM_CONNECTION_TOOLS, ...PM_WRITE_TOOLS];
 export const CORE_READ_ONLY_TOOLS = ['get_my_permissions', 'health', 'list_my_agent_sessions', 'list_my_delegations', 'list_my_tokens', 'list_my_oauth_grants', 'whoami', ...CORE_INSTALL_READ_TOOLS];

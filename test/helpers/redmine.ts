@@ -28,6 +28,15 @@ function asRedmine(command: string[], env: Record<string, string>) {
   return ['-u', 'www-data', '--', 'env', 'REDMINE_INSTANCE=default', 'RAILS_ENV=production', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...command];
 }
 
+/** Gives a Redmine user a new API key (as an administrator resetting it would): the old one stops working. */
+export function rotateApiKey(login: string): string {
+  const key = randomBytes(20).toString('hex');
+  const script = `Token.where(user_id: User.find_by!(login: ENV.fetch('LOGIN')).id, action: 'api').update_all(value: ENV.fetch('NEW_KEY'))`;
+  const done = spawnSync('runuser', asRedmine(['bin/rails', 'runner', script], { LOGIN: login, NEW_KEY: key }), { cwd: REDMINE, encoding: 'utf8', timeout: 120_000 });
+  if (done.status !== 0) throw new Error(`rotating ${login}'s Redmine key failed: ${done.stderr.slice(-2000)}`);
+  return key;
+}
+
 export async function startRedmine(): Promise<RedmineWorld> {
   const keys = { alice: randomBytes(20).toString('hex'), bob: randomBytes(20).toString('hex') };
   // The seed goes as an argument: a temporary clone of the project may not be readable by www-data.

@@ -3,6 +3,7 @@ import type { Permission } from '../../access/permissions.ts';
 import { OpError } from '../../errors.ts';
 import { callerUserId } from '../../identity/caller.ts';
 import type { OperationContext } from '../operation.ts';
+import type { Tracker } from '../../pm/provider.ts';
 
 // The binding guard of the PM tools: a call on a tracker project bound to a Mandate project needs
 // the pm permission in that project; on an unbound one, a global grant. A global grant covers
@@ -18,12 +19,6 @@ import type { OperationContext } from '../operation.ts';
 export type TrackerScope = { issues?: readonly (string | undefined)[]; projects?: readonly (string | undefined)[] } | 'search' | 'tracker' | 'global';
 
 const TRACKER_OF: Record<PmConnection['provider'], TrackerKind> = { jira_cloud: 'jira', jira_dc: 'jira', redmine: 'redmine', openproject: 'openproject' };
-
-/** The Jira project of an issue key (PROJ-123 → PROJ); null for a numeric issue id, which names none. */
-export function jiraProjectOf(issueKey: string): string | null {
-  const match = /^([A-Za-z][A-Za-z0-9_]*)-\d+$/.exec(issueKey);
-  return match ? match[1]!.toUpperCase() : null;
-}
 
 interface Binding {
   trackerProject: string;
@@ -46,10 +41,12 @@ export interface Guarded {
 }
 
 /**
- * Refuses a call on a tracker project the caller may not act on with `permission`, before any
- * request; says what a search is confined to and which tracker projects the call was allowed on.
+ * Refuses a call on a tracker project the caller may not act on with `permission`, before the
+ * call's own requests; says what a search is confined to and which tracker projects the call was
+ * allowed on. A Jira issue key names its project; a Redmine or OpenProject issue number does not,
+ * so there the issue's project is read first (for callers without a global grant only).
  */
-export async function guardTrackerScope(ctx: OperationContext, operation: string, permission: Permission, scope: TrackerScope, connection: PmConnection): Promise<Guarded> {
+export async function guardTrackerScope(ctx: OperationContext, operation: string, permission: Permission, scope: TrackerScope, connection: PmConnection, tracker: Tracker): Promise<Guarded> {
   // Through a lent connection (an agent's, its spawner's) only what the owner delegated counts:
   // a grant from anyone else never rides on the owner's credential.
   const lentBy = connection.user.id !== callerUserId(ctx.caller) ? connection.user.id : null;
@@ -64,8 +61,8 @@ export async function guardTrackerScope(ctx: OperationContext, operation: string
   if (scope === 'tracker') return {};
   const needsGlobal = (why: string) => new OpError('forbidden', `permission denied: ${operation} needs ${permission} globally (${why})`);
   if (scope === 'global') throw needsGlobal('it is not confined to one tracker project');
-  const tracker = TRACKER_OF[connection.provider];
-  const bindings = await bindingsOf(ctx, tracker);
+  const kind = TRACKER_OF[connection.provider];
+  const bindings = await bindingsOf(ctx, kind);
   if (scope === 'search') {
     const readable: string[] = [];
     for (const binding of bindings) if (await holdsIn(binding.project.id)) readable.push(binding.trackerProject);
@@ -76,11 +73,11 @@ export async function guardTrackerScope(ctx: OperationContext, operation: string
   const touched = new Set<string>();
   for (const key of scope.issues ?? []) {
     if (key === undefined) continue;
-    const project = tracker === 'jira' ? jiraProjectOf(key) : null;
+    const project = await tracker.bindingProjectOfIssue(key);
     if (!project) throw needsGlobal(`issue ${key} is not named by a key that says its project`);
     touched.add(project);
   }
-  for (const key of scope.projects ?? []) if (key !== undefined) touched.add(tracker === 'jira' ? key.toUpperCase() : key);
+  for (const key of scope.projects ?? []) if (key !== undefined) touched.add(await tracker.bindingProjectOf(key));
   for (const trackerProject of touched) {
     const bound = byKey.get(trackerProject);
     if (!bound) throw needsGlobal(`tracker project ${trackerProject} is bound to no project`);
@@ -88,7 +85,8 @@ export async function guardTrackerScope(ctx: OperationContext, operation: string
       throw new OpError('forbidden', `permission denied: ${operation} needs ${permission} in project ${bound.key}${lentBy ? ', delegated by the owner of the connection it uses' : ''}`);
     }
   }
-  return { allowed: touched };
+  // Only a Jira answer can name another project than the one checked (a moved issue's old key).
+  return kind === 'jira' ? { allowed: touched } : {};
 }
 
 /**

@@ -8,3 +8,4 @@ export * from './metadata.ts';
 export * from './links.ts';
 export * from './agile.ts';
 export * from './worklogs.ts';
+export * from './attachments.ts';

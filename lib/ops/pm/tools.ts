@@ -86,7 +86,7 @@ function callerTracker(operation: string, permission: Permission, scope: (input:
       const acted = target?.(input);
       ctx.setTarget(`pm_connection:${connection.id}${acted ? ` ${acted}` : ''}`);
       // Before any request: a call on a tracker project the caller may not act on never leaves.
-      const guarded = await guardTrackerScope(ctx, operation, permission, scope(input), connection);
+      const guarded = await guardTrackerScope(ctx, operation, permission, scope(input), connection, tracker);
       const result = await next(Object.create(ctx, { tracker: { value: tracker }, trackerProjects: { value: guarded.confinedTo } }) as OperationContext);
       requireAnsweredWithin(result, guarded, operation);
       return result;

@@ -35,6 +35,18 @@ function answeredAnonymously(headers: IncomingHttpHeaders): boolean {
   return /AUTHENTICATED_FAILED|AUTHENTICATION_DENIED/.test(reason) || String(headers['x-ausername'] ?? '').toLowerCase() === 'anonymous';
 }
 
+interface CallOptions {
+  query?: Record<string, QueryValue>;
+  body?: unknown;
+  /** An upload's body, sent as is. */
+  raw?: { contentType: string; data: Buffer };
+  /** A download: the answer's bytes, at most maxBodyBytes. */
+  binary?: boolean;
+  maxBodyBytes?: number;
+  /** A URL Jira gave (Data Center's attachment content), instead of a path under the API root. */
+  absoluteUrl?: string;
+}
+
 /** REST calls to one Jira, with its version's prefix (v3 on Cloud, v2 on Data Center). */
 export class JiraApi {
   readonly endpoint: JiraEndpoint;
@@ -49,13 +61,15 @@ export class JiraApi {
     return `/rest/api/${this.endpoint.flavor === 'cloud' ? 3 : 2}`;
   }
 
-  async call<T>(method: UpstreamMethod, path: string, options: { query?: Record<string, QueryValue>; body?: unknown } = {}): Promise<T> {
+  async call<T>(method: UpstreamMethod, path: string, options: CallOptions = {}): Promise<T> {
     const response = await this.http.send({
       method,
-      url: `${this.endpoint.apiRoot}${path}`,
+      url: options.absoluteUrl ?? `${this.endpoint.apiRoot}${path}`,
       ...(options.query ? { query: options.query } : {}),
       ...(options.body !== undefined ? { body: options.body } : {}),
-      headers: { authorization: await this.endpoint.authorization(), 'x-atlassian-token': 'no-check' },
+      ...(options.raw ? { raw: options.raw } : {}),
+      ...(options.binary ? { binary: true, ...(options.maxBodyBytes ? { maxBodyBytes: options.maxBodyBytes } : {}) } : {}),
+      headers: { ...(options.binary ? { accept: '*/*' } : {}), authorization: await this.endpoint.authorization(), 'x-atlassian-token': 'no-check' },
     });
     if (response.status >= 400) throw jiraError(response.status, response.body);
     if (answeredAnonymously(response.headers)) {
@@ -65,7 +79,7 @@ export class JiraApi {
   }
 
   /** The platform API (`/rest/api/3` or `/rest/api/2`). */
-  api<T>(method: UpstreamMethod, path: string, options?: { query?: Record<string, QueryValue>; body?: unknown }): Promise<T> {
+  api<T>(method: UpstreamMethod, path: string, options?: CallOptions): Promise<T> {
     return this.call<T>(method, `${this.platform}${path}`, options);
   }
 

@@ -5,10 +5,13 @@ import { truncate } from '../text/markdown.ts';
 import { unsupported } from '../errors.ts';
 import {
   badCursor, decodeOffset, encodeOffset, offsetPage, slicePage,
-  type Account, type Board, type Comment, type FieldInfo, type Issue, type IssueInclude, type IssueInput, type IssueSearch, type LinkType,
+  type Account, type Attachment, type AttachmentUpload, type Board, type Comment, type FieldInfo, type Issue, type IssueInclude, type IssueInput, type IssueSearch, type LinkType,
   type Named, type Page, type PageRequest, type Project, type Sprint, type Tracker, type Transition, type TransitionInput, type Worklog,
 } from '../provider.ts';
 import type { JiraApi } from './api.ts';
+import { attachmentOf, multipartBody, refuseOversize } from '../attachments.ts';
+import { jiraProjectOf } from './keys.ts';
+import { confinementBreached } from '../confinement.ts';
 
 // Jira Cloud (REST v3: ADF bodies, accountId, /search/jql with nextPageToken) and Data Center
 // (REST v2: wiki markup, username, startAt paging) behind the one Tracker interface.
@@ -290,7 +293,7 @@ export class JiraTracker implements Tracker {
     const page = await this.searchPage(search);
     // The confinement is in the query; should Jira read it otherwise, nothing outside it is shown.
     if (search.confineTo && page.items.some((issue) => !search.confineTo!.includes(issue.project ?? ''))) {
-      throw new OpError('forbidden', 'permission denied: the search reached issues outside the tracker projects you may read; nothing is shown. Simplify the query');
+      throw confinementBreached(this.label);
     }
     return page;
   }
@@ -609,5 +612,61 @@ export class JiraTracker implements Tracker {
       body: { timeSpent: input.timeSpent, ...(started ? { started } : {}), ...(input.comment ? { comment: this.toText(input.comment) } : {}) },
     });
     return this.worklog(result);
+  }
+
+  // ---- attachments ----
+
+  private attachment(a: Json): Attachment {
+    return {
+      id: String(a.id),
+      filename: String(a.filename ?? ''),
+      mime_type: a.mimeType ?? null,
+      size: typeof a.size === 'number' ? a.size : null,
+      created: a.created ?? null,
+      author: this.account(a.author),
+    };
+  }
+
+  async listAttachments(key: string): Promise<Attachment[]> {
+    const raw = await this.api.api<Json>('GET', `/issue/${encodeURIComponent(key)}`, { query: { fields: 'attachment' } });
+    return ((raw.fields?.attachment ?? []) as Json[]).map((a) => this.attachment(a));
+  }
+
+  async downloadAttachment(key: string, attachmentId: string, maxBytes: number): Promise<{ attachment: Attachment; data: Buffer }> {
+    const attachment = attachmentOf(await this.listAttachments(key), key, attachmentId);
+    refuseOversize(attachment, maxBytes);
+    const options = { binary: true, maxBodyBytes: maxBytes };
+    if (this.cloud) {
+      // redirect=false: the bytes from the API itself, not a redirect to Atlassian's media host.
+      const data = await this.api.api<Buffer>('GET', `/attachment/content/${encodeURIComponent(attachment.id)}`, { ...options, query: { redirect: false } });
+      return { attachment, data };
+    }
+    // Data Center serves the bytes from its attachment servlet (REST v2 has no content resource),
+    // on the connection's own site: the URL it reports in `content` is not followed.
+    const url = `${this.api.endpoint.apiRoot}/secure/attachment/${encodeURIComponent(attachment.id)}/${encodeURIComponent(attachment.filename)}`;
+    return { attachment, data: await this.api.call<Buffer>('GET', '', { ...options, absoluteUrl: url }) };
+  }
+
+  async uploadAttachment(key: string, upload: AttachmentUpload): Promise<Attachment> {
+    const raw = await multipartBody({ file: { file: upload } });
+    const created = await this.api.api<Json[]>('POST', `/issue/${encodeURIComponent(key)}/attachments`, { raw });
+    const first = Array.isArray(created) ? created[0] : null;
+    if (!first) throw new OpError('upstream_failed', `${this.label} accepted the upload but named no attachment`);
+    return this.attachment(first);
+  }
+
+  async deleteAttachment(key: string, attachmentId: string): Promise<void> {
+    const attachment = attachmentOf(await this.listAttachments(key), key, attachmentId);
+    await this.api.api('DELETE', `/attachment/${encodeURIComponent(attachment.id)}`);
+  }
+
+  // ---- what bindings name ----
+
+  async bindingProjectOfIssue(key: string): Promise<string | null> {
+    return jiraProjectOf(key);
+  }
+
+  async bindingProjectOf(project: string): Promise<string> {
+    return project.toUpperCase();
   }
 }

@@ -1,4 +1,3 @@
-import { OpError } from '../../errors.ts';
 import { invalid } from '../../errors.ts';
 import { numberedKey } from '../numbered-key.ts';
 import type { UpstreamHttp, UpstreamMethod, QueryValue } from '../http.ts';
@@ -6,9 +5,11 @@ import { TrackerError, unsupported } from '../errors.ts';
 import { truncate } from '../text/markdown.ts';
 import { noAgile, type AgileTools } from '../no-agile.ts';
 import { hoursOf } from '../duration.ts';
+import { attachmentOf, multipartBody, refuseOversize } from '../attachments.ts';
+import { confinementBreached, notWithinConfinement } from '../confinement.ts';
 import {
   decodeOffset, encodeOffset, slicePage,
-  type Account, type Comment, type FieldInfo, type Issue, type IssueInclude, type IssueInput, type IssueLink, type IssueSearch, type LinkType,
+  type Account, type Attachment, type AttachmentUpload, type Comment, type FieldInfo, type Issue, type IssueInclude, type IssueInput, type IssueLink, type IssueSearch, type LinkType,
   type Named, type Page, type PageRequest, type Project, type Tracker, type Transition, type TransitionInput, type Worklog,
 } from '../provider.ts';
 
@@ -90,13 +91,15 @@ export class OpenProjectTracker implements Tracker {
     this.authorization = `Basic ${Buffer.from(`apikey:${apiKey}`).toString('base64')}`;
   }
 
-  private async call<T = Json>(method: UpstreamMethod, path: string, options: { query?: Record<string, QueryValue>; body?: unknown } = {}): Promise<T> {
+  private async call<T = Json>(method: UpstreamMethod, path: string, options: { query?: Record<string, QueryValue>; body?: unknown; raw?: { contentType: string; data: Buffer }; maxBinaryBytes?: number } = {}): Promise<T> {
     const response = await this.http.send({
       method,
       url: `${this.baseUrl}${API}${path}`,
       ...(options.query ? { query: options.query } : {}),
       ...(options.body !== undefined ? { body: options.body } : {}),
-      headers: { authorization: this.authorization, accept: 'application/hal+json' },
+      ...(options.raw ? { raw: options.raw } : {}),
+      ...(options.maxBinaryBytes ? { binary: true, maxBodyBytes: options.maxBinaryBytes } : {}),
+      headers: { authorization: this.authorization, accept: options.maxBinaryBytes ? '*/*' : 'application/hal+json' },
     });
     if (response.status >= 400) throw openProjectError(response.status, response.body);
     return response.body as T;
@@ -110,6 +113,7 @@ export class OpenProjectTracker implements Tracker {
     const pageSize = aligned ? page.limit : startAt + page.limit;
     const result = await this.call('GET', path, { query: { ...query, pageSize, offset: aligned ? startAt / page.limit + 1 : 1 } });
     const all = (result._embedded?.elements ?? []) as Json[];
+    if (!all.length) await this.confirmCredentials();
     return { elements: aligned ? all : all.slice(startAt), startAt, total: Number(result.total ?? all.length) };
   }
 
@@ -195,12 +199,41 @@ export class OpenProjectTracker implements Tracker {
   }
 
   async searchIssues(search: IssueSearch): Promise<Page<Issue>> {
-    // Bindings are Jira's so far: a confined search here would not be confined.
-    if (search.confineTo) throw new OpError('forbidden', 'permission denied: searching OpenProject needs pm:read globally (project bindings are for Jira so far)');
+    let confinedIds: Set<string> | null = null;
+    let filters: Filter[];
+    if (search.confineTo) {
+      // The caller's own filters, ANDed with the confinement, may not name projects themselves.
+      const own = await this.filters({ ...search, project: undefined });
+      if (own.some((filter) => Object.keys(filter).some((name) => /project/i.test(name)))) {
+        throw invalid('query', 'may not filter by project: your searches are confined to the tracker projects you may read (give project instead)');
+      }
+      const asked = search.project ? await this.projectId(search.project).catch(() => null) : null;
+      if (search.project && (asked === null || !search.confineTo.includes(asked))) throw notWithinConfinement(search.project, search.confineTo);
+      confinedIds = new Set(asked ? [asked] : search.confineTo);
+      filters = [...own, { project: { operator: '=', values: [...confinedIds] } }];
+    } else filters = await this.filters(search);
     // An explicit (possibly empty) filter list: OpenProject otherwise shows open work packages only.
-    const query = { filters: JSON.stringify(await this.filters(search)), sortBy: JSON.stringify([['updatedAt', 'desc']]) };
+    const query = { filters: JSON.stringify(filters), sortBy: JSON.stringify([['updatedAt', 'desc']]) };
     const { elements, startAt, total } = await this.collection('/work_packages', search, query);
+    if (confinedIds && elements.some((raw) => !confinedIds.has(String(idOf(raw._links?.project))))) throw confinementBreached(LABEL);
     return this.page(elements.map((raw) => this.issue(raw, search.fields ?? null)), startAt, total);
+  }
+
+  /**
+   * An instance open to anonymous users answers unknown credentials as the anonymous user: often
+   * an empty collection. An empty one is returned only once /users/me confirms the credentials.
+   */
+  private async confirmCredentials(): Promise<void> {
+    this.me = null;
+    await this.whoami();
+  }
+
+  async bindingProjectOfIssue(key: string): Promise<string> {
+    return String(idOf((await this.workPackage(key))._links?.project));
+  }
+
+  async bindingProjectOf(project: string): Promise<string> {
+    return this.projectId(project);
   }
 
   private workPackage(key: string, field = 'key'): Promise<Json> {
@@ -516,6 +549,41 @@ export class OpenProjectTracker implements Tracker {
       },
     });
     return this.worklog(entry);
+  }
+
+  // ---- attachments ----
+
+  private attachment(a: Json): Attachment {
+    return {
+      id: String(a.id),
+      filename: String(a.fileName ?? ''),
+      mime_type: a.contentType || null,
+      size: typeof a.fileSize === 'number' ? a.fileSize : null,
+      created: a.createdAt ?? null,
+      author: this.account(a._links?.author),
+    };
+  }
+
+  async listAttachments(key: string): Promise<Attachment[]> {
+    const result = await this.call('GET', `/work_packages/${workPackageId(key)}/attachments`);
+    return ((result._embedded?.elements ?? []) as Json[]).map((a) => this.attachment(a));
+  }
+
+  async downloadAttachment(key: string, attachmentId: string, maxBytes: number): Promise<{ attachment: Attachment; data: Buffer }> {
+    const attachment = attachmentOf(await this.listAttachments(key), key, attachmentId);
+    refuseOversize(attachment, maxBytes);
+    const data = await this.call<Buffer>('GET', `/attachments/${encodeURIComponent(attachment.id)}/content`, { maxBinaryBytes: maxBytes });
+    return { attachment, data };
+  }
+
+  async uploadAttachment(key: string, upload: AttachmentUpload): Promise<Attachment> {
+    const raw = await multipartBody({ metadata: { json: { fileName: upload.filename } }, file: { file: upload } });
+    return this.attachment(await this.call('POST', `/work_packages/${workPackageId(key)}/attachments`, { raw }));
+  }
+
+  async deleteAttachment(key: string, attachmentId: string): Promise<void> {
+    const attachment = attachmentOf(await this.listAttachments(key), key, attachmentId);
+    await this.call('DELETE', `/attachments/${encodeURIComponent(attachment.id)}`);
   }
 }
 

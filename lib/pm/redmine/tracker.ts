@@ -1,4 +1,3 @@
-import { OpError } from '../../errors.ts';
 import { invalid } from '../../errors.ts';
 import { numberedKey } from '../numbered-key.ts';
 import type { UpstreamHttp, UpstreamMethod, QueryValue } from '../http.ts';
@@ -7,9 +6,11 @@ import { markdownToMarkup, markupToMarkdown, TEXTILE } from '../text/wiki.ts';
 import { truncate } from '../text/markdown.ts';
 import { noAgile, type AgileTools } from '../no-agile.ts';
 import { hoursOf } from '../duration.ts';
+import { attachmentOf, refuseOversize } from '../attachments.ts';
+import { confinementBreached, notWithinConfinement } from '../confinement.ts';
 import {
   decodeOffset, encodeOffset, offsetPage, slicePage,
-  type Account, type Comment, type FieldInfo, type Issue, type IssueInclude, type IssueInput, type IssueSearch, type LinkType,
+  type Account, type Attachment, type AttachmentUpload, type Comment, type FieldInfo, type Issue, type IssueInclude, type IssueInput, type IssueSearch, type LinkType,
   type Named, type Page, type PageRequest, type Project, type Tracker, type Transition, type TransitionInput, type Worklog,
 } from '../provider.ts';
 
@@ -49,13 +50,15 @@ export class RedmineTracker implements Tracker {
     this.apiKey = apiKey;
   }
 
-  private async call<T>(method: UpstreamMethod, path: string, options: { query?: Record<string, QueryValue>; body?: unknown } = {}): Promise<T> {
+  private async call<T>(method: UpstreamMethod, path: string, options: { query?: Record<string, QueryValue>; body?: unknown; raw?: { contentType: string; data: Buffer }; maxBinaryBytes?: number } = {}): Promise<T> {
     const response = await this.http.send({
       method,
       url: `${this.baseUrl}${path}`,
       ...(options.query ? { query: options.query } : {}),
       ...(options.body !== undefined ? { body: options.body } : {}),
-      headers: { 'x-redmine-api-key': this.apiKey },
+      ...(options.raw ? { raw: options.raw } : {}),
+      ...(options.maxBinaryBytes ? { binary: true, maxBodyBytes: options.maxBinaryBytes } : {}),
+      headers: { 'x-redmine-api-key': this.apiKey, ...(options.maxBinaryBytes ? { accept: '*/*' } : {}) },
     });
     if (response.status >= 400) throw redmineError(response.status, response.body);
     return response.body as T;
@@ -163,29 +166,107 @@ export class RedmineTracker implements Tracker {
 
   // ---- issues ----
 
+  /**
+   * Issues through Redmine's filter parameters (f[], op[...], v[...][]): once any is given
+   * Redmine ignores the short forms (status_id=..., assigned_to_id=...), so every filter goes so.
+   */
   async searchIssues(search: IssueSearch): Promise<Page<Issue>> {
-    // Bindings are Jira's so far: a confined search here would not be confined.
-    if (search.confineTo) throw new OpError('forbidden', 'permission denied: searching Redmine needs pm:read globally (project bindings are for Jira so far)');
     const offset = decodeOffset(search.cursor);
-    const query: Record<string, QueryValue> = { offset, limit: search.limit, sort: 'updated_on:desc', status_id: '*' };
+    const filters: Record<string, { op: string; values: string[] }> = { status_id: { op: '*', values: [] } };
+    const query: Record<string, QueryValue> = { offset, limit: search.limit, sort: 'updated_on:desc' };
     if (search.query) {
       if (!/^\d+$/.test(search.query)) throw unsupported(LABEL, 'A free-form query', 'give a saved query id as query, or use project, assignee, status, text and updatedSince');
+      // A saved query brings its own filters and Redmine then ignores any given with it.
+      if (search.confineTo) throw invalid('query', 'a saved Redmine query cannot be confined to the tracker projects you may read; use project, assignee, status, text and updated_since');
       query.query_id = search.query;
     }
-    if (search.project) query.project_id = search.project;
-    if (search.assignee) query.assigned_to_id = search.assignee === 'me' ? 'me' : search.assignee === 'none' ? '!*' : await this.userId(search.assignee, 'assignee', search.project);
+    let confinedIds: Set<string> | null = null;
+    if (search.confineTo) {
+      // Exact project ids, not project_id=..., which takes in subprojects that may be bound elsewhere.
+      const readable = await this.projectIdsOf(search.confineTo);
+      const asked = search.project ? await this.projectRow(search.project).then((p) => String(p.id), () => null) : null;
+      if (search.project && (asked === null || !readable.has(asked))) throw notWithinConfinement(search.project, search.confineTo);
+      confinedIds = asked ? new Set([asked]) : readable;
+      if (!confinedIds.size) {
+        // None visible may mean a key Redmine no longer knows: it answers those as anonymous.
+        await this.confirmCredentials();
+        return { items: [], nextCursor: null, total: 0 };
+      }
+      filters.project_id = { op: '=', values: [...confinedIds] };
+    } else if (search.project) query.project_id = search.project;
+    if (search.assignee) {
+      filters.assigned_to_id = search.assignee === 'none' ? { op: '!*', values: [] } : { op: '=', values: [search.assignee === 'me' ? 'me' : await this.userId(search.assignee, 'assignee', search.project)] };
+    }
     if (search.status) {
       const s = search.status.toLowerCase();
-      query.status_id = s === 'open' ? 'open' : s === 'closed' ? 'closed' : await this.named('/issue_statuses.json', 'issue_statuses', search.status, 'status');
+      filters.status_id = s === 'open' ? { op: 'o', values: [] } : s === 'closed' ? { op: 'c', values: [] } : { op: '=', values: [await this.named('/issue_statuses.json', 'issue_statuses', search.status, 'status')] };
     }
     if (search.updatedSince) {
       const date = new Date(search.updatedSince);
       if (Number.isNaN(date.getTime())) throw invalid('updated_since', 'must be an ISO date such as 2026-11-01');
-      query.updated_on = `>=${date.toISOString().replace(/\.\d{3}Z$/, 'Z')}`;
+      filters.updated_on = { op: '>=', values: [date.toISOString().replace(/\.\d{3}Z$/, 'Z')] };
     }
-    if (search.text) Object.assign(query, { set_filter: 1, 'f[]': ['subject'], 'op[subject]': '~', 'v[subject][]': search.text });
-    const result = await this.call<Json>('GET', '/issues.json', { query });
-    return offsetPage(((result.issues ?? []) as Json[]).map((raw) => this.issue(raw)), offset, result.total_count);
+    if (search.text) filters.subject = { op: '~', values: [search.text] };
+    if (!search.query) {
+      query.set_filter = 1;
+      query['f[]'] = Object.keys(filters);
+      for (const [name, filter] of Object.entries(filters)) {
+        query[`op[${name}]`] = filter.op;
+        if (filter.values.length) query[`v[${name}][]`] = filter.values;
+      }
+    }
+    const result = await this.list('/issues.json', 'issues', query);
+    const raws = (result.issues ?? []) as Json[];
+    if (confinedIds && raws.some((raw) => !confinedIds.has(String(raw.project?.id)))) throw confinementBreached(LABEL);
+    return offsetPage(raws.map((raw) => this.issue(raw)), offset, result.total_count);
+  }
+
+  /**
+   * Redmine answers a request whose API key it does not know as an anonymous one: public projects'
+   * issues, or nothing. An empty answer is returned only once the key is confirmed to be known.
+   */
+  private async confirmCredentials(): Promise<void> {
+    this.me = null;
+    await this.whoami();
+  }
+
+  /** A collection (`key` in the answer), confirmed to be no anonymous answer when it is empty. */
+  private async list(path: string, key: string, query: Record<string, QueryValue>): Promise<Json> {
+    const result = await this.call<Json>('GET', path, { query });
+    if (!((result[key] ?? []) as unknown[]).length) await this.confirmCredentials();
+    return result;
+  }
+
+  // ---- projects as bindings name them (identifiers) ----
+
+  private readonly projects = new Map<string, Json>();
+
+  /** A project by id or identifier (one request per call and project). */
+  private async projectRow(ref: string): Promise<Json> {
+    const cached = this.projects.get(ref);
+    if (cached) return cached;
+    const { project } = await this.call<{ project: Json }>('GET', `/projects/${encodeURIComponent(ref)}.json`);
+    this.projects.set(String(project.id), project);
+    this.projects.set(String(project.identifier), project);
+    return project;
+  }
+
+  /** The numeric ids of the projects with these identifiers that the caller's account can see. */
+  private async projectIdsOf(identifiers: readonly string[]): Promise<Set<string>> {
+    const ids = await Promise.all(identifiers.map((identifier) => this.projectRow(identifier).then((p) => String(p.id), (error: unknown) => {
+      if (error instanceof TrackerError && (error.status === 403 || error.status === 404)) return null;
+      throw error;
+    })));
+    return new Set(ids.filter((id): id is string => id !== null));
+  }
+
+  async bindingProjectOfIssue(key: string): Promise<string> {
+    const { issue } = await this.call<{ issue: Json }>('GET', `/issues/${issueId(key)}.json`);
+    return String((await this.projectRow(String(issue.project?.id))).identifier);
+  }
+
+  async bindingProjectOf(project: string): Promise<string> {
+    return /^\d+$/.test(project) ? String((await this.projectRow(project)).identifier) : project.toLowerCase();
   }
 
   async getIssue(key: string, options: { fields?: string[] | undefined; include: IssueInclude[] }): Promise<Issue> {
@@ -304,7 +385,7 @@ export class RedmineTracker implements Tracker {
 
   async listProjects(page: PageRequest & { query?: string | undefined }): Promise<Page<Project>> {
     const offset = decodeOffset(page.cursor);
-    const result = await this.call<Json>('GET', '/projects.json', { query: { offset, limit: page.limit } });
+    const result = await this.list('/projects.json', 'projects', { offset, limit: page.limit });
     const projects = ((result.projects ?? []) as Json[]).filter((p) => !page.query || `${p.identifier} ${p.name}`.toLowerCase().includes(page.query.toLowerCase()));
     const seen = ((result.projects ?? []) as Json[]).length;
     return { items: projects.map((p) => this.project(p)), nextCursor: seen && offset + seen < Number(result.total_count ?? 0) ? encodeOffset(offset + seen) : null, total: result.total_count ?? null };
@@ -406,7 +487,7 @@ export class RedmineTracker implements Tracker {
 
   async listWorklogs(key: string, page: PageRequest): Promise<Page<Worklog>> {
     const offset = decodeOffset(page.cursor);
-    const result = await this.call<Json>('GET', '/time_entries.json', { query: { issue_id: issueId(key), offset, limit: page.limit } });
+    const result = await this.list('/time_entries.json', 'time_entries', { issue_id: issueId(key), offset, limit: page.limit });
     return offsetPage(((result.time_entries ?? []) as Json[]).map((e) => this.worklog(e)), offset, result.total_count);
   }
 
@@ -420,6 +501,50 @@ export class RedmineTracker implements Tracker {
       body: { time_entry: { issue_id: Number(issueId(key)), hours: hoursOf(input.timeSpent), ...(activity ? { activity_id: activity.id } : {}), ...(spentOn ? { spent_on: spentOn.toISOString().slice(0, 10) } : {}), ...(input.comment ? { comments: input.comment.slice(0, 1000) } : {}) } },
     });
     return this.worklog(time_entry);
+  }
+
+  // ---- attachments ----
+
+  private attachment(a: Json): Attachment {
+    return {
+      id: String(a.id),
+      filename: String(a.filename ?? ''),
+      mime_type: a.content_type || null,
+      size: typeof a.filesize === 'number' ? a.filesize : null,
+      created: a.created_on ?? null,
+      author: this.account(a.author),
+    };
+  }
+
+  async listAttachments(key: string): Promise<Attachment[]> {
+    const { issue } = await this.call<{ issue: Json }>('GET', `/issues/${issueId(key)}.json`, { query: { include: 'attachments' } });
+    return ((issue.attachments ?? []) as Json[]).map((a) => this.attachment(a));
+  }
+
+  async downloadAttachment(key: string, attachmentId: string, maxBytes: number): Promise<{ attachment: Attachment; data: Buffer }> {
+    const attachment = attachmentOf(await this.listAttachments(key), key, attachmentId);
+    refuseOversize(attachment, maxBytes);
+    // Redmine's own download route on the connection's site, not the content_url it reports
+    // (built from whatever host it was reached by).
+    const data = await this.call<Buffer>('GET', `/attachments/download/${encodeURIComponent(attachment.id)}`, { maxBinaryBytes: maxBytes });
+    return { attachment, data };
+  }
+
+  async uploadAttachment(key: string, upload: AttachmentUpload): Promise<Attachment> {
+    const id = issueId(key);
+    const { upload: uploaded } = await this.call<{ upload: Json }>('POST', '/uploads.json', { query: { filename: upload.filename }, raw: { contentType: 'application/octet-stream', data: upload.data } });
+    await this.call('PUT', `/issues/${id}.json`, { body: { issue: { uploads: [{ token: uploaded.token, filename: upload.filename, content_type: upload.mimeType }] } } });
+    if (uploaded.id !== undefined) {
+      const { attachment } = await this.call<{ attachment: Json }>('GET', `/attachments/${encodeURIComponent(String(uploaded.id))}.json`);
+      return this.attachment(attachment);
+    }
+    const mine = (await this.listAttachments(key)).filter((a) => a.filename === upload.filename);
+    return mine.at(-1) ?? { id: '', filename: upload.filename, mime_type: upload.mimeType, size: upload.data.length, created: null, author: null };
+  }
+
+  async deleteAttachment(key: string, attachmentId: string): Promise<void> {
+    const attachment = attachmentOf(await this.listAttachments(key), key, attachmentId);
+    await this.call('DELETE', `/attachments/${encodeURIComponent(attachment.id)}.json`);
   }
 }
 
