@@ -130,3 +130,41 @@ test('a kept-alive socket the tracker closed as it was reused: a read is sent ag
     closing.close();
   }
 });
+
+test('a download larger than its cap is refused, whether announced or streamed, with nothing thrown after; an error answer is read whole', async () => {
+  const big = Buffer.alloc(5000, 0x41);
+  const files = createServer((req, res) => {
+    if (req.url === '/announced') return void res.writeHead(200, { 'content-length': String(big.length) }).end(big);
+    if (req.url === '/streamed') {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      res.write(big.subarray(0, 60));
+      return void setTimeout(() => res.end(big.subarray(60)), 20);
+    }
+    if (req.url === '/missing') return void res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: ['not here'], padding: 'x'.repeat(300) }));
+    res.writeHead(200).end(big.subarray(0, 50));
+  });
+  await new Promise<void>((resolve) => files.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(files.address() as AddressInfo).port}`;
+  const http = new UpstreamHttp(settings(loopbackOk));
+  const escaped: unknown[] = [];
+  const onEscape = (error: unknown) => escaped.push(error);
+  process.on('uncaughtException', onEscape);
+  try {
+    for (const path of ['/announced', '/streamed']) {
+      await assert.rejects(http.send({ method: 'GET', url: `${url}${path}`, binary: true, maxBodyBytes: 100 }), (error: unknown) => error instanceof UpstreamFailure && error.kind === 'too_large', path);
+    }
+    // One read holding more than the cap: the case that once threw from a destroyed socket.
+    await assert.rejects(http.send({ method: 'GET', url: `${url}/announced`, binary: true, maxBodyBytes: 10 }), (error: unknown) => error instanceof UpstreamFailure && error.kind === 'too_large');
+    const missing = await http.send({ method: 'GET', url: `${url}/missing`, binary: true, maxBodyBytes: 10 });
+    assert.equal(missing.status, 404);
+    assert.deepEqual((missing.body as { errors: string[] }).errors, ['not here']);
+    const small = await http.send({ method: 'GET', url: `${url}/small`, binary: true, maxBodyBytes: 100 });
+    assert.ok(Buffer.isBuffer(small.body) && small.body.length === 50);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.deepEqual(escaped, []);
+  } finally {
+    process.off('uncaughtException', onEscape);
+    http.close();
+    files.close();
+  }
+});

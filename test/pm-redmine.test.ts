@@ -173,6 +173,18 @@ describe('Redmine (real server)', { skip: unavailable ?? false }, () => {
     assert.match((await refused(carol, 'update_issue', { key: secret.key, parent: shared.key })).message, /in project AP/);
     const comments = (await ok(alice, 'list_comments', { key: secret.key })).items.map((c: any) => c.body);
     assert.ok(!comments.includes('carol should not be here'), 'nothing reached Redmine');
+    // What would move an issue, or reach another issue's comment, through an issue carol may change.
+    const privateId = (await ok(alice, 'get_project', { project: 'alice-private' })).id;
+    for (const fields of [{ project_id: Number(privateId) }, { parent_issue_id: Number(secret.key) }]) {
+      const moved = await refused(carol, 'update_issue', { key: shared.key, fields });
+      assert.deepEqual([moved.code, moved.field], ['invalid_input', `fields.${Object.keys(fields)[0]}`]);
+    }
+    assert.equal((await refused(carol, 'transition_issue', { key: shared.key, name: 'In Progress', fields: { project_id: Number(privateId) } })).field, 'fields.project_id');
+    const note = await ok(alice, 'add_comment', { key: secret.key, body: 'alice only' });
+    const crossed = await refused(carol, 'edit_comment', { key: shared.key, comment_id: note.id, body: 'overwritten by carol' });
+    assert.deepEqual([crossed.code, crossed.field], ['not_found', 'comment_id']);
+    assert.ok((await ok(alice, 'list_comments', { key: secret.key })).items.some((c: any) => c.id === note.id && c.body === 'alice only'), 'the comment is unchanged');
+    assert.equal((await ok(alice, 'get_issue', { key: shared.key })).project, 'Project shared-work', 'not moved');
 
     const everyPage = async (user: User, input: Record<string, unknown>) => {
       const keys: string[] = [];
@@ -196,6 +208,16 @@ describe('Redmine (real server)', { skip: unavailable ?? false }, () => {
     assert.equal((await refused(carol, 'search_issues', { query: '1' })).field, 'query');
     const own = await ok(carol, 'search_issues', { project: 'shared-work', text: summary });
     assert.deepEqual(own.items.map((i: any) => i.key), [shared.key]);
+  });
+
+  test('delete_issue: Redmine deletes sub-tasks with their parent, so without delete_subtasks a parent is refused', async () => {
+    const parent = await ok(alice, 'create_issue', { project: 'alice-private', type: 'Bug', summary: 'Parent to delete' });
+    const child = await ok(alice, 'create_issue', { project: 'alice-private', type: 'Bug', summary: 'Child', parent: parent.key });
+    const refusedDelete = await refused(alice, 'delete_issue', { key: parent.key });
+    assert.deepEqual([refusedDelete.code, refusedDelete.field], ['invalid_input', 'delete_subtasks']);
+    assert.equal((await ok(alice, 'get_issue', { key: child.key })).summary, 'Child', 'nothing deleted');
+    await ok(alice, 'delete_issue', { key: parent.key, delete_subtasks: true });
+    assert.equal((await refused(alice, 'get_issue', { key: child.key })).code, 'not_found');
   });
 
   // Last: it takes bob's key away.

@@ -260,6 +260,20 @@ describe('project bindings on OpenProject', () => {
     assert.ok(await ok(scoped, 'create_issue', { project: 'alpha', type: 'Task', summary: 'allowed' }));
   });
 
+  test('what would move a work package or reach another is refused: _links in fields, another work package\'s comment by id', async () => {
+    const from = fake.requests.length;
+    const moved = await refused(scoped, 'update_issue', { key: wp.alpha![0]!, fields: { _links: { project: { href: `/api/v3/projects/${fake.projects.get('beta')!.id}` } } } });
+    assert.deepEqual([moved.code, moved.field], ['invalid_input', 'fields._links']);
+    const parent = await refused(scoped, 'transition_issue', { key: wp.alpha![0]!, name: 'Closed', fields: { _links: { parent: { href: `/api/v3/work_packages/${wp.beta![0]}` } } } });
+    assert.equal(parent.field, 'fields._links');
+    assert.equal(fake.requests.length, from, 'refused before any request');
+    const theirs = await ok(global, 'add_comment', { key: wp.beta![1]!, body: 'beta note' });
+    const crossed = await refused(scoped, 'edit_comment', { key: wp.alpha![0]!, comment_id: theirs.id, body: 'overwritten' });
+    assert.deepEqual([crossed.code, crossed.field], ['not_found', 'comment_id']);
+    assert.equal(fake.activities.find((a) => String(a.id) === theirs.id)!.comment, 'beta note', 'the other comment is unchanged');
+    assert.ok(!fake.requests.slice(from).some((r) => r.method === 'PATCH'));
+  });
+
   test('search_issues is confined in the filters to the bound projects the caller may read, across pages; project and filters cannot widen it', async () => {
     const keys: string[] = [];
     let cursor: string | null = null;

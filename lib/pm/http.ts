@@ -23,7 +23,7 @@ export interface UpstreamRequest {
   raw?: { contentType: string; data: Buffer };
   /** The answer's bytes are returned as they are (downloads), not parsed. */
   binary?: boolean;
-  /** The largest answer read for this request (default: the client's). */
+  /** The largest answer read for this request (at most the client's). */
   maxBodyBytes?: number;
 }
 
@@ -151,7 +151,7 @@ export class UpstreamHttp {
       payload: request.raw ? request.raw.data : request.body === undefined ? undefined : Buffer.from(JSON.stringify(request.body)),
       contentType: request.raw ? request.raw.contentType : request.body === undefined ? undefined : 'application/json',
       binary: request.binary ?? false,
-      maxBodyBytes: request.maxBodyBytes ?? this.settings.maxBodyBytes ?? MAX_BODY_BYTES,
+      maxBodyBytes: Math.min(request.maxBodyBytes ?? Infinity, this.settings.maxBodyBytes ?? MAX_BODY_BYTES),
     };
     for (let attempt = 0; ; attempt++) {
       const remaining = deadline - Date.now();
@@ -238,16 +238,26 @@ export class UpstreamHttp {
           answered = true;
           const chunks: Buffer[] = [];
           let size = 0;
+          let overflowed = false;
+          // A download's cap is for the file; an error or redirect answer is read as any other.
+          const limit = outgoing.binary && (res.statusCode ?? 0) >= 300 ? (this.settings.maxBodyBytes ?? MAX_BODY_BYTES) : outgoing.maxBodyBytes;
+          const tooLarge = () => {
+            // Settled here and the sockets dropped without an error event: nothing is left to throw.
+            overflowed = true;
+            clearTimeout(timer);
+            reject(new UpstreamFailure('too_large', `the answer is larger than ${limit} bytes`));
+            res.destroy();
+            req.destroy();
+          };
+          if (Number(res.headers['content-length']) > limit) return tooLarge();
           res.on('data', (chunk: Buffer) => {
+            if (overflowed) return;
             size += chunk.length;
-            const limit = outgoing.maxBodyBytes;
-            if (size > limit) {
-              req.destroy(new UpstreamFailure('too_large', `the answer is larger than ${limit} bytes`));
-              return;
-            }
+            if (size > limit) return tooLarge();
             chunks.push(chunk);
           });
           res.on('end', () => {
+            if (overflowed) return;
             clearTimeout(timer);
             if (outgoing.binary && (res.statusCode ?? 0) < 300) return resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) });
             const text = Buffer.concat(chunks).toString('utf8');
@@ -261,7 +271,9 @@ export class UpstreamHttp {
             }
             resolve({ status: res.statusCode ?? 0, headers: res.headers, body });
           });
-          res.on('error', (error) => reject(error));
+          res.on('error', (error) => {
+            if (!overflowed) reject(error);
+          });
         },
       );
       const timer = setTimeout(() => req.destroy(new UpstreamFailure('timeout', `no answer within ${timeoutMs} ms`)), timeoutMs);

@@ -483,6 +483,11 @@ export class FakeOpenProject {
       this.attachments.splice(this.attachments.indexOf(attachment), 1);
       return [204, null];
     }
+    if ((m = /^\/api\/v3\/activities\/(\d+)$/.exec(path)) && method === 'GET') {
+      const activity = this.activities.find((a) => a.id === Number(m![1]));
+      if (!activity || !this.visibleWp(user, String(activity.workPackage))) return notFound;
+      return [200, this.activityJson(activity)];
+    }
     if ((m = /^\/api\/v3\/activities\/(\d+)$/.exec(path)) && method === 'PATCH') {
       const activity = this.activities.find((a) => a.id === Number(m![1]));
       if (!activity || !this.visibleWp(user, String(activity.workPackage))) return notFound;

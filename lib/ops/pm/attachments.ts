@@ -92,7 +92,8 @@ const base64 = z
   .string()
   .min(1, 'must not be empty')
   .max(MAX_UPLOAD_BASE64, `must be at most ${MAX_UPLOAD_BASE64} characters (${MAX_UPLOAD_BYTES} bytes once decoded)`)
-  .regex(/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/, 'must be base64 (A-Z, a-z, 0-9, "+", "/", padded with "=" to a multiple of 4; no line breaks)');
+  .regex(/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/, 'must be base64 (A-Z, a-z, 0-9, "+", "/", padded with "=" to a multiple of 4; no line breaks)')
+  .refine((text) => (text.length / 4) * 3 - (text.match(/=+$/)?.[0].length ?? 0) <= MAX_UPLOAD_BYTES, `must decode to at most ${MAX_UPLOAD_BYTES} bytes`);
 
 export const addAttachment = pmTool({
   name: 'add_attachment',
@@ -109,6 +110,8 @@ export const addAttachment = pmTool({
     mime_type: z.string().trim().max(100).regex(/^[\w.+-]+\/[\w.+-]+$/, 'must be a MIME type such as text/plain').optional(),
   },
   write: true,
+  // The file's bytes are the user's data, not an audit detail.
+  secretInputs: ['content_base64'],
   target: (input) => `issue:${input.key}`,
   run: (tracker, input) =>
     tracker.uploadAttachment(input.key, { filename: input.filename, mimeType: input.mime_type ?? 'application/octet-stream', data: Buffer.from(input.content_base64, 'base64') }),

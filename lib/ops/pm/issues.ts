@@ -9,11 +9,15 @@ const labels = z.array(z.string().trim().min(1).max(255).regex(/^\S+$/, 'labels 
 // What has an input of its own (and so its checks: the binding guard sees `project` and
 // `parent`) cannot come in through `fields` as well.
 const OWN_INPUTS = ['project', 'parent', 'issuetype', 'summary', 'description', 'priority', 'labels', 'assignee'];
+// What moves an issue or names another one on Redmine and OpenProject (the guard checks `project`
+// and `parent`, never these).
+const TRACKER_LINKS = ['project_id', 'parent_issue_id', 'parent_id', 'tracker_id', 'lockversion'];
 export const passthroughFields = z
   .record(z.string().max(100), z.unknown())
   .superRefine((fields, issue) => {
     for (const name of Object.keys(fields)) {
       if (OWN_INPUTS.includes(name.toLowerCase())) issue.addIssue({ code: 'custom', path: [name], message: `has an input of its own (${name === 'issuetype' ? 'type' : name}); give it there` });
+      else if (name.startsWith('_') || TRACKER_LINKS.includes(name.toLowerCase())) issue.addIssue({ code: 'custom', path: [name], message: 'cannot be set through fields (it moves the issue or links other resources); use project, parent, type or the link tools' });
     }
   });
 const extraFields = passthroughFields.optional()

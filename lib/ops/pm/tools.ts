@@ -45,6 +45,8 @@ interface PmToolDefinition<Shape extends z.ZodRawShape, Output> {
   idempotent?: boolean;
   /** The tracker projects the call touches, for the binding guard (default: `global`, a global grant only). */
   scope?: (input: z.output<z.ZodObject<Shape>>) => TrackerScope;
+  /** Inputs kept out of the audit event and scrubbed from messages. */
+  secretInputs?: string[];
   /** Names what the call acts on for the audit event, e.g. the issue key. */
   target?: (input: z.output<z.ZodObject<Shape>>) => string | undefined;
   run(tracker: Tracker, input: z.output<z.ZodObject<Shape>>, ctx: OperationContext): Promise<Output>;
@@ -71,6 +73,7 @@ export function pmTool<Shape extends z.ZodRawShape, Output>(definition: PmToolDe
       ...(definition.idempotent ? { idempotentHint: true } : {}),
     },
     ...(definition.target ? { target: definition.target as (input: unknown) => string | undefined } : {}),
+    ...(definition.secretInputs ? { secretInputs: definition.secretInputs } : {}),
     steps: [callerTracker(definition.name, write ? 'pm:write' : 'pm:read', (definition.scope ?? (() => 'global')) as (input: unknown) => TrackerScope, definition.target as ((input: unknown) => string | undefined) | undefined)],
     run: (ctx, input) => definition.run(ctx.tracker!, input as never, ctx),
   });

@@ -1,4 +1,4 @@
-import { invalid } from '../../errors.ts';
+import { invalid, OpError } from '../../errors.ts';
 import { numberedKey } from '../numbered-key.ts';
 import type { UpstreamHttp, UpstreamMethod, QueryValue } from '../http.ts';
 import { TrackerError, unsupported } from '../errors.ts';
@@ -174,7 +174,12 @@ export class OpenProjectTracker implements Tracker {
       } catch {
         parsed = null;
       }
-      if (!Array.isArray(parsed)) throw invalid('query', 'for OpenProject, query is its filter JSON, e.g. [{"status":{"operator":"o","values":[]}}]; or use project, assignee, status, text and updatedSince');
+      const shaped = (filter: unknown) => {
+        if (!filter || typeof filter !== 'object' || Array.isArray(filter) || Object.keys(filter).length !== 1) return false;
+        const spec = Object.values(filter)[0] as Json | null;
+        return !!spec && typeof spec === 'object' && typeof spec.operator === 'string' && (spec.values === null || Array.isArray(spec.values));
+      };
+      if (!Array.isArray(parsed) || !parsed.every(shaped)) throw invalid('query', 'for OpenProject, query is its filter JSON: an array of {name: {operator, values}}, e.g. [{"status":{"operator":"o","values":[]}}]; or use project, assignee, status, text and updatedSince');
       return parsed as Filter[];
     }
     const filters: Filter[] = [];
@@ -207,7 +212,10 @@ export class OpenProjectTracker implements Tracker {
       if (own.some((filter) => Object.keys(filter).some((name) => /project/i.test(name)))) {
         throw invalid('query', 'may not filter by project: your searches are confined to the tracker projects you may read (give project instead)');
       }
-      const asked = search.project ? await this.projectId(search.project).catch(() => null) : null;
+      const asked = search.project ? await this.projectId(search.project).catch((error: unknown) => {
+        if (error instanceof TrackerError && (error.status === 403 || error.status === 404)) return null;
+        throw error;
+      }) : null;
       if (search.project && (asked === null || !search.confineTo.includes(asked))) throw notWithinConfinement(search.project, search.confineTo);
       confinedIds = new Set(asked ? [asked] : search.confineTo);
       filters = [...own, { project: { operator: '=', values: [...confinedIds] } }];
@@ -372,8 +380,14 @@ export class OpenProjectTracker implements Tracker {
     return this.comment(await this.call('POST', `/work_packages/${workPackageId(key)}/activities`, { body: { comment: { raw: markdown } } }));
   }
 
-  async editComment(_key: string, commentId: string, markdown: string): Promise<Comment> {
+  async editComment(key: string, commentId: string, markdown: string): Promise<Comment> {
     if (!/^\d+$/.test(commentId)) throw invalid('comment_id', 'OpenProject comment ids are numbers');
+    // The comment must be this work package's before anything is sent: the binding guard checked the work package.
+    const activity = await this.call('GET', `/activities/${commentId}`).catch((error: unknown) => {
+      if (error instanceof TrackerError && error.status === 404) return null;
+      throw error;
+    });
+    if (!activity || idOf(activity._links?.workPackage) !== workPackageId(key)) throw new OpError('not_found', `work package ${key} has no comment ${commentId}`, { field: 'comment_id' });
     return this.comment(await this.call('PATCH', `/activities/${commentId}`, { body: { comment: { raw: markdown } } }));
   }
 

@@ -1,4 +1,4 @@
-import { invalid } from '../../errors.ts';
+import { invalid, OpError } from '../../errors.ts';
 import { numberedKey } from '../numbered-key.ts';
 import type { UpstreamHttp, UpstreamMethod, QueryValue } from '../http.ts';
 import { TrackerError, unsupported } from '../errors.ts';
@@ -31,6 +31,32 @@ const RELATION_TYPES: LinkType[] = [
 ];
 
 const issueId = (key: string, field = 'key') => numberedKey(key, field, 'Redmine issues');
+
+// What `fields` may set on Redmine: custom fields by id (cf_12) and these attributes; nothing
+// that moves an issue (project_id) or names another one (parent_issue_id): those have inputs the
+// binding guard checks.
+const ISSUE_ATTRIBUTES = new Set(['start_date', 'due_date', 'done_ratio', 'estimated_hours', 'is_private', 'category_id', 'fixed_version_id', 'private_notes']);
+const CUSTOM_FIELD_ID = /^(?:cf|customfield)_(\d+)$/;
+
+/** `fields` as Redmine takes them: attributes as given, custom fields in custom_fields. */
+function fieldsBody(fields: Record<string, unknown>): Json {
+  const body: Json = {};
+  const custom: { id: number; value: unknown }[] = [];
+  for (const [name, value] of Object.entries(fields)) {
+    const id = CUSTOM_FIELD_ID.exec(name)?.[1];
+    if (id) custom.push({ id: Number(id), value });
+    else if (ISSUE_ATTRIBUTES.has(name)) body[name] = value;
+    else throw invalid(`fields.${name}`, `is not a field Redmine takes here: custom fields as cf_<id>, or one of ${[...ISSUE_ATTRIBUTES].join(', ')}`);
+  }
+  if (custom.length) body.custom_fields = custom;
+  return body;
+}
+
+/** A project the account cannot see is null; any other failure stays one. */
+function unseen(error: unknown): null {
+  if (error instanceof TrackerError && (error.status === 403 || error.status === 404)) return null;
+  throw error;
+}
 
 function redmineError(status: number, body: unknown): TrackerError {
   const errors = body && typeof body === 'object' && Array.isArray((body as Json).errors) ? ((body as Json).errors as unknown[]).map(String) : [];
@@ -184,7 +210,7 @@ export class RedmineTracker implements Tracker {
     if (search.confineTo) {
       // Exact project ids, not project_id=..., which takes in subprojects that may be bound elsewhere.
       const readable = await this.projectIdsOf(search.confineTo);
-      const asked = search.project ? await this.projectRow(search.project).then((p) => String(p.id), () => null) : null;
+      const asked = search.project ? await this.projectRow(search.project).then((p) => String(p.id), unseen) : null;
       if (search.project && (asked === null || !readable.has(asked))) throw notWithinConfinement(search.project, search.confineTo);
       confinedIds = asked ? new Set([asked]) : readable;
       if (!confinedIds.size) {
@@ -253,10 +279,7 @@ export class RedmineTracker implements Tracker {
 
   /** The numeric ids of the projects with these identifiers that the caller's account can see. */
   private async projectIdsOf(identifiers: readonly string[]): Promise<Set<string>> {
-    const ids = await Promise.all(identifiers.map((identifier) => this.projectRow(identifier).then((p) => String(p.id), (error: unknown) => {
-      if (error instanceof TrackerError && (error.status === 403 || error.status === 404)) return null;
-      throw error;
-    })));
+    const ids = await Promise.all(identifiers.map((identifier) => this.projectRow(identifier).then((p) => String(p.id), unseen)));
     return new Set(ids.filter((id): id is string => id !== null));
   }
 
@@ -290,11 +313,7 @@ export class RedmineTracker implements Tracker {
     if (input.assignee !== undefined) body.assigned_to_id = await this.userId(input.assignee, 'assignee', input.project ?? project);
     if (input.parent !== undefined) body.parent_issue_id = issueId(input.parent, 'parent');
     if (input.labels?.length) throw unsupported(LABEL, 'labels');
-    if (input.fields) {
-      const custom = Object.entries(input.fields).filter(([k]) => /^cf_\d+$|^customfield_\d+$/.test(k));
-      if (custom.length) body.custom_fields = custom.map(([k, value]) => ({ id: Number(k.replace(/\D/g, '')), value }));
-      for (const [k, value] of Object.entries(input.fields)) if (!/^cf_\d+$|^customfield_\d+$/.test(k)) body[k] = value;
-    }
+    if (input.fields) Object.assign(body, fieldsBody(input.fields));
     return body;
   }
 
@@ -313,7 +332,12 @@ export class RedmineTracker implements Tracker {
     await this.call('PUT', `/issues/${issueId(key)}.json`, { body: { issue: await this.issueBody(input, project) } });
   }
 
-  async deleteIssue(key: string): Promise<void> {
+  async deleteIssue(key: string, deleteSubtasks: boolean): Promise<void> {
+    // Redmine deletes an issue's sub-tasks with it, always: without delete_subtasks that is refused.
+    const { issue } = await this.call<{ issue: Json }>('GET', `/issues/${issueId(key)}.json`, { query: { include: 'children' } });
+    if (!deleteSubtasks && ((issue.children ?? []) as Json[]).length) {
+      throw invalid('delete_subtasks', `issue ${key} has sub-tasks, which Redmine deletes with it; pass delete_subtasks: true to delete them too`);
+    }
     await this.call('DELETE', `/issues/${issueId(key)}.json`);
   }
 
@@ -328,7 +352,7 @@ export class RedmineTracker implements Tracker {
     const chosen = available.find((t) => t.id === input.id) ?? available.find((t) => t.name.toLowerCase() === wanted);
     if (!chosen) throw invalid('transition', `issue ${key} cannot move to "${input.id ?? input.name}" now; allowed: ${available.map((t) => `${t.name} (id ${t.id})`).join(', ') || 'none'}`);
     await this.call('PUT', `/issues/${issueId(key)}.json`, {
-      body: { issue: { status_id: Number(chosen.id), ...(input.fields ?? {}), ...(input.comment ? { notes: markdownToMarkup(input.comment, TEXTILE) } : {}) } },
+      body: { issue: { ...(input.fields ? fieldsBody(input.fields) : {}), status_id: Number(chosen.id), ...(input.comment ? { notes: markdownToMarkup(input.comment, TEXTILE) } : {}) } },
     });
     return chosen;
   }
@@ -364,9 +388,11 @@ export class RedmineTracker implements Tracker {
 
   async editComment(key: string, commentId: string, markdown: string): Promise<Comment> {
     if (!/^\d+$/.test(commentId)) throw invalid('comment_id', 'Redmine comment ids are numbers');
+    // The comment must be this issue's before anything is sent: the binding guard checked the issue.
+    if (!(await this.journals(key)).some((j) => String(j.id) === commentId)) throw new OpError('not_found', `issue ${key} has no comment ${commentId}`, { field: 'comment_id' });
     await this.call('PUT', `/journals/${commentId}.json`, { body: { journal: { notes: markdownToMarkup(markdown, TEXTILE) } } });
     const found = (await this.journals(key)).find((j) => String(j.id) === commentId);
-    if (!found) throw invalid('comment_id', `issue ${key} has no comment ${commentId}`);
+    if (!found) throw new OpError('not_found', `issue ${key} has no comment ${commentId}`, { field: 'comment_id' });
     return this.comment(found);
   }
 
