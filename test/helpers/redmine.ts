@@ -51,12 +51,15 @@ export async function startRedmine(): Promise<RedmineWorld> {
   let stderr = '';
   server.stderr!.on('data', (chunk) => (stderr = (stderr + String(chunk)).slice(-4000)));
   const url = `http://127.0.0.1:${port}`;
-  // A first start after the package is installed compiles its caches: minutes on a busy machine.
-  const deadline = Date.now() + 240_000;
+  // A first start after the package is installed compiles its caches, and beside the running suite
+  // a start took over 240 s once: minutes on a busy machine.
+  const deadline = Date.now() + 480_000;
+  let lastSeen = 'no answer';
   for (;;) {
     try {
       const response = await fetch(`${url}/users/current.json`, { headers: { 'x-redmine-api-key': keys.alice } });
       if (response.status === 200) break;
+      lastSeen = `HTTP ${response.status}`;
     } catch {
       // not listening yet
     }
@@ -66,7 +69,7 @@ export async function startRedmine(): Promise<RedmineWorld> {
       } catch {
         // already gone
       }
-      throw new Error(`Redmine did not start: ${stderr}`);
+      throw new Error(`Redmine did not start (last: ${lastSeen}${server.exitCode !== null ? `, exited ${server.exitCode}` : ''}): ${stderr}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
