@@ -220,6 +220,28 @@ describe('Redmine (real server)', { skip: unavailable ?? false }, () => {
     assert.equal((await refused(alice, 'get_issue', { key: child.key })).code, 'not_found');
   });
 
+  test('search filters combine as Redmine reads them (every one sent as f[]/op/v): text, assignee, status, updated_since', async () => {
+    const summary = `Filtered ${Math.random().toString(36).slice(2)}`;
+    const issue = await ok(alice, 'create_issue', { project: 'shared-work', type: 'Bug', summary });
+    const found = async (input: Record<string, unknown>) => (await ok(alice, 'search_issues', { text: summary, ...input })).items.map((i: any) => i.key);
+    assert.deepEqual(await found({}), [issue.key]);
+    assert.deepEqual(await found({ assignee: 'none' }), [issue.key]);
+    await ok(alice, 'assign_issue', { key: issue.key, assignee: 'Bob Tester' });
+    assert.deepEqual(await found({ assignee: 'none' }), []);
+    assert.deepEqual(await found({ assignee: 'me' }), []);
+    assert.deepEqual(await found({ assignee: 'Bob Tester', project: 'shared-work' }), [issue.key]);
+    assert.deepEqual(await found({ status: 'open' }), [issue.key]);
+    await ok(alice, 'transition_issue', { key: issue.key, name: 'Closed' });
+    assert.deepEqual(await found({ status: 'open' }), []);
+    assert.deepEqual(await found({ status: 'closed' }), [issue.key]);
+    assert.deepEqual(await found({ status: 'Closed' }), [issue.key]);
+    assert.deepEqual(await found({ status: 'New' }), []);
+    const day = 24 * 3600 * 1000;
+    assert.deepEqual(await found({ updated_since: new Date(Date.now() - day).toISOString() }), [issue.key]);
+    assert.deepEqual(await found({ updated_since: new Date(Date.now() + day).toISOString().slice(0, 10) }), []);
+    assert.deepEqual(await found({ project: 'alice-private' }), []);
+  });
+
   // Last: it takes bob's key away.
   test('a key Redmine no longer knows is answered as anonymous (200, empty); Mandate reports the connection refused, never an empty result', async () => {
     assert.ok((await ok(bob, 'list_projects')).items.length > 0);

@@ -128,6 +128,45 @@ for (const flavor of ['cloud', 'dc'] as Flavor[]) {
       assert.ok(!JSON.stringify(result).includes('unbound'), 'nothing of the issue is shown');
     });
 
+    test('a moved issue reached by its old key: tools that do not check their answer look the issue up first and refuse before acting', async () => {
+      const moved = structuredClone(fake.issues.get('UNB-9'));
+      const attempts: [User, string, Record<string, unknown>][] = [
+        [scoped, 'add_comment', { key: 'ACME-4', body: 'to the moved issue' }],
+        [reader, 'list_attachments', { key: 'ACME-4' }],
+        [reader, 'list_comments', { key: 'ACME-4' }],
+        [scoped, 'add_attachment', { key: 'ACME-4', filename: 'a.txt', content_base64: 'eA==' }],
+      ];
+      for (const [user, name, input] of attempts) {
+        fake.script.push({ match: `GET ${fake.api}/issue/ACME-4`, status: 200, body: moved });
+        const from = fake.requests.length;
+        const result = await refused(user, name, input);
+        assert.equal(result.code, 'forbidden', name);
+        assert.match(result.message, /issue ACME-4 is in tracker project UNB now/, name);
+        assert.deepEqual(fake.requests.slice(from).map((r) => `${r.method} ${r.path}`), [`GET ${fake.api}/issue/ACME-4`], `${name}: only the look-up left Mandate`);
+      }
+      assert.ok((await ok(scoped, 'add_comment', { key: 'ACME-4', body: 'not moved' })).id, 'the same call on an issue still in ACME');
+    });
+
+    test('a confined caller sees sub-tasks in projects it may read only, and cannot ask for raw fields carrying other issues', async () => {
+      const parent = fake.issues.get('ACME-2')!;
+      parent.fields.subtasks = [
+        { key: 'ACME-3', fields: { summary: 'acme sub-task', status: { name: 'To Do' } } },
+        { key: 'OTHER-7', fields: { summary: 'other secret sub-task', status: { name: 'To Do' } } },
+      ];
+      try {
+        const got = await ok(reader, 'get_issue', { key: 'ACME-2', include: ['subtasks'] });
+        assert.deepEqual(got.subtasks.map((s: { key: string }) => s.key), ['ACME-3']);
+        assert.ok(!JSON.stringify(got).includes('other secret'));
+        for (const name of ['subtasks', 'issuelinks', 'Parent']) {
+          assert.equal((await refused(reader, 'get_issue', { key: 'ACME-2', fields: [name] })).field, 'fields', name);
+          assert.equal((await refused(reader, 'search_issues', { fields: [name] })).field, 'fields', name);
+        }
+        assert.equal((await ok(global, 'get_issue', { key: 'ACME-2', include: ['subtasks'] })).subtasks.length, 2, 'a global grant sees them all');
+      } finally {
+        parent.fields.subtasks = [];
+      }
+    });
+
     test('pm:read only in ACME reads ACME-1, and writing there needs pm:write in ACME', async () => {
       assert.equal((await ok(reader, 'get_issue', { key: 'ACME-2' })).key, 'ACME-2');
       const write = await refused(reader, 'add_comment', { key: 'ACME-2', body: 'hi' });
@@ -295,5 +334,16 @@ describe('project bindings on OpenProject', () => {
     assert.deepEqual([widened.code, widened.field], ['invalid_input', 'query']);
     assert.equal((await ok(scoped, 'search_issues', { project: 'alpha', limit: 50 })).items.length, keys.length);
     assert.equal((await ok(global, 'search_issues', { limit: 50 })).items.length, fake.workPackages.size, 'a global grant is not confined');
+    // Should OpenProject read the filters otherwise, work packages outside the confinement refuse the call.
+    fake.ignoreProjectFilterOnce = true;
+    const leaked = await refused(scoped, 'search_issues', { limit: 50 });
+    assert.equal(leaked.code, 'forbidden');
+    assert.ok(!JSON.stringify(leaked).includes('beta 0'), 'nothing of them is shown');
+    assert.deepEqual(await refused(scoped, 'search_issues', { query: '[null]' }).then((e) => [e.code, e.field]), ['invalid_input', 'query']);
+  });
+
+  test('an issue named in another input is refused on that field', async () => {
+    assert.equal((await refused(scoped, 'update_issue', { key: wp.alpha![0]!, parent: 'ABC-1' })).field, 'parent');
+    assert.equal((await refused(scoped, 'link_issues', { type: 'blocks', from: wp.alpha![0]!, to: 'ABC-1' })).field, 'to');
   });
 });

@@ -53,6 +53,8 @@ export interface OperationContext {
   tracker?: Tracker;
   /** The tracker projects a search is confined to by the binding guard (undefined: not confined). */
   trackerProjects?: readonly string[] | undefined;
+  /** Whether a confined caller may act on a tracker project with the tool's permission (undefined: not confined). */
+  mayActOn?: ((trackerProject: string) => Promise<boolean>) | undefined;
   /**
    * P2: refuses unless the caller holds every permission `userId` holds, in every scope (for
    * operations whose target is known only once they run; the runner checks `actsOn` itself).

@@ -229,9 +229,10 @@ export interface Tracker {
   deleteAttachment(key: string, attachmentId: string): Promise<void>;
   /**
    * The tracker project of an issue as bindings name it (Jira: the key's prefix, with no request,
-   * null for a numeric id; Redmine: the project's identifier; OpenProject: the project's id).
+   * null for a numeric id, or with `current` the project Jira has it in now, a moved issue's new
+   * one; Redmine: the project's identifier; OpenProject: the project's id).
    */
-  bindingProjectOfIssue(key: string): Promise<string | null>;
+  bindingProjectOfIssue(key: string, options?: { current?: boolean; field?: string }): Promise<string | null>;
   /** A project given in input (key, identifier or id) as bindings name it. */
   bindingProjectOf(project: string): Promise<string>;
 }

@@ -58,6 +58,8 @@ export class FakeOpenProject {
    * as an instance allowing anonymous access does for a request without valid credentials.
    */
   anonymousAccess = false;
+  /** The next work package search ignores its project filter (a tracker reading a query otherwise). */
+  ignoreProjectFilterOnce = false;
   readonly requests: { method: string; path: string; query: URLSearchParams; body: unknown; user: string | null }[] = [];
   private readonly violations: string[] = [];
   /** Runs after a work package is read and before the next request (a concurrent edit, say). */
@@ -400,7 +402,7 @@ export class FakeOpenProject {
       for (const filter of this.filtersOf(url)) {
         const [name, spec] = Object.entries(filter)[0] as [string, Json];
         const values = (spec.values ?? []) as string[];
-        if (name === 'project') all = all.filter((wp) => values.includes(String(wp.projectId)));
+        if (name === 'project' && !this.ignoreProjectFilterOnce) all = all.filter((wp) => values.includes(String(wp.projectId)));
         if (name === 'assignee') all = all.filter((wp) => (spec.operator === '!*' ? wp.assigneeId === null : values.map((v) => (v === 'me' ? String(user.id) : v)).includes(String(wp.assigneeId))));
         if (name === 'status') {
           const closed = (wp: Json) => STATUSES.find((s) => s.id === wp.statusId)!.isClosed;
@@ -409,6 +411,7 @@ export class FakeOpenProject {
         if (name === 'subject') all = all.filter((wp) => String(wp.subject).toLowerCase().includes(values[0]!.toLowerCase()));
         if (name === 'updatedAt') all = all.filter((wp) => !values[0] || wp.updatedAt >= values[0]);
       }
+      this.ignoreProjectFilterOnce = false;
       all.sort((a, b) => String(b.updatedAt).localeCompare(String(a.updatedAt)) || b.id - a.id);
       return [200, this.collection(all.map((wp) => this.wpJson(wp)), q)];
     }

@@ -16,7 +16,9 @@ import type { Tracker } from '../../pm/provider.ts';
  * - `tracker`: nothing of any project (priorities, link types, fields, users): a grant in any project will do;
  * - `global`: more than one project can say (boards, sprints, every project): a global grant only.
  */
-export type TrackerScope = { issues?: readonly (string | undefined)[]; projects?: readonly (string | undefined)[] } | 'search' | 'tracker' | 'global';
+export type TrackerScope = { issues?: readonly (IssueRef | undefined)[]; projects?: readonly (string | undefined)[] } | 'search' | 'tracker' | 'global';
+/** An issue key, or one with the input field it came from (for errors about it). */
+export type IssueRef = string | { key: string | undefined; field: string };
 
 const TRACKER_OF: Record<PmConnection['provider'], TrackerKind> = { jira_cloud: 'jira', jira_dc: 'jira', redmine: 'redmine', openproject: 'openproject' };
 
@@ -38,6 +40,16 @@ export interface Guarded {
   confinedTo?: readonly string[];
   /** The tracker projects the call was allowed on (undefined: any, a global grant or no project). */
   allowed?: ReadonlySet<string>;
+  /** Whether the caller may act on a tracker project with the call's permission (undefined: anywhere, a global grant). */
+  mayActOn?: (trackerProject: string) => Promise<boolean>;
+}
+
+export interface GuardOptions {
+  /**
+   * Jira finds a moved issue by its old key: unless the call checks its answer's project
+   * (requireAnsweredWithin), a confined caller's issues are looked up first to know where they are now.
+   */
+  confirmIssueProjects: boolean;
 }
 
 /**
@@ -46,7 +58,7 @@ export interface Guarded {
  * allowed on. A Jira issue key names its project; a Redmine or OpenProject issue number does not,
  * so there the issue's project is read first (for callers without a global grant only).
  */
-export async function guardTrackerScope(ctx: OperationContext, operation: string, permission: Permission, scope: TrackerScope, connection: PmConnection, tracker: Tracker): Promise<Guarded> {
+export async function guardTrackerScope(ctx: OperationContext, operation: string, permission: Permission, scope: TrackerScope, connection: PmConnection, tracker: Tracker, options: GuardOptions): Promise<Guarded> {
   // Through a lent connection (an agent's, its spawner's) only what the owner delegated counts:
   // a grant from anyone else never rides on the owner's credential.
   const lentBy = connection.user.id !== callerUserId(ctx.caller) ? connection.user.id : null;
@@ -70,23 +82,40 @@ export async function guardTrackerScope(ctx: OperationContext, operation: string
     return { confinedTo: readable.sort() };
   }
   const byKey = new Map(bindings.map((binding) => [binding.trackerProject, binding.project]));
+  const mayActOn = async (trackerProject: string) => {
+    const bound = byKey.get(trackerProject);
+    return bound !== undefined && (await holdsIn(bound.id));
+  };
+  const requireOn = async (trackerProject: string, why = '') => {
+    const bound = byKey.get(trackerProject);
+    if (!bound) throw needsGlobal(`${why}tracker project ${trackerProject} is bound to no project`);
+    if (!(await holdsIn(bound.id))) {
+      throw new OpError('forbidden', `permission denied: ${operation} needs ${permission} in project ${bound.key}${why ? ` (${why.replace(/: $/, '')})` : ''}${lentBy ? ', delegated by the owner of the connection it uses' : ''}`);
+    }
+  };
   const touched = new Set<string>();
-  for (const key of scope.issues ?? []) {
-    if (key === undefined) continue;
-    const project = await tracker.bindingProjectOfIssue(key);
+  const issues = (scope.issues ?? [])
+    .map((ref) => (typeof ref === 'object' ? ref : { key: ref, field: 'key' }))
+    .filter((ref): ref is { key: string; field: string } => ref.key !== undefined);
+  for (const { key, field } of issues) {
+    const project = await tracker.bindingProjectOfIssue(key, { field });
     if (!project) throw needsGlobal(`issue ${key} is not named by a key that says its project`);
     touched.add(project);
   }
   for (const key of scope.projects ?? []) if (key !== undefined) touched.add(await tracker.bindingProjectOf(key));
-  for (const trackerProject of touched) {
-    const bound = byKey.get(trackerProject);
-    if (!bound) throw needsGlobal(`tracker project ${trackerProject} is bound to no project`);
-    if (!(await holdsIn(bound.id))) {
-      throw new OpError('forbidden', `permission denied: ${operation} needs ${permission} in project ${bound.key}${lentBy ? ', delegated by the owner of the connection it uses' : ''}`);
+  // First on what the call names, with no request on Jira: a refused call never reaches the tracker.
+  for (const trackerProject of touched) await requireOn(trackerProject);
+  if (kind === 'jira' && options.confirmIssueProjects) {
+    for (const { key } of issues) {
+      const now = await tracker.bindingProjectOfIssue(key, { current: true });
+      if (now !== null && now !== (await tracker.bindingProjectOfIssue(key))) {
+        await requireOn(now, `issue ${key} is in tracker project ${now} now: `);
+        touched.add(now);
+      }
     }
   }
   // Only a Jira answer can name another project than the one checked (a moved issue's old key).
-  return kind === 'jira' ? { allowed: touched } : {};
+  return kind === 'jira' ? { allowed: touched, mayActOn } : { mayActOn };
 }
 
 /**

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { issueOutput, trackerPage } from './outputs.ts';
 import { OpError } from '../../errors.ts';
+import type { OperationContext } from '../operation.ts';
 import { fieldList, issueKey, markdownText, pageOutput, pmCursor, pmLimit, pmTool, projectRef } from './tools.ts';
 import type { IssueInput } from '../../pm/provider.ts';
 
@@ -63,6 +64,7 @@ export const searchIssues = pmTool({
     cursor: pmCursor,
   },
   async run(tracker, input, ctx) {
+    refuseOtherIssuesFields(input.fields, ctx);
     const page = await tracker.searchIssues({ ...input, updatedSince: input.updated_since, confineTo: ctx.trackerProjects });
     return pageOutput(page);
   },
@@ -78,13 +80,36 @@ export const getIssue = pmTool({
   output: issueOutput,
   input: { key: issueKey, fields: fieldList, include: z.array(z.enum(INCLUDES)).max(5).default([]) },
   target: (input) => `issue:${input.key}`,
-  run: (tracker, input) => tracker.getIssue(input.key, { fields: input.fields, include: input.include }),
+  checksAnswer: true,
+  async run(tracker, input, ctx) {
+    refuseOtherIssuesFields(input.fields, ctx);
+    const issue = await tracker.getIssue(input.key, { fields: input.fields, include: input.include });
+    if (ctx.mayActOn && issue.subtasks?.length) {
+      // A sub-task may be in another project: a confined caller sees those it may read only.
+      const shown = [];
+      for (const subtask of issue.subtasks) {
+        const project = await tracker.bindingProjectOfIssue(subtask.key, { current: true });
+        if (project !== null && (await ctx.mayActOn(project))) shown.push(subtask);
+      }
+      issue.subtasks = shown;
+    }
+    return issue;
+  },
 });
+
+// Raw fields that carry other issues' summaries (Jira); a confined caller asks include instead.
+const OTHER_ISSUES_FIELDS = ['issuelinks', 'subtasks', 'parent'];
+
+function refuseOtherIssuesFields(fields: readonly string[] | undefined, ctx: OperationContext): void {
+  if (!ctx.mayActOn && !ctx.trackerProjects) return;
+  const named = (fields ?? []).find((name) => OTHER_ISSUES_FIELDS.includes(name.toLowerCase()));
+  if (named) throw new OpError('invalid_input', `${named} carries other issues, which may be in projects you may not read; use include (links, subtasks) or the parent key instead`, { field: 'fields' });
+}
 
 export const createIssue = pmTool({
   name: 'create_issue',
   toolset: 'issues',
-  scope: (input) => ({ projects: [input.project], issues: [input.parent] }),
+  scope: (input) => ({ projects: [input.project], issues: [{ key: input.parent, field: 'parent' }] }),
   route: { method: 'POST', path: '/api/pm/issues', status: () => 201 },
   title: 'Create an issue',
   description: 'Creates an issue in a project (key) with a type (name or id), summary and optional Markdown description, priority, labels, assignee ("me", email, name or account id), parent and further fields. Returns its key and URL.',
@@ -103,7 +128,7 @@ export const createIssue = pmTool({
 export const updateIssue = pmTool({
   name: 'update_issue',
   toolset: 'issues',
-  scope: (input) => ({ issues: [input.key, input.parent] }),
+  scope: (input) => ({ issues: [input.key, { key: input.parent, field: 'parent' }] }),
   route: { method: 'PATCH', path: '/api/pm/issues/{key}' },
   title: 'Update an issue',
   description:

@@ -17,7 +17,7 @@ export const listLinkTypes = pmTool({
 export const linkIssues = pmTool({
   name: 'link_issues',
   toolset: 'links',
-  scope: (input) => ({ issues: [input.from, input.to] }),
+  scope: (input) => ({ issues: [{ key: input.from, field: 'from' }, { key: input.to, field: 'to' }] }),
   route: { method: 'POST', path: '/api/pm/links', status: () => 201 },
   title: 'Link two issues',
   description: 'Links two issues with a link type name: "from <type outward> to", e.g. type Blocks, from A, to B reads "A blocks B". Optional Markdown comment.',
@@ -53,7 +53,7 @@ export const addRemoteLink = pmTool({
 export const setParent = pmTool({
   name: 'set_parent',
   toolset: 'links',
-  scope: (input) => ({ issues: [input.key, input.parent ?? undefined] }),
+  scope: (input) => ({ issues: [input.key, { key: input.parent ?? undefined, field: 'parent' }] }),
   route: { method: 'POST', path: '/api/pm/issues/{key}/parent' },
   title: 'Set an issue\'s parent',
   description: 'Makes parent (an issue key, e.g. an epic) the parent of the issue, or removes the parent with parent null.',

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { operation, type OperationContext, type OperationStep, type Route } from '../operation.ts';
 import { withTracker } from './connection-use.ts';
-import { guardTrackerScope, requireAnsweredWithin, type TrackerScope } from './bindings.ts';
+import { guardTrackerScope, requireAnsweredWithin, type GuardOptions, type TrackerScope } from './bindings.ts';
 import type { Page, Tracker } from '../../pm/provider.ts';
 import type { PmToolset } from '../../pm/settings.ts';
 import { OpError } from '../../errors.ts';
@@ -23,7 +23,7 @@ export const issueKey = z
   .trim()
   .min(1, 'must not be empty')
   .max(100, 'must be at most 100 characters')
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]*$/, 'must be an issue key such as PROJ-123 (Redmine, OpenProject: 123): letters, digits, "-" and "_"')
+  .regex(/^#?[A-Za-z0-9][A-Za-z0-9_-]*$/, 'must be an issue key such as PROJ-123 (Redmine, OpenProject: 123 or #123): letters, digits, "-" and "_"')
   .describe('the issue key, e.g. PROJ-123 (Redmine: 123)');
 export const projectRef = z.string().trim().min(1, 'must not be empty').max(255, 'must be at most 255 characters');
 export const markdownText = (what: string) => z.string().min(1, 'must not be empty').max(32_000, 'must be at most 32000 characters').describe(`${what} (Markdown)`);
@@ -45,6 +45,8 @@ interface PmToolDefinition<Shape extends z.ZodRawShape, Output> {
   idempotent?: boolean;
   /** The tracker projects the call touches, for the binding guard (default: `global`, a global grant only). */
   scope?: (input: z.output<z.ZodObject<Shape>>) => TrackerScope;
+  /** The answer names the issue's project, checked after the call (get_issue): no lookup before it. */
+  checksAnswer?: boolean;
   /** Inputs kept out of the audit event and scrubbed from messages. */
   secretInputs?: string[];
   /** Names what the call acts on for the audit event, e.g. the issue key. */
@@ -74,7 +76,7 @@ export function pmTool<Shape extends z.ZodRawShape, Output>(definition: PmToolDe
     },
     ...(definition.target ? { target: definition.target as (input: unknown) => string | undefined } : {}),
     ...(definition.secretInputs ? { secretInputs: definition.secretInputs } : {}),
-    steps: [callerTracker(definition.name, write ? 'pm:write' : 'pm:read', (definition.scope ?? (() => 'global')) as (input: unknown) => TrackerScope, definition.target as ((input: unknown) => string | undefined) | undefined)],
+    steps: [callerTracker(definition.name, write ? 'pm:write' : 'pm:read', (definition.scope ?? (() => 'global')) as (input: unknown) => TrackerScope, definition.target as ((input: unknown) => string | undefined) | undefined, { confirmIssueProjects: !definition.checksAnswer })],
     run: (ctx, input) => definition.run(ctx.tracker!, input as never, ctx),
   });
 }
@@ -83,14 +85,14 @@ export function pmTool<Shape extends z.ZodRawShape, Output>(definition: PmToolDe
  * The tracker step: opens the caller's own connection (the one named, or the default), names it
  * in the audit target, and maps the tracker's failures to clear errors (withTracker).
  */
-function callerTracker(operation: string, permission: Permission, scope: (input: unknown) => TrackerScope, target: ((input: unknown) => string | undefined) | undefined): OperationStep {
+function callerTracker(operation: string, permission: Permission, scope: (input: unknown) => TrackerScope, target: ((input: unknown) => string | undefined) | undefined, options: GuardOptions): OperationStep {
   return (ctx, input, next) =>
     withTracker(ctx, (input as { connection?: string }).connection, permission, async (tracker, connection) => {
       const acted = target?.(input);
       ctx.setTarget(`pm_connection:${connection.id}${acted ? ` ${acted}` : ''}`);
       // Before any request: a call on a tracker project the caller may not act on never leaves.
-      const guarded = await guardTrackerScope(ctx, operation, permission, scope(input), connection, tracker);
-      const result = await next(Object.create(ctx, { tracker: { value: tracker }, trackerProjects: { value: guarded.confinedTo } }) as OperationContext);
+      const guarded = await guardTrackerScope(ctx, operation, permission, scope(input), connection, tracker, options);
+      const result = await next(Object.create(ctx, { tracker: { value: tracker }, trackerProjects: { value: guarded.confinedTo }, mayActOn: { value: guarded.mayActOn } }) as OperationContext);
       requireAnsweredWithin(result, guarded, operation);
       return result;
     });

@@ -662,8 +662,10 @@ export class JiraTracker implements Tracker {
 
   // ---- what bindings name ----
 
-  async bindingProjectOfIssue(key: string): Promise<string | null> {
-    return jiraProjectOf(key);
+  async bindingProjectOfIssue(key: string, options: { current?: boolean; field?: string } = {}): Promise<string | null> {
+    if (!options.current) return jiraProjectOf(key);
+    const raw = await this.api.api<Json>('GET', `/issue/${encodeURIComponent(key)}`, { query: { fields: 'project' } });
+    return typeof raw.fields?.project?.key === 'string' ? raw.fields.project.key.toUpperCase() : null;
   }
 
   async bindingProjectOf(project: string): Promise<string> {

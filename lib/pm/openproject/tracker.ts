@@ -236,8 +236,8 @@ export class OpenProjectTracker implements Tracker {
     await this.whoami();
   }
 
-  async bindingProjectOfIssue(key: string): Promise<string> {
-    return String(idOf((await this.workPackage(key))._links?.project));
+  async bindingProjectOfIssue(key: string, options: { field?: string } = {}): Promise<string> {
+    return String(idOf((await this.workPackage(key, options.field))._links?.project));
   }
 
   async bindingProjectOf(project: string): Promise<string> {

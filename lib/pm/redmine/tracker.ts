@@ -283,8 +283,8 @@ export class RedmineTracker implements Tracker {
     return new Set(ids.filter((id): id is string => id !== null));
   }
 
-  async bindingProjectOfIssue(key: string): Promise<string> {
-    const { issue } = await this.call<{ issue: Json }>('GET', `/issues/${issueId(key)}.json`);
+  async bindingProjectOfIssue(key: string, options: { field?: string } = {}): Promise<string> {
+    const { issue } = await this.call<{ issue: Json }>('GET', `/issues/${issueId(key, options.field)}.json`);
     return String((await this.projectRow(String(issue.project?.id))).identifier);
   }
 
