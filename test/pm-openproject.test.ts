@@ -189,7 +189,7 @@ test('metadata, and clear errors for what OpenProject does not have', async () =
   const projects = await ok(alice, 'list_projects', { query: 'comm' });
   assert.deepEqual(projects.items.map((p: any) => p.key), ['common']);
   const fields = (await ok(alice, 'get_create_fields', { project: 'alpha', issue_type: 'Bug' })).items;
-  assert.deepEqual(fields.map((f: any) => [f.id, f.required, f.custom]), [['subject', true, false], ['description', false, false], ['priority', false, false], ['customField3', false, true]]);
+  assert.deepEqual(fields.map((f: any) => [f.id, f.required, f.custom]), [['subject', true, false], ['description', false, false], ['priority', false, false], ['customField3', false, true], ['customField4', false, true], ['startDate', false, false]]);
   assert.deepEqual(fields.find((f: any) => f.id === 'priority').allowed_values, ['Normal', 'High']);
   assert.ok((await ok(alice, 'search_fields', { query: 'date' })).items.some((f: any) => f.id === 'dueDate'));
   assert.deepEqual((await ok(alice, 'search_users', { query: 'bob' })).items.map((u: any) => u.name), ['Bob Roe']);
@@ -235,4 +235,28 @@ test('a key OpenProject no longer knows, answered as the anonymous user (an empt
   } finally {
     fake.anonymousAccess = false;
   }
+});
+
+test('custom fields by name as well as by property, read and written; list fields by one of their allowed values; unknown, read-only or disallowed values refused on their field with nothing sent', async () => {
+  const created = await ok(alice, 'create_issue', { project: 'alpha', type: 'Task', summary: 'For a customer', fields: { Customer: 'ACME Corp', Severity: 'critical', 'start date': '2026-12-01' } });
+  const got = await ok(alice, 'get_issue', { key: created.key, fields: ['Customer', 'severity', 'customField3', 'Start date'] });
+  assert.deepEqual(got.fields, { Customer: 'ACME Corp', severity: 'Critical', customField3: 'ACME Corp', 'Start date': '2026-12-01' });
+  const schema = (await ok(alice, 'get_create_fields', { project: 'alpha', issue_type: 'Task' })).items;
+  assert.deepEqual(schema.find((f: any) => f.id === 'customField4').allowed_values, ['Low', 'Critical']);
+  await ok(alice, 'update_issue', { key: created.key, fields: { severity: 'Low', customField3: 'Globex' } });
+  assert.deepEqual((await ok(alice, 'get_issue', { key: created.key, fields: ['Severity', 'Customer'] })).fields, { Severity: 'Low', Customer: 'Globex' });
+  const version = fake.workPackages.get(Number(created.key))!.lockVersion;
+  const cases: [Record<string, unknown>, string, RegExp][] = [
+    [{ 'Story Points': 3 }, 'fields.Story Points', /no field of this work package's form .*Customer \(customField3\)/],
+    [{ Severity: 'Blocker' }, 'fields.Severity', /must be one of Low, Critical/],
+    [{ 'Created on': '2020-01-01' }, 'fields.Created on', /cannot be changed/],
+  ];
+  for (const [fields, field, message] of cases) {
+    const refusedChange = await refused(alice, 'update_issue', { key: created.key, summary: 'changed?', fields });
+    assert.deepEqual([refusedChange.code, refusedChange.field], ['invalid_input', field]);
+    assert.match(refusedChange.message, message);
+  }
+  assert.equal(fake.workPackages.get(Number(created.key))!.lockVersion, version, 'nothing was changed');
+  await ok(alice, 'transition_issue', { key: created.key, name: 'In progress', fields: { Severity: 'Critical' } });
+  assert.equal((await ok(alice, 'get_issue', { key: created.key, fields: ['Severity'] })).fields.Severity, 'Critical');
 });

@@ -242,6 +242,24 @@ describe('Redmine (real server)', { skip: unavailable ?? false }, () => {
     assert.deepEqual(await found({ project: 'alice-private' }), []);
   });
 
+  test('custom fields by name as well as id, read and written (names from the issue itself); an unknown one is refused on its field before any change', async () => {
+    const created = await ok(alice, 'create_issue', { project: 'shared-work', type: 'Bug', summary: 'For a customer', fields: { due_date: '2027-01-31' } });
+    const named = await ok(alice, 'get_issue', { key: created.key, fields: ['Customer', 'due_date'] });
+    assert.deepEqual(named.fields, { Customer: null, due_date: '2027-01-31' });
+    await ok(alice, 'update_issue', { key: created.key, fields: { customer: 'ACME Corp' } });
+    assert.equal((await ok(bob, 'get_issue', { key: created.key, fields: ['Customer'] })).fields.Customer, 'ACME Corp');
+    const byName = await refused(alice, 'create_issue', { project: 'shared-work', type: 'Bug', summary: 'x', fields: { Customer: 'y' } });
+    assert.deepEqual([byName.code, byName.field], ['invalid_input', 'fields.Customer']);
+    assert.match(byName.message, /cf_<id>/);
+    const unknown = await refused(alice, 'update_issue', { key: created.key, summary: 'changed?', fields: { 'Story Points': 3 } });
+    assert.deepEqual([unknown.code, unknown.field], ['invalid_input', 'fields.Story Points']);
+    assert.match(unknown.message, /Customer \(cf_\d+\)/);
+    const id = /Customer \((cf_\d+)\)/.exec(unknown.message)![1]!;
+    await ok(alice, 'transition_issue', { key: created.key, name: 'In Progress', fields: { [id]: 'Globex' } });
+    assert.deepEqual((await ok(alice, 'get_issue', { key: created.key, fields: [id, 'customer'] })).fields, { [id]: 'Globex', customer: 'Globex' });
+    assert.equal((await ok(alice, 'get_issue', { key: created.key })).summary, 'For a customer', 'the refused change changed nothing');
+  });
+
   // Last: it takes bob's key away.
   test('a key Redmine no longer knows is answered as anonymous (200, empty); Mandate reports the connection refused, never an empty result', async () => {
     assert.ok((await ok(bob, 'list_projects')).items.length > 0);

@@ -27,6 +27,10 @@ const STATUSES = [
 ];
 const PRIORITIES = [{ id: 8, name: 'Normal' }, { id: 9, name: 'High' }];
 const TYPES = [{ id: 1, name: 'Task' }, { id: 2, name: 'Bug' }];
+const SEVERITIES = [{ id: 31, value: 'Low' }, { id: 32, value: 'Critical' }];
+// What a work package body may hold (these tests' subset of the documented properties).
+const PROPERTIES = new Set(['lockVersion', 'subject', 'description', 'startDate', 'dueDate', 'estimatedTime', 'percentageDone', '_links', 'customField3']);
+const LINKS = new Set(['status', 'type', 'priority', 'assignee', 'responsible', 'parent', 'project', 'version', 'customField4']);
 const RELATION_TYPES = ['relates', 'duplicates', 'duplicated', 'blocks', 'blocked', 'precedes', 'follows', 'includes', 'partof', 'requires', 'required'];
 const FILTERS: Record<string, string[]> = {
   work_packages: ['project', 'assignee', 'status', 'subject', 'updatedAt', 'id'],
@@ -137,7 +141,10 @@ export class FakeOpenProject {
       description: { format: 'markdown', raw: wp.description.raw, html: `<p>${wp.description.raw}</p>` },
       createdAt: wp.createdAt,
       updatedAt: wp.updatedAt,
+      startDate: wp.startDate ?? null,
+      customField3: wp.customField3 ?? null,
       _links: {
+        customField4: wp.severity ? { href: `/api/v3/custom_options/${wp.severity.id}`, title: wp.severity.value } : { href: null },
         self: { href: `/api/v3/work_packages/${wp.id}`, title: wp.subject },
         project: { href: `/api/v3/projects/${project.id}`, title: project.name },
         status: { href: `/api/v3/statuses/${status.id}`, title: status.name },
@@ -206,6 +213,10 @@ export class FakeOpenProject {
   }
 
   private checkBody(where: string, body: Json): void {
+    if (/^(PATCH|POST) \/api\/v3\/(work_packages\/\d+|projects\/[^/]+\/work_packages)$/.test(where)) {
+      for (const name of Object.keys(body)) if (!PROPERTIES.has(name)) this.violations.push(`${where}: a work package has no property ${name}`);
+      for (const name of Object.keys((body._links ?? {}) as Json)) if (!LINKS.has(name)) this.violations.push(`${where}: a work package has no link ${name}`);
+    }
     for (const [name, link] of Object.entries((body._links ?? {}) as Json)) {
       if (!link || typeof link !== 'object' || !(link.href === null || (typeof link.href === 'string' && link.href.startsWith('/api/v3/')))) {
         this.violations.push(`${where}: _links.${name} is not {href: "/api/v3/..." | null}`);
@@ -340,8 +351,15 @@ export class FakeOpenProject {
       wp.subject = body.subject;
     }
     if (body.description) wp.description = { format: 'markdown', raw: body.description.raw };
+    if ('customField3' in body) wp.customField3 = body.customField3;
+    if ('startDate' in body) wp.startDate = body.startDate;
     const links = (body._links ?? {}) as Json;
     const idIn = (link: Json) => (link.href === null ? null : Number(String(link.href).split('/').pop()));
+    if (links.customField4) {
+      const option = SEVERITIES.find((o) => o.id === idIn(links.customField4));
+      if (links.customField4.href !== null && !option) return [422, error('PropertyConstraintViolation', 'Severity is not set to one of the allowed values.', 'customField4')];
+      wp.severity = option ?? null;
+    }
     if (links.status) wp.statusId = idIn(links.status);
     if (links.type) wp.typeId = idIn(links.type);
     if (links.priority) wp.priorityId = idIn(links.priority);
@@ -424,6 +442,9 @@ export class FakeOpenProject {
         description: { type: 'Formattable', name: 'Description', required: false, writable: true },
         priority: { type: 'Priority', name: 'Priority', required: false, writable: true, _embedded: { allowedValues: PRIORITIES } },
         customField3: { type: 'String', name: 'Customer', required: false, writable: true },
+        customField4: { type: 'CustomOption', name: 'Severity', required: false, writable: true, _embedded: { allowedValues: SEVERITIES.map((s) => ({ _type: 'CustomOption', id: s.id, value: s.value, _links: { self: { href: `/api/v3/custom_options/${s.id}`, title: s.value } } })) } },
+        startDate: { type: 'Date', name: 'Start date', required: false, writable: true },
+        createdAt: { type: 'DateTime', name: 'Created on', required: true, writable: false },
         _links: { self: { href: path } },
       }];
     }

@@ -250,7 +250,8 @@ export class OpenProjectTracker implements Tracker {
 
   async getIssue(key: string, options: { fields?: string[] | undefined; include: IssueInclude[] }): Promise<Issue> {
     const raw = await this.workPackage(key);
-    const issue = this.issue(raw, options.fields ?? null, true);
+    const issue = this.issue(raw, null, true);
+    if (options.fields?.length) issue.fields = await this.requestedFields(raw, options.fields);
     const id = String(raw.id);
     if (options.include.includes('comments') || options.include.includes('history')) {
       const activities = await this.activities(id);
@@ -269,6 +270,23 @@ export class OpenProjectTracker implements Tracker {
     return issue;
   }
 
+  /** Further fields of a work package, keyed as asked: by property, or by name through its schema. */
+  private async requestedFields(raw: Json, names: readonly string[]): Promise<Record<string, unknown>> {
+    const links = raw._links ?? {};
+    const valueOf = (property: string) => raw[property] ?? titleOf(links[property]) ?? null;
+    const out: Record<string, unknown> = {};
+    for (const name of names) {
+      if (name in raw || name in links) {
+        out[name] = valueOf(name);
+        continue;
+      }
+      const project = idOf(links.project);
+      const type = idOf(links.type);
+      out[name] = project && type ? valueOf(this.propertyOf(await this.schema(project, type), name)[0]) : null;
+    }
+    return out;
+  }
+
   private async links(input: IssueInput, project: string | undefined): Promise<Json> {
     const links: Json = {};
     if (input.type !== undefined) {
@@ -281,9 +299,62 @@ export class OpenProjectTracker implements Tracker {
     return links;
   }
 
-  private async body(input: IssueInput, project: string | undefined): Promise<Json> {
+  /** A work package form's schema (its fields by property) for a project and type, once per call. */
+  private readonly schemas = new Map<string, Promise<Json>>();
+  private schema(projectId: string, typeId: string): Promise<Json> {
+    const key = `${projectId}-${typeId}`;
+    let found = this.schemas.get(key);
+    if (!found) this.schemas.set(key, (found = this.call('GET', `/work_packages/schemas/${encodeURIComponent(key)}`)));
+    return found;
+  }
+
+  /** The schema's property for a field given by property (customField3, startDate) or by name (Customer, "Start date"). */
+  private propertyOf(schema: Json, name: string): [string, Json] {
+    const fields = Object.entries(schema).filter(([key, spec]) => !key.startsWith('_') && spec && typeof spec === 'object') as [string, Json][];
+    const exact = fields.find(([key]) => key === name);
+    if (exact) return exact;
+    const named = fields.filter(([, spec]) => String(spec.name ?? '').toLowerCase() === name.toLowerCase());
+    if (named.length === 1) return named[0]!;
+    throw invalid(`fields.${name}`, named.length
+      ? `names several fields (${named.map(([key]) => key).join(', ')}); give one by property`
+      : `is no field of this work package's form (fields: ${fields.filter(([, spec]) => spec.writable).map(([key, spec]) => `${spec.name ?? key} (${key})`).join(', ') || 'none'})`);
+  }
+
+  /**
+   * `fields` as OpenProject takes them, from its form's schema: values of plain fields as given,
+   * a field holding a resource (a list option, a user, a version) from one of its allowed values
+   * by name, as a link. Read-only and unknown fields are refused on their name.
+   */
+  private async fieldsBody(fields: Record<string, unknown>, projectId: string | undefined, typeId: string | undefined): Promise<Json> {
+    const names = Object.keys(fields);
+    if (!names.length) return {};
+    if (!projectId || !typeId) throw invalid(`fields.${names[0]}`, 'further fields need the work package\'s project and type');
+    const schema = await this.schema(projectId, typeId);
+    const body: Json = {};
+    const links: Json = {};
+    for (const [name, value] of Object.entries(fields)) {
+      const [property, spec] = this.propertyOf(schema, name);
+      if (!spec.writable) throw invalid(`fields.${name}`, `${spec.name ?? property} cannot be changed`);
+      const allowed = (spec._embedded?.allowedValues ?? spec._links?.allowedValues) as Json[] | undefined;
+      if (!Array.isArray(allowed)) {
+        body[property] = value;
+        continue;
+      }
+      const label = (option: Json) => String(option.value ?? option.name ?? option.title ?? option.id);
+      const chosen = value === null ? null : allowed.find((option) => label(option).toLowerCase() === String(value).toLowerCase() || String(option.id) === String(value));
+      const target = chosen === null ? null : chosen?._links?.self?.href ?? chosen?.href;
+      if (chosen === undefined || (chosen !== null && (typeof target !== 'string' || !target.startsWith(`${API}/`)))) {
+        throw invalid(`fields.${name}`, `must be one of ${allowed.map(label).join(', ') || 'none'} (or null)`);
+      }
+      links[property] = { href: target };
+    }
+    if (Object.keys(links).length) body._links = links;
+    return body;
+  }
+
+  private async body(input: IssueInput, project: string | undefined, typeId?: string): Promise<Json> {
     if (input.labels?.length) throw unsupported(LABEL, 'labels');
-    const body: Json = { ...(input.fields ?? {}) };
+    const body: Json = input.fields ? await this.fieldsBody(input.fields, project, typeId) : {};
     if (input.summary !== undefined) body.subject = input.summary;
     if (input.description !== undefined) body.description = { format: 'markdown', raw: input.description };
     const links = await this.links(input, project);
@@ -296,7 +367,8 @@ export class OpenProjectTracker implements Tracker {
     const project = await this.projectId(input.project);
     // OpenProject needs a type: the one named, else the project's first (usually "Task").
     const type = input.type ?? (await this.listIssueTypes(project))[0]?.name;
-    const created = await this.call('POST', `/projects/${project}/work_packages`, { body: await this.body({ ...input, ...(type ? { type } : {}) }, project) });
+    const typeId = type ? await this.named(`/projects/${project}/types`, type, 'type') : undefined;
+    const created = await this.call('POST', `/projects/${project}/work_packages`, { body: await this.body({ ...input, ...(type ? { type } : {}) }, project, typeId) });
     return { key: String(created.id), id: String(created.id), url: this.issueUrl(created.id) };
   }
 
@@ -308,7 +380,11 @@ export class OpenProjectTracker implements Tracker {
   }
 
   async updateIssue(key: string, input: IssueInput): Promise<void> {
-    await this.patch(key, (current) => this.body(input, idOf(current._links?.project) ?? undefined));
+    await this.patch(key, async (current) => {
+      const project = idOf(current._links?.project) ?? undefined;
+      const typeId = input.type !== undefined && project ? await this.named(`/projects/${project}/types`, input.type, 'type') : idOf(current._links?.type) ?? undefined;
+      return this.body(input, project, typeId);
+    });
   }
 
   async deleteIssue(key: string): Promise<void> {
@@ -336,7 +412,7 @@ export class OpenProjectTracker implements Tracker {
     const wanted = (input.name ?? '').toLowerCase();
     const chosen = available.find((t) => t.id === input.id) ?? available.find((t) => t.name.toLowerCase() === wanted);
     if (!chosen) throw invalid('transition', `work package ${key} cannot move to "${input.id ?? input.name}" now; allowed: ${available.map((t) => `${t.name} (id ${t.id})`).join(', ') || 'none'}`);
-    const extra = input.fields ?? {};
+    const extra = input.fields ? await this.fieldsBody(input.fields, idOf(current._links?.project) ?? undefined, idOf(current._links?.type) ?? undefined) : {};
     await this.call('PATCH', `/work_packages/${current.id}`, {
       body: { ...extra, lockVersion: current.lockVersion, _links: { ...((extra._links as Json | undefined) ?? {}), status: href(`/statuses/${chosen.id}`) } },
     });
@@ -452,7 +528,7 @@ export class OpenProjectTracker implements Tracker {
           name: String(s.name ?? name),
           type: s.type ?? null,
           required: Boolean(s.required),
-          ...(Array.isArray(allowed) ? { allowed_values: allowed.map((v) => String(v.name ?? v.title ?? v.id)) } : {}),
+          ...(Array.isArray(allowed) ? { allowed_values: allowed.map((v) => String(v.value ?? v.name ?? v.title ?? v.id)) } : {}),
           custom: name.startsWith('customField'),
         };
       });

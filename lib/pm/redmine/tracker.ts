@@ -38,18 +38,38 @@ const issueId = (key: string, field = 'key') => numberedKey(key, field, 'Redmine
 const ISSUE_ATTRIBUTES = new Set(['start_date', 'due_date', 'done_ratio', 'estimated_hours', 'is_private', 'category_id', 'fixed_version_id', 'private_notes']);
 const CUSTOM_FIELD_ID = /^(?:cf|customfield)_(\d+)$/;
 
-/** `fields` as Redmine takes them: attributes as given, custom fields in custom_fields. */
-function fieldsBody(fields: Record<string, unknown>): Json {
+const namesCustomField = (name: string) => !CUSTOM_FIELD_ID.test(name) && !ISSUE_ATTRIBUTES.has(name);
+
+/**
+ * `fields` as Redmine takes them: attributes as given, custom fields in custom_fields, by id or by
+ * name among `known` (the issue's own custom fields: Redmine lists them to administrators only).
+ */
+function fieldsBody(fields: Record<string, unknown>, known: readonly Json[] | null): Json {
   const body: Json = {};
   const custom: { id: number; value: unknown }[] = [];
   for (const [name, value] of Object.entries(fields)) {
     const id = CUSTOM_FIELD_ID.exec(name)?.[1];
     if (id) custom.push({ id: Number(id), value });
     else if (ISSUE_ATTRIBUTES.has(name)) body[name] = value;
-    else throw invalid(`fields.${name}`, `is not a field Redmine takes here: custom fields as cf_<id>, or one of ${[...ISSUE_ATTRIBUTES].join(', ')}`);
+    else {
+      const matches = (known ?? []).filter((field) => String(field.name).toLowerCase() === name.toLowerCase());
+      if (matches.length === 1) custom.push({ id: Number(matches[0]!.id), value });
+      else if (known === null) throw invalid(`fields.${name}`, `a new issue's custom fields go by id (cf_<id>; get_issue with fields: ["${name}"] on an issue of the project names it, as does an administrator's search_fields), or the attributes ${[...ISSUE_ATTRIBUTES].join(', ')}`);
+      else throw invalid(`fields.${name}`, `is neither a custom field of this issue (${known.map((field) => `${field.name} (cf_${field.id})`).join(', ') || 'none'}) nor one of ${[...ISSUE_ATTRIBUTES].join(', ')}`);
+    }
   }
   if (custom.length) body.custom_fields = custom;
   return body;
+}
+
+/** Requested fields of a raw issue, keyed as asked: attributes as they are, custom fields by id or name. */
+function requestedFields(raw: Json, names: readonly string[]): Record<string, unknown> {
+  const custom = (raw.custom_fields ?? []) as Json[];
+  return Object.fromEntries(names.map((name) => {
+    const id = CUSTOM_FIELD_ID.exec(name)?.[1];
+    const field = id ? custom.find((f) => String(f.id) === id) : name in raw ? undefined : custom.find((f) => String(f.name).toLowerCase() === name.toLowerCase());
+    return [name, field ? (field.value ?? null) : (raw[name] ?? null)];
+  }));
 }
 
 /** A project the account cannot see is null; any other failure stays one. */
@@ -300,10 +320,12 @@ export class RedmineTracker implements Tracker {
       options.include.includes('transitions') ? 'allowed_statuses' : null,
     ].filter(Boolean);
     const { issue } = await this.call<{ issue: Json }>('GET', `/issues/${issueId(key)}.json`, { query: include.length ? { include: include.join(',') } : {} });
-    return this.issue(issue, options.include, true);
+    const found = this.issue(issue, options.include, true);
+    if (options.fields?.length) found.fields = requestedFields(issue, options.fields);
+    return found;
   }
 
-  private async issueBody(input: IssueInput, project?: string): Promise<Json> {
+  private async issueBody(input: IssueInput, project?: string, known: readonly Json[] | null = null): Promise<Json> {
     const body: Json = {};
     if (input.project !== undefined) body.project_id = input.project;
     if (input.type !== undefined) body.tracker_id = await this.named('/trackers.json', 'trackers', input.type, 'type');
@@ -313,7 +335,7 @@ export class RedmineTracker implements Tracker {
     if (input.assignee !== undefined) body.assigned_to_id = await this.userId(input.assignee, 'assignee', input.project ?? project);
     if (input.parent !== undefined) body.parent_issue_id = issueId(input.parent, 'parent');
     if (input.labels?.length) throw unsupported(LABEL, 'labels');
-    if (input.fields) Object.assign(body, fieldsBody(input.fields));
+    if (input.fields) Object.assign(body, fieldsBody(input.fields, known));
     return body;
   }
 
@@ -327,9 +349,17 @@ export class RedmineTracker implements Tracker {
     return String(issue.project?.id);
   }
 
+  /** The issue's custom fields, when `fields` names one by name. */
+  private async customFieldsOf(key: string, fields: Record<string, unknown> | undefined): Promise<Json[] | null> {
+    if (!Object.keys(fields ?? {}).some(namesCustomField)) return null;
+    const { issue } = await this.call<{ issue: Json }>('GET', `/issues/${issueId(key)}.json`);
+    return (issue.custom_fields ?? []) as Json[];
+  }
+
   async updateIssue(key: string, input: IssueInput): Promise<void> {
     const project = input.assignee !== undefined && input.assignee !== 'me' ? await this.projectOf(key) : undefined;
-    await this.call('PUT', `/issues/${issueId(key)}.json`, { body: { issue: await this.issueBody(input, project) } });
+    const known = await this.customFieldsOf(key, input.fields);
+    await this.call('PUT', `/issues/${issueId(key)}.json`, { body: { issue: await this.issueBody(input, project, known) } });
   }
 
   async deleteIssue(key: string, deleteSubtasks: boolean): Promise<void> {
@@ -352,7 +382,7 @@ export class RedmineTracker implements Tracker {
     const chosen = available.find((t) => t.id === input.id) ?? available.find((t) => t.name.toLowerCase() === wanted);
     if (!chosen) throw invalid('transition', `issue ${key} cannot move to "${input.id ?? input.name}" now; allowed: ${available.map((t) => `${t.name} (id ${t.id})`).join(', ') || 'none'}`);
     await this.call('PUT', `/issues/${issueId(key)}.json`, {
-      body: { issue: { ...(input.fields ? fieldsBody(input.fields) : {}), status_id: Number(chosen.id), ...(input.comment ? { notes: markdownToMarkup(input.comment, TEXTILE) } : {}) } },
+      body: { issue: { ...(input.fields ? fieldsBody(input.fields, await this.customFieldsOf(key, input.fields)) : {}), status_id: Number(chosen.id), ...(input.comment ? { notes: markdownToMarkup(input.comment, TEXTILE) } : {}) } },
     });
     return chosen;
   }
