@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { User } from '../lib/db/entities/index.ts';
 import { makeUser } from './helpers/fixtures.ts';
-import { toolCaller } from './helpers/pm.ts';
+import { everySearchPage, toolCaller } from './helpers/pm.ts';
 import { keepArtifact, recordSecret, testRuntime, type TestRuntime } from './helpers/db.ts';
 import { redmineUnavailable, rotateApiKey, startRedmine, type RedmineWorld } from './helpers/redmine.ts';
 
@@ -186,23 +186,11 @@ describe('Redmine (real server)', { skip: unavailable ?? false }, () => {
     assert.ok((await ok(alice, 'list_comments', { key: secret.key })).items.some((c: any) => c.id === note.id && c.body === 'alice only'), 'the comment is unchanged');
     assert.equal((await ok(alice, 'get_issue', { key: shared.key })).project, 'Project shared-work', 'not moved');
 
-    const everyPage = async (user: User, input: Record<string, unknown>) => {
-      const keys: string[] = [];
-      let cursor: string | null = null;
-      let pages = 0;
-      do {
-        const page: { items: { key: string; project: string }[]; next_cursor: string | null } = await ok(user, 'search_issues', { ...input, ...(cursor ? { cursor } : {}) });
-        keys.push(...page.items.map((i) => i.key));
-        if (user === carol) assert.ok(page.items.every((i) => i.project === 'Project shared-work'), JSON.stringify(page.items));
-        cursor = page.next_cursor;
-        pages++;
-      } while (cursor && pages < 200);
-      return { keys: keys.sort(), pages };
-    };
-    const confined = await everyPage(carol, { limit: 2 });
+    const confined = await everySearchPage(ok, carol, { limit: 2 });
     assert.ok(confined.pages >= 2, 'paged');
+    assert.deepEqual([...confined.projects], ['Project shared-work'], 'only shared-work issues, on every page');
     const keys = confined.keys;
-    assert.deepEqual(keys, (await everyPage(alice, { project: 'shared-work', limit: 100 })).keys, 'every shared-work issue, page by page');
+    assert.deepEqual(keys, (await everySearchPage(ok, alice, { project: 'shared-work', limit: 100 })).keys, 'every shared-work issue, page by page');
     assert.ok(keys.includes(shared.key) && !keys.includes(secret.key));
     assert.deepEqual(await refused(carol, 'search_issues', { project: 'alice-private' }).then((e) => [e.code, e.field]), ['forbidden', 'project']);
     assert.equal((await refused(carol, 'search_issues', { query: '1' })).field, 'query');

@@ -4,7 +4,7 @@ import type { User } from '../lib/db/entities/index.ts';
 import { OPERATIONS } from '../lib/ops/index.ts';
 import { authenticateToken } from '../lib/identity/authenticate.ts';
 import { assign, makeUser } from './helpers/fixtures.ts';
-import { toolCaller } from './helpers/pm.ts';
+import { everySearchPage, toolCaller } from './helpers/pm.ts';
 import { keepArtifact, recordSecret, testRuntime, type TestRuntime } from './helpers/db.ts';
 import { FakeJira, type FakeUser, type Flavor } from './helpers/fake-jira.ts';
 import { FakeOpenProject, type FakeOpUser } from './helpers/fake-openproject.ts';
@@ -175,17 +175,9 @@ for (const flavor of ['cloud', 'dc'] as Flavor[]) {
     });
 
     test('search_issues is confined in the JQL to the bound projects the caller may read, across pages; a query that would escape is refused', async () => {
-      const keys: string[] = [];
-      let cursor: string | null = null;
-      let pages = 0;
-      do {
-        const page: { items: { key: string }[]; next_cursor: string | null } = await ok(scoped, 'search_issues', { limit: 2, ...(cursor ? { cursor } : {}) });
-        keys.push(...page.items.map((i) => i.key));
-        cursor = page.next_cursor;
-        pages++;
-      } while (cursor && pages < 10);
+      const { keys, pages } = await everySearchPage(ok, scoped, { limit: 2 });
       assert.ok(pages >= 3, 'paged');
-      assert.deepEqual([...keys].sort(), ['ACME-1', 'ACME-2', 'ACME-3', 'ACME-4', 'ACME-5']);
+      assert.deepEqual(keys, ['ACME-1', 'ACME-2', 'ACME-3', 'ACME-4', 'ACME-5']);
       const sent = fake.calls('POST', searchPath()).at(-1)!.body as { jql: string };
       assert.match(sent.jql, /^project in \("ACME"\)/);
       const asked = await ok(scoped, 'search_issues', { query: 'project = "OTHER"' });
@@ -314,18 +306,10 @@ describe('project bindings on OpenProject', () => {
   });
 
   test('search_issues is confined in the filters to the bound projects the caller may read, across pages; project and filters cannot widen it', async () => {
-    const keys: string[] = [];
-    let cursor: string | null = null;
-    let pages = 0;
-    do {
-      const page: { items: { key: string }[]; next_cursor: string | null } = await ok(scoped, 'search_issues', { limit: 2, ...(cursor ? { cursor } : {}) });
-      keys.push(...page.items.map((i) => i.key));
-      cursor = page.next_cursor;
-      pages++;
-    } while (cursor && pages < 10);
+    const { keys, pages } = await everySearchPage(ok, scoped, { limit: 2 });
     assert.ok(pages >= 3, 'paged');
     const alphaId = fake.projects.get('alpha')!.id;
-    assert.deepEqual(keys.sort(), [...fake.workPackages.values()].filter((w) => w.projectId === alphaId).map((w) => String(w.id)).sort());
+    assert.deepEqual(keys, [...fake.workPackages.values()].filter((w) => w.projectId === alphaId).map((w) => String(w.id)).sort());
     const filters = JSON.parse(fake.requests.filter((r) => r.path === '/api/v3/work_packages').at(-1)!.query.get('filters')!);
     assert.deepEqual(filters.at(-1), { project: { operator: '=', values: [String(fake.projects.get('alpha')!.id)] } });
     const beta = await refused(scoped, 'search_issues', { project: 'beta' });

@@ -29,3 +29,21 @@ export function toolCaller(runtime: () => Runtime, responses: string[]) {
   };
   return { call, ok, refused };
 }
+
+/** Every page of a search, following next_cursor: the keys (sorted), the projects named, and how many pages. */
+export async function everySearchPage(ok: (user: User, name: string, input?: Record<string, unknown>) => Promise<any>, user: User, input: Record<string, unknown>, maxPages = 200) {
+  const keys: string[] = [];
+  const projects = new Set<string | null>();
+  let cursor: string | null = null;
+  let pages = 0;
+  do {
+    const page: { items: { key: string; project: string | null }[]; next_cursor: string | null } = await ok(user, 'search_issues', { ...input, ...(cursor ? { cursor } : {}) });
+    for (const item of page.items) {
+      keys.push(item.key);
+      projects.add(item.project);
+    }
+    cursor = page.next_cursor;
+    pages++;
+  } while (cursor && pages < maxPages);
+  return { keys: keys.sort(), projects, pages };
+}
