@@ -189,7 +189,7 @@ test('metadata, and clear errors for what OpenProject does not have', async () =
   const projects = await ok(alice, 'list_projects', { query: 'comm' });
   assert.deepEqual(projects.items.map((p: any) => p.key), ['common']);
   const fields = (await ok(alice, 'get_create_fields', { project: 'alpha', issue_type: 'Bug' })).items;
-  assert.deepEqual(fields.map((f: any) => [f.id, f.required, f.custom]), [['subject', true, false], ['description', false, false], ['priority', false, false], ['customField3', false, true], ['customField4', false, true], ['startDate', false, false]]);
+  assert.deepEqual(fields.map((f: any) => [f.id, f.required, f.custom]), [['subject', true, false], ['description', false, false], ['priority', false, false], ['customField3', false, true], ['customField4', false, true], ['customField5', false, true], ['startDate', false, false]]);
   assert.deepEqual(fields.find((f: any) => f.id === 'priority').allowed_values, ['Normal', 'High']);
   assert.ok((await ok(alice, 'search_fields', { query: 'date' })).items.some((f: any) => f.id === 'dueDate'));
   assert.deepEqual((await ok(alice, 'search_users', { query: 'bob' })).items.map((u: any) => u.name), ['Bob Roe']);
@@ -250,6 +250,8 @@ test('custom fields by name as well as by property, read and written; list field
     [{ 'Story Points': 3 }, 'fields.Story Points', /no field of this work package's form .*Customer \(customField3\)/],
     [{ Severity: 'Blocker' }, 'fields.Severity', /must be one of Low, Critical/],
     [{ 'Created on': '2020-01-01' }, 'fields.Created on', /cannot be changed/],
+    [{ Reviewer: 'Bob Roe' }, 'fields.Reviewer', /User\) cannot be set through fields here/],
+    [{ Severity: { toString: 1 } }, 'fields.Severity', /must be one of its allowed values/],
   ];
   for (const [fields, field, message] of cases) {
     const refusedChange = await refused(alice, 'update_issue', { key: created.key, summary: 'changed?', fields });
@@ -259,4 +261,11 @@ test('custom fields by name as well as by property, read and written; list field
   assert.equal(fake.workPackages.get(Number(created.key))!.lockVersion, version, 'nothing was changed');
   await ok(alice, 'transition_issue', { key: created.key, name: 'In progress', fields: { Severity: 'Critical' } });
   assert.equal((await ok(alice, 'get_issue', { key: created.key, fields: ['Severity'] })).fields.Severity, 'Critical');
+  assert.equal((await ok(alice, 'get_issue', { key: created.key, fields: ['no such field', 'constructor'] })).fields['no such field'], null);
+  for (const name of ['_links', '_embedded']) {
+    assert.equal((await refused(alice, 'get_issue', { key: created.key, fields: [name] })).field, 'fields', name);
+    assert.equal((await refused(alice, 'search_issues', { fields: [name] })).field, 'fields', name);
+  }
+  const forms = fake.requests.filter((r) => /\/form$/.test(r.path) && r.method === 'POST').length;
+  assert.ok(forms >= 3, 'allowed values come from forms, which hold them');
 });

@@ -109,6 +109,7 @@ describe('Redmine (real server)', { skip: unavailable ?? false }, () => {
     assert.deepEqual(links.map((l: any) => [l.relation, l.issue]), [['blocks', child.key]]);
     await ok(bob, 'set_parent', { key: child.key, parent: issue.key });
     assert.equal((await ok(bob, 'get_issue', { key: child.key })).parent, issue.key);
+    assert.equal((await refused(alice, 'get_issue', { key: issue.key, fields: ['children'] })).field, 'fields');
     const subtasks = (await ok(alice, 'get_issue', { key: issue.key, include: ['subtasks'] })).subtasks;
     assert.deepEqual(subtasks.map((s: any) => s.key), [child.key]);
   });

@@ -157,14 +157,28 @@ for (const flavor of ['cloud', 'dc'] as Flavor[]) {
         const got = await ok(reader, 'get_issue', { key: 'ACME-2', include: ['subtasks'] });
         assert.deepEqual(got.subtasks.map((s: { key: string }) => s.key), ['ACME-3']);
         assert.ok(!JSON.stringify(got).includes('other secret'));
-        for (const name of ['subtasks', 'issuelinks', 'Parent']) {
+        // Raw fields carrying other issues, by id or by name, are refused (include gives them, filtered).
+        for (const name of ['subtasks', 'issuelinks', 'Sub-tasks', 'linked issues']) {
           assert.equal((await refused(reader, 'get_issue', { key: 'ACME-2', fields: [name] })).field, 'fields', name);
           assert.equal((await refused(reader, 'search_issues', { fields: [name] })).field, 'fields', name);
         }
+        assert.ok(!JSON.stringify(await ok(reader, 'get_issue', { key: 'ACME-2', fields: ['Parent'] })).includes('other secret'), 'the parent is its key only');
         assert.equal((await ok(global, 'get_issue', { key: 'ACME-2', include: ['subtasks'] })).subtasks.length, 2, 'a global grant sees them all');
       } finally {
         parent.fields.subtasks = [];
       }
+    });
+
+    test('a confined caller cannot set what reaches other issues or sprints through fields (sprint, by id or name); a global grant can', async () => {
+      const from = fake.requests.filter((r) => r.method === 'PUT').length;
+      for (const fields of [{ Sprint: 7 }, { customfield_10020: 7 }]) {
+        const sprint = await refused(scoped, 'update_issue', { key: 'ACME-1', fields });
+        assert.deepEqual([sprint.code, sprint.field], ['forbidden', `fields.${Object.keys(fields)[0]}`]);
+        assert.match(sprint.message, /reaches other issues or a sprint/);
+      }
+      assert.equal((await refused(scoped, 'transition_issue', { key: 'ACME-1', name: 'Done', fields: { Sprint: 7 } })).code, 'forbidden');
+      assert.equal(fake.requests.filter((r) => r.method === 'PUT').length, from, 'nothing was changed');
+      assert.ok(await ok(global, 'update_issue', { key: 'ACME-1', fields: { Sprint: 7 } }));
     });
 
     test('pm:read only in ACME reads ACME-1, and writing there needs pm:write in ACME', async () => {
@@ -326,8 +340,29 @@ describe('project bindings on OpenProject', () => {
     assert.deepEqual(await refused(scoped, 'search_issues', { query: '[null]' }).then((e) => [e.code, e.field]), ['invalid_input', 'query']);
   });
 
+  test('a confined caller sees sub-tasks in projects it may read only, and no raw field naming other work packages', async () => {
+    const parent = wp.alpha![1]!;
+    const child = fake.workPackages.get(Number(wp.beta![2]))!;
+    child.parentId = Number(parent);
+    const own = fake.addWorkPackage('alpha', worker, { subject: 'alpha child', parentId: Number(parent) });
+    try {
+      const got = await ok(scoped, 'get_issue', { key: parent, include: ['subtasks'] });
+      assert.deepEqual(got.subtasks.map((s: { key: string }) => s.key), [String(own.id)]);
+      assert.ok(!JSON.stringify(got).includes(child.subject));
+      assert.equal((await ok(global, 'get_issue', { key: parent, include: ['subtasks'] })).subtasks.length, 2);
+      for (const name of ['parent', 'children', '_links']) assert.equal((await refused(scoped, 'get_issue', { key: String(own.id), fields: [name] })).field, 'fields', name);
+    } finally {
+      child.parentId = null;
+      fake.workPackages.delete(own.id);
+    }
+  });
+
   test('an issue named in another input is refused on that field', async () => {
     assert.equal((await refused(scoped, 'update_issue', { key: wp.alpha![0]!, parent: 'ABC-1' })).field, 'parent');
     assert.equal((await refused(scoped, 'link_issues', { type: 'blocks', from: wp.alpha![0]!, to: 'ABC-1' })).field, 'to');
+    assert.deepEqual(await refused(scoped, 'link_issues', { type: 'blocks', from: wp.alpha![0]!, to: '99999' }).then((e) => [e.code, e.field]), ['not_found', 'to']);
+    assert.deepEqual(await refused(scoped, 'update_issue', { key: wp.alpha![0]!, parent: '99999' }).then((e) => [e.code, e.field]), ['not_found', 'parent']);
+    assert.equal((await refused(scoped, 'get_issue', { key: '#ACME-1' })).field, 'key');
+    assert.equal((await ok(scoped, 'get_issue', { key: `#${wp.alpha![0]}` })).key, wp.alpha![0]);
   });
 });

@@ -106,6 +106,8 @@ export interface IssueInput {
    * when this is true; otherwise such an edit is refused, naming what would be lost.
    */
   replaceRichText?: boolean;
+  /** The caller is confined by project bindings: fields reaching other issues or sprints are refused. */
+  confined?: boolean;
 }
 
 export interface TransitionInput {
@@ -113,6 +115,8 @@ export interface TransitionInput {
   name?: string;
   fields?: Record<string, unknown>;
   comment?: string;
+  /** As IssueInput's. */
+  confined?: boolean;
 }
 
 export interface Project {
@@ -191,7 +195,8 @@ export interface Tracker {
   readonly provider: PmProvider;
   whoami(): Promise<Account>;
   searchIssues(search: IssueSearch): Promise<Page<Issue>>;
-  getIssue(key: string, options: { fields?: string[] | undefined; include: IssueInclude[] }): Promise<Issue>;
+  /** confined: the caller is confined by project bindings, so fields carrying other issues are refused. */
+  getIssue(key: string, options: { fields?: string[] | undefined; include: IssueInclude[]; confined?: boolean }): Promise<Issue>;
   createIssue(input: IssueInput): Promise<{ key: string; id: string; url: string }>;
   updateIssue(key: string, input: IssueInput): Promise<void>;
   deleteIssue(key: string, deleteSubtasks: boolean): Promise<void>;

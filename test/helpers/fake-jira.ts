@@ -445,7 +445,14 @@ export class FakeJira {
       return [200, this.flavor === 'cloud' ? { fields, maxResults: 50, startAt: 0, total: 2 } : { values: fields, maxResults: 50, startAt: 0, total: 2 }];
     }
     if (method === 'GET' && path === `${api}/field`) {
-      return [200, [{ id: 'summary', name: 'Summary', custom: false, schema: { type: 'string' } }, { id: 'customfield_10010', name: 'Story Points', custom: true, schema: { type: 'number' } }]];
+      return [200, [
+        { id: 'summary', name: 'Summary', custom: false, schema: { type: 'string' } },
+        { id: 'customfield_10010', name: 'Story Points', custom: true, schema: { type: 'number' } },
+        { id: 'issuelinks', name: 'Linked Issues', custom: false, schema: { type: 'array', items: 'issuelinks', system: 'issuelinks' } },
+        { id: 'subtasks', name: 'Sub-tasks', custom: false, schema: { type: 'array', items: 'issuelinks', system: 'subtasks' } },
+        { id: 'parent', name: 'Parent', custom: false, schema: { type: 'issuelink', system: 'parent' } },
+        { id: 'customfield_10020', name: 'Sprint', custom: true, schema: { type: 'array', items: 'json', custom: 'com.pyxis.greenhopper.jira:gh-sprint', customId: 10020 } },
+      ]];
     }
     if (method === 'GET' && path === `${api}/status`) return [200, [{ id: '1', name: 'To Do' }, { id: '3', name: 'In Progress' }, { id: '5', name: 'Done' }]];
     if (method === 'GET' && path === `${api}/priority`) return [200, [{ id: '1', name: 'High' }, { id: '3', name: 'Medium' }]];

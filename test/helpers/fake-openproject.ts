@@ -379,6 +379,25 @@ export class FakeOpenProject {
     return null;
   }
 
+  /** A work package schema: its fields, with their allowed values as a form's schema has them. */
+  private schemaJson(self: string, withAllowed: boolean, status: Json | null = null): Json {
+    const allowed = (values: Json[]) => (withAllowed ? { _embedded: { allowedValues: values } } : {});
+    return {
+      _type: 'Schema',
+      lockVersion: { type: 'Integer', name: 'Lock Version', required: true, writable: false },
+      subject: { type: 'String', name: 'Subject', required: true, writable: true },
+      description: { type: 'Formattable', name: 'Description', required: false, writable: true },
+      priority: { type: 'Priority', name: 'Priority', required: false, writable: true, location: '_links', ...allowed(PRIORITIES.map((p) => ({ _type: 'Priority', ...p, _links: { self: { href: `/api/v3/priorities/${p.id}`, title: p.name } } }))) },
+      customField3: { type: 'String', name: 'Customer', required: false, writable: true },
+      customField4: { type: 'CustomOption', name: 'Severity', required: false, writable: true, location: '_links', ...allowed(SEVERITIES.map((o) => ({ _type: 'CustomOption', id: o.id, value: o.value, _links: { self: { href: `/api/v3/custom_options/${o.id}`, title: o.value } } }))) },
+      customField5: { type: 'User', name: 'Reviewer', required: false, writable: true, location: '_links' },
+      startDate: { type: 'Date', name: 'Start date', required: false, writable: true },
+      createdAt: { type: 'DateTime', name: 'Created on', required: true, writable: false },
+      ...(status ? { status } : {}),
+      _links: { self: { href: self } },
+    };
+  }
+
   private route(method: string, url: URL, body: Json, user: FakeOpUser): [number, unknown] {
     const path = url.pathname;
     const q = url.searchParams;
@@ -402,6 +421,11 @@ export class FakeOpenProject {
       if (method === 'GET' && rest === '/types') return [200, this.collection(TYPES.map((t) => ({ _type: 'Type', ...t })), new URLSearchParams({ pageSize: '100' }))];
       if (method === 'GET' && rest === '/available_assignees') {
         return [200, this.collection(this.users.filter((u) => u.projects.includes(project.identifier)).map(userJson), new URLSearchParams({ pageSize: '100' }))];
+      }
+      if (method === 'POST' && rest === '/work_packages/form') {
+        const typeId = Number(String(body._links?.type?.href ?? '').split('/').pop());
+        if (!TYPES.some((t) => t.id === typeId)) this.violations.push(`POST ${path}: a new work package's form without a type link`);
+        return [200, { _type: 'Form', _embedded: { payload: {}, schema: this.schemaJson(`/api/v3/work_packages/schemas/${project.id}-${typeId}`, true), validationErrors: {} } }];
       }
       if (method === 'POST' && rest === '/work_packages') {
         if (!body._links?.type) return [422, error('PropertyConstraintViolation', "Type can't be blank.", 'type')];
@@ -435,18 +459,8 @@ export class FakeOpenProject {
     }
     if ((m = /^\/api\/v3\/work_packages\/schemas\/(\d+)-(\d+)$/.exec(path)) && method === 'GET') {
       if (!this.visibleProject(user, m[1]!)) return notFound;
-      return [200, {
-        _type: 'Schema',
-        lockVersion: { type: 'Integer', name: 'Lock Version', required: true, writable: false },
-        subject: { type: 'String', name: 'Subject', required: true, writable: true },
-        description: { type: 'Formattable', name: 'Description', required: false, writable: true },
-        priority: { type: 'Priority', name: 'Priority', required: false, writable: true, _embedded: { allowedValues: PRIORITIES } },
-        customField3: { type: 'String', name: 'Customer', required: false, writable: true },
-        customField4: { type: 'CustomOption', name: 'Severity', required: false, writable: true, _embedded: { allowedValues: SEVERITIES.map((s) => ({ _type: 'CustomOption', id: s.id, value: s.value, _links: { self: { href: `/api/v3/custom_options/${s.id}`, title: s.value } } })) } },
-        startDate: { type: 'Date', name: 'Start date', required: false, writable: true },
-        createdAt: { type: 'DateTime', name: 'Created on', required: true, writable: false },
-        _links: { self: { href: path } },
-      }];
+      // As OpenProject's: the standalone schema embeds no allowed values (its forms do).
+      return [200, this.schemaJson(path, false)];
     }
     if ((m = /^\/api\/v3\/work_packages\/(\d+)(\/.*)?$/.exec(path))) {
       const wp = this.visibleWp(user, m[1]!);
@@ -479,7 +493,8 @@ export class FakeOpenProject {
       if (method === 'POST' && rest === '/form') {
         if (typeof body.lockVersion !== 'number') this.violations.push(`POST ${path}: a form without lockVersion`);
         const allowed = STATUSES.filter((s) => s.id !== wp.statusId);
-        return [200, { _type: 'Form', _embedded: { payload: this.wpJson(wp), schema: { _type: 'Schema', status: { type: 'Status', writable: true, _embedded: { allowedValues: allowed.map((s) => ({ _type: 'Status', ...s, _links: { self: { href: `/api/v3/statuses/${s.id}`, title: s.name } } })) } } }, validationErrors: {} } }];
+        const status = { type: 'Status', writable: true, _embedded: { allowedValues: allowed.map((s) => ({ _type: 'Status', ...s, _links: { self: { href: `/api/v3/statuses/${s.id}`, title: s.name } } })) } };
+        return [200, { _type: 'Form', _embedded: { payload: this.wpJson(wp), schema: this.schemaJson(`/api/v3/work_packages/schemas/${wp.projectId}-${wp.typeId}`, true, status), validationErrors: {} } }];
       }
       if (method === 'GET' && rest === '/activities') {
         return [200, this.collection(this.activities.filter((a) => a.workPackage === wp.id).map((a) => this.activityJson(a)), new URLSearchParams({ pageSize: '1000' }))];

@@ -4,6 +4,7 @@ import { OpError } from '../../errors.ts';
 import { callerUserId } from '../../identity/caller.ts';
 import type { OperationContext } from '../operation.ts';
 import type { Tracker } from '../../pm/provider.ts';
+import { TrackerError } from '../../pm/errors.ts';
 
 // The binding guard of the PM tools: a call on a tracker project bound to a Mandate project needs
 // the pm permission in that project; on an unbound one, a global grant. A global grant covers
@@ -97,8 +98,16 @@ export async function guardTrackerScope(ctx: OperationContext, operation: string
   const issues = (scope.issues ?? [])
     .map((ref) => (typeof ref === 'object' ? ref : { key: ref, field: 'key' }))
     .filter((ref): ref is { key: string; field: string } => ref.key !== undefined);
+  // An issue named in another input (parent, to) that the tracker does not show is refused on that input.
+  const lookUp = (key: string, field: string, options: { current?: boolean } = {}) =>
+    tracker.bindingProjectOfIssue(key, { field, ...options }).catch((error: unknown) => {
+      if (field !== 'key' && error instanceof TrackerError && (error.status === 403 || error.status === 404)) {
+        throw new OpError('not_found', `issue ${key} (${field}) is not found, or your tracker account cannot see it`, { field });
+      }
+      throw error;
+    });
   for (const { key, field } of issues) {
-    const project = await tracker.bindingProjectOfIssue(key, { field });
+    const project = await lookUp(key, field);
     if (!project) throw needsGlobal(`issue ${key} is not named by a key that says its project`);
     touched.add(project);
   }
@@ -106,8 +115,8 @@ export async function guardTrackerScope(ctx: OperationContext, operation: string
   // First on what the call names, with no request on Jira: a refused call never reaches the tracker.
   for (const trackerProject of touched) await requireOn(trackerProject);
   if (kind === 'jira' && options.confirmIssueProjects) {
-    for (const { key } of issues) {
-      const now = await tracker.bindingProjectOfIssue(key, { current: true });
+    for (const { key, field } of issues) {
+      const now = await lookUp(key, field, { current: true });
       if (now !== null && now !== (await tracker.bindingProjectOfIssue(key))) {
         await requireOn(now, `issue ${key} is in tracker project ${now} now: `);
         touched.add(now);

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { issueOutput, trackerPage } from './outputs.ts';
 import { OpError } from '../../errors.ts';
-import type { OperationContext } from '../operation.ts';
+import { TrackerError } from '../../pm/errors.ts';
 import { fieldList, issueKey, markdownText, pageOutput, pmCursor, pmLimit, pmTool, projectRef } from './tools.ts';
 import type { IssueInput } from '../../pm/provider.ts';
 
@@ -64,7 +64,6 @@ export const searchIssues = pmTool({
     cursor: pmCursor,
   },
   async run(tracker, input, ctx) {
-    refuseOtherIssuesFields(input.fields, ctx);
     const page = await tracker.searchIssues({ ...input, updatedSince: input.updated_since, confineTo: ctx.trackerProjects });
     return pageOutput(page);
   },
@@ -82,29 +81,23 @@ export const getIssue = pmTool({
   target: (input) => `issue:${input.key}`,
   checksAnswer: true,
   async run(tracker, input, ctx) {
-    refuseOtherIssuesFields(input.fields, ctx);
-    const issue = await tracker.getIssue(input.key, { fields: input.fields, include: input.include });
-    if (ctx.mayActOn && issue.subtasks?.length) {
-      // A sub-task may be in another project: a confined caller sees those it may read only.
-      const shown = [];
-      for (const subtask of issue.subtasks) {
-        const project = await tracker.bindingProjectOfIssue(subtask.key, { current: true });
-        if (project !== null && (await ctx.mayActOn(project))) shown.push(subtask);
-      }
-      issue.subtasks = shown;
+    const issue = await tracker.getIssue(input.key, { fields: input.fields, include: input.include, confined: ctx.mayActOn !== undefined });
+    const mayActOn = ctx.mayActOn;
+    if (mayActOn && issue.subtasks?.length) {
+      // A Redmine or OpenProject sub-task may be in another project (or one the account cannot
+      // see): a confined caller sees those it may read only.
+      const shown = await Promise.all(issue.subtasks.map(async (subtask) => {
+        const project = await tracker.bindingProjectOfIssue(subtask.key).catch((error: unknown) => {
+          if (error instanceof TrackerError && (error.status === 403 || error.status === 404)) return null;
+          throw error;
+        });
+        return project !== null && (await mayActOn(project)) ? subtask : null;
+      }));
+      issue.subtasks = shown.filter((subtask) => subtask !== null);
     }
     return issue;
   },
 });
-
-// Raw fields that carry other issues' summaries (Jira); a confined caller asks include instead.
-const OTHER_ISSUES_FIELDS = ['issuelinks', 'subtasks', 'parent'];
-
-function refuseOtherIssuesFields(fields: readonly string[] | undefined, ctx: OperationContext): void {
-  if (!ctx.mayActOn && !ctx.trackerProjects) return;
-  const named = (fields ?? []).find((name) => OTHER_ISSUES_FIELDS.includes(name.toLowerCase()));
-  if (named) throw new OpError('invalid_input', `${named} carries other issues, which may be in projects you may not read; use include (links, subtasks) or the parent key instead`, { field: 'fields' });
-}
 
 export const createIssue = pmTool({
   name: 'create_issue',
@@ -122,7 +115,7 @@ export const createIssue = pmTool({
   },
   write: true,
   target: (input) => `project:${input.project}`,
-  run: (tracker, input) => tracker.createIssue(issueInput(input)),
+  run: (tracker, input, ctx) => tracker.createIssue({ ...issueInput(input), ...(ctx.mayActOn ? { confined: true } : {}) }),
 });
 
 export const updateIssue = pmTool({
@@ -143,10 +136,10 @@ export const updateIssue = pmTool({
   write: true,
   idempotent: true,
   target: (input) => `issue:${input.key}`,
-  async run(tracker, input) {
+  async run(tracker, input, ctx) {
     const changes = issueInput(input);
     if (!Object.keys(changes).length) throw new OpError('invalid_input', 'nothing to change: give at least one of summary, description, priority, labels, assignee, parent, fields', { field: 'summary' });
-    await tracker.updateIssue(input.key, { ...changes, ...(input.replace_rich_text ? { replaceRichText: true } : {}) });
+    await tracker.updateIssue(input.key, { ...changes, ...(input.replace_rich_text ? { replaceRichText: true } : {}), ...(ctx.mayActOn ? { confined: true } : {}) });
     return { key: input.key, updated: Object.keys(changes) };
   },
 });

@@ -23,7 +23,7 @@ export const issueKey = z
   .trim()
   .min(1, 'must not be empty')
   .max(100, 'must be at most 100 characters')
-  .regex(/^#?[A-Za-z0-9][A-Za-z0-9_-]*$/, 'must be an issue key such as PROJ-123 (Redmine, OpenProject: 123 or #123): letters, digits, "-" and "_"')
+  .regex(/^(#\d+|[A-Za-z0-9][A-Za-z0-9_-]*)$/, 'must be an issue key such as PROJ-123 (Redmine, OpenProject: 123 or #123): letters, digits, "-" and "_"')
   .describe('the issue key, e.g. PROJ-123 (Redmine: 123)');
 export const projectRef = z.string().trim().min(1, 'must not be empty').max(255, 'must be at most 255 characters');
 export const markdownText = (what: string) => z.string().min(1, 'must not be empty').max(32_000, 'must be at most 32000 characters').describe(`${what} (Markdown)`);

@@ -33,9 +33,10 @@ export const transitionIssue = pmTool({
   },
   write: true,
   target: (input) => `issue:${input.key}`,
-  async run(tracker, input) {
+  async run(tracker, input, ctx) {
     requireOneOf(input, ['transition', 'name']);
     const done = await tracker.transitionIssue(input.key, {
+      ...(ctx.mayActOn ? { confined: true } : {}),
       ...(input.transition ? { id: input.transition } : {}),
       ...(input.name ? { name: input.name } : {}),
       ...(input.fields ? { fields: input.fields } : {}),

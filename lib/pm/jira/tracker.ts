@@ -152,7 +152,10 @@ export class JiraTracker implements Tracker {
       updated: f.updated ?? null,
       description: f.description === undefined ? null : truncate(this.fromText(f.description), DESCRIPTION_MAX),
     };
-    const extra = requested.filter((name) => !BASE_FIELDS.includes(name) && !['description', 'comment', 'issuelinks', 'subtasks'].includes(name));
+    const extra = requested.filter((name) => {
+      const id = ids.get(name) ?? name;
+      return !BASE_FIELDS.includes(id) && !['description', 'comment'].includes(id);
+    });
     if (extra.length) {
       issue.fields = Object.fromEntries(extra.map((name) => {
         const value = f[ids.get(name) ?? name];
@@ -205,16 +208,40 @@ export class JiraTracker implements Tracker {
     return ids;
   }
 
-  /** Further fields as Jira takes them: keyed by id, whether the caller named them by id or by name. */
-  private async fieldsById(given: Record<string, unknown>): Promise<Json> {
+  /** Fields to return: other issues come through include (links, subtasks), never as raw fields (by id or by any name). */
+  private async readableFieldIds(fields: readonly string[] | undefined, input: string): Promise<Map<string, string>> {
+    const ids = await this.fieldIds(fields, input);
+    for (const [name, id] of ids) {
+      if (['issuelinks', 'subtasks'].includes(id)) throw invalid(input, `${name} is Jira's ${id}, which carries other issues: use include (links, subtasks) instead`);
+    }
+    return ids;
+  }
+
+  /**
+   * Further fields as Jira takes them: keyed by id, whether the caller named them by id or by name.
+   * A confined caller (project bindings) may not set what reaches other issues or sprints through
+   * them: a sprint field (move_to_sprint needs a global grant), epic and parent links, issue links.
+   */
+  private async fieldsById(given: Record<string, unknown>, confined = false): Promise<Json> {
     const ids = await this.fieldIds(Object.keys(given), 'fields');
     const fields: Json = {};
     for (const [key, value] of Object.entries(given)) {
       const id = ids.get(key) ?? key;
       if (id !== key && OWN_INPUT_FIELDS.has(id)) throw invalid(`fields.${key}`, `is Jira's ${id} field, which has an input of its own; give it there`);
+      if (confined && (await this.reachesOtherIssues(id))) {
+        throw new OpError('forbidden', `permission denied: fields.${key} reaches other issues or a sprint (Jira's ${id}), which your grant, confined to some projects, does not cover; use the link, parent or sprint tools`, { field: `fields.${key}` });
+      }
       fields[id] = value;
     }
     return fields;
+  }
+
+  private async reachesOtherIssues(id: string): Promise<boolean> {
+    if (['issuelinks', 'subtasks', 'parent'].includes(id)) return true;
+    if (!/^customfield_\d+$/.test(id)) return false;
+    this.fieldCatalogue ??= this.api.api<Json[]>('GET', '/field');
+    const custom = String((await this.fieldCatalogue).find((f) => String(f.id) === id)?.schema?.custom ?? '');
+    return /gh-sprint|gh-epic-link|jpo-custom-field-parent|gh-epic-label|issuelink/i.test(custom);
   }
 
   private requestedFields(fields: string[] | undefined, include: IssueInclude[] = [], withDescription = false): string[] {
@@ -300,7 +327,7 @@ export class JiraTracker implements Tracker {
 
   private async searchPage(search: IssueSearch): Promise<Page<Issue>> {
     const jql = await this.jql(search);
-    const ids = await this.fieldIds(search.fields, 'fields');
+    const ids = await this.readableFieldIds(search.fields, 'fields');
     const fields = this.requestedFields(search.fields?.map((name) => ids.get(name) ?? name));
     if (this.cloud) {
       const token = decodeToken(search.cursor);
@@ -317,7 +344,7 @@ export class JiraTracker implements Tracker {
 
   async getIssue(key: string, options: { fields?: string[] | undefined; include: IssueInclude[] }): Promise<Issue> {
     const expand = [options.include.includes('transitions') ? 'transitions' : null, options.include.includes('history') ? 'changelog' : null].filter(Boolean);
-    const ids = await this.fieldIds(options.fields, 'fields');
+    const ids = await this.readableFieldIds(options.fields, 'fields');
     const raw = await this.api.api<Json>('GET', `/issue/${encodeURIComponent(key)}`, {
       query: { fields: this.requestedFields(options.fields?.map((name) => ids.get(name) ?? name), options.include, true).join(','), ...(expand.length ? { expand: expand.join(',') } : {}) },
     });
@@ -325,7 +352,7 @@ export class JiraTracker implements Tracker {
   }
 
   private async issueFields(input: IssueInput): Promise<Json> {
-    const fields = await this.fieldsById(input.fields ?? {});
+    const fields = await this.fieldsById(input.fields ?? {}, input.confined);
     if (input.project !== undefined) fields.project = { key: input.project };
     if (input.type !== undefined) fields.issuetype = /^\d+$/.test(input.type) ? { id: input.type } : { name: input.type };
     if (input.summary !== undefined) fields.summary = input.summary;
@@ -398,7 +425,7 @@ export class JiraTracker implements Tracker {
     await this.api.api('POST', `/issue/${encodeURIComponent(key)}/transitions`, {
       body: {
         transition: { id: chosen.id },
-        ...(input.fields ? { fields: await this.fieldsById(input.fields) } : {}),
+        ...(input.fields ? { fields: await this.fieldsById(input.fields, input.confined) } : {}),
         ...(input.comment ? { update: { comment: [{ add: { body: this.toText(input.comment) } }] } } : {}),
       },
     });
@@ -562,7 +589,7 @@ export class JiraTracker implements Tracker {
 
   async sprintIssues(sprintId: string, page: PageRequest & { fields?: string[] | undefined }): Promise<Page<Issue>> {
     const startAt = decodeOffset(page.cursor);
-    const ids = await this.fieldIds(page.fields, 'fields');
+    const ids = await this.readableFieldIds(page.fields, 'fields');
     const result = await this.api.agile<Json>('GET', `/sprint/${encodeURIComponent(sprintId)}/issue`, {
       query: { startAt, maxResults: page.limit, fields: this.requestedFields(page.fields?.map((name) => ids.get(name) ?? name)).join(',') },
     });

@@ -34,6 +34,19 @@ const RELATION_TYPES: LinkType[] = [
 
 const workPackageId = (key: string, field = 'key') => numberedKey(key, field, 'OpenProject work packages');
 
+// Types a field takes as a plain value; others are resources, set as links to an allowed value.
+const SCALAR_TYPES = new Set(['String', 'Text', 'Integer', 'Float', 'Boolean', 'Date', 'DateTime', 'Duration', 'Formattable']);
+
+// Properties naming other work packages (with their subjects): shown through include, never raw to
+// a caller confined by project bindings.
+const OTHER_WORK_PACKAGES = new Set(['parent', 'children', 'ancestors', 'relations']);
+
+/** Refuses a field to return that is no field (`_links`, `_embedded`) or, to a confined caller, names other work packages. */
+function requireReadable(property: string, asked: string, confined: boolean): void {
+  if (property.startsWith('_')) throw invalid('fields', `${asked} is not a field of a work package`);
+  if (confined && OTHER_WORK_PACKAGES.has(property)) throw invalid('fields', `${asked} names other work packages, which may be in projects you may not read; use include (links, subtasks) instead`);
+}
+
 const href = (path: string) => ({ href: `${API}${path}` });
 /** The id at the end of a HAL link's href (`/api/v3/statuses/7` -> "7"). */
 const idOf = (link: Json | null | undefined) => (typeof link?.href === 'string' ? link.href.split('/').pop()! : null);
@@ -161,8 +174,8 @@ export class OpenProjectTracker implements Tracker {
       updated: raw.updatedAt ?? null,
       description: withDescription ? truncate(String(raw.description?.raw ?? ''), DESCRIPTION_MAX) : null,
     };
-    const extra = (fields ?? []).filter((name) => !(name in issue));
-    if (extra.length) issue.fields = Object.fromEntries(extra.map((name) => [name, raw[name] ?? titleOf(links[name]) ?? null]));
+    const extra = (fields ?? []).filter((name) => !Object.hasOwn(issue, name));
+    if (extra.length) issue.fields = Object.fromEntries(extra.map((name) => [name, (Object.hasOwn(raw, name) ? raw[name] : null) ?? (Object.hasOwn(links, name) ? titleOf(links[name]) : null) ?? null]));
     return issue;
   }
 
@@ -204,6 +217,7 @@ export class OpenProjectTracker implements Tracker {
   }
 
   async searchIssues(search: IssueSearch): Promise<Page<Issue>> {
+    for (const name of search.fields ?? []) requireReadable(name, name, search.confineTo !== undefined);
     let confinedIds: Set<string> | null = null;
     let filters: Filter[];
     if (search.confineTo) {
@@ -248,10 +262,10 @@ export class OpenProjectTracker implements Tracker {
     return this.call('GET', `/work_packages/${workPackageId(key, field)}`);
   }
 
-  async getIssue(key: string, options: { fields?: string[] | undefined; include: IssueInclude[] }): Promise<Issue> {
+  async getIssue(key: string, options: { fields?: string[] | undefined; include: IssueInclude[]; confined?: boolean }): Promise<Issue> {
     const raw = await this.workPackage(key);
     const issue = this.issue(raw, null, true);
-    if (options.fields?.length) issue.fields = await this.requestedFields(raw, options.fields);
+    if (options.fields?.length) issue.fields = await this.requestedFields(raw, options.fields, options.confined ?? false);
     const id = String(raw.id);
     if (options.include.includes('comments') || options.include.includes('history')) {
       const activities = await this.activities(id);
@@ -270,19 +284,24 @@ export class OpenProjectTracker implements Tracker {
     return issue;
   }
 
-  /** Further fields of a work package, keyed as asked: by property, or by name through its schema. */
-  private async requestedFields(raw: Json, names: readonly string[]): Promise<Record<string, unknown>> {
+  /** Further fields of a work package, keyed as asked: by property, or by name through its schema (null when it has none such). */
+  private async requestedFields(raw: Json, names: readonly string[], confined: boolean): Promise<Record<string, unknown>> {
     const links = raw._links ?? {};
-    const valueOf = (property: string) => raw[property] ?? titleOf(links[property]) ?? null;
+    const has = (property: string) => Object.hasOwn(raw, property) || Object.hasOwn(links, property);
+    const valueOf = (property: string) => (Object.hasOwn(raw, property) ? raw[property] : null) ?? (Object.hasOwn(links, property) ? titleOf(links[property]) : null) ?? null;
     const out: Record<string, unknown> = {};
     for (const name of names) {
-      if (name in raw || name in links) {
-        out[name] = valueOf(name);
-        continue;
-      }
+      requireReadable(name, name, confined);
+      let property: string | null = has(name) ? name : null;
       const project = idOf(links.project);
       const type = idOf(links.type);
-      out[name] = project && type ? valueOf(this.propertyOf(await this.schema(project, type), name)[0]) : null;
+      if (!property && project && type) {
+        const schema = await this.schema(project, type);
+        const named = Object.entries(schema).filter(([key, spec]) => !key.startsWith('_') && spec && typeof spec === 'object' && String((spec as Json).name ?? '').toLowerCase() === name.toLowerCase());
+        property = named.length === 1 ? named[0]![0] : null;
+      }
+      if (property) requireReadable(property, name, confined);
+      out[name] = property ? valueOf(property) : null;
     }
     return out;
   }
@@ -325,21 +344,33 @@ export class OpenProjectTracker implements Tracker {
    * a field holding a resource (a list option, a user, a version) from one of its allowed values
    * by name, as a link. Read-only and unknown fields are refused on their name.
    */
-  private async fieldsBody(fields: Record<string, unknown>, projectId: string | undefined, typeId: string | undefined): Promise<Json> {
+  /** The schema of a work package form (it holds the allowed values; the standalone schema does not). */
+  private async formSchema(path: string, body: Json): Promise<Json> {
+    const form = await this.call('POST', path, { body });
+    return (form._embedded?.schema ?? {}) as Json;
+  }
+
+  private async fieldsBody(fields: Record<string, unknown>, formSchema: (() => Promise<Json>) | undefined): Promise<Json> {
     const names = Object.keys(fields);
     if (!names.length) return {};
-    if (!projectId || !typeId) throw invalid(`fields.${names[0]}`, 'further fields need the work package\'s project and type');
-    const schema = await this.schema(projectId, typeId);
+    if (!formSchema) throw invalid(`fields.${names[0]}`, 'further fields need the work package\'s project and type');
+    const schema = await formSchema();
     const body: Json = {};
     const links: Json = {};
     for (const [name, value] of Object.entries(fields)) {
       const [property, spec] = this.propertyOf(schema, name);
       if (!spec.writable) throw invalid(`fields.${name}`, `${spec.name ?? property} cannot be changed`);
       const allowed = (spec._embedded?.allowedValues ?? spec._links?.allowedValues) as Json[] | undefined;
+      const type = String(spec.type ?? '');
+      if (/^(\[\])?(WorkPackage|Project)$/.test(type) || OTHER_WORK_PACKAGES.has(property)) {
+        throw invalid(`fields.${name}`, `${spec.name ?? property} names another work package or project; use parent, project or the link tools`);
+      }
       if (!Array.isArray(allowed)) {
+        if (spec.location === '_links' || !SCALAR_TYPES.has(type)) throw invalid(`fields.${name}`, `${spec.name ?? property} (${type || 'a resource'}) cannot be set through fields here`);
         body[property] = value;
         continue;
       }
+      if (value !== null && typeof value !== 'string' && typeof value !== 'number') throw invalid(`fields.${name}`, 'must be one of its allowed values, by name or id (or null)');
       const label = (option: Json) => String(option.value ?? option.name ?? option.title ?? option.id);
       const chosen = value === null ? null : allowed.find((option) => label(option).toLowerCase() === String(value).toLowerCase() || String(option.id) === String(value));
       const target = chosen === null ? null : chosen?._links?.self?.href ?? chosen?.href;
@@ -352,9 +383,9 @@ export class OpenProjectTracker implements Tracker {
     return body;
   }
 
-  private async body(input: IssueInput, project: string | undefined, typeId?: string): Promise<Json> {
+  private async body(input: IssueInput, project: string | undefined, formSchema?: () => Promise<Json>): Promise<Json> {
     if (input.labels?.length) throw unsupported(LABEL, 'labels');
-    const body: Json = input.fields ? await this.fieldsBody(input.fields, project, typeId) : {};
+    const body: Json = input.fields ? await this.fieldsBody(input.fields, formSchema) : {};
     if (input.summary !== undefined) body.subject = input.summary;
     if (input.description !== undefined) body.description = { format: 'markdown', raw: input.description };
     const links = await this.links(input, project);
@@ -368,7 +399,8 @@ export class OpenProjectTracker implements Tracker {
     // OpenProject needs a type: the one named, else the project's first (usually "Task").
     const type = input.type ?? (await this.listIssueTypes(project))[0]?.name;
     const typeId = type ? await this.named(`/projects/${project}/types`, type, 'type') : undefined;
-    const created = await this.call('POST', `/projects/${project}/work_packages`, { body: await this.body({ ...input, ...(type ? { type } : {}) }, project, typeId) });
+    const form = typeId ? () => this.formSchema(`/projects/${project}/work_packages/form`, { _links: { type: href(`/types/${typeId}`) } }) : undefined;
+    const created = await this.call('POST', `/projects/${project}/work_packages`, { body: await this.body({ ...input, ...(typeId ? { type: typeId } : {}) }, project, form) });
     return { key: String(created.id), id: String(created.id), url: this.issueUrl(created.id) };
   }
 
@@ -382,8 +414,9 @@ export class OpenProjectTracker implements Tracker {
   async updateIssue(key: string, input: IssueInput): Promise<void> {
     await this.patch(key, async (current) => {
       const project = idOf(current._links?.project) ?? undefined;
-      const typeId = input.type !== undefined && project ? await this.named(`/projects/${project}/types`, input.type, 'type') : idOf(current._links?.type) ?? undefined;
-      return this.body(input, project, typeId);
+      const typeId = input.type !== undefined && project ? await this.named(`/projects/${project}/types`, input.type, 'type') : null;
+      const form = () => this.formSchema(`/work_packages/${current.id}/form`, { lockVersion: current.lockVersion, ...(typeId ? { _links: { type: href(`/types/${typeId}`) } } : {}) });
+      return this.body({ ...input, ...(typeId ? { type: typeId } : {}) }, project, form);
     });
   }
 
@@ -412,7 +445,7 @@ export class OpenProjectTracker implements Tracker {
     const wanted = (input.name ?? '').toLowerCase();
     const chosen = available.find((t) => t.id === input.id) ?? available.find((t) => t.name.toLowerCase() === wanted);
     if (!chosen) throw invalid('transition', `work package ${key} cannot move to "${input.id ?? input.name}" now; allowed: ${available.map((t) => `${t.name} (id ${t.id})`).join(', ') || 'none'}`);
-    const extra = input.fields ? await this.fieldsBody(input.fields, idOf(current._links?.project) ?? undefined, idOf(current._links?.type) ?? undefined) : {};
+    const extra = input.fields ? await this.fieldsBody(input.fields, () => this.formSchema(`/work_packages/${current.id}/form`, { lockVersion: current.lockVersion })) : {};
     await this.call('PATCH', `/work_packages/${current.id}`, {
       body: { ...extra, lockVersion: current.lockVersion, _links: { ...((extra._links as Json | undefined) ?? {}), status: href(`/statuses/${chosen.id}`) } },
     });
@@ -517,7 +550,7 @@ export class OpenProjectTracker implements Tracker {
   async createFields(project: string, issueType: string): Promise<FieldInfo[]> {
     const projectId = await this.projectId(project);
     const typeId = await this.named(`/projects/${projectId}/types`, issueType, 'issue_type');
-    const schema = await this.call('GET', `/work_packages/schemas/${projectId}-${typeId}`);
+    const schema = await this.formSchema(`/projects/${projectId}/work_packages/form`, { _links: { type: href(`/types/${typeId}`) } });
     return Object.entries(schema)
       .filter(([name, spec]) => !name.startsWith('_') && spec && typeof spec === 'object' && (spec as Json).writable)
       .map(([name, spec]) => {

@@ -54,7 +54,7 @@ function fieldsBody(fields: Record<string, unknown>, known: readonly Json[] | nu
     else {
       const matches = (known ?? []).filter((field) => String(field.name).toLowerCase() === name.toLowerCase());
       if (matches.length === 1) custom.push({ id: Number(matches[0]!.id), value });
-      else if (known === null) throw invalid(`fields.${name}`, `a new issue's custom fields go by id (cf_<id>; get_issue with fields: ["${name}"] on an issue of the project names it, as does an administrator's search_fields), or the attributes ${[...ISSUE_ATTRIBUTES].join(', ')}`);
+      else if (known === null) throw invalid(`fields.${name}`, `a new issue's custom fields go by id (cf_<id>: an edit of an existing issue naming an unknown field lists its custom fields with their ids, as does an administrator's search_fields), or the attributes ${[...ISSUE_ATTRIBUTES].join(', ')}`);
       else throw invalid(`fields.${name}`, `is neither a custom field of this issue (${known.map((field) => `${field.name} (cf_${field.id})`).join(', ') || 'none'}) nor one of ${[...ISSUE_ATTRIBUTES].join(', ')}`);
     }
   }
@@ -62,13 +62,18 @@ function fieldsBody(fields: Record<string, unknown>, known: readonly Json[] | nu
   return body;
 }
 
-/** Requested fields of a raw issue, keyed as asked: attributes as they are, custom fields by id or name. */
+/**
+ * Requested fields of a raw issue, keyed as asked: attributes as they are, custom fields by id or
+ * name. `children` (other issues, with their subjects) comes through include: subtasks instead.
+ */
 function requestedFields(raw: Json, names: readonly string[]): Record<string, unknown> {
   const custom = (raw.custom_fields ?? []) as Json[];
   return Object.fromEntries(names.map((name) => {
+    if (['children', 'relations', 'journals'].includes(name)) throw invalid('fields', `${name} comes through include (subtasks, links, comments), not as a raw field`);
     const id = CUSTOM_FIELD_ID.exec(name)?.[1];
-    const field = id ? custom.find((f) => String(f.id) === id) : name in raw ? undefined : custom.find((f) => String(f.name).toLowerCase() === name.toLowerCase());
-    return [name, field ? (field.value ?? null) : (raw[name] ?? null)];
+    const own = Object.hasOwn(raw, name);
+    const field = id ? custom.find((f) => String(f.id) === id) : own ? undefined : custom.find((f) => String(f.name).toLowerCase() === name.toLowerCase());
+    return [name, field ? (field.value ?? null) : own ? (raw[name] ?? null) : null];
   }));
 }
 
