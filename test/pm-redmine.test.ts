@@ -229,6 +229,7 @@ describe('Redmine (real server)', { skip: unavailable ?? false }, () => {
     assert.deepEqual(await found({ updated_since: new Date(Date.now() - day).toISOString() }), [issue.key]);
     assert.deepEqual(await found({ updated_since: new Date(Date.now() + day).toISOString().slice(0, 10) }), []);
     assert.deepEqual(await found({ project: 'alice-private' }), []);
+    assert.equal((await refused(alice, 'search_issues', { query: '1', status: 'open' })).field, 'query', 'a saved query with filters Redmine would ignore');
   });
 
   test('custom fields by name as well as id, read and written (names from the issue itself); an unknown one is refused on its field before any change', async () => {

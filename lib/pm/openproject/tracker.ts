@@ -318,7 +318,7 @@ export class OpenProjectTracker implements Tracker {
     return links;
   }
 
-  /** A work package form's schema (its fields by property) for a project and type, once per call. */
+  /** The work package schema of a project and type (its fields by property, no allowed values), once per call. */
   private readonly schemas = new Map<string, Promise<Json>>();
   private schema(projectId: string, typeId: string): Promise<Json> {
     const key = `${projectId}-${typeId}`;
@@ -339,17 +339,18 @@ export class OpenProjectTracker implements Tracker {
       : `is no field of this work package's form (fields: ${fields.filter(([, spec]) => spec.writable).map(([key, spec]) => `${spec.name ?? key} (${key})`).join(', ') || 'none'})`);
   }
 
-  /**
-   * `fields` as OpenProject takes them, from its form's schema: values of plain fields as given,
-   * a field holding a resource (a list option, a user, a version) from one of its allowed values
-   * by name, as a link. Read-only and unknown fields are refused on their name.
-   */
   /** The schema of a work package form (it holds the allowed values; the standalone schema does not). */
   private async formSchema(path: string, body: Json): Promise<Json> {
     const form = await this.call('POST', path, { body });
     return (form._embedded?.schema ?? {}) as Json;
   }
 
+  /**
+   * `fields` as OpenProject takes them, from its form's schema: values of plain fields as given,
+   * a field holding a resource (a list option, a user, a version) from one of its allowed values
+   * by name, as a link. Read-only and unknown fields, fields naming other work packages or
+   * projects, and resources without allowed values are refused on their name.
+   */
   private async fieldsBody(fields: Record<string, unknown>, formSchema: (() => Promise<Json>) | undefined): Promise<Json> {
     const names = Object.keys(fields);
     if (!names.length) return {};

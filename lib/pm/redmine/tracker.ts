@@ -229,6 +229,7 @@ export class RedmineTracker implements Tracker {
       if (!/^\d+$/.test(search.query)) throw unsupported(LABEL, 'A free-form query', 'give a saved query id as query, or use project, assignee, status, text and updatedSince');
       // A saved query brings its own filters and Redmine then ignores any given with it.
       if (search.confineTo) throw invalid('query', 'a saved Redmine query cannot be confined to the tracker projects you may read; use project, assignee, status, text and updated_since');
+      if (search.assignee || search.status || search.text || search.updatedSince) throw invalid('query', 'a saved Redmine query takes no assignee, status, text or updated_since: Redmine would apply only its own filters');
       query.query_id = search.query;
     }
     let confinedIds: Set<string> | null = null;
