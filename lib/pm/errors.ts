@@ -22,6 +22,17 @@ export function credentialsRefused(error: unknown): error is TrackerError {
   return error instanceof TrackerError && (error.status === 401 || error.status === 403);
 }
 
+/** Whether the tracker answered that the account cannot see something (403 or 404), not another failure. */
+export function isUnseen(error: unknown): error is TrackerError {
+  return error instanceof TrackerError && (error.status === 403 || error.status === 404);
+}
+
+/** For `.catch`: null when the account cannot see it; any other failure stays one. */
+export function nullIfUnseen(error: unknown): null {
+  if (isUnseen(error)) return null;
+  throw error;
+}
+
 export function unsupported(tracker: string, what: string, instead?: string): OpError {
   return new OpError('invalid_input', `${what} is not supported for ${tracker} connections${instead ? `; ${instead}` : ''}`);
 }

@@ -4,7 +4,7 @@ import { OpError } from '../../errors.ts';
 import { callerUserId } from '../../identity/caller.ts';
 import type { OperationContext } from '../operation.ts';
 import type { Tracker } from '../../pm/provider.ts';
-import { TrackerError } from '../../pm/errors.ts';
+import { isUnseen } from '../../pm/errors.ts';
 
 // The binding guard of the PM tools: a call on a tracker project bound to a Mandate project needs
 // the pm permission in that project; on an unbound one, a global grant. A global grant covers
@@ -101,14 +101,16 @@ export async function guardTrackerScope(ctx: OperationContext, operation: string
   // An issue named in another input (parent, to) that the tracker does not show is refused on that input.
   const lookUp = (key: string, field: string, options: { current?: boolean } = {}) =>
     tracker.bindingProjectOfIssue(key, { field, ...options }).catch((error: unknown) => {
-      if (field !== 'key' && error instanceof TrackerError && (error.status === 403 || error.status === 404)) {
+      if (field !== 'key' && isUnseen(error)) {
         throw new OpError('not_found', `issue ${key} (${field}) is not found, or your tracker account cannot see it`, { field });
       }
       throw error;
     });
+  const named = new Map<string, string>();
   for (const { key, field } of issues) {
     const project = await lookUp(key, field);
     if (!project) throw needsGlobal(`issue ${key} is not named by a key that says its project`);
+    named.set(key, project);
     touched.add(project);
   }
   for (const key of scope.projects ?? []) if (key !== undefined) touched.add(await tracker.bindingProjectOf(key));
@@ -117,7 +119,7 @@ export async function guardTrackerScope(ctx: OperationContext, operation: string
   if (kind === 'jira' && options.confirmIssueProjects) {
     for (const { key, field } of issues) {
       const now = await lookUp(key, field, { current: true });
-      if (now !== null && now !== (await tracker.bindingProjectOfIssue(key))) {
+      if (now !== null && now !== named.get(key)) {
         await requireOn(now, `issue ${key} is in tracker project ${now} now: `);
         touched.add(now);
       }

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { issueOutput, trackerPage } from './outputs.ts';
 import { OpError } from '../../errors.ts';
-import { TrackerError } from '../../pm/errors.ts';
+import { nullIfUnseen } from '../../pm/errors.ts';
 import { fieldList, issueKey, markdownText, pageOutput, pmCursor, pmLimit, pmTool, projectRef } from './tools.ts';
 import type { IssueInput } from '../../pm/provider.ts';
 
@@ -87,10 +87,7 @@ export const getIssue = pmTool({
       // A Redmine or OpenProject sub-task may be in another project (or one the account cannot
       // see): a confined caller sees those it may read only.
       const shown = await Promise.all(issue.subtasks.map(async (subtask) => {
-        const project = await tracker.bindingProjectOfIssue(subtask.key).catch((error: unknown) => {
-          if (error instanceof TrackerError && (error.status === 403 || error.status === 404)) return null;
-          throw error;
-        });
+        const project = await tracker.bindingProjectOfIssue(subtask.key).catch(nullIfUnseen);
         return project !== null && (await mayActOn(project)) ? subtask : null;
       }));
       issue.subtasks = shown.filter((subtask) => subtask !== null);

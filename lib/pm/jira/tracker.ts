@@ -195,8 +195,7 @@ export class JiraTracker implements Tracker {
       else named.push(key);
     }
     if (!named.length) return ids;
-    this.fieldCatalogue ??= this.api.api<Json[]>('GET', '/field');
-    const catalogue = await this.fieldCatalogue;
+    const catalogue = await this.fields();
     for (const name of named) {
       const byId = catalogue.find((f) => String(f.id) === name);
       const byName = catalogue.filter((f) => String(f.name).toLowerCase() === name.toLowerCase());
@@ -236,11 +235,16 @@ export class JiraTracker implements Tracker {
     return fields;
   }
 
+  /** Jira's fields (GET /field), asked once per call. */
+  private fields(): Promise<Json[]> {
+    this.fieldCatalogue ??= this.api.api<Json[]>('GET', '/field');
+    return this.fieldCatalogue;
+  }
+
   private async reachesOtherIssues(id: string): Promise<boolean> {
     if (['issuelinks', 'subtasks', 'parent'].includes(id)) return true;
     if (!/^customfield_\d+$/.test(id)) return false;
-    this.fieldCatalogue ??= this.api.api<Json[]>('GET', '/field');
-    const custom = String((await this.fieldCatalogue).find((f) => String(f.id) === id)?.schema?.custom ?? '');
+    const custom = String((await this.fields()).find((f) => String(f.id) === id)?.schema?.custom ?? '');
     return /gh-sprint|gh-epic-link|jpo-custom-field-parent|gh-epic-label|issuelink/i.test(custom);
   }
 

@@ -1,7 +1,7 @@
 import { invalid, OpError } from '../../errors.ts';
 import { numberedKey } from '../numbered-key.ts';
 import type { UpstreamHttp, UpstreamMethod, QueryValue } from '../http.ts';
-import { TrackerError, unsupported } from '../errors.ts';
+import { nullIfUnseen, TrackerError, unsupported } from '../errors.ts';
 import { truncate } from '../text/markdown.ts';
 import { noAgile, type AgileTools } from '../no-agile.ts';
 import { hoursOf } from '../duration.ts';
@@ -40,6 +40,17 @@ const SCALAR_TYPES = new Set(['String', 'Text', 'Integer', 'Float', 'Boolean', '
 // Properties naming other work packages (with their subjects): shown through include, never raw to
 // a caller confined by project bindings.
 const OTHER_WORK_PACKAGES = new Set(['parent', 'children', 'ancestors', 'relations']);
+
+/** A work package's value of a property: its own, or the title of its link of that name. */
+function propertyValue(raw: Json, property: string): unknown {
+  const links = raw._links ?? {};
+  return (Object.hasOwn(raw, property) ? raw[property] : null) ?? (Object.hasOwn(links, property) ? titleOf(links[property]) : null) ?? null;
+}
+
+/** The schema's fields (property, spec) whose name is this one, case-insensitively. */
+function fieldsNamed(schema: Json, name: string): [string, Json][] {
+  return (Object.entries(schema) as [string, Json][]).filter(([key, spec]) => !key.startsWith('_') && spec && typeof spec === 'object' && String(spec.name ?? '').toLowerCase() === name.toLowerCase());
+}
 
 /** Refuses a field to return that is no field (`_links`, `_embedded`) or, to a confined caller, names other work packages. */
 function requireReadable(property: string, asked: string, confined: boolean): void {
@@ -175,7 +186,7 @@ export class OpenProjectTracker implements Tracker {
       description: withDescription ? truncate(String(raw.description?.raw ?? ''), DESCRIPTION_MAX) : null,
     };
     const extra = (fields ?? []).filter((name) => !Object.hasOwn(issue, name));
-    if (extra.length) issue.fields = Object.fromEntries(extra.map((name) => [name, (Object.hasOwn(raw, name) ? raw[name] : null) ?? (Object.hasOwn(links, name) ? titleOf(links[name]) : null) ?? null]));
+    if (extra.length) issue.fields = Object.fromEntries(extra.map((name) => [name, propertyValue(raw, name)]));
     return issue;
   }
 
@@ -226,10 +237,7 @@ export class OpenProjectTracker implements Tracker {
       if (own.some((filter) => Object.keys(filter).some((name) => /project/i.test(name)))) {
         throw invalid('query', 'may not filter by project: your searches are confined to the tracker projects you may read (give project instead)');
       }
-      const asked = search.project ? await this.projectId(search.project).catch((error: unknown) => {
-        if (error instanceof TrackerError && (error.status === 403 || error.status === 404)) return null;
-        throw error;
-      }) : null;
+      const asked = search.project ? await this.projectId(search.project).catch(nullIfUnseen) : null;
       if (search.project && (asked === null || !search.confineTo.includes(asked))) throw notWithinConfinement(search.project, search.confineTo);
       confinedIds = new Set(asked ? [asked] : search.confineTo);
       filters = [...own, { project: { operator: '=', values: [...confinedIds] } }];
@@ -287,21 +295,18 @@ export class OpenProjectTracker implements Tracker {
   /** Further fields of a work package, keyed as asked: by property, or by name through its schema (null when it has none such). */
   private async requestedFields(raw: Json, names: readonly string[], confined: boolean): Promise<Record<string, unknown>> {
     const links = raw._links ?? {};
-    const has = (property: string) => Object.hasOwn(raw, property) || Object.hasOwn(links, property);
-    const valueOf = (property: string) => (Object.hasOwn(raw, property) ? raw[property] : null) ?? (Object.hasOwn(links, property) ? titleOf(links[property]) : null) ?? null;
     const out: Record<string, unknown> = {};
     for (const name of names) {
       requireReadable(name, name, confined);
-      let property: string | null = has(name) ? name : null;
+      let property: string | null = Object.hasOwn(raw, name) || Object.hasOwn(links, name) ? name : null;
       const project = idOf(links.project);
       const type = idOf(links.type);
       if (!property && project && type) {
-        const schema = await this.schema(project, type);
-        const named = Object.entries(schema).filter(([key, spec]) => !key.startsWith('_') && spec && typeof spec === 'object' && String((spec as Json).name ?? '').toLowerCase() === name.toLowerCase());
+        const named = fieldsNamed(await this.schema(project, type), name);
         property = named.length === 1 ? named[0]![0] : null;
       }
       if (property) requireReadable(property, name, confined);
-      out[name] = property ? valueOf(property) : null;
+      out[name] = property ? propertyValue(raw, property) : null;
     }
     return out;
   }
@@ -332,7 +337,7 @@ export class OpenProjectTracker implements Tracker {
     const fields = Object.entries(schema).filter(([key, spec]) => !key.startsWith('_') && spec && typeof spec === 'object') as [string, Json][];
     const exact = fields.find(([key]) => key === name);
     if (exact) return exact;
-    const named = fields.filter(([, spec]) => String(spec.name ?? '').toLowerCase() === name.toLowerCase());
+    const named = fieldsNamed(schema, name);
     if (named.length === 1) return named[0]!;
     throw invalid(`fields.${name}`, named.length
       ? `names several fields (${named.map(([key]) => key).join(', ')}); give one by property`

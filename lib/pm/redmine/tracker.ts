@@ -1,7 +1,7 @@
 import { invalid, OpError } from '../../errors.ts';
 import { numberedKey } from '../numbered-key.ts';
 import type { UpstreamHttp, UpstreamMethod, QueryValue } from '../http.ts';
-import { TrackerError, unsupported } from '../errors.ts';
+import { nullIfUnseen, TrackerError, unsupported } from '../errors.ts';
 import { markdownToMarkup, markupToMarkdown, TEXTILE } from '../text/wiki.ts';
 import { truncate } from '../text/markdown.ts';
 import { noAgile, type AgileTools } from '../no-agile.ts';
@@ -75,12 +75,6 @@ function requestedFields(raw: Json, names: readonly string[]): Record<string, un
     const field = id ? custom.find((f) => String(f.id) === id) : own ? undefined : custom.find((f) => String(f.name).toLowerCase() === name.toLowerCase());
     return [name, field ? (field.value ?? null) : own ? (raw[name] ?? null) : null];
   }));
-}
-
-/** A project the account cannot see is null; any other failure stays one. */
-function unseen(error: unknown): null {
-  if (error instanceof TrackerError && (error.status === 403 || error.status === 404)) return null;
-  throw error;
 }
 
 function redmineError(status: number, body: unknown): TrackerError {
@@ -236,7 +230,7 @@ export class RedmineTracker implements Tracker {
     if (search.confineTo) {
       // Exact project ids, not project_id=..., which takes in subprojects that may be bound elsewhere.
       const readable = await this.projectIdsOf(search.confineTo);
-      const asked = search.project ? await this.projectRow(search.project).then((p) => String(p.id), unseen) : null;
+      const asked = search.project ? await this.projectRow(search.project).then((p) => String(p.id), nullIfUnseen) : null;
       if (search.project && (asked === null || !readable.has(asked))) throw notWithinConfinement(search.project, search.confineTo);
       confinedIds = asked ? new Set([asked]) : readable;
       if (!confinedIds.size) {
@@ -305,7 +299,7 @@ export class RedmineTracker implements Tracker {
 
   /** The numeric ids of the projects with these identifiers that the caller's account can see. */
   private async projectIdsOf(identifiers: readonly string[]): Promise<Set<string>> {
-    const ids = await Promise.all(identifiers.map((identifier) => this.projectRow(identifier).then((p) => String(p.id), unseen)));
+    const ids = await Promise.all(identifiers.map((identifier) => this.projectRow(identifier).then((p) => String(p.id), nullIfUnseen)));
     return new Set(ids.filter((id): id is string => id !== null));
   }
 
