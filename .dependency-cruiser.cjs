@@ -53,11 +53,18 @@ module.exports = {
       to: { path: '^lib/(ops|mcp|http)/' },
     },
     {
+      name: 'gateway-not-ops-or-transports',
+      comment: 'lib/gateway (sessions with installed MCP servers, as their client) is below the operations, like lib/pm.',
+      severity: 'error',
+      from: { path: '^lib/gateway/' },
+      to: { path: '^lib/(ops|mcp|http)/' },
+    },
+    {
       name: 'data-not-above',
       comment: 'lib/db (entities, ORM) and lib/audit import nothing above them.',
       severity: 'error',
       from: { path: '^lib/(db|audit)/' },
-      to: { path: '^lib/(ops|mcp|http|pm|oauth|identity/(?!caller))' },
+      to: { path: '^lib/(ops|mcp|http|pm|gateway|oauth|identity/(?!caller))' },
     },
   ],
   options: {

@@ -5,7 +5,7 @@ import { EmbeddedDatabaseBusyError } from './db/embedded-lock.ts';
 import { Role, RoleAssignment, User } from './db/entities/index.ts';
 import { OpError } from './errors.ts';
 import { createHttpServer, listen } from './http/server.ts';
-import { openRuntime, startAgentSessionSweep, startAuditMaintenance, startOAuthSweep } from './runtime.ts';
+import { openRuntime, startAgentSessionSweep, startGatewaySweep, startAuditMaintenance, startOAuthSweep } from './runtime.ts';
 import { createTokenForUser, createUser, listOauthClients, registerOauthClient } from './ops/index.ts';
 import { VERSION } from './version.ts';
 import { agentCommands, mcpCommands } from './cli-mcp.ts';
@@ -86,6 +86,7 @@ const commands: Record<string, Command> = {
       const server = createHttpServer(runtime, io.config.http);
       startAgentSessionSweep(runtime);
       startOAuthSweep(runtime);
+      startGatewaySweep(runtime);
       startAuditMaintenance(runtime, io.config.auditRetentionDays);
       const address = await listen(server, host, port).catch(async (error: Error) => {
         await runtime.close();

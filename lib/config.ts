@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { openVault, type VaultSettings } from './vault.ts';
 import { NETWORK_CLASSES, type NetworkClass } from './pm/net-guard.ts';
 import type { PmSettings } from './pm/settings.ts';
+import type { GatewaySettings } from './gateway/pool.ts';
 import { parseToolsetList } from './pm/settings.ts';
 import { parseTrustProxy, type TrustProxy } from './http/client-address.ts';
 
@@ -48,6 +49,22 @@ const envSchema = z.object({
   MANDATE_PM_ALLOW_DELETE: z.enum(['true', 'false']).default('false'),
   // The PM toolsets this deployment serves (comma-separated; default all).
   MANDATE_PM_TOOLSETS: z.string().optional(),
+  // The gateway to installed MCP servers: address classes and plain http:// allowed for remote
+  // servers (as for trackers), idle time before a session closes, start and call timeouts, the
+  // largest result passed on, stdio processes per user and in all, and how often running sessions
+  // are checked against the database.
+  MANDATE_GATEWAY_ALLOW_NETWORKS: z
+    .string()
+    .regex(/^\s*((loopback|private|link-local)\s*(,\s*|$))*$/, 'must list loopback, private or link-local, comma-separated')
+    .default(''),
+  MANDATE_GATEWAY_ALLOW_HTTP: z.enum(['true', 'false']).default('false'),
+  MANDATE_GATEWAY_IDLE_SECONDS: z.coerce.number().min(0.05).max(86_400).default(300),
+  MANDATE_GATEWAY_START_TIMEOUT_SECONDS: z.coerce.number().min(0.1).max(300).default(30),
+  MANDATE_GATEWAY_CALL_TIMEOUT_SECONDS: z.coerce.number().min(0.1).max(3600).default(120),
+  MANDATE_GATEWAY_MAX_RESULT_BYTES: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(4 * 1024 * 1024),
+  MANDATE_GATEWAY_MAX_PROCESSES_PER_USER: z.coerce.number().int().min(1).max(1000).default(8),
+  MANDATE_GATEWAY_MAX_PROCESSES: z.coerce.number().int().min(1).max(10_000).default(64),
+  MANDATE_GATEWAY_SWEEP_SECONDS: z.coerce.number().min(0.05).max(3600).default(10),
   // Where users reach this deployment (OAuth redirect URIs and links in messages); default
   // http://HOST:PORT.
   MANDATE_PUBLIC_URL: z.url({ protocol: /^https?$/, message: 'must be an http:// or https:// URL' }).optional(),
@@ -99,6 +116,7 @@ export interface Config {
   http: { host: string; port: number; drainMs: number; serviceToken?: string; guardToken?: string; trustProxy: TrustProxy; allowedOrigins: string[] };
   vault: VaultSettings;
   pm: PmSettings;
+  gateway: GatewaySettings;
   oauth: OAuthSettings;
   /** Days audit events are kept; null: for good. */
   auditRetentionDays: number | null;
@@ -151,6 +169,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       unusedClientSeconds: 86_400,
     },
     auditRetentionDays: e.MANDATE_AUDIT_RETENTION_DAYS ?? null,
+    gateway: {
+      policy: { allow: networkClasses(e.MANDATE_GATEWAY_ALLOW_NETWORKS), allowHttp: e.MANDATE_GATEWAY_ALLOW_HTTP === 'true' },
+      idleMs: Math.round(e.MANDATE_GATEWAY_IDLE_SECONDS * 1000),
+      startTimeoutMs: Math.round(e.MANDATE_GATEWAY_START_TIMEOUT_SECONDS * 1000),
+      callTimeoutMs: Math.round(e.MANDATE_GATEWAY_CALL_TIMEOUT_SECONDS * 1000),
+      maxResultBytes: e.MANDATE_GATEWAY_MAX_RESULT_BYTES,
+      maxProcessesPerUser: e.MANDATE_GATEWAY_MAX_PROCESSES_PER_USER,
+      maxProcesses: e.MANDATE_GATEWAY_MAX_PROCESSES,
+      sweepMs: Math.round(e.MANDATE_GATEWAY_SWEEP_SECONDS * 1000),
+    },
     vault: vaultSettings(e.MANDATE_VAULT_KEY, e.MANDATE_VAULT_PREVIOUS_KEYS, e.DATABASE_URL ? undefined : e.MANDATE_DATA_DIR),
     pm: {
       http: {

@@ -12,6 +12,8 @@ import { PmService } from './pm/service.ts';
 import { guardedFetch } from './pm/guarded-fetch.ts';
 import { UpstreamHttp } from './pm/http.ts';
 import type { OAuthServer } from './oauth/server.ts';
+import { GatewayPool } from './gateway/pool.ts';
+import { staleSessions } from './ops/gateway/sweep.ts';
 
 /** Everything a process needs to run operations: database, resolver, runner, logger. */
 export interface Runtime {
@@ -24,6 +26,8 @@ export interface Runtime {
   runner: OperationRunner;
   vault: Vault;
   pm: PmService;
+  /** Sessions with installed MCP servers, for the gateway's tools. */
+  gateway: GatewayPool;
   /** The OAuth authorization server of the MCP endpoints; null until MANDATE_PUBLIC_URL is set. */
   oauth: OAuthServer | null;
   log: Logger;
@@ -65,7 +69,8 @@ export async function openRuntime(config: Config, options: RuntimeOptions): Prom
   const pm = new PmService(config.pm, { lockRows: db.kind === 'postgresql', ...(options.sleep ? { sleep: options.sleep } : {}) });
   // An audit insert gets a pool connection and runs: twice the connect deadline, within the statement one.
   const auditDeadlineMs = config.database.kind === 'postgresql' ? Math.min(config.database.queryTimeoutMs, 2 * config.database.connectTimeoutMs) : undefined;
-  const runner = new OperationRunner({ orm: db.orm, resolver, vault, pm, log, now, ...(auditDeadlineMs ? { auditDeadlineMs } : {}) });
+  const gateway = new GatewayPool(config.gateway, log);
+  const runner = new OperationRunner({ orm: db.orm, resolver, vault, pm, gateway, log, now, ...(auditDeadlineMs ? { auditDeadlineMs } : {}) });
   // Client metadata documents come through a client of their own: public addresses only (unless
   // configured), no retries, small answers, within the library's 2.5 s.
   const metadataHttp = config.oauth.enabled
@@ -81,6 +86,7 @@ export async function openRuntime(config: Config, options: RuntimeOptions): Prom
       })
     : null;
   const close = async () => {
+    await gateway.close();
     await runner.audit.close();
     pm.close();
     metadataHttp?.close();
@@ -88,7 +94,7 @@ export async function openRuntime(config: Config, options: RuntimeOptions): Prom
   };
   const scope = () => lazyFork(db.orm);
   const ready = () => db.orm.em.fork().execute('select 1 as ok', [], 'get').then(() => true, () => false);
-  return { db, scope, ready, resolver, runner, vault, pm, oauth, log, close };
+  return { db, scope, ready, resolver, runner, vault, pm, gateway, oauth, log, close };
 }
 
 const AGENT_SWEEP_INTERVAL_MS = 60_000;
@@ -105,6 +111,15 @@ export function startAgentSessionSweep(runtime: Runtime): void {
     });
   void sweep();
   setInterval(sweep, AGENT_SWEEP_INTERVAL_MS).unref();
+}
+
+/**
+ * Long-running processes check their gateway sessions against the database (MANDATE_GATEWAY_SWEEP_SECONDS):
+ * a removed or changed installation, or a deactivated user, stops its processes even when another
+ * process made the change.
+ */
+export function startGatewaySweep(runtime: Runtime): void {
+  runtime.gateway.startSweep((sessions) => staleSessions(runtime.db.orm.em.fork(), sessions));
 }
 
 const AUDIT_MAINTENANCE_INTERVAL_MS = 6 * 3_600_000;

@@ -12,10 +12,10 @@ export const SYSTEM_ROLES: readonly SystemRole[] = [
   {
     name: 'developer',
     description: 'Works in PM tools with their own connection and installs MCP servers for themselves.',
-    permissions: ['pm:read', 'pm:write', 'installs:write'],
+    permissions: ['pm:read', 'pm:write', 'installs:write', 'installs:use'],
   },
   { name: 'viewer', description: 'Reads PM tools with their own connection.', permissions: ['pm:read'] },
-  { name: 'agent', description: 'An AI agent acting in PM tools.', permissions: ['pm:read', 'pm:write'] },
+  { name: 'agent', description: 'An AI agent acting in PM tools and the MCP servers installed for it.', permissions: ['pm:read', 'pm:write', 'installs:use'] },
   {
     name: 'auditor',
     description: 'Reads the audit log and every administrative record, changes nothing.',

@@ -1,8 +1,9 @@
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
-import { CallToolRequestSchema, ListToolsRequestSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { CallToolRequestSchema, ListToolsRequestSchema, type CallToolResult, type Tool } from '@modelcontextprotocol/sdk/types.js';
+import { SEPARATOR as GATEWAY_SEPARATOR } from '../gateway/names.ts';
 import { OpError, type ErrorBody } from '../errors.ts';
-import { OPERATIONS } from '../ops/index.ts';
+import { callGatewayTool, listGatewayTools, OPERATIONS } from '../ops/index.ts';
 import { isReadEffect, type AnyOperation } from '../ops/operation.ts';
 import { VERSION } from '../version.ts';
 import type { ToolBackend } from './backend.ts';
@@ -33,6 +34,8 @@ export function createMcpServer(options: McpServerOptions): Server {
   const served = new Map(operations.map((op) => [op.name, op]));
   const name = `mandate-${options.toolsets.map((t) => t.name).join('-')}`;
   const backend = async () => options.backend ?? (await options.ready!);
+  // Installed servers' tools are their servers' word, whatever their hints say: not on read-only servers.
+  const gateway = !(options.readOnly ?? false) && options.toolsets.some((t) => t.gateway);
 
   const server = new Server(
     { name, title: `Mandate (${options.toolsets.map((t) => t.name).join(' + ')})`, version: VERSION },
@@ -44,20 +47,53 @@ export function createMcpServer(options: McpServerOptions): Server {
   );
 
   server.setRequestHandler(ListToolsRequestSchema, async () => {
-    const visible = await (await backend()).visible(operations);
-    return { tools: visible.map(toolDescriptor) };
+    const tools = await backend();
+    const visible = await tools.visible(gateway ? [...operations, listGatewayTools] : operations);
+    const own = visible.filter((op) => op !== listGatewayTools).map(toolDescriptor);
+    return { tools: visible.includes(listGatewayTools) ? [...own, ...(await gatewayTools(tools))] : own };
   });
 
   server.setRequestHandler(CallToolRequestSchema, async (request): Promise<CallToolResult> => {
     const { name: toolName, arguments: args } = request.params;
     const tools = await backend();
     const op = served.get(toolName);
+    if (!op && gateway && toolName.includes(GATEWAY_SEPARATOR)) return callThroughGateway(tools, toolName, args);
     if (!op) return refuseUnserved(tools, toolName, args, name, options.readOnly ?? false);
     const result = await tools.call(op, args ?? {});
     return result.ok ? toolResult(result.value) : toolError(result.error);
   });
 
   return server;
+}
+
+/** The installed servers' tools as MCP tools; none when the gateway cannot list them (Mandate's own still are). */
+async function gatewayTools(tools: ToolBackend): Promise<Tool[]> {
+  const listed = await tools.call(listGatewayTools, {});
+  if (!listed.ok) return [];
+  return (listed.value as { tools: GatewayTool[] }).tools.map((tool) => ({
+    name: tool.name,
+    ...(tool.title !== null ? { title: tool.title } : {}),
+    ...(tool.description !== null ? { description: tool.description } : {}),
+    inputSchema: tool.input_schema as Tool['inputSchema'],
+    ...(tool.output_schema ? { outputSchema: tool.output_schema as Tool['outputSchema'] } : {}),
+    ...(tool.annotations ? { annotations: tool.annotations } : {}),
+  }));
+}
+
+async function callThroughGateway(tools: ToolBackend, name: string, args: unknown): Promise<CallToolResult> {
+  const result = await tools.call(callGatewayTool, { name, arguments: args ?? {} });
+  if (!result.ok) return toolError(result.error);
+  const value = result.value as { content: CallToolResult['content']; structured_content: Record<string, unknown> | null; is_error: boolean };
+  return { content: value.content, ...(value.structured_content ? { structuredContent: value.structured_content } : {}), ...(value.is_error ? { isError: true } : {}) };
+}
+
+interface GatewayTool {
+  name: string;
+  title: string | null;
+  description: string | null;
+  input_schema: Record<string, unknown>;
+  output_schema: Record<string, unknown> | null;
+  annotations: Record<string, unknown> | null;
 }
 
 async function refuseUnserved(tools: ToolBackend, toolName: string, args: unknown, serverName: string, readOnly: boolean): Promise<CallToolResult> {

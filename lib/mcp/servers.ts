@@ -27,19 +27,33 @@ const pm: Toolset = {
   operations: operationsOf('pm'),
 };
 
+// The tools of the MCP servers installed for the caller, namespaced <namespace>__<tool>: no
+// operations of its own, it lists and calls them through list_gateway_tools and call_gateway_tool.
+const gateway: Toolset = {
+  name: 'gateway',
+  title: 'Mandate gateway',
+  instructions:
+    "Mandate gateway: the tools of the MCP servers installed for you, named <server>__<tool>. Mandate holds their secrets and checks and audits every call; a tool whose definition changed is held back until an admin reviews it.",
+  operations: [],
+  gateway: true,
+};
+
+/** A server entrypoint.sh can start: one of the operations' servers, or the gateway. */
+export type ToolsetName = ServerName | 'gateway';
 export type { ServerName };
-export const SERVERS: Readonly<Record<string, Toolset>> = { core, admin, pm };
+export const SERVERS: Readonly<Record<string, Toolset>> = { core, admin, pm, gateway };
 
 export interface RoleServers {
-  servers: ServerName[];
+  servers: ToolsetName[];
   /** Only read-only tools, whatever the permissions allow. */
   readOnly: boolean;
 }
 
 export const AGENT_ROLES: Record<string, RoleServers> = {
-  admin: { servers: ['core', 'admin', 'pm'], readOnly: false },
-  developer: { servers: ['core', 'pm'], readOnly: false },
+  admin: { servers: ['core', 'admin', 'pm', 'gateway'], readOnly: false },
+  developer: { servers: ['core', 'pm', 'gateway'], readOnly: false },
+  // Read-only roles get no gateway: what an installed server's tool does is its server's word only.
   viewer: { servers: ['core', 'pm'], readOnly: true },
   auditor: { servers: ['core', 'admin'], readOnly: true },
-  agent: { servers: ['core', 'pm'], readOnly: false },
+  agent: { servers: ['core', 'pm', 'gateway'], readOnly: false },
 };

@@ -5,7 +5,7 @@ import { OpError } from '../errors.ts';
 import { authenticateEnvToken } from '../identity/authenticate.ts';
 import type { UserCaller } from '../identity/caller.ts';
 import { endSession, nameSessionClient, startSession } from '../identity/sessions.ts';
-import { openRuntime, startAgentSessionSweep, startAuditMaintenance, type Runtime } from '../runtime.ts';
+import { openRuntime, startAgentSessionSweep, startGatewaySweep, startAuditMaintenance, type Runtime } from '../runtime.ts';
 import { localBackend, type ToolBackend } from './backend.ts';
 import { RemoteBackend } from './remote.ts';
 import { createMcpServer } from './server.ts';
@@ -63,6 +63,7 @@ export async function serveStdio(options: StdioOptions): Promise<void> {
     const bound = await startSession(runtime.db.orm.em.fork(), caller, { transport: 'stdio', servers: options.toolsets.map((t) => t.name) });
     sessionId = bound.sessionId;
     startAgentSessionSweep(runtime);
+    startGatewaySweep(runtime);
     startAuditMaintenance(runtime, config.auditRetentionDays, STDIO_MAINTENANCE_DELAY_MS);
     return trackCalls(localBackend(runtime, bound), inFlight);
   })();

@@ -8,6 +8,8 @@ export interface Toolset {
   /** Told to the model at initialize: what this server is for. */
   instructions: string;
   operations: AnyOperation[];
+  /** Also serves the tools of the caller's installed MCP servers (the gateway). */
+  gateway?: boolean;
 }
 
 export interface ToolDescriptor {

@@ -12,6 +12,7 @@ import * as installs from './installs.ts';
 import * as pm from './pm/index.ts';
 import * as oauthGrants from './oauth-grants.ts';
 import * as projects from './projects.ts';
+import * as gateway from './gateway/index.ts';
 
 // The one registry: every operation a module below exports, each declaring its own servers (and,
 // for PM, its toolset). The MCP servers, REST routes, remote calls, CLI and generated docs are all
@@ -29,8 +30,9 @@ export * from './installs.ts';
 export * from './pm/index.ts';
 export * from './oauth-grants.ts';
 export * from './projects.ts';
+export * from './gateway/index.ts';
 
-const MODULES = [users, roles, delegations, tokens, sessions, auditLog, self, agents, catalog, installs, pm, oauthGrants, projects];
+const MODULES = [users, roles, delegations, tokens, sessions, auditLog, self, agents, catalog, installs, pm, oauthGrants, projects, gateway];
 
 /** Every operation once, by name: the order tools are listed and documented in. */
 export const ALL_OPERATIONS: readonly AnyOperation[] = Object.freeze(

@@ -91,7 +91,7 @@ async function appliesTo(em: Em, installation: McpInstallation, userId: string):
  * An installation the caller may see: one that is for them or that they own, or any with
  * installs:read. Anything else is "not found", so ids of other people's installations reveal nothing.
  */
-async function visibleInstallation(ctx: OperationContext, id: string): Promise<McpInstallation> {
+export async function visibleInstallation(ctx: OperationContext, id: string): Promise<McpInstallation> {
   const installation = await ctx.em.findOne(McpInstallation, { id });
   const notFound = new OpError('not_found', `MCP server installation ${id} not found among those you can see (installs:read shows everyone's)`, { field: 'id' });
   if (!installation) throw notFound;
@@ -105,7 +105,7 @@ async function visibleInstallation(ctx: OperationContext, id: string): Promise<M
  * Changing or removing an installation: a personal one's owner may (with installs:write, the
  * operation's own permission); anything else needs installs:admin (for a project's, in that project).
  */
-async function requireManage(ctx: OperationContext, installation: McpInstallation) {
+export async function requireManage(ctx: OperationContext, installation: McpInstallation) {
   const me = callerUserId(ctx.caller);
   if (installation.scope === 'personal' && me !== null && installation.owner?.id === me) return;
   const project = installation.project as Project | null;

@@ -27,6 +27,32 @@ const credentialFields = z
   .max(20, 'must have at most 20 fields')
   .refine((fields) => new Set(fields.map((f) => f.name)).size === fields.length, 'field names must be unique');
 
+// Header and query templates: how a remote server gets an installation's secrets ({FIELD} fills in).
+const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/;
+const RESERVED_HEADERS = new Set(['host', 'content-length', 'content-type', 'transfer-encoding', 'connection', 'accept', 'mcp-session-id', 'mcp-protocol-version', 'last-event-id']);
+const template = z.string().max(1000, 'must be at most 1000 characters').regex(/^[^\r\n\0]*$/, 'must be one line (no CR, LF or NUL)');
+const headerTemplates = z
+  .record(z.string().regex(HEADER_NAME, 'must be an HTTP header name').refine((name) => !RESERVED_HEADERS.has(name.toLowerCase()), 'is set by the MCP transport itself'), template)
+  .refine((map) => Object.keys(map).length <= 20, 'must have at most 20 entries');
+const queryTemplates = z
+  .record(z.string().min(1, 'must not be empty').max(64, 'must be at most 64 characters'), template)
+  .refine((map) => Object.keys(map).length <= 20, 'must have at most 20 entries');
+const PLACEHOLDER = /\{([^{}]*)\}/g;
+
+/** Every {FIELD} of a header or query template names a credential field of the entry. */
+function checkTemplates(entry: { transport: string; headers: Record<string, string>; query: Record<string, string>; credentialFields: { name: string }[] }) {
+  const known = new Set(entry.credentialFields.map((f) => f.name));
+  for (const [kind, map] of [['headers', entry.headers], ['query', entry.query]] as const) {
+    const names = Object.keys(map);
+    if (names.length && entry.transport !== 'remote') throw invalid(kind, 'only a remote server takes header or query templates (a stdio server gets its secrets as environment variables)');
+    for (const name of names) {
+      for (const [, field] of map[name]!.matchAll(PLACEHOLDER)) {
+        if (!known.has(field!)) throw invalid(`${kind}.${name}`, `{${field}} names no credential field of this entry (its fields: ${[...known].join(', ') || 'none'})`);
+      }
+    }
+  }
+}
+
 /** A remote server needs a URL and no command; a stdio server a command and no URL. */
 function checkTransport(entry: { transport: string; url: string | null; command: string | null; args: string[] }) {
   if (entry.transport === 'remote') {
@@ -49,6 +75,8 @@ export function catalogView(entry: McpCatalogEntry, installations?: number) {
     command: entry.command,
     args: entry.args,
     credential_fields: entry.credentialFields,
+    headers: entry.headers,
+    query: entry.query,
     ...(installations !== undefined ? { installations } : {}),
     created_at: entry.createdAt.toISOString(),
     updated_at: entry.updatedAt.toISOString(),
@@ -99,7 +127,7 @@ export const createMcpCatalogEntry = operation({
   route: { method: 'POST', path: '/api/mcp_catalog' },
   title: 'Add an MCP server to the catalog',
   description:
-    'Add an MCP server that users can install. transport "remote" takes a url; "stdio" a command and args. credential_fields lists the secrets an installation supplies (e.g. {name: "API_KEY", required: true}). Returns the entry.',
+    'Add an MCP server that users can install. transport "remote" takes a url, and headers / query templates that pass the secrets (e.g. headers {"Authorization": "Bearer {API_KEY}"}); "stdio" a command and args (run without a shell, the secrets as environment variables). credential_fields lists the secrets an installation supplies (e.g. {name: "API_KEY", required: true}). Returns the entry.',
   input: z.strictObject({
     name: catalogName,
     description: description.default(''),
@@ -108,6 +136,8 @@ export const createMcpCatalogEntry = operation({
     command: command.optional(),
     args: args.default([]),
     credential_fields: credentialFields.default([]),
+    headers: headerTemplates.default({}),
+    query: queryTemplates.default({}),
   }),
   output: catalogOutput,
   permission: 'installs:admin',
@@ -115,8 +145,9 @@ export const createMcpCatalogEntry = operation({
   annotations: {},
   target: catalogTarget,
   async run(ctx, input) {
-    const fields = { transport: input.transport, url: input.url ?? null, command: input.command ?? null, args: input.args };
+    const fields = { transport: input.transport, url: input.url ?? null, command: input.command ?? null, args: input.args, headers: input.headers, query: input.query };
     checkTransport(fields);
+    checkTemplates({ ...fields, credentialFields: input.credential_fields });
     if (await ctx.em.findOne(McpCatalogEntry, { name: input.name })) throw conflict('a catalog entry with this name already exists', 'name');
     const entry = ctx.em.create(McpCatalogEntry, { name: input.name, description: input.description, ...fields, credentialFields: input.credential_fields });
     await ctx.em.flush();
@@ -131,7 +162,7 @@ export const updateMcpCatalogEntry = operation({
   route: { method: 'PATCH', path: '/api/mcp_catalog/{id}' },
   title: 'Change an MCP catalog entry',
   description:
-    'Change an MCP catalog entry (by name or id): name, description, transport, url, command, args or credential_fields; only the fields given change (null clears url or command). Secrets stored for a field that is removed are kept but no longer shown. Returns the entry.',
+    'Change an MCP catalog entry (by name or id): name, description, transport, url, command, args, credential_fields, headers or query; only the fields given change (null clears url or command). Secrets stored for a field that is removed are kept but no longer shown. Returns the entry.',
   input: z.strictObject({
     id: catalogRef,
     name: catalogName.optional(),
@@ -141,6 +172,8 @@ export const updateMcpCatalogEntry = operation({
     command: command.nullable().optional(),
     args: args.optional(),
     credential_fields: credentialFields.optional(),
+    headers: headerTemplates.optional(),
+    query: queryTemplates.optional(),
   }),
   output: catalogOutput,
   permission: 'installs:admin',
@@ -160,8 +193,11 @@ export const updateMcpCatalogEntry = operation({
       command: (input.command === undefined ? entry.command : input.command) ?? null,
       args: input.args ?? entry.args,
       credentialFields: (input.credential_fields ?? entry.credentialFields) as CredentialField[],
+      headers: input.headers ?? entry.headers,
+      query: input.query ?? entry.query,
     };
     checkTransport(next);
+    checkTemplates(next);
     ctx.em.assign(entry, next);
     await ctx.em.flush();
     return catalogView(entry, await ctx.em.count(McpInstallation, { catalog: entry }));

@@ -7,6 +7,7 @@ import type { Tracker } from '../pm/provider.ts';
 import type { Logger } from '../log.ts';
 import type { Vault } from '../vault.ts';
 import type { PmService } from '../pm/service.ts';
+import type { GatewayPool } from '../gateway/pool.ts';
 
 /** Hints for MCP clients. Never authorisation, never how a call runs: that is `effect`. */
 export interface OperationAnnotations {
@@ -37,6 +38,8 @@ export interface OperationContext {
   vault: Vault;
   /** Trackers: settings, the upstream HTTP client. */
   pm: PmService;
+  /** The sessions with installed MCP servers (the gateway). */
+  gateway: GatewayPool;
   /** The grant the operation's own permission was used through (null: system caller or no permission). */
   via: GrantSource | null;
   /** The project the input names (`project`), looked up once by the runner; null when it names none. */
@@ -66,6 +69,8 @@ export interface OperationContext {
   holds(permission: Permission, projectId?: string | null): Promise<boolean>;
   /** Names what the call acted on, for the audit event (e.g. once a created row has its id). */
   setTarget(target: string): void;
+  /** Adds facts to the audit event's detail (never a secret: they are stored as given). */
+  auditDetail(detail: Record<string, unknown>): void;
   /**
    * Computes a value once and reuses it until an access change of `subject` (a user id: a change
    * to that user, its assignments, delegations, tokens or sessions, by any process) or of what

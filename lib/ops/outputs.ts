@@ -121,6 +121,8 @@ export const catalogOutput = z.strictObject({
   command: z.string().nullable(),
   args: z.array(z.string()),
   credential_fields: z.array(credentialFieldOutput),
+  headers: z.record(z.string(), z.string()).describe('header templates; {FIELD} stands for a secret, never filled in here'),
+  query: z.record(z.string(), z.string()).describe('query parameter templates, as headers'),
   installations: z.number().int().optional(),
   created_at: isoTime,
   updated_at: isoTime,

@@ -18,6 +18,7 @@ import { REDACTED, redact, scrubText, secretValues } from '../redact.ts';
 import type { z } from 'zod';
 import type { Vault } from '../vault.ts';
 import type { PmService } from '../pm/service.ts';
+import type { GatewayPool } from '../gateway/pool.ts';
 
 export interface RunMeta {
   /** performance.now() when the request arrived: every change committed before it is seen. */
@@ -56,6 +57,7 @@ export interface RunnerDeps {
   resolver: PermissionResolver;
   vault: Vault;
   pm: PmService;
+  gateway: GatewayPool;
   log: Logger;
   now?: () => Date;
   /** How long an audit insert may take before the database counts as away (see AuditWriter). */
@@ -268,6 +270,7 @@ export class OperationRunner {
       resolver: this.deps.resolver,
       vault: this.deps.vault,
       pm: this.deps.pm,
+      gateway: this.deps.gateway,
       via: audit.via ?? null,
       project: scope.projectId ? { id: scope.projectId, key: scope.projectKey! } : null,
       permissionsIn,
@@ -284,6 +287,9 @@ export class OperationRunner {
       },
       setTarget: (target: string) => {
         audit.target = target;
+      },
+      auditDetail: (detail: Record<string, unknown>) => {
+        audit.detail = { ...audit.detail, ...detail };
       },
       settleAudit: () => (settles ? this.audit.flush() : Promise.resolve()),
       memo: async <T>(subject: string, key: string, compute: () => Promise<T>, dependsOn?: (value: T) => readonly string[]): Promise<T> => {

@@ -13,6 +13,7 @@ export { AgentConnection } from './agent-connection.ts';
 export { LoginLimit } from './login-limit.ts';
 export { McpCatalogEntry, MCP_TRANSPORTS, type McpTransport, type CredentialField } from './mcp-catalog-entry.ts';
 export { McpInstallation, INSTALL_SCOPES, type InstallScope } from './mcp-installation.ts';
+export { McpToolPin, PIN_STATUSES, pinStatus, type PinStatus, type ToolDefinition } from './mcp-tool-pin.ts';
 export {
   PmConnection, PM_PROVIDERS, CONNECTION_STATES, CONNECTION_AUTH, type PmProvider, type ConnectionState, type ConnectionAuth,
 } from './pm-connection.ts';
@@ -34,8 +35,9 @@ import { AgentConnection } from './agent-connection.ts';
 import { LoginLimit } from './login-limit.ts';
 import { McpCatalogEntry } from './mcp-catalog-entry.ts';
 import { McpInstallation } from './mcp-installation.ts';
+import { McpToolPin } from './mcp-tool-pin.ts';
 import { PmConnection } from './pm-connection.ts';
 import { PmOauthState } from './pm-oauth-state.ts';
 import { OAuthRecord } from './oauth-record.ts';
 
-export const ALL_ENTITIES = [User, Project, ProjectBinding, Role, RoleAssignment, Delegation, ApiToken, AuditEvent, AccessChange, AccessChangePruned, Session, AgentSession, AgentConnection, LoginLimit, McpCatalogEntry, McpInstallation, PmConnection, PmOauthState, OAuthRecord];
+export const ALL_ENTITIES = [User, Project, ProjectBinding, Role, RoleAssignment, Delegation, ApiToken, AuditEvent, AccessChange, AccessChangePruned, Session, AgentSession, AgentConnection, LoginLimit, McpCatalogEntry, McpInstallation, McpToolPin, PmConnection, PmOauthState, OAuthRecord];

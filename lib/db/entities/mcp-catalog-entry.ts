@@ -25,6 +25,10 @@ const McpCatalogEntrySchema = defineEntity({
     command: p.string().length(500).nullable(),
     args: p.json<string[]>().default('[]'),
     credentialFields: p.json<CredentialField[]>().default('[]'),
+    // How a remote server gets an installation's secrets: header and query parameter templates
+    // naming credential fields in braces, e.g. {"Authorization": "Bearer {API_KEY}"}.
+    headers: p.json<Record<string, string>>().default('{}'),
+    query: p.json<Record<string, string>>().default('{}'),
     createdAt: p.datetime().onCreate(() => new Date()),
     updatedAt: p.datetime().onCreate(() => new Date()).onUpdate(() => new Date()),
   },

@@ -27,6 +27,8 @@ const McpInstallationSchema = defineEntity({
     installedById: p.uuid().nullable(),
     // Field name -> vault ciphertext (never the value itself).
     secrets: p.json<Record<string, string>>().default('{}'),
+    // When the gateway first listed its tools (and pinned them all): tools appearing later start quarantined.
+    toolsPinnedAt: p.datetime().nullable(),
     createdAt: p.datetime().onCreate(() => new Date()),
     updatedAt: p.datetime().onCreate(() => new Date()).onUpdate(() => new Date()),
   },

@@ -8,6 +8,7 @@ import { Migration20261201100000_oauth } from './Migration20261201100000_oauth.t
 import { Migration20261201200000_access_changes } from './Migration20261201200000_access_changes.ts';
 import { Migration20261201210000_scale } from './Migration20261201210000_scale.ts';
 import { Migration20261202000000_projects_and_agent_connections } from './Migration20261202000000_projects_and_agent_connections.ts';
+import { Migration20261202100000_gateway } from './Migration20261202100000_gateway.ts';
 
 /** Every migration, in order. Listed explicitly so the same list runs from .ts sources and built .js. */
 export const MIGRATIONS = [
@@ -21,4 +22,5 @@ export const MIGRATIONS = [
   { name: 'Migration20261201200000_access_changes', class: Migration20261201200000_access_changes },
   { name: 'Migration20261201210000_scale', class: Migration20261201210000_scale },
   { name: 'Migration20261202000000_projects_and_agent_connections', class: Migration20261202000000_projects_and_agent_connections },
+  { name: 'Migration20261202100000_gateway', class: Migration20261202100000_gateway },
 ];

@@ -1,0 +1,179 @@
+import { z } from 'zod';
+import type { McpInstallation, Project } from '../../db/entities/index.ts';
+import { OpError } from '../../errors.ts';
+import { callerUserId } from '../../identity/caller.ts';
+import { gatewayToolName, SEPARATOR } from '../../gateway/names.ts';
+import { definitionOf, type UpstreamTool } from '../../gateway/definition.ts';
+import { scrubText } from '../../redact.ts';
+import { operation, type OperationContext } from '../operation.ts';
+import { reconcilePins } from './pins.ts';
+import { upstreamTarget, usableInstallations, type UsableInstallation } from './targets.ts';
+
+// The gateway's two faces of one thing: the tools of the MCP servers installed for the caller, and
+// calling one. The MCP servers list and call them through these (locally or over REST), so the
+// guard, the audit and the errors are the runner's, as for every other tool.
+
+const jsonObject = z.record(z.string(), z.unknown());
+
+const gatewayToolOutput = z.strictObject({
+  name: z.string().describe('the tool as the caller calls it: <namespace>__<tool>'),
+  installation_id: z.string(),
+  catalog_name: z.string(),
+  namespace: z.string(),
+  tool: z.string().describe("the upstream server's own name for it"),
+  title: z.string().nullable(),
+  description: z.string().nullable(),
+  input_schema: jsonObject,
+  output_schema: jsonObject.nullable(),
+  annotations: jsonObject.nullable(),
+});
+
+/** The installation's own permission check: installs:use where it lives (its project, or globally). */
+async function mayUse(ctx: OperationContext, installation: McpInstallation): Promise<boolean> {
+  return ctx.holds('installs:use', (installation.project as Project | null)?.id ?? null);
+}
+
+function requireUser(ctx: OperationContext): string {
+  const me = callerUserId(ctx.caller);
+  if (!me) throw new OpError('forbidden', 'the gateway serves users: installations are for people and agents, not the operator');
+  return me;
+}
+
+export const listGatewayTools = operation({
+  name: 'list_gateway_tools',
+  servers: [],
+  route: { method: 'GET', path: '/api/gateway/tools' },
+  title: 'List the tools of your installed MCP servers',
+  description:
+    "The tools of every MCP server installed for you (personal, your projects', org-wide; usable now), namespaced <namespace>__<tool>, with their upstream definitions. " +
+    'Only pinned, enabled tools are listed: a tool whose definition changed since it was approved, or that appeared later, is quarantined until an installs:admin review. ' +
+    'Servers that cannot be reached are named in unavailable.',
+  input: z.strictObject({}),
+  output: z.strictObject({
+    tools: z.array(gatewayToolOutput),
+    unavailable: z.array(z.strictObject({ installation_id: z.string(), namespace: z.string(), message: z.string() })),
+  }),
+  permission: 'installs:use',
+  permissionScope: 'anywhere',
+  effect: 'upstream-read',
+  annotations: {},
+  async run(ctx) {
+    const me = requireUser(ctx);
+    const usable = [];
+    for (const candidate of await usableInstallations(ctx.em, me)) if (await mayUse(ctx, candidate.installation)) usable.push(candidate);
+    const unavailable: { installation_id: string; namespace: string; message: string }[] = [];
+    const listed = await Promise.all(
+      usable.map(async (candidate) => {
+        try {
+          const tools = await ctx.gateway.listTools(upstreamTarget(ctx.vault, candidate, me));
+          const pins = await reconcilePins(ctx.em, candidate.installation, tools, ctx.now, ctx.log);
+          return tools.filter((tool) => pins.get(tool.name)?.usable).map((tool) => ({ candidate, tool }));
+        } catch (error) {
+          const message = error instanceof OpError ? error.message : 'the server could not be listed';
+          unavailable.push({ installation_id: candidate.installation.id, namespace: candidate.namespace, message });
+          return [];
+        }
+      }),
+    );
+    // A name two installations would both produce goes to the longer namespace, as calls resolve it.
+    const byName = new Map<string, { candidate: UsableInstallation; tool: UpstreamTool }>();
+    for (const entry of listed.flat()) {
+      const name = gatewayToolName(entry.candidate.namespace, entry.tool.name);
+      if (!name) continue;
+      const held = byName.get(name);
+      if (!held || held.candidate.namespace.length < entry.candidate.namespace.length) byName.set(name, entry);
+    }
+    const tools = [...byName.entries()].map(([name, { candidate, tool }]) => {
+      const definition = definitionOf(tool);
+      return {
+        name,
+        installation_id: candidate.installation.id,
+        catalog_name: candidate.entry.name,
+        namespace: candidate.namespace,
+        tool: tool.name,
+        title: definition.title,
+        description: definition.description,
+        input_schema: definition.input_schema,
+        output_schema: definition.output_schema,
+        annotations: definition.annotations,
+      };
+    });
+    return { tools, unavailable };
+  },
+});
+
+/** The installation and upstream tool a gateway name stands for: the longest namespace that prefixes it. */
+function resolveName(usable: readonly UsableInstallation[], name: string): { candidate: UsableInstallation; tool: string } | null {
+  let best: { candidate: UsableInstallation; tool: string } | null = null;
+  for (const candidate of usable) {
+    const prefix = `${candidate.namespace}${SEPARATOR}`;
+    if (!name.startsWith(prefix) || name.length === prefix.length) continue;
+    if (!best || best.candidate.namespace.length < candidate.namespace.length) best = { candidate, tool: name.slice(prefix.length) };
+  }
+  return best;
+}
+
+const contentItem = z.record(z.string(), z.unknown());
+
+export const callGatewayTool = operation({
+  name: 'call_gateway_tool',
+  servers: [],
+  route: { method: 'POST', path: '/api/gateway/tools/call' },
+  title: 'Call a tool of an installed MCP server',
+  description:
+    'Call a tool of an MCP server installed for you, by its gateway name (<namespace>__<tool>, as list_gateway_tools shows), with its arguments. ' +
+    'The installation must be for you and usable now, the tool pinned and enabled. Returns the upstream result: content, structured_content, is_error.',
+  input: z.strictObject({
+    name: z.string().min(1, 'must name a tool (<namespace>__<tool>)').max(300, 'must be at most 300 characters'),
+    arguments: z.record(z.string(), z.unknown()).default({}),
+  }),
+  output: z.strictObject({ content: z.array(contentItem), structured_content: jsonObject.nullable(), is_error: z.boolean() }),
+  // Arguments go to another system and may carry anything: not kept in the audit log.
+  secretInputs: ['arguments'],
+  permission: 'installs:use',
+  permissionScope: 'anywhere',
+  effect: 'upstream-write',
+  annotations: {},
+  async run(ctx, input) {
+    const me = requireUser(ctx);
+    const usable = await usableInstallations(ctx.em, me);
+    const found = resolveName(usable, input.name);
+    if (!found) throw new OpError('not_found', `no MCP server installed for you and usable now has a tool "${input.name}"; tools/list shows the tools you can call`, { field: 'name' });
+    const { candidate, tool } = found;
+    const installation = candidate.installation;
+    ctx.setTarget(`mcp_server:${installation.id} tool:${tool}`);
+    ctx.auditDetail({ installation_id: installation.id, catalog_name: candidate.entry.name, tool });
+    const project = installation.project as Project | null;
+    await ctx.require('installs:use', project?.id ?? null, project?.key);
+    const target = upstreamTarget(ctx.vault, candidate, me);
+    const pins = await reconcilePins(ctx.em, installation, await ctx.gateway.currentTools(target), ctx.now, ctx.log);
+    const pinned = pins.get(tool);
+    if (!pinned) throw new OpError('not_found', `"${candidate.entry.name}" has no tool "${tool}"`, { field: 'name' });
+    if (pinned.status !== 'pinned') {
+      throw new OpError(
+        'forbidden',
+        `${input.name} is quarantined: ${pinned.pin.approvedHash ? 'its definition changed since it was approved' : 'it appeared after the server was first listed'}` +
+          `${pinned.status === 'rejected' ? ', and the change was rejected' : ''}; someone with installs:admin must review it (list_quarantined_mcp_tools, approve_mcp_tool)`,
+        { field: 'name' },
+      );
+    }
+    if (!pinned.pin.enabled) throw new OpError('forbidden', `${input.name} is disabled for this installation (set_mcp_server_tool_enabled turns it back on)`, { field: 'name' });
+    if (!pinned.usable) throw new OpError('not_found', `"${candidate.entry.name}" does not offer "${tool}" any more`, { field: 'name' });
+    const started = performance.now();
+    let result;
+    try {
+      result = await ctx.gateway.callTool(target, tool, input.arguments);
+    } finally {
+      ctx.auditDetail({ ms: Math.round(performance.now() - started) });
+    }
+    // What the server answers passes through the same scrub as Mandate's own messages: a server
+    // that echoes its secret does not hand it to the caller.
+    const text = scrubText(JSON.stringify({ content: result.content ?? [], structured_content: result.structuredContent ?? null }), target.secrets);
+    if (Buffer.byteLength(text) > ctx.gateway.limits.maxResultBytes) {
+      throw new OpError('upstream_failed', `the result of ${input.name} is ${Buffer.byteLength(text)} bytes, over this gateway's limit of ${ctx.gateway.limits.maxResultBytes}`);
+    }
+    const answer = JSON.parse(text) as { content: Record<string, unknown>[]; structured_content: Record<string, unknown> | null };
+    ctx.auditDetail({ upstream_outcome: result.isError ? 'tool_error' : 'ok' });
+    return { content: answer.content, structured_content: answer.structured_content, is_error: result.isError === true };
+  },
+});
