@@ -112,7 +112,7 @@ describe('users', () => {
     const started = await run(ops.startAgentSession, callerOf(owner), { role: 'agent' });
     recordSecret(started.token);
     const deleted = await run(ops.deleteUser, admin, { user_id: owner.id, cascade: true });
-    assert.deepEqual([deleted.deleted, deleted.delegations_removed, deleted.agent_sessions_ended], [true, 3, 1]);
+    assert.deepEqual([deleted.deleted, deleted.delegations_removed, deleted.agent_sessions_ended], [true, 4, 1]);
     assert.equal((await fails(ops.getUser, admin, { user_id: owner.id })).code, 'not_found');
     assert.equal((await run(ops.getUser, admin, { user_id: started.agent.id })).active, false, "the owner's agent was ended");
   });
@@ -155,7 +155,7 @@ describe('roles', () => {
     const assignment = await run(ops.assignRole, admin, { user_id: user.id, role: 'developer', project_key: 'rolep' });
     assert.equal(assignment.project_key, 'ROLEP');
     assert.equal((await run(ops.getUserPermissions, admin, { user_id: user.id })).permissions.length, 0, 'nothing globally');
-    assert.equal((await run(ops.getUserPermissions, admin, { user_id: user.id, project_key: 'ROLEP' })).permissions.length, 3);
+    assert.equal((await run(ops.getUserPermissions, admin, { user_id: user.id, project_key: 'ROLEP' })).permissions.length, 4);
     await run(ops.removeRole, admin, { user_id: user.id, assignment_id: assignment.id });
     assert.equal((await fails(ops.removeRole, admin, { user_id: user.id, role: 'developer', project_key: 'ROLEP' })).code, 'not_found');
     assert.equal((await fails(ops.removeRole, admin, { user_id: user.id })).field, 'role');
@@ -163,7 +163,7 @@ describe('roles', () => {
 
   test('list_permissions is the catalogue with descriptions', async () => {
     const { items } = await run(ops.listPermissions, admin, {});
-    assert.equal(items.length, 18);
+    assert.equal(items.length, 19);
     assert.ok(items.every((p: { description: string }) => p.description.length > 10));
   });
 });

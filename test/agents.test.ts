@@ -56,7 +56,7 @@ test('delegate_admin adds only the admin permissions the spawner holds; project-
   const started = await run(ops.startAgentSession, callerOf(spawner), { role: 'agent', delegate_admin: true, lifetime_minutes: 30 });
   recordSecret(started.token);
   const granted = started.granted.map((g: { permission: string; project_key: string | null }) => `${g.permission}@${g.project_key ?? '*'}`);
-  assert.deepEqual(granted, ['installs:write@AGP', 'pm:read@AGP', 'pm:write@AGP', 'users:read@*', 'users:write@*']);
+  assert.deepEqual(granted, ['installs:use@AGP', 'installs:write@AGP', 'pm:read@AGP', 'pm:write@AGP', 'users:read@*', 'users:write@*']);
   assert.ok(started.skipped.some((s: { permission: string }) => s.permission === 'audit:read'));
   assert.deepEqual(await held(started.token), ['users:read', 'users:write']);
 });
@@ -92,7 +92,7 @@ test('expiry: the token stops at once, and the sweep deactivates the agent and r
   const spawner = callerOf(await makeUser(rt, { roles: ['developer'] }));
   const started = await run(ops.startAgentSession, spawner, { role: 'agent', lifetime_minutes: 5 });
   recordSecret(started.token);
-  assert.deepEqual(await held(started.token), ['pm:read', 'pm:write']);
+  assert.deepEqual(await held(started.token), ['installs:use', 'pm:read', 'pm:write']);
   clock = new Date(clock.getTime() + 6 * 60_000);
   await assert.rejects(authenticateToken(rt.db.orm.em.fork(), started.token, clock), 'expired token is refused before any sweep');
   assert.ok((await endExpiredAgentSessions(rt.db.orm.em.fork(), clock)) >= 1);

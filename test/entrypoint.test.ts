@@ -4,11 +4,11 @@ import { recordSecret } from './helpers/db.ts';
 import { ENTRYPOINT, runProcess } from './helpers/stdio.ts';
 
 const ROLES: Record<string, string[]> = {
-  admin: ['core', 'admin', 'pm'],
-  developer: ['core', 'pm'],
+  admin: ['core', 'admin', 'pm', 'gateway'],
+  developer: ['core', 'pm', 'gateway'],
   viewer: ['core', 'pm'],
   auditor: ['core', 'admin'],
-  agent: ['core', 'pm'],
+  agent: ['core', 'pm', 'gateway'],
 };
 const CLIENTS = ['claude-code', 'claude-desktop', 'cursor', 'vscode'];
 const token = recordSecret(`mnd_${'Q'.repeat(43)}`);
@@ -59,7 +59,7 @@ describe('client configuration for every way a person connects', () => {
     const result = await runProcess(ENTRYPOINT, ['config'], { ...postgresEnv, AGENT_ROLE: 'developer' });
     assert.equal(result.code, 0, result.stderr);
     const config = JSON.parse(result.stdout) as McpConfig;
-    assert.deepEqual(Object.keys(config.mcpServers), ['mandate-core', 'mandate-pm']);
+    assert.deepEqual(Object.keys(config.mcpServers), ['mandate-core', 'mandate-pm', 'mandate-gateway']);
     assert.equal(config.mcpServers['mandate-core']!.type, 'stdio');
     assert.equal(config.mcpServers['mandate-core']!.env.MANDATE_TOKEN, '${MANDATE_TOKEN}');
   });

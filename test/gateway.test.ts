@@ -13,9 +13,9 @@ import { createHttpServer, listen } from '../lib/http/server.ts';
 import { OPERATIONS } from '../lib/ops/index.ts';
 import { errorOfToolResult } from '../lib/mcp/server.ts';
 import type { User } from '../lib/db/entities/index.ts';
-import { callerOf, makeToken, makeUser } from './helpers/fixtures.ts';
+import { assign, callerOf, makeRole, makeToken, makeUser } from './helpers/fixtures.ts';
 import { recordSecret, testRuntime, type TestRuntime } from './helpers/db.ts';
-import { ROOT } from './helpers/stdio.ts';
+import { processDatabase, ROOT, startServer } from './helpers/stdio.ts';
 import { startGatewaySweep } from '../lib/runtime.ts';
 
 // The gateway to installed MCP servers, against real servers: @modelcontextprotocol/server-everything
@@ -303,6 +303,41 @@ describe('a remote server that needs its secrets in a header and the query', () 
   });
 });
 
+describe('what an admin may define', () => {
+  test('a stdio entry runs a command as Mandate\'s OS user: installs:admin alone cannot define or change one', async () => {
+    await makeRole(rt, 'catalog-keeper', ['installs:admin']);
+    const keeper = await makeUser(rt);
+    await assign(rt, keeper, 'catalog-keeper');
+    const error = await refused(rt, keeper, 'create_mcp_catalog_entry', { name: 'sneaky', transport: 'stdio', command: '/bin/sh', args: ['-c', 'cat /proc/$PPID/environ'] });
+    assert.equal(error.code, 'forbidden');
+    assert.equal(error.field, 'transport');
+    assert.match(error.message, /needs every permission; you do not hold .*users:write/);
+    await ok(rt, keeper, 'create_mcp_catalog_entry', { name: 'kept-remote', transport: 'remote', url: 'https://mcp.example.test/mcp' });
+    const turned = await refused(rt, keeper, 'update_mcp_catalog_entry', { id: 'kept-remote', transport: 'stdio', url: null, command: '/bin/sh' });
+    assert.equal(turned.code, 'forbidden');
+    const changed = await refused(rt, keeper, 'update_mcp_catalog_entry', { id: 'everything', args: ['-e', 'process.exit(0)'] });
+    assert.equal(changed.field, 'args');
+    await ok(rt, keeper, 'update_mcp_catalog_entry', { id: 'everything', description: 'a description is not a command' });
+  });
+
+  test('a stdio credential field may not be a variable that changes how the command starts', async () => {
+    for (const name of ['NODE_OPTIONS', 'LD_PRELOAD', 'PATH', 'PYTHONSTARTUP']) {
+      const error = await refused(rt, admin, 'create_mcp_catalog_entry', { name: `env-${name.toLowerCase().replace(/_/g, '-')}`, transport: 'stdio', command: 'node', credential_fields: [{ name }] });
+      assert.equal(error.code, 'invalid_input', name);
+      assert.equal(error.field, 'credential_fields.0.name');
+    }
+  });
+
+  test('tools no gateway should pass on (NUL in a name or description, over-long names, huge descriptions) are left out, the rest still served', async () => {
+    await catalog('hostile', { transport: 'stdio', command: process.execPath, args: [...NODE_ARGS, FIXTURE, '--hostile'] });
+    await installFor(bob, 'hostile', { API_KEY: BOB_SECRET });
+    const { tools, unavailable } = await ok(rt, bob, 'list_gateway_tools', {});
+    const names = tools.filter((tool: any) => tool.namespace === 'hostile').map((tool: any) => tool.tool).sort();
+    assert.deepEqual(names, ['big', 'echo', 'leak_secret', 'slow']);
+    assert.deepEqual(unavailable, []);
+  });
+});
+
 describe('tool pinning and quarantine', () => {
   let installation: string;
   before(async () => {
@@ -495,6 +530,48 @@ describe('lifecycle: deactivation, removal, idle, limits', () => {
       assert.match(report.error.message, /may not be reached/);
     } finally {
       await strict.close();
+    }
+  });
+});
+
+describe('the gateway server over stdio', () => {
+  test('remote mode (MANDATE_URL): servers/gateway.js lists and calls bob\'s installed tools through the Mandate server', async () => {
+    const token = tokens.get(bob.id)!;
+    const gateway = await startServer(['servers/gateway.js'], { MANDATE_URL: base }, token);
+    try {
+      const names = await gateway.toolNames();
+      assert.ok(names.includes('everything__echo'), names.join(', '));
+      assert.ok(!names.includes('whoami'), 'the gateway server serves installed tools only');
+      const result = await gateway.call('everything__echo', { message: 'from a stdio agent' });
+      responses.push(JSON.stringify(result));
+      assert.match(textOf(result), /from a stdio agent/);
+      const error = errorOfToolResult(await gateway.call('nobody__echo', { message: 'x' }));
+      assert.equal(error.code, 'not_found');
+    } finally {
+      await gateway.close();
+    }
+  });
+
+  test('local mode: a gateway server with its own database starts the installed server itself', async () => {
+    const db = await processDatabase();
+    try {
+      const token = await db.use(async (runtime) => {
+        const local = runtime as TestRuntime;
+        const root = await makeUser(local, { roles: ['admin'] });
+        const user = await makeUser(local, { roles: ['agent'], type: 'agent' });
+        await ok(local, root, 'create_mcp_catalog_entry', { name: 'everything', transport: 'stdio', command: process.execPath, args: [...NODE_ARGS, EVERYTHING, 'stdio'] });
+        await ok(local, root, 'install_mcp_server', { catalog_id: 'everything', user_id: user.id });
+        return recordSecret((await makeToken(local, user)).raw);
+      });
+      const gateway = await startServer(['servers/gateway.js'], { ...db.env, ...GATEWAY_ENV }, token);
+      try {
+        assert.ok((await gateway.toolNames()).includes('everything__echo'));
+        assert.match(textOf(await gateway.call('everything__echo', { message: 'local stdio' })), /local stdio/);
+      } finally {
+        await gateway.close();
+      }
+    } finally {
+      db.dispose();
     }
   });
 });

@@ -35,7 +35,8 @@ test('a developer calling every admin tool by name is refused, the refusal names
       listed,
       [
         'create_delegation', 'get_delegation', 'get_mcp_catalog_entry', 'get_mcp_server', 'install_mcp_server', 'list_mcp_catalog',
-        'list_mcp_servers', 'revoke_delegation', 'uninstall_mcp_server', 'update_mcp_server',
+        'list_mcp_server_tools', 'list_mcp_servers', 'revoke_delegation', 'set_mcp_server_tool_enabled', 'test_mcp_server',
+        'uninstall_mcp_server', 'update_mcp_server',
       ],
     );
     for (const op of operationsOf('admin')) {
@@ -157,7 +158,7 @@ test('an agent cannot mint a token with more than it has, and its unscoped token
     recordSecret(minted.token);
     const mintedCaller = await authenticateToken(rt.db.orm.em.fork(), minted.token);
     const held = await rt.resolver.resolve(rt.db.orm.em.fork(), mintedCaller);
-    assert.deepEqual([...held.grants.keys()].sort(), ['pm:read', 'pm:write']);
+    assert.deepEqual([...held.grants.keys()].sort(), ['installs:use', 'pm:read', 'pm:write']);
   } finally {
     await session.close();
   }

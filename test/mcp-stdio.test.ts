@@ -44,7 +44,7 @@ function suite(mode: StdioMode) {
       const crossCall = toolError(await admin.call('whoami'));
       await admin.close();
       assert.deepEqual(coreTools, withPmStatus(CORE_TOOLS));
-      assert.equal(adminTools.length, 51);
+      assert.equal(adminTools.length, 57);
       assert.ok(!adminTools.includes('whoami'));
       assert.equal(crossCall.code, 'forbidden');
       assert.match(crossCall.message, /whoami is not available here/);

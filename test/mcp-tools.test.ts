@@ -26,8 +26,8 @@ after(async () => {
 
 test('every tool carries a title, a description written for a model, JSON input and output schemas and annotations', async () => {
   const { tools } = await client.listTools();
-  // core + admin: 64 tools, and core's list_pm_connections.
-  assert.equal(tools.length, 65);
+  // core + admin: 70 tools, and core's list_pm_connections.
+  assert.equal(tools.length, 71);
   for (const tool of tools) {
     assert.ok(tool.title && tool.title.length > 3, `${tool.name}: title`);
     assert.ok(tool.description && tool.description.length >= 60, `${tool.name}: description says what, when and what it returns`);

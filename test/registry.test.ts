@@ -92,7 +92,8 @@ describe('the registry', () => {
       assert.ok(SERVERS[name]!.operations.length > 0);
     }
     const restOnly = ALL_OPERATIONS.filter((op) => op.servers.length === 0).map((op) => op.name);
-    assert.deepEqual(restOnly, ['complete_pm_oauth'], 'only a browser step is a route without a tool');
+    // A browser step, and the gateway's two: the MCP face lists and calls installed servers' tools through them.
+    assert.deepEqual(restOnly, ['call_gateway_tool', 'complete_pm_oauth', 'list_gateway_tools'], 'only a browser step and the gateway are routes without a tool');
   });
 
   test('inputs and outputs are JSON Schema objects; every operation has a description and a route', () => {
@@ -162,6 +163,11 @@ describe('every read succeeds as declared: reads of Mandate\'s data under a READ
     list_delegations: () => ({ include_inactive: true }),
     list_mcp_catalog: () => ({}),
     list_mcp_servers: () => ({ all: true }),
+    list_mcp_server_tools: () => ({ id: ids.install }),
+    list_quarantined_mcp_tools: () => ({ include_rejected: true }),
+    // Upstream reads of a server that cannot be reached: a report, and a list naming it unavailable.
+    test_mcp_server: () => ({ id: ids.install }),
+    list_gateway_tools: () => ({}),
     list_my_agent_sessions: () => ({ include_ended: true }),
     list_my_delegations: () => ({ include_inactive: true }),
     list_my_mcp_servers: () => ({}),

@@ -1,8 +1,9 @@
 import { z } from 'zod';
 import { catalogOutput, itemsOf } from './outputs.ts';
 import { MCP_TRANSPORTS, McpCatalogEntry, McpInstallation, type CredentialField } from '../db/entities/index.ts';
-import { conflict, invalid } from '../errors.ts';
-import { operation } from './operation.ts';
+import { conflict, invalid, OpError } from '../errors.ts';
+import { ALL_PERMISSIONS } from '../access/permissions.ts';
+import { operation, type OperationContext } from './operation.ts';
 import { findCatalogEntry } from './lookups.ts';
 
 // The catalog: MCP servers an admin offers for installation.
@@ -50,6 +51,34 @@ function checkTemplates(entry: { transport: string; headers: Record<string, stri
         if (!known.has(field!)) throw invalid(`${kind}.${name}`, `{${field}} names no credential field of this entry (its fields: ${[...known].join(', ') || 'none'})`);
       }
     }
+  }
+}
+
+// Variables that change how a program starts (its loader, its runtime's options, its search path):
+// a stdio server's credential fields become environment variables with values users supply, so
+// none may be one of these.
+const LAUNCH_VARIABLES = /^(LD_|DYLD_|NODE_|NPM_CONFIG_|PYTHON|PERL|RUBY|BASH_|GCONV_|MALLOC_|JAVA_|_JAVA_|GIT_|DOCKER_|UV_|GLIBC_)|^(PATH|ENV|IFS|SHELLOPTS|HOME|TMPDIR|LANG|LC_ALL|PS4|PROMPT_COMMAND)$/i;
+
+function checkStdioFields(entry: { transport: string; credentialFields: { name: string }[] }) {
+  if (entry.transport !== 'stdio') return;
+  entry.credentialFields.forEach((field, i) => {
+    if (LAUNCH_VARIABLES.test(field.name)) {
+      throw invalid(`credential_fields.${i}.name`, `"${field.name}" would set a variable that changes how the server's command starts; a stdio server's secrets are its environment, so name it otherwise (e.g. API_KEY)`);
+    }
+  });
+}
+
+/**
+ * A stdio entry is a command Mandate runs as its own OS user, which can read what that user can
+ * (Mandate's files, its process's environment): defining one is as strong as every permission, so
+ * only a caller holding all of them may create one or change its command.
+ */
+async function requireAllForCommands(ctx: OperationContext, field: string) {
+  const held = await ctx.permissionsIn(null);
+  if (!held) return;
+  const missing = ALL_PERMISSIONS.filter((permission) => !held.grants.has(permission));
+  if (missing.length) {
+    throw new OpError('forbidden', `permission denied: a stdio server runs its command as Mandate's own OS user, so defining one needs every permission; you do not hold ${missing.join(', ')}`, { field });
   }
 }
 
@@ -148,6 +177,8 @@ export const createMcpCatalogEntry = operation({
     const fields = { transport: input.transport, url: input.url ?? null, command: input.command ?? null, args: input.args, headers: input.headers, query: input.query };
     checkTransport(fields);
     checkTemplates({ ...fields, credentialFields: input.credential_fields });
+    checkStdioFields({ transport: input.transport, credentialFields: input.credential_fields });
+    if (input.transport === 'stdio') await requireAllForCommands(ctx, 'transport');
     if (await ctx.em.findOne(McpCatalogEntry, { name: input.name })) throw conflict('a catalog entry with this name already exists', 'name');
     const entry = ctx.em.create(McpCatalogEntry, { name: input.name, description: input.description, ...fields, credentialFields: input.credential_fields });
     await ctx.em.flush();
@@ -198,6 +229,9 @@ export const updateMcpCatalogEntry = operation({
     };
     checkTransport(next);
     checkTemplates(next);
+    checkStdioFields(next);
+    const launches = (entry: { transport: string; command?: string | null; args: string[] }) => (entry.transport === 'stdio' ? JSON.stringify([entry.command, entry.args]) : null);
+    if (next.transport === 'stdio' && launches(next) !== launches(entry)) await requireAllForCommands(ctx, input.command !== undefined ? 'command' : input.args !== undefined ? 'args' : 'transport');
     ctx.em.assign(entry, next);
     await ctx.em.flush();
     return catalogView(entry, await ctx.em.count(McpInstallation, { catalog: entry }));

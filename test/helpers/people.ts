@@ -14,8 +14,8 @@ export async function peopleForRoles(runtime: Runtime) {
 }
 
 // The tool lists each role must see: written out here as the specification, not derived from code.
-const CORE_INSTALL_READ_TOOLS = ['get_mcp_server', 'list_mcp_catalog', 'list_my_mcp_servers'];
-const CORE_INSTALL_WRITE_TOOLS = ['install_mcp_server', 'uninstall_mcp_server', 'update_mcp_server'];
+const CORE_INSTALL_READ_TOOLS = ['get_mcp_server', 'list_mcp_catalog', 'list_mcp_server_tools', 'list_my_mcp_servers'];
+const CORE_INSTALL_WRITE_TOOLS = ['install_mcp_server', 'set_mcp_server_tool_enabled', 'test_mcp_server', 'uninstall_mcp_server', 'update_mcp_server'];
 const CORE_BASE_TOOLS = [
   'create_my_token', 'end_agent_session', 'get_my_permissions', 'health', 'list_my_agent_sessions', 'list_my_delegations',
   'list_my_tokens', 'revoke_my_token', 'start_agent_session', 'whoami', 'list_my_oauth_grants', 'revoke_my_oauth_grant',
@@ -42,6 +42,7 @@ export const ADMIN_TOOLS = [
   'revoke_user_sessions', 'revoke_user_token', 'update_role', 'update_user',
   'create_mcp_catalog_entry', 'delete_mcp_catalog_entry', 'get_mcp_catalog_entry', 'list_mcp_catalog', 'update_mcp_catalog_entry',
   'get_mcp_server', 'install_mcp_server', 'list_mcp_servers', 'uninstall_mcp_server', 'update_mcp_server',
+  'list_mcp_server_tools', 'set_mcp_server_tool_enabled', 'test_mcp_server', 'list_quarantined_mcp_tools', 'approve_mcp_tool', 'reject_mcp_tool',
   'delete_oauth_client', 'list_oauth_clients', 'list_user_oauth_grants', 'register_oauth_client', 'revoke_user_oauth_grant',
   'bind_tracker_project', 'create_mandate_project', 'delete_mandate_project', 'get_mandate_project', 'list_mandate_project_members', 'list_mandate_projects',
   'unbind_tracker_project', 'update_mandate_project',
@@ -51,7 +52,7 @@ export const ADMIN_ONLY_TOOLS = ADMIN_TOOLS.filter((name) => !CORE_TOOLS.include
 export const AUDITOR_ADMIN_TOOLS = [
   'get_delegation', 'get_role', 'get_user', 'get_user_permissions', 'list_delegations', 'list_permissions', 'list_role_members', 'list_roles',
   'list_user_sessions', 'list_user_tokens', 'list_users', 'query_audit',
-  'get_mcp_catalog_entry', 'get_mcp_server', 'list_mcp_catalog', 'list_mcp_servers',
+  'get_mcp_catalog_entry', 'get_mcp_server', 'list_mcp_catalog', 'list_mcp_server_tools', 'list_mcp_servers',
   'list_oauth_clients', 'list_user_oauth_grants',
   'get_mandate_project', 'list_mandate_project_members', 'list_mandate_projects',
 ];

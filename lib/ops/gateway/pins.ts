@@ -6,6 +6,8 @@ import { canonicalJson, definitionHash, definitionOf, MAX_DEFINITION_BYTES, type
 
 /** The most tools of one installation the gateway pins and offers. */
 const MAX_TOOLS = 500;
+/** Names the gateway can offer at all (the MCP alphabet; the pin's column); others are not pinned. */
+const PINNABLE_NAME = /^[A-Za-z0-9_.-]{1,128}$/;
 
 export interface PinnedTool {
   pin: McpToolPin;
@@ -24,8 +26,11 @@ export async function reconcilePins(em: Em, installation: McpInstallation, tools
   const db = em.fork();
   const offered = new Map<string, { definition: ReturnType<typeof definitionOf>; hash: string }>();
   for (const tool of tools.slice(0, MAX_TOOLS)) {
+    if (typeof tool.name !== 'string' || !PINNABLE_NAME.test(tool.name)) continue;
     const definition = definitionOf(tool);
-    if (typeof tool.name !== 'string' || canonicalJson(definition).length > MAX_DEFINITION_BYTES) continue;
+    const json = canonicalJson(definition);
+    // Too big to review, or holding what the database cannot store (NUL): not offered.
+    if (json.length > MAX_DEFINITION_BYTES || json.includes('\\u0000')) continue;
     offered.set(tool.name, { definition, hash: definitionHash(definition) });
   }
   // Claimed in the database only: the loaded row is left as it is, so no flush of the caller's unit
