@@ -364,6 +364,15 @@ describe('tool pinning and quarantine', () => {
     assert.equal(pins.tools.find((tool: any) => tool.tool === 'leak_secret').status, 'pinned');
   });
 
+  test('concurrent first calls, with no listing before them, all trust the first listing: nothing is quarantined by the race', async () => {
+    await catalog('raced', { transport: 'stdio', command: process.execPath, args: [...NODE_ARGS, FIXTURE] });
+    const id = await installFor(bob, 'raced', { API_KEY: BOB_SECRET });
+    const results = await Promise.all(Array.from({ length: 12 }, (_, i) => run(rt, bob, 'call_gateway_tool', { name: 'raced__echo', arguments: { message: `race ${i}` } })));
+    assert.deepEqual(results.map((result) => (result.ok ? 'ok' : result.error.message)), Array(12).fill('ok'));
+    const { tools } = await ok(rt, bob, 'list_mcp_server_tools', { id });
+    assert.deepEqual([...new Set(tools.map((tool: any) => tool.status))], ['pinned']);
+  });
+
   test('only installs:admin reviews; the diff shows what changed; approval is of exactly the definition seen', async () => {
     assert.equal((await refused(rt, bob, 'list_quarantined_mcp_tools', {})).code, 'forbidden');
     const { items } = await ok(rt, admin, 'list_quarantined_mcp_tools', { installation_id: installation });

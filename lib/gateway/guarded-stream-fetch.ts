@@ -34,8 +34,18 @@ export function guardedStreamFetch(policy: NetworkPolicy) {
         }
         const status = res.statusCode ?? 502;
         const noBody = status === 204 || status === 304 || init.method === 'HEAD';
-        if (noBody) res.resume();
-        resolve(new Response(noBody ? null : (Readable.toWeb(res) as ReadableStream), { status, headers: responseHeaders }));
+        if (noBody) {
+          res.resume();
+          return resolve(new Response(null, { status, headers: responseHeaders }));
+        }
+        // Server-sent events stream; anything else is one message, read whole (web streams cost more).
+        if (String(res.headers['content-type'] ?? '').startsWith('text/event-stream')) {
+          return resolve(new Response(Readable.toWeb(res) as ReadableStream, { status, headers: responseHeaders }));
+        }
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => resolve(new Response(Buffer.concat(chunks), { status, headers: responseHeaders })));
+        res.on('error', reject);
       });
       request.on('error', (error) => reject(error));
       request.end(body);

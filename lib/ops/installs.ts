@@ -331,7 +331,7 @@ export const uninstallMcpServer = operation({
 });
 
 /** Opens an installation's stored secrets (for launching it; never for showing). */
-export function openInstallationSecrets(vault: Vault, installation: McpInstallation): Record<string, string> {
+export function openInstallationSecrets(vault: Vault, installation: Pick<McpInstallation, 'id' | 'secrets'>): Record<string, string> {
   return Object.fromEntries(Object.entries(installation.secrets).map(([name, sealed]) => [name, vault.open(sealed, secretContext(installation.id, name))]));
 }
 

@@ -162,7 +162,7 @@ export class OperationRunner {
         return scope;
       };
       const call = async (source: EmSource, scope: CallScope, settles = true) => {
-        const result = await this.invoke(op, this.context(source, op.name, caller, now, audit, scope, settles, speculation), input);
+        const result = await this.invoke(op, this.context(source, op.name, caller, now, audit, scope, settles, speculation, notBefore), input);
         if (this.verify) verifyOutput(op, result);
         return result;
       };
@@ -193,10 +193,18 @@ export class OperationRunner {
       }
       if (op.effect === 'upstream-write') {
         // A change made in another system cannot be rolled back with ours: no transaction is held
-        // open while the tracker answers, and the audit event is written before the call returns.
+        // open while the tracker (or installed server) answers. Its audit event is group-committed
+        // and waited for, like a read's: written before the call returns, and if the database is
+        // away it stays queued (the change did happen) while further calls are refused.
         value = await call(em, await admit(em));
-        addAuditEvent(em(), { ...audit, outcome: 'allowed' });
         await em().flush();
+        return {
+          result: { ok: true, value },
+          trace: () => {
+            finish('allowed');
+            return this.audit.enqueue({ ...audit, outcome: 'allowed' });
+          },
+        };
       } else {
         value = await em().transactional(async (tx) => {
           const result = await call(tx, await admit(tx));
@@ -253,12 +261,14 @@ export class OperationRunner {
   }
 
   // use: the speculation the call runs under, told of the cached values it reads (its memos).
-  private context(tx: EmSource, operation: string, caller: Caller, now: Date, audit: PendingAudit, scope: CallScope, settles: boolean, use: ValueUse | undefined): OperationContext {
-    // The call's own scope is resolved already (against what tx sees); another project is resolved now.
+  // notBefore: when the call began; its further checks share the access-change read its admission made.
+  private context(tx: EmSource, operation: string, caller: Caller, now: Date, audit: PendingAudit, scope: CallScope, settles: boolean, use: ValueUse | undefined, notBefore: number): OperationContext {
+    // The call's own scope is resolved already (against what tx sees); another project is resolved now,
+    // as of the call's start (fresh: as of now, for an operation that did slow work since).
     const permissionsIn = async (projectId: string | null, options: { fresh?: boolean } = {}) => {
       if (caller.kind !== 'user') return null;
       if (scope.permissions && !scope.anywhere && projectId === scope.projectId && !options.fresh) return scope.permissions;
-      return this.deps.resolver.resolve(tx, caller, projectId);
+      return options.fresh ? this.deps.resolver.resolve(tx, caller, projectId) : this.deps.resolver.resolve(tx, caller, projectId, notBefore, use);
     };
     return {
       get em() {

@@ -14,6 +14,7 @@ export { LoginLimit } from './login-limit.ts';
 export { McpCatalogEntry, MCP_TRANSPORTS, type McpTransport, type CredentialField } from './mcp-catalog-entry.ts';
 export { McpInstallation, INSTALL_SCOPES, type InstallScope } from './mcp-installation.ts';
 export { McpToolPin, PIN_STATUSES, pinStatus, type PinStatus, type ToolDefinition } from './mcp-tool-pin.ts';
+export { GATEWAY_CHANGE_SUBJECT } from './gateway-change.ts';
 export {
   PmConnection, PM_PROVIDERS, CONNECTION_STATES, CONNECTION_AUTH, type PmProvider, type ConnectionState, type ConnectionAuth,
 } from './pm-connection.ts';

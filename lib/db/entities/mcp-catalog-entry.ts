@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { defineEntity, p } from '@mikro-orm/core';
+import { gatewayChangeTrigger } from './gateway-change.ts';
 
 export const MCP_TRANSPORTS = ['remote', 'stdio'] as const;
 export type McpTransport = (typeof MCP_TRANSPORTS)[number];
@@ -32,6 +33,7 @@ const McpCatalogEntrySchema = defineEntity({
     createdAt: p.datetime().onCreate(() => new Date()),
     updatedAt: p.datetime().onCreate(() => new Date()).onUpdate(() => new Date()),
   },
+  triggers: [gatewayChangeTrigger('mcp_catalog')],
 });
 
 export class McpCatalogEntry extends McpCatalogEntrySchema.class {}

@@ -3,6 +3,7 @@ import { defineEntity, p } from '@mikro-orm/core';
 import { McpCatalogEntry } from './mcp-catalog-entry.ts';
 import { Project } from './project.ts';
 import { User } from './user.ts';
+import { gatewayChangeTrigger } from './gateway-change.ts';
 
 // personal: one user; team and project: the members of a project; org: everyone.
 export const INSTALL_SCOPES = ['personal', 'team', 'project', 'org'] as const;
@@ -39,6 +40,7 @@ const McpInstallationSchema = defineEntity({
       expression: "((scope = 'personal') = (user_id is not null)) and ((scope in ('team', 'project')) = (project_id is not null))",
     },
   ],
+  triggers: [gatewayChangeTrigger('mcp_installation')],
   uniques: [
     { name: 'mcp_installation_personal_unique', properties: ['catalog', 'user'], where: "scope = 'personal'" },
     { name: 'mcp_installation_project_unique', properties: ['catalog', 'project'], where: 'project_id is not null' },

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { defineEntity, p } from '@mikro-orm/core';
 import { McpInstallation } from './mcp-installation.ts';
+import { gatewayChangeTrigger } from './gateway-change.ts';
 
 /** A tool's definition as pinned: what a model reads and what the gateway hashes. */
 export interface ToolDefinition {
@@ -36,6 +37,7 @@ const McpToolPinSchema = defineEntity({
     updatedAt: p.datetime().onCreate(() => new Date()).onUpdate(() => new Date()),
   },
   uniques: [{ name: 'mcp_tool_pin_unique', properties: ['installation', 'name'] }],
+  triggers: [gatewayChangeTrigger('mcp_tool_pin')],
 });
 
 export class McpToolPin extends McpToolPinSchema.class {}

@@ -7,8 +7,8 @@ import { gatewayToolName, namespaceOf } from '../../gateway/names.ts';
 import { operation, type OperationContext } from '../operation.ts';
 import { requireManage, visibleInstallation } from '../installs.ts';
 import { uuidField } from '../schemas.ts';
-import { reconcilePins } from './pins.ts';
-import { upstreamTarget } from './targets.ts';
+import { pinnable, reconcilePins } from './pins.ts';
+import { upstreamTarget, type UsableInstallation } from './targets.ts';
 
 // Reviewing what installed servers offer: their tools and pin status, a live test, per-tool
 // enable/disable, and the installs:admin review of quarantined definitions.
@@ -111,13 +111,17 @@ export const testMcpServer = operation({
     const me = callerUserId(ctx.caller);
     if (!me) throw new OpError('forbidden', 'test_mcp_server runs the server as you: the operator has no installations');
     const entry = installation.catalog as McpCatalogEntry;
-    const usable = { installation, entry, namespace: namespaceFor(installation) };
+    const project = installation.project as Project | null;
+    const usable: UsableInstallation = {
+      id: installation.id, scope: installation.scope, projectId: project?.id ?? null, projectKey: project?.key ?? null, namespace: namespaceFor(installation),
+      secrets: installation.secrets, toolsPinnedAt: installation.toolsPinnedAt ?? null, updatedAt: installation.updatedAt, entry,
+    };
     const started = performance.now();
     const report = { installation_id: installation.id, transport: entry.transport };
     try {
       return await ctx.gateway.probe(upstreamTarget(ctx.vault, usable, me), async (tools, server) => {
-        const pins = await reconcilePins(ctx.em, installation, tools, ctx.now, ctx.log);
-        const listed = tools.map((tool) => ({ tool: tool.name, status: pins.get(tool.name)?.status ?? 'quarantined', enabled: pins.get(tool.name)?.pin.enabled ?? false }));
+        const pins = await reconcilePins(ctx.em, usable, pinnable(tools), ctx.now, ctx.log);
+        const listed = tools.map((tool) => ({ tool: tool.name, status: pins.get(tool.name)?.status ?? 'quarantined', enabled: pins.get(tool.name)?.enabled ?? false }));
         return { ...report, ok: true, server, tool_count: tools.length, tools: listed, ms: Math.round(performance.now() - started), error: null };
       });
     } catch (error) {

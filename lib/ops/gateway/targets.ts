@@ -1,17 +1,26 @@
-import { McpInstallation, Project, RoleAssignment, User, type McpCatalogEntry } from '../../db/entities/index.ts';
+import { GATEWAY_CHANGE_SUBJECT, McpInstallation, RoleAssignment, type McpCatalogEntry, type Project, type User } from '../../db/entities/index.ts';
 import type { Em } from '../../db/orm.ts';
 import { OpError } from '../../errors.ts';
 import type { UpstreamTarget } from '../../gateway/pool.ts';
 import { namespaceOf } from '../../gateway/names.ts';
 import type { Vault } from '../../vault.ts';
 import { openInstallationSecrets } from '../installs.ts';
+import type { OperationContext } from '../operation.ts';
 
 // Which installations a caller may use through the gateway, and what the gateway starts for them.
 
+/** An installation as the gateway uses it: plain data, so it can be cached across calls. */
 export interface UsableInstallation {
-  installation: McpInstallation;
-  entry: McpCatalogEntry;
+  id: string;
+  scope: string;
+  projectId: string | null;
+  projectKey: string | null;
   namespace: string;
+  /** Sealed, as stored. */
+  secrets: Record<string, string>;
+  toolsPinnedAt: Date | null;
+  updatedAt: Date;
+  entry: Pick<McpCatalogEntry, 'name' | 'transport' | 'url' | 'command' | 'args' | 'headers' | 'query' | 'updatedAt'>;
 }
 
 /**
@@ -27,12 +36,28 @@ export async function usableInstallations(em: Em, userId: string): Promise<Usabl
   );
   return installations.filter(isUsable).map((installation) => {
     const entry = installation.catalog as McpCatalogEntry;
+    const project = installation.project as Project | null;
     return {
-      installation,
-      entry,
-      namespace: namespaceOf({ catalogName: entry.name, scope: installation.scope, projectKey: (installation.project as Project | null)?.key ?? null }),
+      id: installation.id,
+      scope: installation.scope,
+      projectId: project?.id ?? null,
+      projectKey: project?.key ?? null,
+      namespace: namespaceOf({ catalogName: entry.name, scope: installation.scope, projectKey: project?.key ?? null }),
+      secrets: installation.secrets,
+      toolsPinnedAt: installation.toolsPinnedAt ?? null,
+      updatedAt: installation.updatedAt,
+      entry: { name: entry.name, transport: entry.transport, url: entry.url, command: entry.command, args: entry.args, headers: entry.headers, query: entry.query, updatedAt: entry.updatedAt },
     };
   });
+}
+
+/**
+ * usableInstallations, kept until an access change of the caller (deactivation, their roles and
+ * projects) or of anything the gateway serves (catalog, installations, pins; see
+ * GATEWAY_CHANGE_SUBJECT), in any process: a call costs no query for it.
+ */
+export function cachedUsableInstallations(ctx: OperationContext, userId: string): Promise<UsableInstallation[]> {
+  return ctx.memo(userId, 'gateway-installations', () => usableInstallations(ctx.em, userId), () => [GATEWAY_CHANGE_SUBJECT]);
 }
 
 function isUsable(installation: McpInstallation): boolean {
@@ -49,8 +74,8 @@ export function fillTemplate(template: string, secrets: Record<string, string>):
 }
 
 /** What the gateway starts or connects to for `userId`'s use of `installation`. */
-export function upstreamTarget(vault: Vault, usable: UsableInstallation, userId: string): UpstreamTarget {
-  const { installation, entry } = usable;
+export function upstreamTarget(vault: Vault, installation: UsableInstallation, userId: string): UpstreamTarget {
+  const { entry } = installation;
   let secrets: Record<string, string>;
   try {
     secrets = openInstallationSecrets(vault, installation);

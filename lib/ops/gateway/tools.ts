@@ -1,13 +1,11 @@
 import { z } from 'zod';
-import type { McpInstallation, Project } from '../../db/entities/index.ts';
 import { OpError } from '../../errors.ts';
 import { callerUserId } from '../../identity/caller.ts';
 import { gatewayToolName, SEPARATOR } from '../../gateway/names.ts';
-import { definitionOf, type UpstreamTool } from '../../gateway/definition.ts';
 import { scrubText } from '../../redact.ts';
 import { operation, type OperationContext } from '../operation.ts';
-import { reconcilePins } from './pins.ts';
-import { upstreamTarget, usableInstallations, type UsableInstallation } from './targets.ts';
+import { cachedPins, pinnable, reconcilePins, usablePin } from './pins.ts';
+import { cachedUsableInstallations, upstreamTarget, type UsableInstallation } from './targets.ts';
 
 // The gateway's two faces of one thing: the tools of the MCP servers installed for the caller, and
 // calling one. The MCP servers list and call them through these (locally or over REST), so the
@@ -29,8 +27,8 @@ const gatewayToolOutput = z.strictObject({
 });
 
 /** The installation's own permission check: installs:use where it lives (its project, or globally). */
-async function mayUse(ctx: OperationContext, installation: McpInstallation): Promise<boolean> {
-  return ctx.holds('installs:use', (installation.project as Project | null)?.id ?? null);
+async function mayUse(ctx: OperationContext, installation: UsableInstallation): Promise<boolean> {
+  return ctx.holds('installs:use', installation.projectId);
 }
 
 function requireUser(ctx: OperationContext): string {
@@ -60,34 +58,33 @@ export const listGatewayTools = operation({
   async run(ctx) {
     const me = requireUser(ctx);
     const usable = [];
-    for (const candidate of await usableInstallations(ctx.em, me)) if (await mayUse(ctx, candidate.installation)) usable.push(candidate);
+    for (const candidate of await cachedUsableInstallations(ctx, me)) if (await mayUse(ctx, candidate)) usable.push(candidate);
     const unavailable: { installation_id: string; namespace: string; message: string }[] = [];
     const listed = await Promise.all(
       usable.map(async (candidate) => {
         try {
-          const tools = await ctx.gateway.listTools(upstreamTarget(ctx.vault, candidate, me));
-          const pins = await reconcilePins(ctx.em, candidate.installation, tools, ctx.now, ctx.log);
-          return tools.filter((tool) => pins.get(tool.name)?.usable).map((tool) => ({ candidate, tool }));
+          const offered = pinnable(await ctx.gateway.listTools(upstreamTarget(ctx.vault, candidate, me)));
+          const pins = await reconcilePins(ctx.em, candidate, offered, ctx.now, ctx.log);
+          return [...offered.values()].filter(({ hash, tool }) => usablePin(pins.get(tool.name), hash)).map(({ tool, definition }) => ({ candidate, tool, definition }));
         } catch (error) {
           const message = error instanceof OpError ? error.message : 'the server could not be listed';
-          unavailable.push({ installation_id: candidate.installation.id, namespace: candidate.namespace, message });
+          unavailable.push({ installation_id: candidate.id, namespace: candidate.namespace, message });
           return [];
         }
       }),
     );
     // A name two installations would both produce goes to the longer namespace, as calls resolve it.
-    const byName = new Map<string, { candidate: UsableInstallation; tool: UpstreamTool }>();
+    const byName = new Map<string, (typeof listed)[number][number]>();
     for (const entry of listed.flat()) {
       const name = gatewayToolName(entry.candidate.namespace, entry.tool.name);
       if (!name) continue;
       const held = byName.get(name);
       if (!held || held.candidate.namespace.length < entry.candidate.namespace.length) byName.set(name, entry);
     }
-    const tools = [...byName.entries()].map(([name, { candidate, tool }]) => {
-      const definition = definitionOf(tool);
+    const tools = [...byName.entries()].map(([name, { candidate, tool, definition }]) => {
       return {
         name,
-        installation_id: candidate.installation.id,
+        installation_id: candidate.id,
         catalog_name: candidate.entry.name,
         namespace: candidate.namespace,
         tool: tool.name,
@@ -136,29 +133,30 @@ export const callGatewayTool = operation({
   annotations: {},
   async run(ctx, input) {
     const me = requireUser(ctx);
-    const usable = await usableInstallations(ctx.em, me);
-    const found = resolveName(usable, input.name);
+    const found = resolveName(await cachedUsableInstallations(ctx, me), input.name);
     if (!found) throw new OpError('not_found', `no MCP server installed for you and usable now has a tool "${input.name}"; tools/list shows the tools you can call`, { field: 'name' });
     const { candidate, tool } = found;
-    const installation = candidate.installation;
-    ctx.setTarget(`mcp_server:${installation.id} tool:${tool}`);
-    ctx.auditDetail({ installation_id: installation.id, catalog_name: candidate.entry.name, tool });
-    const project = installation.project as Project | null;
-    await ctx.require('installs:use', project?.id ?? null, project?.key);
+    ctx.setTarget(`mcp_server:${candidate.id} tool:${tool}`);
+    ctx.auditDetail({ installation_id: candidate.id, catalog_name: candidate.entry.name, tool });
+    await ctx.require('installs:use', candidate.projectId, candidate.projectKey ?? undefined);
     const target = upstreamTarget(ctx.vault, candidate, me);
-    const pins = await reconcilePins(ctx.em, installation, await ctx.gateway.currentTools(target), ctx.now, ctx.log);
-    const pinned = pins.get(tool);
+    const offered = pinnable(await ctx.gateway.currentTools(target));
+    const hash = offered.get(tool)?.hash;
+    if (!hash) throw new OpError('not_found', `"${candidate.entry.name}" has no tool "${tool}"`, { field: 'name' });
+    // The pins as cached decide, unless the server offers this tool otherwise than last recorded.
+    let pinned = (await cachedPins(ctx, me, candidate.id)).get(tool);
+    if (pinned?.seenHash !== hash) pinned = (await reconcilePins(ctx.em, candidate, offered, ctx.now, ctx.log)).get(tool);
     if (!pinned) throw new OpError('not_found', `"${candidate.entry.name}" has no tool "${tool}"`, { field: 'name' });
     if (pinned.status !== 'pinned') {
       throw new OpError(
         'forbidden',
-        `${input.name} is quarantined: ${pinned.pin.approvedHash ? 'its definition changed since it was approved' : 'it appeared after the server was first listed'}` +
+        `${input.name} is quarantined: ${pinned.approvedHash ? 'its definition changed since it was approved' : 'it appeared after the server was first listed'}` +
           `${pinned.status === 'rejected' ? ', and the change was rejected' : ''}; someone with installs:admin must review it (list_quarantined_mcp_tools, approve_mcp_tool)`,
         { field: 'name' },
       );
     }
-    if (!pinned.pin.enabled) throw new OpError('forbidden', `${input.name} is disabled for this installation (set_mcp_server_tool_enabled turns it back on)`, { field: 'name' });
-    if (!pinned.usable) throw new OpError('not_found', `"${candidate.entry.name}" does not offer "${tool}" any more`, { field: 'name' });
+    if (!pinned.enabled) throw new OpError('forbidden', `${input.name} is disabled for this installation (set_mcp_server_tool_enabled turns it back on)`, { field: 'name' });
+    if (!usablePin(pinned, hash)) throw new OpError('forbidden', `${input.name} is quarantined: the server offers it otherwise than approved`, { field: 'name' });
     const started = performance.now();
     let result;
     try {
