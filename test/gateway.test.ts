@@ -320,6 +320,36 @@ describe('what an admin may define', () => {
     await ok(rt, keeper, 'update_mcp_catalog_entry', { id: 'everything', description: 'a description is not a command' });
   });
 
+  test('installs:admin alone cannot change what a stdio entry sets, nor where an installed remote entry sends its secrets', async () => {
+    const keeper = await makeUser(rt);
+    await assign(rt, keeper, 'catalog-keeper');
+    const fields = await refused(rt, keeper, 'update_mcp_catalog_entry', { id: 'everything', credential_fields: [{ name: 'API_KEY' }, { name: 'PIP_INDEX_URL', required: false }] });
+    assert.equal(fields.code, 'forbidden');
+    assert.equal(fields.field, 'credential_fields');
+    const moved = await refused(rt, keeper, 'update_mcp_catalog_entry', { id: 'authed', url: 'https://attacker.example.test/mcp' });
+    assert.equal(moved.code, 'forbidden');
+    assert.equal(moved.field, 'url');
+    assert.match(moved.message, /installation\(s\) whose secrets go where/);
+    const header = await refused(rt, keeper, 'update_mcp_catalog_entry', { id: 'authed', headers: { Authorization: 'Bearer {TOKEN}', 'X-Copy': '{QKEY}' } });
+    assert.equal(header.field, 'headers');
+    assert.equal((await refused(rt, admin, 'create_mcp_catalog_entry', { name: 'gh__admin', transport: 'remote', url: 'https://mcp.example.test/mcp' })).field, 'name');
+  });
+
+  test('a stdio entry defined before the gateway existed runs only once someone holding every permission saves it again', async () => {
+    await catalog('legacy', { transport: 'stdio', command: process.execPath, args: [...NODE_ARGS, FIXTURE] });
+    await installFor(bob, 'legacy', { API_KEY: BOB_SECRET });
+    await rt.db.orm.em.fork().execute(`update mcp_catalog set launch_approved = false where name = 'legacy'`, [], 'run');
+    const { unavailable } = await ok(rt, bob, 'list_gateway_tools', {});
+    assert.match(unavailable.find((u: any) => u.namespace === 'legacy')?.message ?? '', /may not be started: its command was defined before the gateway/);
+    assert.equal((await refused(rt, bob, 'call_gateway_tool', { name: 'legacy__echo', arguments: { message: 'x' } })).code, 'forbidden');
+    const keeper = await makeUser(rt);
+    await assign(rt, keeper, 'catalog-keeper');
+    await ok(rt, keeper, 'update_mcp_catalog_entry', { id: 'legacy', description: 'saved by a keeper' });
+    assert.equal((await refused(rt, bob, 'call_gateway_tool', { name: 'legacy__echo', arguments: { message: 'x' } })).code, 'forbidden', 'a partial admin does not approve it');
+    await ok(rt, admin, 'update_mcp_catalog_entry', { id: 'legacy', description: 'saved by a full admin' });
+    await ok(rt, bob, 'call_gateway_tool', { name: 'legacy__echo', arguments: { message: 'now it runs' } });
+  });
+
   test('a stdio credential field may not be a variable that changes how the command starts', async () => {
     for (const name of ['NODE_OPTIONS', 'LD_PRELOAD', 'PATH', 'PYTHONSTARTUP']) {
       const error = await refused(rt, admin, 'create_mcp_catalog_entry', { name: `env-${name.toLowerCase().replace(/_/g, '-')}`, transport: 'stdio', command: 'node', credential_fields: [{ name }] });

@@ -27,7 +27,7 @@ describe('roles', () => {
   test('a global role grants its permissions everywhere, with the role as source', async () => {
     const u = await makeUser(rt, { roles: ['developer'] });
     const global = await perms(u);
-    assert.deepEqual([...global.set].sort(), ['installs:write', 'pm:read', 'pm:write']);
+    assert.deepEqual([...global.set].sort(), ['installs:use', 'installs:write', 'pm:read', 'pm:write']);
     assert.deepEqual(global.effective.grants.get('pm:read'), [{ kind: 'role', role: 'developer', projectId: null }]);
     assert.ok((await perms(u, 'ALPHA')).set.has('pm:write'));
   });
@@ -159,7 +159,7 @@ describe('tokens and user status', () => {
     const { token } = await makeToken(rt, u, { scopes: ['pm:read', 'audit:read'] });
     const p = await perms(u, undefined, token.id);
     assert.deepEqual([...p.set], ['pm:read'], 'scopes never add what the user lacks (audit:read)');
-    assert.equal((await perms(u)).set.size, 3, 'without the token the user has all three');
+    assert.equal((await perms(u)).set.size, 4, 'without the token the user has all four');
   });
 
   test('a disabled user has nothing, with or without a token', async () => {

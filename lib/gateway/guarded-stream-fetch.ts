@@ -10,7 +10,7 @@ export class ForbiddenUpstreamError extends Error {}
  * the same SSRF guard as trackers' (the address the name resolves to, or the IP literal), no
  * redirect is followed, and the response body streams (server-sent events stay open).
  */
-export function guardedStreamFetch(policy: NetworkPolicy) {
+export function guardedStreamFetch(policy: NetworkPolicy, maxBodyBytes: number) {
   const lookup = guardedLookup(policy) as unknown as http.AgentOptions['lookup'];
   const agents = { 'http:': new http.Agent({ keepAlive: true, lookup }), 'https:': new https.Agent({ keepAlive: true, lookup }) };
   const fetch = async (input: string | URL | Request, init: RequestInit = {}): Promise<Response> => {
@@ -43,7 +43,15 @@ export function guardedStreamFetch(policy: NetworkPolicy) {
           return resolve(new Response(Readable.toWeb(res) as ReadableStream, { status, headers: responseHeaders }));
         }
         const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > maxBodyBytes) {
+            res.destroy();
+            return reject(new Error(`the server's answer is over ${maxBodyBytes} bytes`));
+          }
+          chunks.push(chunk);
+        });
         res.on('end', () => resolve(new Response(Buffer.concat(chunks), { status, headers: responseHeaders })));
         res.on('error', reject);
       });

@@ -4,7 +4,7 @@ import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { OpError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { NetworkPolicy } from '../pm/net-guard.ts';
-import { scrubText } from '../redact.ts';
+import { scrubText, scrubValue } from '../redact.ts';
 import { VERSION } from '../version.ts';
 import type { UpstreamTool } from './definition.ts';
 import { ForbiddenUpstreamError, guardedStreamFetch } from './guarded-stream-fetch.ts';
@@ -98,11 +98,13 @@ export class GatewayPool {
   private readonly log: Logger;
   private readonly http: ReturnType<typeof guardedStreamFetch>;
   private sweepTimer: NodeJS.Timeout | null = null;
+  private probes = 0;
 
   constructor(settings: GatewaySettings, log: Logger) {
     this.settings = settings;
     this.log = log;
-    this.http = guardedStreamFetch(settings.policy);
+    // A remote answer is read only so far: the result limit, and room for its JSON-RPC envelope.
+    this.http = guardedStreamFetch(settings.policy, settings.maxResultBytes + 1024 * 1024);
   }
 
   get limits(): Pick<GatewaySettings, 'callTimeoutMs' | 'maxResultBytes'> {
@@ -111,12 +113,12 @@ export class GatewayPool {
 
   /** The server's tools, listed afresh (and kept for calls until it says they changed). */
   async listTools(target: UpstreamTarget): Promise<UpstreamTool[]> {
-    return this.withSession(target, (session) => this.fetchTools(session));
+    return this.withSession(target, (session) => this.fetchTools(session, target));
   }
 
   /** The tools as last listed in the caller's session (listed now if never or changed since). */
   async currentTools(target: UpstreamTarget): Promise<UpstreamTool[]> {
-    return this.withSession(target, async (session) => session.tools ?? (await this.fetchTools(session)));
+    return this.withSession(target, async (session) => session.tools ?? (await this.fetchTools(session, target)));
   }
 
   async callTool(target: UpstreamTarget, name: string, args: Record<string, unknown>): Promise<CallToolResult> {
@@ -129,20 +131,27 @@ export class GatewayPool {
     });
   }
 
-  /** A session of its own, not pooled and closed after `use` (test_mcp_server). */
+  /**
+   * A session of its own, closed after `use` (test_mcp_server). Its process counts against the
+   * same limits as pooled ones (it is held in the pool under a key of its own while it runs).
+   */
   async probe<T>(target: UpstreamTarget, use: (tools: UpstreamTool[], serverInfo: { name: string; version: string } | null) => Promise<T>): Promise<T> {
-    const session = await this.start(target);
-    try {
-      const tools = await this.fetchTools(session);
-      const info = session.client.getServerVersion();
-      return await use(tools, info ? { name: info.name, version: info.version } : null);
-    } finally {
-      await session.client.close().catch(() => undefined);
-    }
+    const probeTarget = { ...target, installationId: `${target.installationId}#probe-${++this.probes}` };
+    return this.withSession(probeTarget, async (session) => {
+      try {
+        const tools = await this.fetchTools(session, probeTarget);
+        const info = session.client.getServerVersion();
+        return await use(tools, info ? { name: info.name, version: info.version } : null);
+      } finally {
+        const entry = this.entries.get(keyOf(probeTarget));
+        if (entry) void this.stop(entry);
+      }
+    });
   }
 
+  /** The pooled sessions (probes, which stop by themselves, aside). */
   running(): RunningSession[] {
-    return [...this.entries.values()].map((entry) => ({
+    return [...this.entries.values()].filter((entry) => !entry.target.installationId.includes('#')).map((entry) => ({
       userId: entry.target.userId,
       installationId: entry.target.installationId,
       version: entry.target.version,
@@ -290,7 +299,7 @@ export class GatewayPool {
       env: target.env ?? {},
       onStderr: (line) => {
         if (++lines > MAX_STDERR_LINES) return;
-        const text = lines === MAX_STDERR_LINES ? '(further stderr of this process is dropped)' : scrubText(line.slice(0, MAX_STDERR_LINE), target.secrets);
+        const text = lines === MAX_STDERR_LINES ? '(further stderr of this process is dropped)' : scrubText(line, target.secrets).slice(0, MAX_STDERR_LINE);
         this.log.info({ gateway: target.label, installation: target.installationId, stderr: text }, 'mcp server stderr');
       },
     });
@@ -304,17 +313,22 @@ export class GatewayPool {
     });
   }
 
-  private async fetchTools(session: Session): Promise<UpstreamTool[]> {
+  private async fetchTools(session: Session, target: UpstreamTarget): Promise<UpstreamTool[]> {
     const tools: UpstreamTool[] = [];
     let cursor: string | undefined;
-    for (let page = 0; page < MAX_LIST_PAGES; page++) {
-      const listed = await session.client.listTools(cursor ? { cursor } : {}, { timeout: this.settings.callTimeoutMs });
-      tools.push(...(listed.tools as UpstreamTool[]));
-      cursor = listed.nextCursor;
-      if (!cursor) break;
+    try {
+      for (let page = 0; page < MAX_LIST_PAGES; page++) {
+        const listed = await session.client.listTools(cursor ? { cursor } : {}, { timeout: this.settings.callTimeoutMs });
+        tools.push(...(listed.tools as UpstreamTool[]));
+        cursor = listed.nextCursor;
+        if (!cursor) break;
+      }
+    } catch (error) {
+      throw this.upstreamError(target, error, 'listing its tools');
     }
-    session.tools = tools;
-    return tools;
+    // What the server says of its tools is scrubbed of its secrets like its results are.
+    session.tools = target.secrets.length ? scrubValue(tools, target.secrets) : tools;
+    return session.tools;
   }
 
   /** An upstream failure as the caller sees it: which server, doing what, never a secret. */

@@ -1,5 +1,4 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { ReadBuffer, serializeMessage } from '@modelcontextprotocol/sdk/shared/stdio.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
@@ -16,6 +15,8 @@ export interface StdioLaunch {
 // A server's stdout may not flood Mandate's memory: one message at most this large.
 const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 const KILL_AFTER_MS = 2000;
+/** Longer than a stderr line is cut (it goes to the log). */
+const MAX_STDERR_LINE = 8192;
 
 /**
  * The client side of a stdio MCP server, started without a shell, with exactly the environment it
@@ -27,6 +28,7 @@ export class IsolatedStdioTransport implements Transport {
   private child: ChildProcess | null = null;
   private readonly buffer = new ReadBuffer({ maxBufferSize: MAX_MESSAGE_BYTES });
   private exited: Promise<void> = Promise.resolve();
+  private lastPid: number | undefined;
   onclose?: () => void;
   onerror?: (error: Error) => void;
   onmessage?: (message: JSONRPCMessage) => void;
@@ -49,13 +51,15 @@ export class IsolatedStdioTransport implements Transport {
         windowsHide: true,
       });
       this.child = child;
-      this.exited = new Promise((done) => child.once('close', () => done()));
+      this.lastPid = child.pid;
+      // 'exit', not 'close': a descendant holding the pipes open must not keep a stop waiting.
+      this.exited = new Promise((done) => child.once('exit', () => done()));
       child.once('error', (error) => {
         reject(error);
         this.onerror?.(error);
       });
       child.once('spawn', () => resolve());
-      child.once('close', () => {
+      child.once('exit', () => {
         this.child = null;
         this.onclose?.();
       });
@@ -69,7 +73,14 @@ export class IsolatedStdioTransport implements Transport {
         }
       });
       child.stdin!.on('error', (error) => this.onerror?.(error));
-      createInterface({ input: child.stderr! }).on('line', (line) => this.launch.onStderr(line));
+      // Lines, each cut at MAX_STDERR_LINE: a server writing without newlines cannot grow this buffer.
+      let pending = '';
+      child.stderr!.setEncoding('utf8');
+      child.stderr!.on('data', (chunk: string) => {
+        const lines = (pending + chunk).split('\n');
+        pending = lines.pop()!.slice(0, MAX_STDERR_LINE);
+        for (const line of lines) this.launch.onStderr(line.slice(0, MAX_STDERR_LINE));
+      });
     });
   }
 
@@ -82,22 +93,27 @@ export class IsolatedStdioTransport implements Transport {
     });
   }
 
-  /** Ends stdin, then SIGTERM, then SIGKILL: to the whole process group. */
+  /**
+   * Ends stdin, then SIGTERM, then SIGKILL after a grace period: to the whole process group, even
+   * when its leader has exited already (what it started may not have).
+   */
   async close(): Promise<void> {
+    const pid = this.pid ?? this.lastPid;
+    if (!pid) return;
     const child = this.child;
-    if (!child?.pid) return;
-    child.stdin?.end();
+    child?.stdin?.end();
     const signal = (name: NodeJS.Signals) => {
       try {
-        process.kill(-child.pid!, name);
+        process.kill(-pid, name);
       } catch {
         // gone already
       }
     };
     signal('SIGTERM');
-    const timer = setTimeout(() => signal('SIGKILL'), KILL_AFTER_MS);
-    await this.exited;
-    clearTimeout(timer);
+    await Promise.race([this.exited, new Promise((resolve) => setTimeout(resolve, KILL_AFTER_MS).unref())]);
+    signal('SIGKILL');
+    for (const stream of [child?.stdin, child?.stdout, child?.stderr]) stream?.destroy();
+    this.lastPid = undefined;
     this.buffer.clear();
   }
 }

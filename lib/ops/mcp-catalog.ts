@@ -13,7 +13,9 @@ const catalogName = z
   .string()
   .trim()
   .toLowerCase()
-  .regex(/^[a-z][a-z0-9_-]{1,63}$/, 'must be 2-64 characters: letters, digits, "_" or "-", starting with a letter');
+  .regex(/^[a-z][a-z0-9_-]{1,63}$/, 'must be 2-64 characters: letters, digits, "_" or "-", starting with a letter')
+  // "__" separates a gateway tool's namespace from the upstream tool's name.
+  .refine((name) => !name.includes('__'), 'must not contain "__" (it separates the server from the tool in gateway tool names)');
 const description = z.string().trim().max(2000, 'must be at most 2000 characters');
 const serverUrl = z.url({ protocol: /^https?$/, message: 'must be an http:// or https:// URL' }).max(2000, 'must be at most 2000 characters');
 const command = z.string().trim().min(1, 'must not be empty').max(500, 'must be at most 500 characters');
@@ -59,6 +61,9 @@ function checkTemplates(entry: { transport: string; headers: Record<string, stri
 // none may be one of these.
 const LAUNCH_VARIABLES = /^(LD_|DYLD_|NODE_|NPM_CONFIG_|PYTHON|PERL|RUBY|BASH_|GCONV_|MALLOC_|JAVA_|_JAVA_|GIT_|DOCKER_|UV_|GLIBC_)|^(PATH|ENV|IFS|SHELLOPTS|HOME|TMPDIR|LANG|LC_ALL|PS4|PROMPT_COMMAND)$/i;
 
+/** Whether a credential field name would change how a stdio server's command starts. */
+export const isLaunchVariable = (name: string) => LAUNCH_VARIABLES.test(name);
+
 function checkStdioFields(entry: { transport: string; credentialFields: { name: string }[] }) {
   if (entry.transport !== 'stdio') return;
   entry.credentialFields.forEach((field, i) => {
@@ -73,10 +78,13 @@ function checkStdioFields(entry: { transport: string; credentialFields: { name: 
  * (Mandate's files, its process's environment): defining one is as strong as every permission, so
  * only a caller holding all of them may create one or change its command.
  */
-async function requireAllForCommands(ctx: OperationContext, field: string) {
+async function missingPermissions(ctx: OperationContext): Promise<string[]> {
   const held = await ctx.permissionsIn(null);
-  if (!held) return;
-  const missing = ALL_PERMISSIONS.filter((permission) => !held.grants.has(permission));
+  return held ? ALL_PERMISSIONS.filter((permission) => !held.grants.has(permission)) : [];
+}
+
+async function requireAllForCommands(ctx: OperationContext, field: string) {
+  const missing = await missingPermissions(ctx);
   if (missing.length) {
     throw new OpError('forbidden', `permission denied: a stdio server runs its command as Mandate's own OS user, so defining one needs every permission; you do not hold ${missing.join(', ')}`, { field });
   }
@@ -180,7 +188,7 @@ export const createMcpCatalogEntry = operation({
     checkStdioFields({ transport: input.transport, credentialFields: input.credential_fields });
     if (input.transport === 'stdio') await requireAllForCommands(ctx, 'transport');
     if (await ctx.em.findOne(McpCatalogEntry, { name: input.name })) throw conflict('a catalog entry with this name already exists', 'name');
-    const entry = ctx.em.create(McpCatalogEntry, { name: input.name, description: input.description, ...fields, credentialFields: input.credential_fields });
+    const entry = ctx.em.create(McpCatalogEntry, { name: input.name, description: input.description, ...fields, credentialFields: input.credential_fields, launchApproved: input.transport === 'stdio' });
     await ctx.em.flush();
     ctx.setTarget(`mcp_catalog:${entry.id}`);
     return catalogView(entry, 0);
@@ -230,11 +238,25 @@ export const updateMcpCatalogEntry = operation({
     checkTransport(next);
     checkTemplates(next);
     checkStdioFields(next);
-    const launches = (entry: { transport: string; command?: string | null; args: string[] }) => (entry.transport === 'stdio' ? JSON.stringify([entry.command, entry.args]) : null);
-    if (next.transport === 'stdio' && launches(next) !== launches(entry)) await requireAllForCommands(ctx, input.command !== undefined ? 'command' : input.args !== undefined ? 'args' : 'transport');
-    ctx.em.assign(entry, next);
+    // What a stdio entry runs (its command, and the variables its users' secrets set), and where a
+    // remote one sends its installations' secrets: changing either needs every permission (for a
+    // remote entry, once secrets are stored for it), so installs:admin cannot redirect them.
+    type Shape = { transport: string; command?: string | null; args: string[]; url?: string | null; headers: Record<string, string>; query: Record<string, string>; credentialFields: { name: string }[] };
+    const launch = (e: Shape) => (e.transport === 'stdio' ? JSON.stringify([e.command, e.args, e.credentialFields.map((f) => f.name)]) : null);
+    const destination = (e: Shape) => (e.transport === 'remote' ? JSON.stringify([e.url, e.headers, e.query]) : null);
+    const installed = await ctx.em.count(McpInstallation, { catalog: entry });
+    const changed = (name: string) => (input as Record<string, unknown>)[name] !== undefined;
+    const field = ['command', 'args', 'credential_fields', 'url', 'headers', 'query'].find(changed) ?? 'transport';
+    if (next.transport === 'stdio' && launch(next) !== launch(entry)) await requireAllForCommands(ctx, field);
+    if (entry.transport === 'remote' && installed > 0 && destination(next) !== destination(entry)) {
+      const missing = await missingPermissions(ctx);
+      if (missing.length) throw new OpError('forbidden', `permission denied: "${entry.name}" has ${installed} installation(s) whose secrets go where its url, headers and query say, so changing them needs every permission; you do not hold ${missing.join(', ')}`, { field });
+    }
+    // Saved by someone holding every permission: its command may run.
+    const launchApproved = next.transport === 'stdio' && (entry.launchApproved || (await missingPermissions(ctx)).length === 0);
+    ctx.em.assign(entry, { ...next, launchApproved });
     await ctx.em.flush();
-    return catalogView(entry, await ctx.em.count(McpInstallation, { catalog: entry }));
+    return catalogView(entry, installed);
   },
 });
 

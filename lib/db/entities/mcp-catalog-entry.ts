@@ -30,6 +30,9 @@ const McpCatalogEntrySchema = defineEntity({
     // naming credential fields in braces, e.g. {"Authorization": "Bearer {API_KEY}"}.
     headers: p.json<Record<string, string>>().default('{}'),
     query: p.json<Record<string, string>>().default('{}'),
+    // A stdio entry's command may run only once someone holding every permission defined or re-saved
+    // it (entries older than the gateway were defined when defining one ran nothing).
+    launchApproved: p.boolean().default(false),
     createdAt: p.datetime().onCreate(() => new Date()),
     updatedAt: p.datetime().onCreate(() => new Date()).onUpdate(() => new Date()),
   },

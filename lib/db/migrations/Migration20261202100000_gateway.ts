@@ -6,7 +6,7 @@ export class Migration20261202100000_gateway extends Migration {
   override name = 'Migration20261202100000_gateway';
 
   override up(): void {
-    this.addSql(`alter table "mcp_catalog" add column "headers" jsonb not null default '{}', add column "query" jsonb not null default '{}';`);
+    this.addSql(`alter table "mcp_catalog" add column "headers" jsonb not null default '{}', add column "query" jsonb not null default '{}', add column "launch_approved" boolean not null default false;`);
     this.addSql(`alter table "mcp_installation" add column "tools_pinned_at" timestamptz null;`);
     this.addSql(`create table "mcp_tool_pin" ("id" uuid not null, "installation_id" uuid not null, "name" varchar(128) not null, "seen_hash" varchar(64) not null, "seen" jsonb not null, "approved_hash" varchar(64) null, "approved" jsonb null, "rejected_hash" varchar(64) null, "enabled" boolean not null default true, "reviewed_by_id" uuid null, "reviewed_at" timestamptz null, "created_at" timestamptz not null, "updated_at" timestamptz not null, primary key ("id"));`);
     this.addSql(`alter table "mcp_tool_pin" add constraint "mcp_tool_pin_unique" unique ("installation_id", "name");`);
@@ -30,6 +30,6 @@ export class Migration20261202100000_gateway extends Migration {
     this.addSql(`drop table if exists "mcp_tool_pin" cascade;`);
     this.addSql(`drop function if exists "mcp_tool_pin_mcp_tool_pin_gateway_change_fn"();`);
     this.addSql(`alter table "mcp_installation" drop column "tools_pinned_at";`);
-    this.addSql(`alter table "mcp_catalog" drop column "headers", drop column "query";`);
+    this.addSql(`alter table "mcp_catalog" drop column "headers", drop column "query", drop column "launch_approved";`);
   }
 }

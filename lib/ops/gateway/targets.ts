@@ -5,6 +5,7 @@ import type { UpstreamTarget } from '../../gateway/pool.ts';
 import { namespaceOf } from '../../gateway/names.ts';
 import type { Vault } from '../../vault.ts';
 import { openInstallationSecrets } from '../installs.ts';
+import { isLaunchVariable } from '../mcp-catalog.ts';
 import type { OperationContext } from '../operation.ts';
 
 // Which installations a caller may use through the gateway, and what the gateway starts for them.
@@ -20,7 +21,7 @@ export interface UsableInstallation {
   secrets: Record<string, string>;
   toolsPinnedAt: Date | null;
   updatedAt: Date;
-  entry: Pick<McpCatalogEntry, 'name' | 'transport' | 'url' | 'command' | 'args' | 'headers' | 'query' | 'updatedAt'>;
+  entry: Pick<McpCatalogEntry, 'name' | 'transport' | 'url' | 'command' | 'args' | 'headers' | 'query' | 'updatedAt' | 'launchApproved' | 'credentialFields'>;
 }
 
 /**
@@ -46,7 +47,10 @@ export async function usableInstallations(em: Em, userId: string): Promise<Usabl
       secrets: installation.secrets,
       toolsPinnedAt: installation.toolsPinnedAt ?? null,
       updatedAt: installation.updatedAt,
-      entry: { name: entry.name, transport: entry.transport, url: entry.url, command: entry.command, args: entry.args, headers: entry.headers, query: entry.query, updatedAt: entry.updatedAt },
+      entry: {
+        name: entry.name, transport: entry.transport, url: entry.url, command: entry.command, args: entry.args, headers: entry.headers, query: entry.query,
+        updatedAt: entry.updatedAt, launchApproved: entry.launchApproved, credentialFields: entry.credentialFields,
+      },
     };
   });
 }
@@ -76,9 +80,15 @@ export function fillTemplate(template: string, secrets: Record<string, string>):
 /** What the gateway starts or connects to for `userId`'s use of `installation`. */
 export function upstreamTarget(vault: Vault, installation: UsableInstallation, userId: string): UpstreamTarget {
   const { entry } = installation;
+  if (entry.transport === 'stdio' && !entry.launchApproved) {
+    throw new OpError('forbidden', `MCP server "${entry.name}" may not be started: its command was defined before the gateway existed, and runs only once someone holding every permission saves the catalog entry again`);
+  }
+  // Only the entry's current credential fields: a secret kept for a field since removed sets nothing.
+  const declared = new Set(entry.credentialFields.map((field) => field.name));
   let secrets: Record<string, string>;
   try {
-    secrets = openInstallationSecrets(vault, installation);
+    const stored = openInstallationSecrets(vault, { id: installation.id, secrets: Object.fromEntries(Object.entries(installation.secrets).filter(([name]) => declared.has(name))) });
+    secrets = stored;
   } catch {
     throw new OpError('unavailable', `the secrets of MCP server "${entry.name}" cannot be opened with this deployment's vault keys; an admin must set them again`);
   }
@@ -91,7 +101,8 @@ export function upstreamTarget(vault: Vault, installation: UsableInstallation, u
   };
   if (entry.transport === 'stdio') {
     // The process gets its secrets and PATH (to find its command), nothing else of Mandate's environment.
-    const env: Record<string, string> = { ...(process.env.PATH ? { PATH: process.env.PATH } : {}), ...secrets };
+    const env: Record<string, string> = { ...(process.env.PATH ? { PATH: process.env.PATH } : {}) };
+    for (const [name, value] of Object.entries(secrets)) if (!isLaunchVariable(name)) env[name] = value;
     return { ...common, transport: 'stdio', command: entry.command!, args: entry.args, env };
   }
   const url = new URL(entry.url!);

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { OpError } from '../../errors.ts';
 import { callerUserId } from '../../identity/caller.ts';
 import { gatewayToolName, SEPARATOR } from '../../gateway/names.ts';
-import { scrubText } from '../../redact.ts';
+import { scrubText, scrubValue } from '../../redact.ts';
 import { operation, type OperationContext } from '../operation.ts';
 import { cachedPins, pinnable, reconcilePins, usablePin } from './pins.ts';
 import { cachedUsableInstallations, upstreamTarget, type UsableInstallation } from './targets.ts';
@@ -58,7 +58,8 @@ export const listGatewayTools = operation({
   async run(ctx) {
     const me = requireUser(ctx);
     const usable = [];
-    for (const candidate of await cachedUsableInstallations(ctx, me)) if (await mayUse(ctx, candidate)) usable.push(candidate);
+    const all = await cachedUsableInstallations(ctx, me);
+    for (const candidate of all) if (await mayUse(ctx, candidate)) usable.push(candidate);
     const unavailable: { installation_id: string; namespace: string; message: string }[] = [];
     const listed = await Promise.all(
       usable.map(async (candidate) => {
@@ -73,13 +74,12 @@ export const listGatewayTools = operation({
         }
       }),
     );
-    // A name two installations would both produce goes to the longer namespace, as calls resolve it.
+    // A name more than one installation could claim is served by none of them (as calls resolve it).
     const byName = new Map<string, (typeof listed)[number][number]>();
     for (const entry of listed.flat()) {
       const name = gatewayToolName(entry.candidate.namespace, entry.tool.name);
-      if (!name) continue;
-      const held = byName.get(name);
-      if (!held || held.candidate.namespace.length < entry.candidate.namespace.length) byName.set(name, entry);
+      if (!name || claimants(all, name).length !== 1) continue;
+      byName.set(name, entry);
     }
     const tools = [...byName.entries()].map(([name, { candidate, tool, definition }]) => {
       return {
@@ -99,15 +99,19 @@ export const listGatewayTools = operation({
   },
 });
 
-/** The installation and upstream tool a gateway name stands for: the longest namespace that prefixes it. */
+/** The installations whose namespace prefixes a gateway name. */
+function claimants(usable: readonly UsableInstallation[], name: string): UsableInstallation[] {
+  return usable.filter((candidate) => name.startsWith(`${candidate.namespace}${SEPARATOR}`) && name.length > candidate.namespace.length + SEPARATOR.length);
+}
+
+/** The installation and upstream tool a gateway name stands for; refused when more than one installation could claim it. */
 function resolveName(usable: readonly UsableInstallation[], name: string): { candidate: UsableInstallation; tool: string } | null {
-  let best: { candidate: UsableInstallation; tool: string } | null = null;
-  for (const candidate of usable) {
-    const prefix = `${candidate.namespace}${SEPARATOR}`;
-    if (!name.startsWith(prefix) || name.length === prefix.length) continue;
-    if (!best || best.candidate.namespace.length < candidate.namespace.length) best = { candidate, tool: name.slice(prefix.length) };
+  const found = claimants(usable, name);
+  if (found.length > 1) {
+    throw new OpError('conflict', `"${name}" could name a tool of ${found.map((c) => `"${c.namespace}"`).join(' or ')}; it is served by none of them`, { field: 'name' });
   }
-  return best;
+  const [candidate] = found;
+  return candidate ? { candidate, tool: name.slice(candidate.namespace.length + SEPARATOR.length) } : null;
 }
 
 const contentItem = z.record(z.string(), z.unknown());
@@ -143,9 +147,11 @@ export const callGatewayTool = operation({
     const offered = pinnable(await ctx.gateway.currentTools(target));
     const hash = offered.get(tool)?.hash;
     if (!hash) throw new OpError('not_found', `"${candidate.entry.name}" has no tool "${tool}"`, { field: 'name' });
-    // The pins as cached decide, unless the server offers this tool otherwise than last recorded.
+    // The pins as cached decide. A call records what the server offers only for a tool never seen, or
+    // one that was pinned and now differs: a tool already held back is not rewritten by each session
+    // that sees another definition (a server serving different sessions differently).
     let pinned = (await cachedPins(ctx, me, candidate.id)).get(tool);
-    if (pinned?.seenHash !== hash) pinned = (await reconcilePins(ctx.em, candidate, offered, ctx.now, ctx.log)).get(tool);
+    if (!pinned || (pinned.seenHash !== hash && pinned.status === 'pinned')) pinned = (await reconcilePins(ctx.em, candidate, offered, ctx.now, ctx.log)).get(tool);
     if (!pinned) throw new OpError('not_found', `"${candidate.entry.name}" has no tool "${tool}"`, { field: 'name' });
     if (pinned.status !== 'pinned') {
       throw new OpError(
@@ -166,11 +172,14 @@ export const callGatewayTool = operation({
     }
     // What the server answers passes through the same scrub as Mandate's own messages: a server
     // that echoes its secret does not hand it to the caller.
-    const text = scrubText(JSON.stringify({ content: result.content ?? [], structured_content: result.structuredContent ?? null }), target.secrets);
-    if (Buffer.byteLength(text) > ctx.gateway.limits.maxResultBytes) {
-      throw new OpError('upstream_failed', `the result of ${input.name} is ${Buffer.byteLength(text)} bytes, over this gateway's limit of ${ctx.gateway.limits.maxResultBytes}`);
+    const answer = scrubValue({ content: (result.content ?? []) as Record<string, unknown>[], structured_content: (result.structuredContent ?? null) as Record<string, unknown> | null }, target.secrets);
+    const json = JSON.stringify(answer);
+    // A secret nested deeper than scrubValue walks is not passed on either.
+    if (target.secrets.length && scrubText(json, target.secrets) !== json) throw new OpError('upstream_failed', `the result of ${input.name} holds a secret of its installation where it cannot be removed`);
+    const size = Buffer.byteLength(json);
+    if (size > ctx.gateway.limits.maxResultBytes) {
+      throw new OpError('upstream_failed', `the result of ${input.name} is ${size} bytes, over this gateway's limit of ${ctx.gateway.limits.maxResultBytes}`);
     }
-    const answer = JSON.parse(text) as { content: Record<string, unknown>[]; structured_content: Record<string, unknown> | null };
     ctx.auditDetail({ upstream_outcome: result.isError ? 'tool_error' : 'ok' });
     return { content: answer.content, structured_content: answer.structured_content, is_error: result.isError === true };
   },
