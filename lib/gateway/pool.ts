@@ -116,19 +116,20 @@ export class GatewayPool {
     return this.withSession(target, (session) => this.fetchTools(session, target));
   }
 
-  /** The tools as last listed in the caller's session (listed now if never or changed since). */
-  async currentTools(target: UpstreamTarget): Promise<UpstreamTool[]> {
-    return this.withSession(target, async (session) => session.tools ?? (await this.fetchTools(session, target)));
-  }
-
-  async callTool(target: UpstreamTarget, name: string, args: Record<string, unknown>): Promise<CallToolResult> {
-    return this.withSession(target, async (session) => {
-      try {
-        return (await session.client.callTool({ name, arguments: args }, undefined, { timeout: this.settings.callTimeoutMs })) as CallToolResult;
-      } catch (error) {
-        throw this.upstreamError(target, error, `calling ${name}`);
-      }
-    });
+  /** Uses one session for several steps (its tools, then a call), held busy throughout: never evicted in between. */
+  async withLease<T>(target: UpstreamTarget, use: (lease: { currentTools(): Promise<UpstreamTool[]>; callTool(name: string, args: Record<string, unknown>): Promise<CallToolResult> }) => Promise<T>): Promise<T> {
+    return this.withSession(target, (session) =>
+      use({
+        currentTools: async () => session.tools ?? (await this.fetchTools(session, target)),
+        callTool: async (name, args) => {
+          try {
+            return (await session.client.callTool({ name, arguments: args }, undefined, { timeout: this.settings.callTimeoutMs })) as CallToolResult;
+          } catch (error) {
+            throw this.upstreamError(target, error, `calling ${name}`);
+          }
+        },
+      }),
+    );
   }
 
   /**

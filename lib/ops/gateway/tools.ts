@@ -144,32 +144,36 @@ export const callGatewayTool = operation({
     ctx.auditDetail({ installation_id: candidate.id, catalog_name: candidate.entry.name, tool });
     await ctx.require('installs:use', candidate.projectId, candidate.projectKey ?? undefined);
     const target = upstreamTarget(ctx.vault, candidate, me);
-    const offered = pinnable(await ctx.gateway.currentTools(target));
-    const hash = offered.get(tool)?.hash;
-    if (!hash) throw new OpError('not_found', `"${candidate.entry.name}" has no tool "${tool}"`, { field: 'name' });
-    // The pins as cached decide. A call records what the server offers only for a tool never seen, or
-    // one that was pinned and now differs: a tool already held back is not rewritten by each session
-    // that sees another definition (a server serving different sessions differently).
-    let pinned = (await cachedPins(ctx, me, candidate.id)).get(tool);
-    if (!pinned || (pinned.seenHash !== hash && pinned.status === 'pinned')) pinned = (await reconcilePins(ctx.em, candidate, offered, ctx.now, ctx.log)).get(tool);
-    if (!pinned) throw new OpError('not_found', `"${candidate.entry.name}" has no tool "${tool}"`, { field: 'name' });
-    if (pinned.status !== 'pinned') {
-      throw new OpError(
-        'forbidden',
-        `${input.name} is quarantined: ${pinned.approvedHash ? 'its definition changed since it was approved' : 'it appeared after the server was first listed'}` +
-          `${pinned.status === 'rejected' ? ', and the change was rejected' : ''}; someone with installs:admin must review it (list_quarantined_mcp_tools, approve_mcp_tool)`,
-        { field: 'name' },
-      );
-    }
-    if (!pinned.enabled) throw new OpError('forbidden', `${input.name} is disabled for this installation (set_mcp_server_tool_enabled turns it back on)`, { field: 'name' });
-    if (!usablePin(pinned, hash)) throw new OpError('forbidden', `${input.name} is quarantined: the server offers it otherwise than approved`, { field: 'name' });
-    const started = performance.now();
-    let result;
-    try {
-      result = await ctx.gateway.callTool(target, tool, input.arguments);
-    } finally {
-      ctx.auditDetail({ ms: Math.round(performance.now() - started) });
-    }
+    // One lease from listing to answer: the session cannot be taken for another's room in between.
+    const result = await ctx.gateway.withLease(target, async (lease) => {
+      const offered = pinnable(await lease.currentTools());
+      const hash = offered.get(tool)?.hash;
+      if (!hash) throw new OpError('not_found', `"${candidate.entry.name}" has no tool "${tool}"`, { field: 'name' });
+      // The pins as cached decide. A call records what the server offers only for a tool never seen, or
+      // one that was pinned and now differs: a tool already held back is not rewritten by each session
+      // that sees another definition (a server serving different sessions differently).
+      let pinned = (await cachedPins(ctx, me, candidate.id)).get(tool);
+      if (!pinned || (pinned.seenHash !== hash && pinned.status === 'pinned')) pinned = (await reconcilePins(ctx.em, candidate, offered, ctx.now, ctx.log)).get(tool);
+      if (!pinned) throw new OpError('not_found', `"${candidate.entry.name}" has no tool "${tool}"`, { field: 'name' });
+      if (pinned.status !== 'pinned') {
+        throw new OpError(
+          'forbidden',
+          `${input.name} is quarantined: ${pinned.approvedHash ? 'its definition changed since it was approved' : 'it appeared after the server was first listed'}` +
+            `${pinned.status === 'rejected' ? ', and the change was rejected' : ''}; someone with installs:admin must review it (list_quarantined_mcp_tools, approve_mcp_tool)`,
+          { field: 'name' },
+        );
+      }
+      if (!pinned.enabled) throw new OpError('forbidden', `${input.name} is disabled for this installation (set_mcp_server_tool_enabled turns it back on)`, { field: 'name' });
+      if (!usablePin(pinned, hash)) throw new OpError('forbidden', `${input.name} is quarantined: the server offers it otherwise than approved`, { field: 'name' });
+      const started = performance.now();
+      let result;
+      try {
+        result = await lease.callTool(tool, input.arguments);
+      } finally {
+        ctx.auditDetail({ ms: Math.round(performance.now() - started) });
+      }
+      return result;
+    });
     // What the server answers passes through the same scrub as Mandate's own messages: a server
     // that echoes its secret does not hand it to the caller.
     const answer = scrubValue({ content: (result.content ?? []) as Record<string, unknown>[], structured_content: (result.structuredContent ?? null) as Record<string, unknown> | null }, target.secrets);
