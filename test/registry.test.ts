@@ -105,6 +105,23 @@ describe('the registry', () => {
     }
   });
 
+  test('schemas are portable: no empty-schema `additionalProperties: {}` (clients warn or reject), open records say `true`', () => {
+    const emptyExtras = (node: unknown, path: string): string[] => {
+      if (!node || typeof node !== 'object') return [];
+      const found: string[] = [];
+      for (const [key, child] of Object.entries(node as Record<string, unknown>)) {
+        if (key === 'additionalProperties' && child && typeof child === 'object' && Object.keys(child).length === 0) found.push(path);
+        found.push(...emptyExtras(child, `${path}.${key}`));
+      }
+      return found;
+    };
+    const offenders = ALL_OPERATIONS.flatMap((op) => [...emptyExtras(inputJsonSchema(op), `${op.name}.input`), ...emptyExtras(outputJsonSchema(op), `${op.name}.output`)]);
+    assert.deepEqual(offenders, []);
+    const getIssue = ALL_OPERATIONS.find((op) => op.name === 'get_issue')!;
+    const fields = (outputJsonSchema(getIssue) as { properties: Record<string, { additionalProperties?: unknown }> }).properties.fields;
+    assert.equal(fields?.additionalProperties, true, 'an open record is still published as open');
+  });
+
   test('the committed tool snapshots are the registry (an interface change shows in review: npm run docs)', () => {
     assert.deepEqual(staleToolsnaps(), [], 'these test/toolsnaps/ files differ from the registry; run npm run docs and review the diff');
     const snap = JSON.parse(toolsnapFiles()['assign_role.json']!);

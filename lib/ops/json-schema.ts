@@ -8,6 +8,15 @@ export interface InputJsonSchema {
   [key: string]: unknown;
 }
 
+/**
+ * `additionalProperties: {}` (zod's rendering of a record of unknown values) means the same as
+ * `true`, but some clients reject or warn about the empty-schema form: publish the portable one.
+ */
+function portable(ctx: { jsonSchema: Record<string, unknown> }): void {
+  const extra = ctx.jsonSchema.additionalProperties;
+  if (extra && typeof extra === 'object' && Object.keys(extra).length === 0) ctx.jsonSchema.additionalProperties = true;
+}
+
 const inputs = new WeakMap<AnyOperation, InputJsonSchema>();
 const outputs = new WeakMap<AnyOperation, InputJsonSchema>();
 
@@ -18,7 +27,7 @@ const outputs = new WeakMap<AnyOperation, InputJsonSchema>();
 function jsonSchemaOf(cache: WeakMap<AnyOperation, InputJsonSchema>, op: AnyOperation, schema: z.ZodType, io: 'input' | 'output'): InputJsonSchema {
   let json = cache.get(op);
   if (!json) {
-    const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as Record<string, unknown>;
+    const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any', override: portable }) as Record<string, unknown>;
     json = { type: 'object', ...rest } as InputJsonSchema;
     cache.set(op, json);
   }
