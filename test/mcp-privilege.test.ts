@@ -66,7 +66,7 @@ test('on a server without the admin toolset, an admin tool called by name is ref
       assert.equal(error.code, 'forbidden', name);
     }
     assert.equal((await auditFor(dev.user.id, 'deactivate_user'))[0]?.outcome, 'denied');
-    assert.equal(toolError(await session.call('no_such_tool', {})).code, 'not_found');
+    await assert.rejects(session.call('no_such_tool', {}), { code: -32602, data: { code: 'not_found', field: 'params.name' } });
   } finally {
     await session.close();
   }

@@ -1,6 +1,6 @@
-import { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
-import { CallToolRequestSchema, ListToolsRequestSchema, type CallToolResult, type Tool } from '@modelcontextprotocol/sdk/types.js';
+import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, type CallToolResult, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import { SEPARATOR as GATEWAY_SEPARATOR } from '../gateway/names.ts';
 import { OpError, type ErrorBody } from '../errors.ts';
 import { callGatewayTool, listGatewayTools, OPERATIONS } from '../ops/index.ts';
@@ -8,6 +8,7 @@ import { isReadEffect, type AnyOperation } from '../ops/operation.ts';
 import { VERSION } from '../version.ts';
 import type { ToolBackend } from './backend.ts';
 import { composeOperations, toolDescriptor, type Toolset } from './toolset.ts';
+import { ProtocolError, ValidatingServer } from './validating-server.ts';
 
 export interface McpServerOptions {
   toolsets: readonly Toolset[];
@@ -37,7 +38,7 @@ export function createMcpServer(options: McpServerOptions): Server {
   // Installed servers' tools are their servers' word, whatever their hints say: not on read-only servers.
   const gateway = !(options.readOnly ?? false) && options.toolsets.some((t) => t.gateway);
 
-  const server = new Server(
+  const server = new ValidatingServer(
     { name, title: `Mandate (${options.toolsets.map((t) => t.name).join(' + ')})`, version: VERSION },
     {
       capabilities: { tools: { listChanged: false } },
@@ -97,8 +98,9 @@ interface GatewayTool {
 }
 
 async function refuseUnserved(tools: ToolBackend, toolName: string, args: unknown, serverName: string, readOnly: boolean): Promise<CallToolResult> {
-  const known: AnyOperation | undefined = OPERATIONS[toolName];
-  if (!known) return toolError(new OpError('not_found', `unknown tool "${toolName}"; tools/list shows the tools you can call`));
+  const known: AnyOperation | undefined = Object.hasOwn(OPERATIONS, toolName) ? OPERATIONS[toolName] : undefined;
+  // A name no server of Mandate's has is a protocol error (-32602), as the specification lists it.
+  if (!known) throw new ProtocolError(ErrorCode.InvalidParams, `unknown tool "${toolName}"; tools/list shows the tools you can call`, { code: 'not_found', field: 'params.name' });
   const why = readOnly && !isReadEffect(known.effect)
     ? 'this server serves read-only tools only'
     : known.toolset

@@ -98,14 +98,12 @@ describe('finding 8: smaller ones', () => {
     assert.equal(fake.requests.length, before);
   });
 
-  test('tool names of Object.prototype on a read-only server are tool errors, not -32603', async () => {
+  test('tool names of Object.prototype on a read-only server are unknown tools (-32602), not -32603', async () => {
     const viewer = await rig.person(['pm:read', 'users:read']);
     const session = await mcpSession(rig.rt, callerOf(viewer.user), ['core', 'admin'], true);
     try {
       for (const name of ['constructor', 'toString', '__proto__', 'valueOf', 'hasOwnProperty']) {
-        const result = await session.call(name);
-        assert.equal(result.isError, true, name);
-        assert.match(JSON.stringify(result.content), /unknown tool/);
+        await assert.rejects(session.call(name), { code: -32602, message: /unknown tool/ }, name);
       }
     } finally {
       await session.close();

@@ -1,6 +1,6 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { type CallToolResult, ResultSchema } from '@modelcontextprotocol/sdk/types.js';
 import type { UserCaller } from '../../lib/identity/caller.ts';
 import { startSession } from '../../lib/identity/sessions.ts';
 import { localBackend } from '../../lib/mcp/backend.ts';
@@ -13,6 +13,8 @@ export interface McpSession {
   caller: UserCaller & { sessionId: string };
   call(name: string, args?: Record<string, unknown>): Promise<CallToolResult>;
   toolNames(): Promise<string[]>;
+  /** A raw request, as a client that does not check its own requests would send it. */
+  request(method: string, params?: Record<string, unknown>): Promise<unknown>;
   close(): Promise<void>;
 }
 
@@ -29,6 +31,7 @@ export async function mcpSession(runtime: Runtime, caller: UserCaller, servers: 
     caller: bound,
     call: async (name, args = {}) => (await client.callTool({ name, arguments: args })) as CallToolResult,
     toolNames: async () => (await client.listTools()).tools.map((tool) => tool.name).sort(),
+    request: (method, params) => client.request({ method, ...(params ? { params } : {}) } as never, ResultSchema.loose()),
     close: () => client.close(),
   };
 }
