@@ -196,14 +196,14 @@ test('a bad body from a caller without valid credentials is a 401, not a 400: th
     body: '{ this is not json',
   });
   assert.equal(response.status, 401);
-  assert.equal(((await response.json()) as { error: { code: string } }).error.code, 'unauthenticated');
+  assert.equal(((await response.json()) as { error: { data: { code: string } } }).error.data.code, 'unauthenticated');
   const valid = await fetch(`${base}/mcp/core`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...bearer(bob.token) },
     body: '{ this is not json',
   });
   assert.equal(valid.status, 400);
-  assert.equal(((await valid.json()) as { error: { field?: string } }).error.field, '(body)');
+  assert.deepEqual(((await valid.json()) as { error: { code: number; data: { field?: string } } }).error, { code: -32700, message: 'the request body is not valid JSON', data: { code: 'invalid_input', message: 'the request body is not valid JSON', field: '(body)' } });
 });
 
 test('the hot path forks no entity manager beyond the access-change read: a cached whoami on a bound session', async () => {

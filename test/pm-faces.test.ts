@@ -117,8 +117,9 @@ test('X-MCP-Toolsets narrows the pm tools a session lists and may call', async (
     body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }),
   });
   assert.equal(bad.status, 400);
-  const error = ((await bad.json()) as { error: { field: string; message: string } }).error;
-  assert.equal(error.field, 'X-MCP-Toolsets');
+  const error = ((await bad.json()) as { error: { code: number; data: { field: string }; message: string } }).error;
+  assert.equal(error.code, -32600, 'a JSON-RPC Invalid Request');
+  assert.equal(error.data.field, 'X-MCP-Toolsets');
   assert.match(error.message, /unknown toolset teleport/);
 });
 

@@ -16,7 +16,8 @@ import type { Toolset } from '../mcp/toolset.ts';
 import type { Runtime } from '../runtime.ts';
 import type { HttpAuthenticator, Scope } from './authenticate.ts';
 import { answerPlainRequest, plainRequest } from './mcp-direct.ts';
-import { errorReply, jsonReply, readJsonBody, writeReply, WWW_AUTHENTICATE, type Reply } from './respond.ts';
+import { jsonRpcErrorReply, requestIdOf, SERVER_ERROR } from './jsonrpc-error.ts';
+import { jsonReply, readJsonBody, writeReply, WWW_AUTHENTICATE, type Reply } from './respond.ts';
 import { resourceMetadataUrl } from './oauth.ts';
 import { FULL_SCOPE } from '../oauth/settings.ts';
 
@@ -99,7 +100,7 @@ export class McpHttp {
       const sessionId = req.headers[SESSION_HEADER];
       if (req.method === 'GET') {
         // No server-initiated stream: the protocol lets a server answer 405 here.
-        return jsonReply(405, { error: { code: 'method_not_allowed', message: 'this server sends no stream on GET; POST requests' } }, { allow: 'POST, DELETE' });
+        return methodNotAllowed('this server sends no stream on GET; POST requests');
       }
       if (req.method === 'DELETE') {
         const bound = await this.boundSession(em, caller, sessionId, arrived, speculation);
@@ -107,7 +108,7 @@ export class McpHttp {
         return { status: 204, headers: {}, body: '' };
       }
       if (req.method !== 'POST') {
-        return jsonReply(405, { error: { code: 'method_not_allowed', message: `${url.pathname} takes POST and DELETE` } }, { allow: 'POST, DELETE' });
+        return methodNotAllowed(`${url.pathname} takes POST and DELETE`);
       }
       const body = await bodyRead!;
       const stepUp = await this.insufficientScope(em, caller, body, toolsets, url, speculation?.notBefore ?? arrived, speculation);
@@ -128,14 +129,16 @@ export class McpHttp {
       reply.headers[SESSION_HEADER] = started.sessionId;
       return reply;
     } catch (error) {
-      if (error instanceof OpError) return errorReply(error, {}, this.challenge(req, url));
+      // Transport errors are JSON-RPC error bodies, with the id of the request when it has one.
+      const id = (await bodyRead?.then(requestIdOf, () => null)) ?? null;
+      if (error instanceof OpError) return jsonRpcErrorReply(error, id, this.challenge(req, url));
       const unavailable = databaseUnavailable(error);
-      if (unavailable) return errorReply(unavailable);
+      if (unavailable) return jsonRpcErrorReply(unavailable, id);
       // A failed speculation is dropped unseen and served again; the error is reported then.
       if (!(error instanceof SpeculationFailed) && (!speculation || (await speculation.confirmed()))) {
         this.runtime.log.error({ err: { type: (error as Error)?.name, message: scrubText(String((error as Error)?.message)) } }, 'MCP request failed');
       }
-      return errorReply(new OpError('internal', 'internal error; the server log has the details'));
+      return jsonRpcErrorReply(new OpError('internal', 'internal error; the server log has the details'), id);
     }
   }
 
@@ -173,11 +176,10 @@ export class McpHttp {
     if (!held.grants.has(op.permission)) return null;
     const scope = [...effective.scopes, op.permission].join(' ');
     const metadata = resourceMetadataUrl(oauth.settings.issuer, url.pathname.replace(/\/$/, ''));
-    return jsonReply(
-      403,
-      { error: { code: 'forbidden', message: `permission denied: ${name} needs ${op.permission}, which this application was not granted; authorize it again with scope "${scope}"` } },
-      { 'www-authenticate': `Bearer realm="mandate", error="insufficient_scope", scope="${scope}", resource_metadata="${metadata}", error_description="${name} needs ${op.permission}"` },
-    );
+    const denied = new OpError('forbidden', `permission denied: ${name} needs ${op.permission}, which this application was not granted; authorize it again with scope "${scope}"`);
+    const reply = jsonRpcErrorReply(denied, requestIdOf(body));
+    reply.headers['www-authenticate'] = `Bearer realm="mandate", error="insufficient_scope", scope="${scope}", resource_metadata="${metadata}", error_description="${name} needs ${op.permission}"`;
+    return reply;
   }
 
   /** The session the request names, which must be live and the caller's own. */
@@ -245,6 +247,11 @@ export class McpHttp {
     });
     return { status: response.status, headers, body: await response.text() };
   }
+}
+
+/** 405 as the SDK's transport answers it: a JSON-RPC error body, and the methods that are taken. */
+function methodNotAllowed(message: string): Reply {
+  return jsonReply(405, { jsonrpc: '2.0', id: null, error: { code: SERVER_ERROR, message, data: { code: 'method_not_allowed', message } } }, { allow: 'POST, DELETE' });
 }
 
 /** The request's method, URL and headers as a web Request (the body is already parsed). */

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
-import { jsonReply, writeReply } from './respond.ts';
+import { OpError } from '../errors.ts';
+import { errorReply, writeReply, type Reply } from './respond.ts';
 
 // DNS rebinding: a page on evil.example whose name is made to resolve to this machine can send
 // requests here from the user's browser, with Host and Origin naming evil.example. So /mcp and
@@ -62,15 +63,15 @@ const EXPOSE_HEADERS = 'mcp-session-id, mcp-protocol-version, www-authenticate, 
  * Refuses (403) a request to /mcp or /api from a foreign Host or Origin, answers CORS preflights,
  * and marks responses to an allowed browser origin. Returns true when the request was answered.
  */
-export function guardOrigin(policy: OriginPolicy, req: IncomingMessage, res: ServerResponse): boolean {
+export function guardOrigin(policy: OriginPolicy, req: IncomingMessage, res: ServerResponse, refusal: (error: OpError) => Reply = errorReply): boolean {
   if (!hostAllowed(policy, req.headers.host)) {
-    writeReply(res, jsonReply(403, { error: { code: 'forbidden', message: 'this Host is not this server\'s (DNS rebinding protection); reach it by its own name', field: 'Host' } }));
+    writeReply(res, refusal(new OpError('forbidden', 'this Host is not this server\'s (DNS rebinding protection); reach it by its own name', { field: 'Host' })));
     return true;
   }
   const origin = req.headers.origin;
   if (origin === undefined) return false;
   if (!originAllowed(policy, origin, req.socket.localPort)) {
-    writeReply(res, jsonReply(403, { error: { code: 'forbidden', message: `requests from the origin ${origin.slice(0, 100)} are not allowed here; an operator can allow it with MANDATE_ALLOWED_ORIGINS`, field: 'Origin' } }));
+    writeReply(res, refusal(new OpError('forbidden', `requests from the origin ${origin.slice(0, 100)} are not allowed here; an operator can allow it with MANDATE_ALLOWED_ORIGINS`, { field: 'Origin' })));
     return true;
   }
   res.setHeader('access-control-allow-origin', origin);

@@ -47,6 +47,13 @@ export function sendError(res: ServerResponse, error: OpError, headers: Record<s
   writeReply(res, errorReply(error, headers));
 }
 
+/** A body that is not JSON at all (JSON-RPC's parse error on /mcp). */
+export class NotJsonError extends OpError {
+  constructor() {
+    super('invalid_input', 'the request body is not valid JSON', { field: '(body)' });
+  }
+}
+
 const MAX_BODY_BYTES = 1024 * 1024;
 
 // Plain events rather than `for await`: the async iterator showed up in the hot path's profile.
@@ -86,7 +93,7 @@ export async function readJsonBody(req: IncomingMessage): Promise<Record<string,
   try {
     parsed = JSON.parse(text);
   } catch {
-    throw new OpError('invalid_input', 'the request body is not valid JSON', { field: '(body)' });
+    throw new NotJsonError();
   }
   if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
     throw new OpError('invalid_input', 'the request body must be a JSON object', { field: '(body)' });

@@ -7,8 +7,10 @@ import { servedBy } from '../pm/settings.ts';
 import { HttpAuthenticator, type HttpAuthOptions } from './authenticate.ts';
 import { RestApi } from './rest.ts';
 import { McpHttp } from './mcp.ts';
+import { OpError } from '../errors.ts';
 import { SERVERS } from '../mcp/servers.ts';
-import { sendJson } from './respond.ts';
+import { sendJson, writeReply } from './respond.ts';
+import { jsonRpcErrorReply } from './jsonrpc-error.ts';
 import { guardOrigin, originPolicy } from './origin.ts';
 import { sendOAuthResult } from './oauth-result.ts';
 import { OAuthHttp } from './oauth.ts';
@@ -27,16 +29,17 @@ export function createHttpServer(runtime: Runtime, options: HttpAuthOptions = {}
   return createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname;
-    const guarded = path.startsWith('/api/') || path === '/mcp' || path.startsWith('/mcp/');
-    if (guarded && guardOrigin(origins, req, res)) return;
+    const isMcp = path === '/mcp' || path.startsWith('/mcp/');
+    // MCP clients read JSON-RPC error bodies; REST clients Mandate's own.
+    if ((isMcp || path.startsWith('/api/')) && guardOrigin(origins, req, res, isMcp ? (error) => jsonRpcErrorReply(error, null) : undefined)) return;
     if (oauth && (path.startsWith('/oauth/') || path.startsWith('/.well-known/')) && oauth.handle(req, res, url)) return;
     if (path.startsWith('/api/')) {
       void rest.handle(req, res, url);
       return;
     }
-    if (path === '/mcp' || path.startsWith('/mcp/')) {
+    if (isMcp) {
       void mcp.handle(req, res, url).then((handled) => {
-        if (!handled) sendJson(res, 404, { error: { code: 'not_found', message: `no MCP server at ${path} (try /mcp, /mcp/core, /mcp/admin, /mcp/pm)` } });
+        if (!handled) writeReply(res, jsonRpcErrorReply(new OpError('not_found', `no MCP server at ${path} (try /mcp, /mcp/core, /mcp/admin, /mcp/pm)`), null));
       });
       return;
     }

@@ -74,11 +74,11 @@ describe('finding 2: no request can poison the batched audit writer', () => {
     await victimStillAudited('a lone surrogate');
   });
 
-  test('tools named __proto__, constructor, toString: a tool error, audited, nothing stuck', async () => {
+  test('tools named __proto__, constructor, toString: unknown tools (-32602) or, with the gateway separator, a gateway tool error; nothing stuck', async () => {
     for (const name of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
       const answer = await mcpCall(attacker.token, name);
-      assert.equal(answer.result?.isError, true, `${name}: ${JSON.stringify(answer)}`);
-      assert.equal(answer.error, undefined, `${name} is a tool error, not a protocol error`);
+      if (name.includes('__')) assert.equal(answer.result?.isError, true, `${name}: ${JSON.stringify(answer)}`);
+      else assert.deepEqual([answer.error?.code, answer.error?.data?.code], [-32602, 'not_found'], `${name}: ${JSON.stringify(answer)}`);
     }
     await victimStillAudited('a tool named __proto__');
   });

@@ -69,9 +69,12 @@ describe('finding 4: Host and Origin are checked before anything runs', () => {
       for (const [method, path, body] of [['POST', '/mcp', initialize], ['GET', '/api/me', undefined], ['POST', '/api/agent-sessions', '{"role":"agent"}']] as const) {
         const answer = await raw(method, path, headers, body);
         assert.equal(answer.status, 403, `${method} ${path} ${JSON.stringify(headers)}: ${answer.text}`);
-        const error = JSON.parse(answer.text).error;
-        assert.equal(error.code, 'forbidden');
-        assert.ok(error.field === 'Host' || error.field === 'Origin');
+        const { error } = JSON.parse(answer.text);
+        // /mcp answers with a JSON-RPC error body carrying Mandate's error as data; /api with Mandate's error.
+        const mandate = path === '/mcp' ? error.data : error;
+        if (path === '/mcp') assert.equal(error.code, -32000);
+        assert.equal(mandate.code, 'forbidden');
+        assert.ok(mandate.field === 'Host' || mandate.field === 'Origin');
       }
       // With credentials too.
       assert.equal((await raw('GET', '/api/me', { ...headers, ...bearer(person.token) })).status, 403);
