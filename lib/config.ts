@@ -45,6 +45,8 @@ const envSchema = z.object({
   MANDATE_PM_ALLOW_HTTP: z.enum(['true', 'false']).default('false'),
   MANDATE_PM_TIMEOUT_MS: z.coerce.number().int().min(100).max(300_000).default(15_000),
   MANDATE_PM_DEADLINE_MS: z.coerce.number().int().min(100).max(600_000).default(45_000),
+  // 0: a stdio server does not watch its caller's tool list (and does not offer listChanged).
+  MANDATE_TOOLS_WATCH_MS: z.coerce.number({ message: 'must be a number of milliseconds' }).int('must be a whole number of milliseconds').refine((ms) => ms === 0 || (ms >= 100 && ms <= 3_600_000), 'must be 0 (off) or between 100 and 3600000 ms').default(2000),
   MANDATE_PM_MAX_RETRIES: z.coerce.number().int().min(0).max(10).default(3),
   MANDATE_PM_ALLOW_DELETE: z.enum(['true', 'false']).default('false'),
   // The PM toolsets this deployment serves (comma-separated; default all).
@@ -120,6 +122,8 @@ export interface Config {
   oauth: OAuthSettings;
   /** Days audit events are kept; null: for good. */
   auditRetentionDays: number | null;
+  /** How often a stdio server checks whether its caller's tool list changed (null: it does not). */
+  toolsWatchMs: number | null;
 }
 
 export class ConfigError extends Error {}
@@ -147,6 +151,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     admin: { email: e.MANDATE_ADMIN_EMAIL, password: e.MANDATE_ADMIN_PASSWORD },
     token: e.MANDATE_TOKEN,
     ...(e.MANDATE_URL ? { remoteUrl: e.MANDATE_URL.replace(/\/+$/, '') } : {}),
+    toolsWatchMs: e.MANDATE_TOOLS_WATCH_MS === 0 ? null : e.MANDATE_TOOLS_WATCH_MS,
     http: {
       host: e.HOST,
       port: e.PORT,

@@ -1,5 +1,5 @@
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { CallToolResult, Progress } from '@modelcontextprotocol/sdk/types.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { OpError } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -9,6 +9,7 @@ import { VERSION } from '../version.ts';
 import type { UpstreamTool } from './definition.ts';
 import { ForbiddenUpstreamError, guardedStreamFetch } from './guarded-stream-fetch.ts';
 import { IsolatedStdioTransport } from './stdio-transport.ts';
+import { clientReport, SILENT_REPORT } from '../report.ts';
 
 export interface GatewaySettings {
   /** A session nobody used for this long is closed (its process stopped). */
@@ -123,7 +124,10 @@ export class GatewayPool {
         currentTools: async () => session.tools ?? (await this.fetchTools(session, target)),
         callTool: async (name, args) => {
           try {
-            return (await session.client.callTool({ name, arguments: args }, undefined, { timeout: this.settings.callTimeoutMs })) as CallToolResult;
+            // The installed server's progress reaches Mandate's client as Mandate's own steps (its counter, its total).
+            const report = clientReport();
+            const onprogress = report === SILENT_REPORT ? undefined : (progress: Progress) => report.progress(scrubText(String(progress.message ?? `${name} is working`), target.secrets).slice(0, 500), progress.total);
+            return (await session.client.callTool({ name, arguments: args }, undefined, { timeout: this.settings.callTimeoutMs, ...(onprogress ? { onprogress } : {}) })) as CallToolResult;
           } catch (error) {
             throw this.upstreamError(target, error, `calling ${name}`);
           }

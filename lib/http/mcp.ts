@@ -4,7 +4,7 @@ import { databaseUnavailable, OpError } from '../errors.ts';
 import { isUuid } from '../ids.ts';
 import { scrubText } from '../redact.ts';
 import type { UserCaller } from '../identity/caller.ts';
-import { endSession, sessionOwner, startSession } from '../identity/sessions.ts';
+import { endSession, sessionOwner, setSessionLogLevel, startSession } from '../identity/sessions.ts';
 import { AccessCache } from '../access/changes.ts';
 import { Speculation, SpeculationFailed } from '../access/speculation.ts';
 import type { RunMeta } from '../ops/runner.ts';
@@ -20,12 +20,21 @@ import { jsonRpcErrorReply, requestIdOf, SERVER_ERROR } from './jsonrpc-error.ts
 import { jsonReply, readJsonBody, writeReply, WWW_AUTHENTICATE, type Reply } from './respond.ts';
 import { resourceMetadataUrl } from './oauth.ts';
 import { FULL_SCOPE } from '../oauth/settings.ts';
+import { DEFAULT_CLIENT_LOG_LEVEL, type LogLevel } from '../report.ts';
+import type { LogLevelSetting } from '../mcp/client-report.ts';
 
 const SESSION_HEADER = 'mcp-session-id';
 
 interface SessionRow {
   userId: string;
   ended: boolean;
+  logLevel: LogLevel | null;
+}
+
+/** The session a request is served in: its id, and the log level its client chose (null: none). */
+interface BoundSession {
+  id: string;
+  logLevel: LogLevel | null;
 }
 
 function isInitialize(body: unknown): boolean {
@@ -104,7 +113,7 @@ export class McpHttp {
       }
       if (req.method === 'DELETE') {
         const bound = await this.boundSession(em, caller, sessionId, arrived, speculation);
-        await endSession(em(), bound, 'closed by the client');
+        await endSession(em(), bound.id, 'closed by the client');
         return { status: 204, headers: {}, body: '' };
       }
       if (req.method !== 'POST') {
@@ -116,7 +125,7 @@ export class McpHttp {
       const request = { startedAt: arrived, clientAddress: this.auth.clientAddress(req), speculation };
       if (sessionId !== undefined) {
         const bound = await this.boundSession(em, caller, sessionId, arrived, speculation);
-        return await this.serve(req, url, body, toolsets, { ...caller, sessionId: bound }, request);
+        return await this.serve(req, url, body, toolsets, { ...caller, sessionId: bound.id }, bound.logLevel, request);
       }
       if (!isInitialize(body)) throw new OpError('invalid_input', `no ${SESSION_HEADER}: start with an initialize request`, { field: SESSION_HEADER });
       const started = await startSession(em(), caller, {
@@ -125,7 +134,7 @@ export class McpHttp {
         clientName: clientNameOf(body),
         clientAddress: request.clientAddress,
       });
-      const reply = await this.serve(req, url, body, toolsets, { ...caller, sessionId: started.sessionId }, request);
+      const reply = await this.serve(req, url, body, toolsets, { ...caller, sessionId: started.sessionId }, null, request);
       reply.headers[SESSION_HEADER] = started.sessionId;
       return reply;
     } catch (error) {
@@ -189,7 +198,7 @@ export class McpHttp {
     header: string | string[] | undefined,
     arrived: number,
     speculation: Speculation | undefined,
-  ): Promise<string> {
+  ): Promise<BoundSession> {
     const id = typeof header === 'string' ? header : undefined;
     if (!id) throw new OpError('invalid_input', `${SESSION_HEADER} is missing`, { field: SESSION_HEADER });
     const row = isUuid(id) ? await this.sessionRow(em, id, speculation?.notBefore ?? arrived, speculation) : null;
@@ -201,7 +210,7 @@ export class McpHttp {
       this.runtime.log.warn({ sessionId: id, actor: caller.userId }, 'MCP session used with another user\'s credentials');
       throw new OpError('unauthenticated', 'these credentials do not belong to this MCP session');
     }
-    return id;
+    return { id, logLevel: row.logLevel };
   }
 
   private async sessionRow(em: Scope, id: string, notBefore: number, speculation: Speculation | undefined): Promise<SessionRow | null> {
@@ -221,7 +230,8 @@ export class McpHttp {
   /**
    * The SDK's answer to the request, taken as a value rather than written (see handle). A plain
    * request (one call, no initialize) is handed to the server directly; the SDK's transport answers
-   * everything else.
+   * everything else. A tool call whose client asked to hear from it while it runs (a progressToken,
+   * or a log level chosen for the session) is answered as an SSE stream; every other request as JSON.
    */
   private async serve(
     req: IncomingMessage,
@@ -229,14 +239,25 @@ export class McpHttp {
     body: unknown,
     toolsets: Toolset[],
     caller: UserCaller & { sessionId: string },
+    chosenLevel: LogLevel | null,
     request: Pick<RunMeta, 'startedAt' | 'clientAddress' | 'speculation'>,
   ): Promise<Reply> {
     const serves = servedBy(this.runtime.pm.settings, requestedToolsets(req));
-    const server = createMcpServer({ toolsets, serves, backend: localBackend(this.runtime, caller, request) });
-    const plain = plainRequest(req, body);
+    const streamed = wantsStream(req, body, chosenLevel);
+    // Notifications leave the process as they are sent: a streamed call runs on vouched-for caches only.
+    if (streamed) await request.speculation?.settle();
+    const logLevel: LogLevelSetting = {
+      current: () => chosenLevel ?? DEFAULT_CLIENT_LOG_LEVEL,
+      choose: async (level) => {
+        await request.speculation?.settle();
+        await setSessionLogLevel(this.runtime.scope()(), caller.sessionId, level);
+      },
+    };
+    const server = createMcpServer({ toolsets, serves, backend: localBackend(this.runtime, caller, request), logLevel, streams: streamed });
+    const plain = streamed ? undefined : plainRequest(req, body);
     if (plain) return answerPlainRequest(server, plain);
     // The web-standard transport answers with a Response instead of writing to the socket.
-    const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+    const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: !streamed });
     // Not closed afterwards: with JSON responses nothing stays open once the answer is taken,
     // and closing builds an McpError (with its stack) per request, ~4% of the server's CPU.
     await server.connect(transport);
@@ -245,8 +266,18 @@ export class McpHttp {
     response.headers.forEach((value, name) => {
       headers[name] = value;
     });
+    if (streamed && response.body && headers['content-type']?.startsWith('text/event-stream')) return { status: response.status, headers, body: '', stream: response.body };
     return { status: response.status, headers, body: await response.text() };
   }
+}
+
+/** A single tools/call whose client takes SSE and asked for progress or log messages. */
+function wantsStream(req: IncomingMessage, body: unknown, chosenLevel: LogLevel | null): boolean {
+  if (!req.headers.accept?.includes('text/event-stream') || Array.isArray(body)) return false;
+  const message = body as { method?: unknown; params?: { _meta?: { progressToken?: unknown } } } | null;
+  if (message?.method !== 'tools/call') return false;
+  const token = message.params?._meta?.progressToken;
+  return chosenLevel !== null || typeof token === 'string' || typeof token === 'number';
 }
 
 /** 405 as the SDK's transport answers it: a JSON-RPC error body, and the methods that are taken. */

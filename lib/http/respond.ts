@@ -1,4 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { OpError } from '../errors.ts';
 
 export const WWW_AUTHENTICATE = 'Bearer realm="mandate", Basic realm="mandate", charset="UTF-8"';
@@ -8,6 +10,8 @@ export interface Reply {
   status: number;
   headers: Record<string, string>;
   body: string;
+  /** Sent instead of `body` as it comes (an SSE response): no content-length, ended by the stream. */
+  stream?: ReadableStream<Uint8Array>;
 }
 
 export function jsonReply(status: number, body: unknown, headers: Record<string, string> = {}): Reply {
@@ -18,11 +22,22 @@ export function jsonReply(status: number, body: unknown, headers: Record<string,
 const unreadBodies = new WeakSet<IncomingMessage>();
 
 export function writeReply(res: ServerResponse, reply: Reply): void {
+  if (reply.stream) return streamReply(res, reply.status, reply.headers, reply.stream);
   const close = unreadBodies.has(res.req);
   res.writeHead(reply.status, { ...reply.headers, 'content-length': Buffer.byteLength(reply.body), ...(close ? { connection: 'close' } : {}) });
   res.end(reply.body);
   // The rest of the body is never read (it could be any size): the socket goes once answered.
   if (close) res.once('finish', () => res.req.socket.destroy());
+}
+
+function streamReply(res: ServerResponse, status: number, headers: Record<string, string>, stream: ReadableStream<Uint8Array>): void {
+  res.writeHead(status, headers);
+  res.flushHeaders();
+  const body = Readable.fromWeb(stream as NodeReadableStream<Uint8Array>);
+  // A client that goes away cancels the stream; the call itself runs to its end (and its audit event).
+  res.once('close', () => body.destroy());
+  body.on('error', () => res.destroy());
+  body.pipe(res);
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {

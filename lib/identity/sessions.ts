@@ -3,6 +3,7 @@ import { Session, type SessionTransport } from '../db/entities/index.ts';
 import { addAuditEvent } from '../audit/writer.ts';
 import { sanitiseText } from '../audit/sanitise.ts';
 import type { UserCaller } from './caller.ts';
+import { isLogLevel, type LogLevel } from '../report.ts';
 
 /**
  * Opens the session row an admin sees and can end, with its `session_start` audit event (the
@@ -43,8 +44,13 @@ export async function nameSessionClient(em: Em, sessionId: string, clientName: s
   await em.nativeUpdate(Session, { id: sessionId }, { clientName: sanitiseText(clientName, 200) });
 }
 
-/** Who a session belongs to and whether it has ended; null when there is no such session. */
-export async function sessionOwner(source: EmSource, sessionId: string): Promise<{ userId: string; ended: boolean } | null> {
+/** Who a session belongs to, whether it has ended, and its client's log level; null when there is no such session. */
+export async function sessionOwner(source: EmSource, sessionId: string): Promise<{ userId: string; ended: boolean; logLevel: LogLevel | null } | null> {
   const session = await emOf(source).findOne(Session, { id: sessionId });
-  return session ? { userId: session.user.id, ended: session.endedAt !== null } : null;
+  return session ? { userId: session.user.id, ended: session.endedAt !== null, logLevel: isLogLevel(session.logLevel) ? session.logLevel : null } : null;
+}
+
+/** Stores the level a session's client chose (logging/setLevel); ended sessions keep theirs. */
+export async function setSessionLogLevel(em: Em, sessionId: string, level: LogLevel): Promise<void> {
+  await em.nativeUpdate(Session, { id: sessionId, endedAt: null }, { logLevel: level });
 }

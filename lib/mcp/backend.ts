@@ -4,6 +4,7 @@ import type { AnyOperation } from '../ops/operation.ts';
 import type { RunMeta, RunResult } from '../ops/runner.ts';
 import type { OpError } from '../errors.ts';
 import type { Runtime } from '../runtime.ts';
+import type { ClientReport } from '../report.ts';
 
 /**
  * What an MCP server needs to serve one caller: which tools it may see, and a way to run one.
@@ -12,7 +13,8 @@ import type { Runtime } from '../runtime.ts';
 export interface ToolBackend {
   /** The subset of `operations` the caller holds the permission of (listing is a convenience, not authorisation). */
   visible(operations: readonly AnyOperation[]): Promise<AnyOperation[]>;
-  call(op: AnyOperation, args: unknown): Promise<RunResult<unknown>>;
+  /** `report`: where the call's log messages and progress go (not every backend sends them on). */
+  call(op: AnyOperation, args: unknown, report?: ClientReport): Promise<RunResult<unknown>>;
   /** Records a refused call of a tool this server does not serve to the caller. */
   refuse(op: AnyOperation, args: unknown, error: OpError): void | Promise<void>;
 }
@@ -27,8 +29,8 @@ export function localBackend(runtime: Runtime, caller: Caller, request: Pick<Run
       if (!held.live) return [];
       return operations.filter((op) => op.permission === null || held.grants.has(op.permission));
     },
-    call(op, args) {
-      return runtime.runner.run(op, caller, args, request);
+    call(op, args, report) {
+      return runtime.runner.run(op, caller, args, report ? { ...request, report } : request);
     },
     refuse(op, args, error) {
       return runtime.runner.refuse(op, caller, args, error, request);

@@ -1,6 +1,6 @@
 import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
-import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, type CallToolResult, type Tool } from '@modelcontextprotocol/sdk/types.js';
+import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, SetLevelRequestSchema, type CallToolResult, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import { SEPARATOR as GATEWAY_SEPARATOR } from '../gateway/names.ts';
 import { OpError, type ErrorBody } from '../errors.ts';
 import { callGatewayTool, listGatewayTools, OPERATIONS } from '../ops/index.ts';
@@ -9,6 +9,8 @@ import { VERSION } from '../version.ts';
 import type { ToolBackend } from './backend.ts';
 import { composeOperations, toolDescriptor, type Toolset } from './toolset.ts';
 import { ProtocolError, ValidatingServer } from './validating-server.ts';
+import { levelInMemory, notificationReport, type LogLevelSetting } from './client-report.ts';
+import { DEFAULT_CLIENT_LOG_LEVEL, SILENT_REPORT, type ClientReport } from '../report.ts';
 
 export interface McpServerOptions {
   toolsets: readonly Toolset[];
@@ -19,6 +21,18 @@ export interface McpServerOptions {
   backend?: ToolBackend;
   /** Which operations this server serves (PM toolsets chosen by the deployment or request). */
   serves?: (op: AnyOperation) => boolean;
+  /** The session's log level (logging/setLevel); kept by this server when not given (stdio: one server per session). */
+  logLevel?: LogLevelSetting;
+  /**
+   * Whether notifications about a request can reach the client while it runs (stdio, an SSE
+   * response); when false, calls report nothing (a JSON response has nowhere to put them).
+   */
+  streams?: boolean;
+  /**
+   * Watch the caller's tool list this often (ms) and send notifications/tools/list_changed when it
+   * changes (stdio: one long-lived server per session). Off when not given (HTTP: a server per request).
+   */
+  watchToolsMs?: number;
 }
 
 /**
@@ -41,30 +55,76 @@ export function createMcpServer(options: McpServerOptions): Server {
   const server = new ValidatingServer(
     { name, title: `Mandate (${options.toolsets.map((t) => t.name).join(' + ')})`, version: VERSION },
     {
-      capabilities: { tools: { listChanged: false } },
+      capabilities: { tools: { listChanged: options.watchToolsMs !== undefined }, logging: {} },
       instructions: options.toolsets.map((t) => t.instructions).join('\n'),
       jsonSchemaValidator: (sharedValidator ??= new AjvJsonSchemaValidator()),
     },
   );
 
+  const logLevel = options.logLevel ?? levelInMemory(DEFAULT_CLIENT_LOG_LEVEL);
+  // Replaces the SDK's own handler, which keeps the level in this (per-request, on HTTP) server object.
+  server.setRequestHandler(SetLevelRequestSchema, async (request) => {
+    await logLevel.choose(request.params.level);
+    return {};
+  });
+
+  const listable = gateway ? [...operations, listGatewayTools] : operations;
+  // What the watch compares: Mandate's own tools the caller holds (and whether the gateway's are
+  // listed at all; listing those is an audited call, not something to repeat on a timer).
+  let listed: string | undefined;
+  const fingerprint = (visible: readonly AnyOperation[]) => visible.map((op) => op.name).join(',');
   server.setRequestHandler(ListToolsRequestSchema, async () => {
     const tools = await backend();
-    const visible = await tools.visible(gateway ? [...operations, listGatewayTools] : operations);
+    const visible = await tools.visible(listable);
+    listed = fingerprint(visible);
     const own = visible.filter((op) => op !== listGatewayTools).map(toolDescriptor);
     return { tools: visible.includes(listGatewayTools) ? [...own, ...(await gatewayTools(tools))] : own };
   });
+  if (options.watchToolsMs !== undefined) watchToolList(server, options.watchToolsMs, async () => fingerprint(await (await backend()).visible(listable)), () => listed, (now) => (listed = now));
 
-  server.setRequestHandler(CallToolRequestSchema, async (request): Promise<CallToolResult> => {
+  server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<CallToolResult> => {
     const { name: toolName, arguments: args } = request.params;
     const tools = await backend();
+    const report = options.streams === false ? SILENT_REPORT : notificationReport(extra.sendNotification, logLevel.current(), request.params._meta?.progressToken);
     const op = served.get(toolName);
-    if (!op && gateway && toolName.includes(GATEWAY_SEPARATOR)) return callThroughGateway(tools, toolName, args);
+    if (!op && gateway && toolName.includes(GATEWAY_SEPARATOR)) return callThroughGateway(tools, toolName, args, report);
     if (!op) return refuseUnserved(tools, toolName, args, name, options.readOnly ?? false);
-    const result = await tools.call(op, args ?? {});
+    const result = await tools.call(op, args ?? {}, report);
     return result.ok ? toolResult(result.value) : toolError(result.error);
   });
 
   return server;
+}
+
+/**
+ * Polls the caller's tool list once the client has listed it, and tells the client when it differs
+ * from what it was last shown (a role assigned or revoked, a delegation, the user deactivated),
+ * so it lists again. A poll that fails (database away) is skipped; polls never overlap.
+ */
+function watchToolList(server: Server, everyMs: number, current: () => Promise<string>, shown: () => string | undefined, show: (now: string) => void): void {
+  let polling = false;
+  const timer = setInterval(async () => {
+    const before = shown();
+    if (polling || before === undefined) return;
+    polling = true;
+    try {
+      const now = await current();
+      if (now !== before && shown() === before) {
+        show(now);
+        await server.sendToolListChanged();
+      }
+    } catch {
+      // Tried again at the next tick.
+    } finally {
+      polling = false;
+    }
+  }, everyMs);
+  timer.unref();
+  const closed = server.onclose;
+  server.onclose = () => {
+    clearInterval(timer);
+    closed?.();
+  };
 }
 
 /** The installed servers' tools as MCP tools; none when the gateway cannot list them (Mandate's own still are). */
@@ -81,8 +141,8 @@ async function gatewayTools(tools: ToolBackend): Promise<Tool[]> {
   }));
 }
 
-async function callThroughGateway(tools: ToolBackend, name: string, args: unknown): Promise<CallToolResult> {
-  const result = await tools.call(callGatewayTool, { name, arguments: args ?? {} });
+async function callThroughGateway(tools: ToolBackend, name: string, args: unknown, report: ClientReport): Promise<CallToolResult> {
+  const result = await tools.call(callGatewayTool, { name, arguments: args ?? {} }, report);
   if (!result.ok) return toolError(result.error);
   const value = result.value as { content: CallToolResult['content']; structured_content: Record<string, unknown> | null; is_error: boolean };
   return { content: value.content, ...(value.structured_content ? { structuredContent: value.structured_content } : {}), ...(value.is_error ? { isError: true } : {}) };

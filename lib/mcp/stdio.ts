@@ -69,7 +69,14 @@ export async function serveStdio(options: StdioOptions): Promise<void> {
   })();
   ready.catch(fail);
 
-  const server = createMcpServer({ toolsets: options.toolsets, readOnly: options.readOnly ?? false, ready, serves: deploymentServes(options.env ?? process.env) });
+  const watchToolsMs = toolsWatch(options.env ?? process.env);
+  const server = createMcpServer({
+    toolsets: options.toolsets,
+    readOnly: options.readOnly ?? false,
+    ready,
+    serves: deploymentServes(options.env ?? process.env),
+    ...(watchToolsMs !== null ? { watchToolsMs } : {}),
+  });
   const transport = new StdioServerTransport();
   let closing = false;
   const shutdown = async () => {
@@ -112,8 +119,8 @@ function trackCalls(backend: ToolBackend, inFlight: Set<Promise<unknown>>): Tool
   return {
     visible: (operations) => backend.visible(operations),
     refuse: (op, args, error) => backend.refuse(op, args, error),
-    call(op, args) {
-      const running = backend.call(op, args);
+    call(op, args, report) {
+      const running = backend.call(op, args, report);
       inFlight.add(running);
       void running.finally(() => inFlight.delete(running));
       return running;
@@ -145,6 +152,15 @@ async function authenticate(runtime: Runtime, token: string): Promise<UserCaller
 }
 
 /** The deployment's PM toolset choice; a bad configuration is reported when the server starts. */
+/** A configuration error is reported by the start-up itself (ready): until then, the default. */
+function toolsWatch(env: NodeJS.ProcessEnv): number | null {
+  try {
+    return loadConfig(env).toolsWatchMs;
+  } catch {
+    return 2000;
+  }
+}
+
 function deploymentServes(env: NodeJS.ProcessEnv) {
   try {
     return servedBy(loadConfig(env).pm);

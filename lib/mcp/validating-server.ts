@@ -4,14 +4,6 @@ import { ErrorCode } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 
 /**
- * The SDK's Server, except that a request whose params do not fit the method's schema is answered
- * with -32602 Invalid params naming each field and why, as the specification asks. The SDK itself
- * lets the schema's parse error escape as -32603 Internal error carrying the whole zod issue dump.
- *
- * Every handler goes through this override, the ones the SDK's constructor registers too (initialize,
- * ping, logging/setLevel): the check runs while the SDK parses, before its own wrappers see the request.
- */
-/**
  * A JSON-RPC error for the SDK to answer with: its code, message and data as given (the SDK's own
  * McpError prefixes "MCP error <code>:" to the message a client shows its user).
  */
@@ -25,6 +17,14 @@ export class ProtocolError extends Error {
   }
 }
 
+/**
+ * The SDK's Server, except that a request whose params do not fit the method's schema is answered
+ * with -32602 Invalid params naming each field and why, as the specification asks. The SDK itself
+ * lets the schema's parse error escape as -32603 Internal error carrying the whole zod issue dump.
+ *
+ * Every handler goes through this override, the ones the SDK's constructor registers too (initialize,
+ * ping, logging/setLevel): the check runs while the SDK parses, before its own wrappers see the request.
+ */
 export class ValidatingServer extends Server {
   override setRequestHandler(...[schema, handler]: Parameters<Server['setRequestHandler']>): void {
     const method = methodOf(schema);

@@ -13,6 +13,7 @@ import * as pm from './pm/index.ts';
 import * as oauthGrants from './oauth-grants.ts';
 import * as projects from './projects.ts';
 import * as gateway from './gateway/index.ts';
+import { sealPreloadedOperations } from './preloaded.ts';
 
 // The one registry: every operation a module below exports, each declaring its own servers (and,
 // for PM, its toolset). The MCP servers, REST routes, remote calls, CLI and generated docs are all
@@ -36,7 +37,7 @@ const MODULES = [users, roles, delegations, tokens, sessions, auditLog, self, ag
 
 /** Every operation once, by name: the order tools are listed and documented in. */
 export const ALL_OPERATIONS: readonly AnyOperation[] = Object.freeze(
-  [...new Set(MODULES.flatMap((module) => Object.values(module).filter(isOperation)))].sort((a, b) => a.name.localeCompare(b.name)),
+  [...new Set([...MODULES.flatMap((module) => Object.values(module).filter(isOperation)), ...sealPreloadedOperations()])].sort((a, b) => a.name.localeCompare(b.name)),
 );
 
 // An operation defined but not exported, or hidden by two `export *` of one name, would silently

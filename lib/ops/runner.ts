@@ -19,6 +19,7 @@ import type { z } from 'zod';
 import type { Vault } from '../vault.ts';
 import type { PmService } from '../pm/service.ts';
 import type { GatewayPool } from '../gateway/pool.ts';
+import { scrubbedReport, SILENT_REPORT, withClientReport, type ClientReport } from '../report.ts';
 
 export interface RunMeta {
   /** performance.now() when the request arrived: every change committed before it is seen. */
@@ -28,6 +29,8 @@ export interface RunMeta {
   clientAddress?: string;
   /** Served from the access caches while the access-change read is out (see Speculation); reads only. */
   speculation?: Speculation;
+  /** Where the call's log messages and progress go (an MCP client that asked for them); nowhere by default. */
+  report?: ClientReport;
 }
 
 export type RunResult<Output> = { ok: true; value: Output } | { ok: false; error: OpError };
@@ -121,6 +124,8 @@ export class OperationRunner {
     const audit = pendingAudit(op, caller, rawInput, { ...meta, requestId });
     const secrets = [...secretValues(rawInput), ...declaredSecrets(op, rawInput)];
     const actor = caller.kind === 'user' ? caller.userId : `system:${caller.name}`;
+    // What the call reports while it runs is scrubbed like its errors: a message may quote the input.
+    const report = scrubbedReport(meta.report ?? SILENT_REPORT, (text) => scrubText(text, secrets));
     const finish = (outcome: AuditOutcome, error?: OpError) => {
       const ms = Math.round(performance.now() - started);
       this.deps.log.info({ op: op.name, outcome, actor, requestId, ms, ...(error ? { code: error.code } : {}) }, 'operation');
@@ -162,7 +167,9 @@ export class OperationRunner {
         return scope;
       };
       const call = async (source: EmSource, scope: CallScope, settles = true) => {
-        const result = await this.invoke(op, this.context(source, op.name, caller, now, audit, scope, settles, speculation, notBefore), input);
+        const ctx = this.context(source, op.name, caller, now, audit, scope, settles, speculation, notBefore);
+        // No context entered for a call nobody listens to (most calls; it would cost every one).
+        const result = await (report === SILENT_REPORT ? this.invoke(op, ctx, input) : withClientReport(report, () => this.invoke(op, ctx, input)));
         if (this.verify) verifyOutput(op, result);
         return result;
       };

@@ -14,9 +14,9 @@ export interface ServeProcess {
   exited: Promise<number | null>;
 }
 
-/** Starts `mandate serve` on a free port and waits until it listens. */
-export async function startServe(env: Record<string, string>, port = 0): Promise<ServeProcess> {
-  const child: ChildProcess = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', 'bin/mandate.js', 'serve', '--port', String(port)], {
+/** Starts `mandate serve` on a free port and waits until it listens; `nodeArgs` go to node (e.g. --import a fixture). */
+export async function startServe(env: Record<string, string>, port = 0, nodeArgs: string[] = []): Promise<ServeProcess> {
+  const child: ChildProcess = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', ...nodeArgs, 'bin/mandate.js', 'serve', '--port', String(port)], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

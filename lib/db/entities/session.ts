@@ -25,9 +25,12 @@ const SessionSchema = defineEntity({
     lastSeenAt: p.datetime().onCreate(() => new Date()),
     endedAt: p.datetime().nullable(),
     endReason: p.string().length(100).nullable(),
+    // The client's logging/setLevel choice (null: never chosen); any instance serving the session honours it.
+    logLevel: p.string().length(16).nullable(),
   },
   triggers: [
-    accessChangeTrigger('mcp_session_access_change_update', ['update'], 'user_id', '((old.ended_at IS DISTINCT FROM new.ended_at) OR (old.user_id IS DISTINCT FROM new.user_id))'),
+    // A new log level is reported too: the instances caching the session's row drop it.
+    accessChangeTrigger('mcp_session_access_change_update', ['update'], 'user_id', '((old.ended_at IS DISTINCT FROM new.ended_at) OR (old.user_id IS DISTINCT FROM new.user_id) OR ((old.log_level)::text IS DISTINCT FROM (new.log_level)::text))'),
     accessChangeTrigger('mcp_session_access_change_delete', ['delete'], 'user_id'),
   ],
 });

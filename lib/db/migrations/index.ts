@@ -9,6 +9,7 @@ import { Migration20261201200000_access_changes } from './Migration2026120120000
 import { Migration20261201210000_scale } from './Migration20261201210000_scale.ts';
 import { Migration20261202000000_projects_and_agent_connections } from './Migration20261202000000_projects_and_agent_connections.ts';
 import { Migration20261202100000_gateway } from './Migration20261202100000_gateway.ts';
+import { Migration20261203000000_session_log_level } from './Migration20261203000000_session_log_level.ts';
 
 /** Every migration, in order. Listed explicitly so the same list runs from .ts sources and built .js. */
 export const MIGRATIONS = [
@@ -23,4 +24,5 @@ export const MIGRATIONS = [
   { name: 'Migration20261201210000_scale', class: Migration20261201210000_scale },
   { name: 'Migration20261202000000_projects_and_agent_connections', class: Migration20261202000000_projects_and_agent_connections },
   { name: 'Migration20261202100000_gateway', class: Migration20261202100000_gateway },
+  { name: 'Migration20261203000000_session_log_level', class: Migration20261203000000_session_log_level },
 ];
