@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { scrubText, scrubValue } from './redact.ts';
 
 /** MCP's log levels, least severe first (RFC 5424's syslog severities). */
 export const LOG_LEVELS = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'] as const;
@@ -33,11 +34,21 @@ export const clientReport = (): ClientReport => current.getStore() ?? SILENT_REP
 
 export const withClientReport = <T>(report: ClientReport, run: () => Promise<T>): Promise<T> => current.run(report, run);
 
-/** A report whose every text and value went through `scrub` first (secrets of the call's input, deployment secrets). */
-export function scrubbedReport(report: ClientReport, scrub: (text: string) => string): ClientReport {
+/**
+ * A report whose every text and value is scrubbed first (`secrets`: the call's input's; tokens and
+ * deployment secrets always), and which never throws: reporting must not fail the call.
+ */
+export function scrubbedReport(report: ClientReport, secrets: readonly string[]): ClientReport {
   if (report === SILENT_REPORT) return report;
+  const guarded = (send: () => void) => {
+    try {
+      send();
+    } catch {
+      // Dropped: the call goes on.
+    }
+  };
   return {
-    log: (level, message, data) => report.log(level, scrub(message), data === undefined ? undefined : (JSON.parse(scrub(JSON.stringify(data))) as Record<string, unknown>)),
-    progress: (message, total) => report.progress(scrub(message), total),
+    log: (level, message, data) => guarded(() => report.log(level, scrubText(message, secrets), data === undefined ? undefined : scrubValue(data, secrets))),
+    progress: (message, total) => guarded(() => report.progress(scrubText(message, secrets), total)),
   };
 }

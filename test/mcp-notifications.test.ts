@@ -123,9 +123,15 @@ describe('over Streamable HTTP', () => {
 
   test('logging/setLevel is kept with the session: every instance filters by it', async () => {
     const { client, logs, sessionId } = await httpClient();
+    const changesOf = async (subject: string) => Number(((await rt.db.orm.em.fork().execute('select count(*) as n from access_change where subject_id = ?', [subject])) as { n: string }[])[0]!.n);
+    const userId = (await client.callTool({ name: 'whoami', arguments: {} })).structuredContent as { user: { id: string } };
+    const [userBefore, sessionBefore] = [await changesOf(userId.user.id), await changesOf(sessionId)];
     assert.deepEqual(await client.setLoggingLevel('debug'), {});
+    assert.deepEqual(await client.setLoggingLevel('debug'), {}, 'the same level again writes nothing');
     const row = await rt.db.orm.em.fork().findOneOrFail(Session, { id: sessionId });
     assert.equal(row.logLevel, 'debug');
+    assert.equal(await changesOf(userId.user.id), userBefore, "the user's cached access is left alone");
+    assert.equal(await changesOf(sessionId), sessionBefore + 1, 'one change of the session itself');
     await client.callTool({ name: 'test_tool_with_logging', arguments: {} });
     assert.deepEqual(logs.map((l) => l.level), ['info', 'notice', 'warning']);
     assert.equal((logs[0]!.data as { message: string }).message, 'test_tool_with_logging: info');

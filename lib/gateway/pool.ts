@@ -124,9 +124,10 @@ export class GatewayPool {
         currentTools: async () => session.tools ?? (await this.fetchTools(session, target)),
         callTool: async (name, args) => {
           try {
-            // The installed server's progress reaches Mandate's client as Mandate's own steps (its counter, its total).
+            // The installed server's progress reaches Mandate's client as Mandate's own steps (its counter, so
+            // no total: the server's would not count the same steps).
             const report = clientReport();
-            const onprogress = report === SILENT_REPORT ? undefined : (progress: Progress) => report.progress(scrubText(String(progress.message ?? `${name} is working`), target.secrets).slice(0, 500), progress.total);
+            const onprogress = report === SILENT_REPORT ? undefined : (progress: Progress) => report.progress(scrubText(String(progress.message ?? `${name} is working`), target.secrets).slice(0, 500));
             return (await session.client.callTool({ name, arguments: args }, undefined, { timeout: this.settings.callTimeoutMs, ...(onprogress ? { onprogress } : {}) })) as CallToolResult;
           } catch (error) {
             throw this.upstreamError(target, error, `calling ${name}`);

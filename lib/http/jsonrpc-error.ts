@@ -21,7 +21,7 @@ export function jsonRpcErrorReply(error: OpError, id: RequestId | null, challeng
 
 export const PARSE_ERROR = -32700;
 const INVALID_REQUEST = -32600;
-const INTERNAL_ERROR = -32603;
+export const INTERNAL_ERROR = -32603;
 /** Server-defined (-32000..-32099): the SDK's transport answers an unknown session with -32001, anything else with -32000. */
 const SESSION_NOT_FOUND = -32001;
 export const SERVER_ERROR = -32000;

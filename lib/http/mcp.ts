@@ -16,12 +16,13 @@ import type { Toolset } from '../mcp/toolset.ts';
 import type { Runtime } from '../runtime.ts';
 import type { HttpAuthenticator, Scope } from './authenticate.ts';
 import { answerPlainRequest, plainRequest } from './mcp-direct.ts';
-import { jsonRpcErrorReply, requestIdOf, SERVER_ERROR } from './jsonrpc-error.ts';
+import { INTERNAL_ERROR, jsonRpcErrorReply, requestIdOf, SERVER_ERROR } from './jsonrpc-error.ts';
 import { jsonReply, readJsonBody, writeReply, WWW_AUTHENTICATE, type Reply } from './respond.ts';
 import { resourceMetadataUrl } from './oauth.ts';
 import { FULL_SCOPE } from '../oauth/settings.ts';
 import { DEFAULT_CLIENT_LOG_LEVEL, type LogLevel } from '../report.ts';
 import type { LogLevelSetting } from '../mcp/client-report.ts';
+import { ProtocolError } from '../mcp/validating-server.ts';
 
 const SESSION_HEADER = 'mcp-session-id';
 
@@ -220,7 +221,8 @@ export class McpHttp {
       new Date(),
       async () => {
         const owner = await sessionOwner(em, id);
-        return owner ? { value: owner, subject: owner.userId, validUntil: null } : null;
+        // Its user's access changes end it; a new log level is a change of the session's own id.
+        return owner ? { value: owner, subject: owner.userId, dependsOn: [id], validUntil: null } : null;
       },
       notBefore,
       speculation,
@@ -250,7 +252,14 @@ export class McpHttp {
       current: () => chosenLevel ?? DEFAULT_CLIENT_LOG_LEVEL,
       choose: async (level) => {
         await request.speculation?.settle();
-        await setSessionLogLevel(this.runtime.scope()(), caller.sessionId, level);
+        try {
+          await setSessionLogLevel(this.runtime.scope()(), caller.sessionId, level);
+        } catch (error) {
+          // Answered as a JSON-RPC error by the SDK: never the driver's message.
+          const away = databaseUnavailable(error);
+          if (!away) this.runtime.log.error({ err: { type: (error as Error)?.name, message: scrubText(String((error as Error)?.message)) } }, 'storing an MCP session\'s log level failed');
+          throw new ProtocolError(INTERNAL_ERROR, away ? away.message : 'the log level could not be stored; the server log has the details', { code: away ? 'unavailable' : 'internal' });
+        }
       },
     };
     const server = createMcpServer({ toolsets, serves, backend: localBackend(this.runtime, caller, request), logLevel, streams: streamed });

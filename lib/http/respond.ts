@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { OpError } from '../errors.ts';
 
@@ -31,13 +31,12 @@ export function writeReply(res: ServerResponse, reply: Reply): void {
 }
 
 function streamReply(res: ServerResponse, status: number, headers: Record<string, string>, stream: ReadableStream<Uint8Array>): void {
+  const body = Readable.fromWeb(stream as NodeReadableStream<Uint8Array>);
+  // A client that went away (even before this) cancels the stream; the call itself runs to its end (and its audit event).
+  if (res.destroyed) return void body.destroy();
   res.writeHead(status, headers);
   res.flushHeaders();
-  const body = Readable.fromWeb(stream as NodeReadableStream<Uint8Array>);
-  // A client that goes away cancels the stream; the call itself runs to its end (and its audit event).
-  res.once('close', () => body.destroy());
-  body.on('error', () => res.destroy());
-  body.pipe(res);
+  pipeline(body, res, () => undefined);
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {

@@ -50,7 +50,7 @@ export async function sessionOwner(source: EmSource, sessionId: string): Promise
   return session ? { userId: session.user.id, ended: session.endedAt !== null, logLevel: isLogLevel(session.logLevel) ? session.logLevel : null } : null;
 }
 
-/** Stores the level a session's client chose (logging/setLevel); ended sessions keep theirs. */
+/** Stores the level a session's client chose (logging/setLevel); ended sessions keep theirs, and the same level writes nothing. */
 export async function setSessionLogLevel(em: Em, sessionId: string, level: LogLevel): Promise<void> {
-  await em.nativeUpdate(Session, { id: sessionId, endedAt: null }, { logLevel: level });
+  await em.nativeUpdate(Session, { id: sessionId, endedAt: null, $or: [{ logLevel: null }, { logLevel: { $ne: level } }] }, { logLevel: level });
 }

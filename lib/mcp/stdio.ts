@@ -151,7 +151,6 @@ async function authenticate(runtime: Runtime, token: string): Promise<UserCaller
   }
 }
 
-/** The deployment's PM toolset choice; a bad configuration is reported when the server starts. */
 /** A configuration error is reported by the start-up itself (ready): until then, the default. */
 function toolsWatch(env: NodeJS.ProcessEnv): number | null {
   try {
@@ -161,6 +160,7 @@ function toolsWatch(env: NodeJS.ProcessEnv): number | null {
   }
 }
 
+/** The deployment's PM toolset choice; a bad configuration is reported when the server starts. */
 function deploymentServes(env: NodeJS.ProcessEnv) {
   try {
     return servedBy(loadConfig(env).pm);

@@ -27,16 +27,28 @@ export class ProtocolError extends Error {
  */
 export class ValidatingServer extends Server {
   override setRequestHandler(...[schema, handler]: Parameters<Server['setRequestHandler']>): void {
+    super.setRequestHandler(checkedSchema(schema) as unknown as typeof schema, handler);
+  }
+}
+
+// Servers are made per request on HTTP: the wrapping schema is built once per method's schema, not
+// per server (building one, and zod compiling it at its first parse, would cost every request).
+const checkedSchemas = new WeakMap<AnyObjectSchema, z.ZodType>();
+
+function checkedSchema(schema: AnyObjectSchema): z.ZodType {
+  let checked = checkedSchemas.get(schema);
+  if (!checked) {
     const method = methodOf(schema);
-    const checked = z
+    checked = z
       .object({ method: z.literal(method) })
       .loose()
       .superRefine((request) => {
         const result = safeParse(schema, request);
         if (!result.success) throw invalidParams(method, result.error);
       });
-    super.setRequestHandler(checked as unknown as typeof schema, handler);
+    checkedSchemas.set(schema, checked);
   }
+  return checked;
 }
 
 function methodOf(schema: AnyObjectSchema): string {

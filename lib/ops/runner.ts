@@ -125,7 +125,7 @@ export class OperationRunner {
     const secrets = [...secretValues(rawInput), ...declaredSecrets(op, rawInput)];
     const actor = caller.kind === 'user' ? caller.userId : `system:${caller.name}`;
     // What the call reports while it runs is scrubbed like its errors: a message may quote the input.
-    const report = scrubbedReport(meta.report ?? SILENT_REPORT, (text) => scrubText(text, secrets));
+    const report = scrubbedReport(meta.report ?? SILENT_REPORT, secrets);
     const finish = (outcome: AuditOutcome, error?: OpError) => {
       const ms = Math.round(performance.now() - started);
       this.deps.log.info({ op: op.name, outcome, actor, requestId, ms, ...(error ? { code: error.code } : {}) }, 'operation');

@@ -29,8 +29,10 @@ const SessionSchema = defineEntity({
     logLevel: p.string().length(16).nullable(),
   },
   triggers: [
-    // A new log level is reported too: the instances caching the session's row drop it.
-    accessChangeTrigger('mcp_session_access_change_update', ['update'], 'user_id', '((old.ended_at IS DISTINCT FROM new.ended_at) OR (old.user_id IS DISTINCT FROM new.user_id) OR ((old.log_level)::text IS DISTINCT FROM (new.log_level)::text))'),
+    accessChangeTrigger('mcp_session_access_change_update', ['update'], 'user_id', '((old.ended_at IS DISTINCT FROM new.ended_at) OR (old.user_id IS DISTINCT FROM new.user_id))'),
+    // A new log level is a change of the session alone (its id as the subject): the instances caching
+    // its row drop it, and nothing of its user's cached access is touched.
+    accessChangeTrigger('mcp_session_log_level_change', ['update'], 'id', '((old.log_level)::text IS DISTINCT FROM (new.log_level)::text)'),
     accessChangeTrigger('mcp_session_access_change_delete', ['delete'], 'user_id'),
   ],
 });
