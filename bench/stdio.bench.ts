@@ -2,10 +2,14 @@
 // one tool), both spawned and driven by the SDK's own client in this run:
 //   spawn -> first result   median of BENCH_SPAWNS spawns (connect, initialize, one tools/call)
 //   sequential calls/s      one session, one call at a time, BENCH_SECONDS long
-// Mandate runs on PostgreSQL (a throwaway cluster started here) and on the embedded database, as
+// Mandate runs on PostgreSQL (a throwaway cluster started here), on the embedded database, and in
+// remote mode (MANDATE_URL: no database in the process, each call a REST request to a local
+// `mandate serve` on the same cluster, so the HTTP hop is counted), as
 // `node servers/core.js` (the TypeScript sources in a checkout) and `node dist/servers/core.js`
 // (compiled; npm run build). Both use Node's compile cache, so the first spawn warms it.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -45,6 +49,27 @@ async function seedAdmin(env: Record<string, string>): Promise<string> {
   } finally {
     await runtime.close();
   }
+}
+
+/** A local `mandate serve` on the cluster, for the remote-mode rows; resolves once it listens. */
+async function startServe(env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
+  const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', 'bin/mandate.js', 'serve', '--port', '0'], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', MANDATE_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('mandate serve did not start')), 30_000);
+    createInterface({ input: child.stderr! }).on('line', (line) => {
+      const match = /listening on (http:\/\/[\d.]+:\d+)/.exec(line);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]!);
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`mandate serve exited with ${code}`)));
+  });
+  return { url, child };
 }
 
 async function connect(target: Target) {
@@ -97,6 +122,7 @@ async function sequentialRate(target: Target): Promise<number> {
 
 const cluster = await startCluster();
 const dataDir = mkdtempSync(join(tmpdir(), 'mandate-bench-'));
+let serve: ChildProcess | undefined;
 try {
   const pgEnv = { DATABASE_URL: cluster.url };
   const embeddedEnv = { MANDATE_DATA_DIR: dataDir };
@@ -108,9 +134,12 @@ try {
 
   const baseline: Target = { label: 'bare SDK echo (baseline)', args: ['bench/fixtures/echo-server.mjs'], env: {}, tool: 'echo' };
   const targets: Target[] = [baseline];
+  const remote = await startServe(pgEnv);
+  serve = remote.child;
   for (const [kind, entry] of entries) {
     targets.push({ label: `core whoami, PostgreSQL, ${kind}`, args: [entry], env: { ...pgEnv, MANDATE_TOKEN: pgToken }, tool: 'whoami' });
     targets.push({ label: `core whoami, embedded, ${kind}`, args: [entry], env: { ...embeddedEnv, MANDATE_TOKEN: embeddedToken }, tool: 'whoami' });
+    targets.push({ label: `core whoami, remote, ${kind}`, args: [entry], env: { MANDATE_URL: remote.url, MANDATE_TOKEN: pgToken }, tool: 'whoami' });
   }
 
   console.log(`stdio: spawn -> first result (median of ${SPAWNS}), sequential calls/s over ${SECONDS} s; ratios against the baseline\n`);
@@ -124,8 +153,9 @@ try {
       `${target.label.padEnd(36)} ${`${first.toFixed(0)} ms`.padStart(12)} ${`${(first / base.first).toFixed(2)}x`.padStart(7)} ${rate.toFixed(0).padStart(9)} ${`${(rate / base.rate).toFixed(2)}x`.padStart(7)}`,
     );
   }
-  console.log('\ntargets: first result <= 1.30x the baseline, calls/s >= 0.70x the baseline');
+  console.log('\ntargets: first result <= 2x the baseline on PostgreSQL, <= 3x embedded, <= 1.3x remote; calls/s >= 0.5x on PostgreSQL and embedded, >= 0.7x remote');
 } finally {
+  serve?.kill('SIGTERM');
   await cluster.stop();
   rmSync(dataDir, { recursive: true, force: true });
 }
