@@ -4,6 +4,7 @@ import { TEST_DB, clusterUrl, testRuntime, type TestRuntime } from './helpers/db
 import { SYSTEM_ROLES } from '../lib/access/system-roles.ts';
 import { ALL_PERMISSIONS } from '../lib/access/permissions.ts';
 import { MIGRATIONS } from '../lib/db/migrations/index.ts';
+import { schemaIsCurrent } from '../lib/db/orm.ts';
 import { createUser } from '../lib/ops/index.ts';
 import { User } from '../lib/db/entities/index.ts';
 
@@ -34,6 +35,19 @@ test('every committed migration ran, and the entities match the migrated schema 
 
 test('migrating again is a no-op', async () => {
   assert.deepEqual(await rt.db.migrate(), []);
+});
+
+test('a start on a current schema is one query; a missing migration is noticed (and then run by the migrator)', async () => {
+  assert.equal(await schemaIsCurrent(rt.db.orm), true);
+  const last = MIGRATIONS.at(-1)!.name;
+  const em = rt.db.orm.em.fork();
+  await em.execute('update mandate_migrations set name = ? where name = ?', [`${last}_renamed`, last]);
+  try {
+    assert.equal(await schemaIsCurrent(rt.db.orm), false);
+  } finally {
+    await em.execute('update mandate_migrations set name = ? where name = ?', [last, `${last}_renamed`]);
+  }
+  assert.equal(await schemaIsCurrent(rt.db.orm), true);
 });
 
 test('the seeded system roles equal the catalogue in code', async () => {

@@ -147,11 +147,23 @@ export async function openDatabase(config: DatabaseConfig, options: OpenOptions)
   };
   if (options.migrate !== false) {
     try {
-      await db.migrate();
+      // One query when every migration has run (each start of a stdio server); the migrator otherwise.
+      if (!(await schemaIsCurrent(orm))) await db.migrate();
     } catch (error) {
       await db.close();
       throw error;
     }
   }
   return db;
+}
+
+/** Whether every committed migration has run on this database (false when it was never migrated). */
+export async function schemaIsCurrent(orm: Orm): Promise<boolean> {
+  const names = MIGRATIONS.map((m) => m.name);
+  try {
+    const rows = (await orm.em.fork().execute(`select count(*)::int as n from mandate_migrations where name in (${names.map(() => '?').join(', ')})`, names)) as { n: number | string }[];
+    return Number(rows[0]?.n) === names.length;
+  } catch {
+    return false;
+  }
 }

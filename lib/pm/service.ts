@@ -1,9 +1,6 @@
 import type { PmProvider } from '../db/entities/index.ts';
 import { UpstreamHttp } from './http.ts';
-import { JiraApi } from './jira/api.ts';
-import { JiraTracker } from './jira/tracker.ts';
-import { RedmineTracker } from './redmine/tracker.ts';
-import { OpenProjectTracker } from './openproject/tracker.ts';
+import { lazyTracker } from './lazy-tracker.ts';
 import type { Tracker } from './provider.ts';
 import type { PmSettings } from './settings.ts';
 import { AtlassianOAuth } from './oauth/atlassian.ts';
@@ -26,6 +23,9 @@ export const PROVIDER_LABEL: Record<PmProvider, string> = {
   redmine: 'Redmine',
   openproject: 'OpenProject',
 };
+
+let trackerModules: Promise<typeof import('./trackers.ts')> | undefined;
+const clients = () => (trackerModules ??= import('./trackers.ts'));
 
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 
@@ -59,24 +59,30 @@ export class PmService {
   jiraOAuthTracker(siteUrl: string, cloudId: string, accessToken: () => Promise<string>): Tracker {
     if (!this.jiraOAuth) throw new Error('unreachable: OAuth connections are refused where OAuth is not configured');
     const apiRoot = this.jiraOAuth.apiRoot(cloudId);
-    return new JiraTracker(new JiraApi(this.http, { flavor: 'cloud', siteUrl, apiRoot, authorization: async () => `Bearer ${await accessToken()}` }));
+    return lazyTracker('jira_cloud', async () => {
+      const { JiraApi, JiraTracker } = await clients();
+      return new JiraTracker(new JiraApi(this.http, { flavor: 'cloud', siteUrl, apiRoot, authorization: async () => `Bearer ${await accessToken()}` }));
+    });
   }
 
   tracker(provider: PmProvider, baseUrl: string, credentials: Credentials): Tracker {
-    switch (provider) {
-      case 'jira_cloud': {
-        const authorization = basic(credentials.email ?? '', credentials.apiToken ?? '');
-        return new JiraTracker(new JiraApi(this.http, { flavor: 'cloud', siteUrl: baseUrl, apiRoot: baseUrl, authorization: async () => authorization }));
+    return lazyTracker(provider, async () => {
+      const { JiraApi, JiraTracker, RedmineTracker, OpenProjectTracker } = await clients();
+      switch (provider) {
+        case 'jira_cloud': {
+          const authorization = basic(credentials.email ?? '', credentials.apiToken ?? '');
+          return new JiraTracker(new JiraApi(this.http, { flavor: 'cloud', siteUrl: baseUrl, apiRoot: baseUrl, authorization: async () => authorization }));
+        }
+        case 'jira_dc': {
+          const authorization = `Bearer ${credentials.token ?? ''}`;
+          return new JiraTracker(new JiraApi(this.http, { flavor: 'dc', siteUrl: baseUrl, apiRoot: baseUrl, authorization: async () => authorization }));
+        }
+        case 'redmine':
+          return new RedmineTracker(this.http, baseUrl, credentials.apiKey ?? '');
+        case 'openproject':
+          return new OpenProjectTracker(this.http, baseUrl, credentials.apiKey ?? '');
       }
-      case 'jira_dc': {
-        const authorization = `Bearer ${credentials.token ?? ''}`;
-        return new JiraTracker(new JiraApi(this.http, { flavor: 'dc', siteUrl: baseUrl, apiRoot: baseUrl, authorization: async () => authorization }));
-      }
-      case 'redmine':
-        return new RedmineTracker(this.http, baseUrl, credentials.apiKey ?? '');
-      case 'openproject':
-        return new OpenProjectTracker(this.http, baseUrl, credentials.apiKey ?? '');
-    }
+    });
   }
 
   close(): void {
