@@ -146,10 +146,15 @@ export class McpHttp {
       if (unavailable) return jsonRpcErrorReply(unavailable, id);
       // A failed speculation is dropped unseen and served again; the error is reported then.
       if (!(error instanceof SpeculationFailed) && (!speculation || (await speculation.confirmed()))) {
-        this.runtime.log.error({ err: { type: (error as Error)?.name, message: scrubText(String((error as Error)?.message)) } }, 'MCP request failed');
+        this.logFailure(error, 'MCP request failed');
       }
       return jsonRpcErrorReply(new OpError('internal', 'internal error; the server log has the details'), id);
     }
+  }
+
+  /** An unexpected failure, as the server log keeps it: its type and scrubbed message, never a stack of secrets. */
+  private logFailure(error: unknown, what: string): void {
+    this.runtime.log.error({ err: { type: (error as Error)?.name, message: scrubText(String((error as Error)?.message)) } }, what);
   }
 
   /** This endpoint as an OAuth protected resource (RFC 8707 / RFC 9728). */
@@ -257,7 +262,7 @@ export class McpHttp {
         } catch (error) {
           // Answered as a JSON-RPC error by the SDK: never the driver's message.
           const away = databaseUnavailable(error);
-          if (!away) this.runtime.log.error({ err: { type: (error as Error)?.name, message: scrubText(String((error as Error)?.message)) } }, 'storing an MCP session\'s log level failed');
+          if (!away) this.logFailure(error, 'storing an MCP session\'s log level failed');
           throw new ProtocolError(INTERNAL_ERROR, away ? away.message : 'the log level could not be stored; the server log has the details', { code: away ? 'unavailable' : 'internal' });
         }
       },

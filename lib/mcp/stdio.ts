@@ -69,14 +69,8 @@ export async function serveStdio(options: StdioOptions): Promise<void> {
   })();
   ready.catch(fail);
 
-  const watchToolsMs = toolsWatch(options.env ?? process.env);
-  const server = createMcpServer({
-    toolsets: options.toolsets,
-    readOnly: options.readOnly ?? false,
-    ready,
-    serves: deploymentServes(options.env ?? process.env),
-    ...(watchToolsMs !== null ? { watchToolsMs } : {}),
-  });
+  const { serves, watchToolsMs } = serverSettings(options.env ?? process.env);
+  const server = createMcpServer({ toolsets: options.toolsets, readOnly: options.readOnly ?? false, ready, serves, ...(watchToolsMs !== null ? { watchToolsMs } : {}) });
   const transport = new StdioServerTransport();
   let closing = false;
   const shutdown = async () => {
@@ -151,20 +145,15 @@ async function authenticate(runtime: Runtime, token: string): Promise<UserCaller
   }
 }
 
-/** A configuration error is reported by the start-up itself (ready): until then, the default. */
-function toolsWatch(env: NodeJS.ProcessEnv): number | null {
+/**
+ * The deployment's PM toolset choice and tool-list watch; a bad configuration is reported by the
+ * start-up itself (ready), so until then the defaults.
+ */
+function serverSettings(env: NodeJS.ProcessEnv): { serves: ReturnType<typeof servedBy>; watchToolsMs: number | null } {
   try {
-    return loadConfig(env).toolsWatchMs;
+    const config = loadConfig(env);
+    return { serves: servedBy(config.pm), watchToolsMs: config.toolsWatchMs };
   } catch {
-    return 2000;
-  }
-}
-
-/** The deployment's PM toolset choice; a bad configuration is reported when the server starts. */
-function deploymentServes(env: NodeJS.ProcessEnv) {
-  try {
-    return servedBy(loadConfig(env).pm);
-  } catch {
-    return () => true;
+    return { serves: () => true, watchToolsMs: 2000 };
   }
 }

@@ -3,7 +3,7 @@ import https from 'node:https';
 import { setTimeout as delay } from 'node:timers/promises';
 import { OpError } from '../errors.ts';
 import { BlockedAddressError, forbiddenLiteralHost, guardedLookup, type NetworkPolicy } from './net-guard.ts';
-import { clientReport } from '../report.ts';
+import { clientReport, SILENT_REPORT } from '../report.ts';
 
 // The one way PM code reaches a tracker: every request has a per-attempt timeout and the call an
 // overall deadline; 429 and 503 are retried after their Retry-After (0 included) a capped number of
@@ -160,7 +160,7 @@ export class UpstreamHttp {
       const response = await this.follow(outgoing, url, Math.min(this.settings.timeoutMs, remaining));
       // A client that asked for progress sees each answer as it comes (the path only: a query may hold search terms).
       const report = clientReport();
-      report.progress(`the tracker answered ${request.method} ${new URL(url).pathname} with ${response.status}`);
+      if (report !== SILENT_REPORT) report.progress(`the tracker answered ${request.method} ${new URL(url).pathname} with ${response.status}`);
       const wait = this.retryWait(request.method, response, attempt);
       if (wait === null) return response;
       const left = deadline - Date.now();

@@ -24,8 +24,7 @@ export const PROVIDER_LABEL: Record<PmProvider, string> = {
   openproject: 'OpenProject',
 };
 
-let trackerModules: Promise<typeof import('./trackers.ts')> | undefined;
-const clients = () => (trackerModules ??= import('./trackers.ts'));
+const clients = () => import('./trackers.ts');
 
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 
