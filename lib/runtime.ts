@@ -51,7 +51,7 @@ export async function openRuntime(config: Config, options: RuntimeOptions): Prom
   const log = options.log ?? createLogger({ ...config.log, level: config.log.level ?? options.defaultLogLevel ?? 'info' });
   const db = await openDatabase(config.database, { command: options.command, migrate: options.migrate ?? true, ...(options.onQuery ? { onQuery: options.onQuery } : {}) });
   const now = options.now ?? (() => new Date());
-  const resolver = new PermissionResolver(new AccessChanges(db.changeReader), now);
+  const resolver = new PermissionResolver(new AccessChanges(db.changeReader, db.localFeed), now);
   let vault: Vault;
   try {
     vault = openVault(config.vault);

@@ -2,7 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AccessChanges } from '../lib/access/changes.ts';
 import { CHANGES_QUERY, PRUNE_CHANGES_SQL, dedicatedChangeReader } from '../lib/db/change-reader.ts';
+import pg from 'pg';
+import { RoleAssignment } from '../lib/db/entities/index.ts';
+import { ACCESS_CHANGE_CHANNEL } from '../lib/db/entities/access-change.ts';
 import { testRuntime, TEST_DB } from './helpers/db.ts';
+import { makeUser } from './helpers/fixtures.ts';
 
 type Rt = Awaited<ReturnType<typeof testRuntime>>;
 const change = (rt: Rt, subject: string | null) => rt.db.orm.em.fork().execute('select access_changed(?::uuid)', [subject], 'run');
@@ -120,6 +124,69 @@ test('a transaction left open holds back pruning instead of making every reader 
     assert.equal(Number((await em.execute<{ n: string }>('select count(*) as n from access_change where subject_id = ?', [SOMEONE], 'get'))!.n), 0, 'and goes once it has ended');
   } finally {
     await open.end().catch(() => undefined);
+    await rt.close();
+  }
+});
+
+// On the embedded database one process holds the data directory (test/embedded-lock.test.ts shows a
+// second process refused), so every change commits here and is heard at its commit: the feed is
+// read only after one, never per call.
+test('embedded: the feed is read only after an access change committed, and that change is seen at the next check', { skip: TEST_DB !== 'pglite' && 'the embedded database only' }, async () => {
+  const rt = await testRuntime();
+  try {
+    const changes = rt.resolver.changes;
+    assert.ok(rt.db.localFeed, 'an embedded runtime hears of the feed');
+    const user = await makeUser(rt, { roles: ['admin'] });
+    const caller = { kind: 'user' as const, userId: user.id, email: user.email };
+    const em = () => rt.db.orm.em.fork();
+    assert.equal((await rt.resolver.resolveAnywhere(em(), caller)).grants.has('users:write'), true);
+    const reads = changes.stats.reads;
+    // Calls that change no one's access (reads, their audit events) send no read.
+    for (let i = 0; i < 20; i++) {
+      assert.equal((await rt.resolver.resolveAnywhere(em(), caller)).grants.has('users:write'), true);
+      await rt.runner.audit.enqueue({ caller: { kind: 'system', name: 'test' }, operation: 'probe', outcome: 'allowed', detail: {} });
+    }
+    assert.equal(changes.stats.reads, reads, 'no feed read while nothing was appended to it');
+
+    // A change rolled back is not heard: nothing committed.
+    await assert.rejects(
+      em().transactional(async (tx) => {
+        await tx.execute('select access_changed(?::uuid)', [user.id], 'run');
+        throw new Error('rolled back on purpose');
+      }),
+      /rolled back on purpose/,
+    );
+    await rt.resolver.resolveAnywhere(em(), caller);
+    assert.equal(changes.stats.reads, reads, 'a rolled-back change is not heard');
+
+    // The admin role removed by a plain ORM write (no operation, no cache told): the next check reads
+    // the feed and the permission is gone.
+    const fork = em();
+    await fork.nativeDelete(RoleAssignment, { user: user.id });
+    assert.equal((await rt.resolver.resolveAnywhere(em(), caller)).grants.has('users:write'), false, 'revoked at the next check');
+    assert.equal(changes.stats.reads, reads + 1, 'one read, after the change');
+    await rt.resolver.resolveAnywhere(em(), caller);
+    assert.equal(changes.stats.reads, reads + 1, 'and none after it');
+  } finally {
+    await rt.close();
+  }
+});
+
+test('PostgreSQL: an access change notifies no one (a NOTIFY would serialise the commits of every access change)', { skip: TEST_DB !== 'postgres' && 'PostgreSQL only' }, async () => {
+  const rt = await testRuntime();
+  const listener = new pg.Client({ connectionString: rt.config.database.kind === 'postgresql' ? rt.config.database.url : '' });
+  try {
+    await listener.connect();
+    const heard: string[] = [];
+    listener.on('notification', (message) => heard.push(message.channel));
+    await listener.query(`listen ${ACCESS_CHANGE_CHANNEL}`);
+    // The same statement does notify in a session that asks for it: the listener is live.
+    await listener.query(`select set_config('mandate.notify_access_changes', 'on', false), access_changed(null)`);
+    await change(rt, SOMEONE);
+    await listener.query('select pg_sleep(0.1)');
+    assert.deepEqual(heard, [ACCESS_CHANGE_CHANNEL], "only the session that set mandate.notify_access_changes notified; the runtime's did not");
+  } finally {
+    await listener.end();
     await rt.close();
   }
 });

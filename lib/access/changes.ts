@@ -1,5 +1,5 @@
 import { emOf, type EmSource } from '../db/orm.ts';
-import { CHANGES_QUERY, PRUNE_CHANGES_SQL, type ChangeReader, type ChangesRead } from '../db/change-reader.ts';
+import { CHANGES_QUERY, PRUNE_CHANGES_SQL, type ChangeReader, type ChangesRead, type LocalFeed } from '../db/change-reader.ts';
 
 /** The subject of a change that may affect anything (a feed row without a subject). */
 export const EVERYONE = '*';
@@ -46,9 +46,14 @@ export class AccessChanges {
 
   /** `reader`: a faster way to the same rows (PostgreSQL's dedicated connection); the ORM otherwise. */
   private readonly reader: Pick<ChangeReader, 'read'> | undefined;
+  /** The embedded database's feed, heard of at each commit that appended to it. */
+  private readonly localFeed: LocalFeed | undefined;
+  /** What `localFeed` had heard when the newest completed read was sent. */
+  private heardAtLastRead = -1;
 
-  constructor(reader?: Pick<ChangeReader, 'read'>) {
+  constructor(reader?: Pick<ChangeReader, 'read'>, localFeed?: LocalFeed) {
     this.reader = reader;
+    this.localFeed = localFeed;
     // The first prune waits as long as any other: a process that starts and stops does not prune.
     this.lastPruned = performance.now();
   }
@@ -87,6 +92,11 @@ export class AccessChanges {
    */
   async sync(em: EmSource, notBefore: number = performance.now()): Promise<number> {
     if (this.lastStarted >= notBefore) return this.counter;
+    // Nothing appended since the last read was sent: a read now would find nothing.
+    if (this.localFeed?.heard === this.heardAtLastRead) {
+      this.lastStarted = performance.now();
+      return this.counter;
+    }
     const inflight = this.inflight;
     if (inflight && inflight.started >= notBefore) return inflight.done;
     // Not sent yet, so it will be sent after this caller arrived.
@@ -122,9 +132,11 @@ export class AccessChanges {
 
   // Reads go out one at a time (sync), each from the snapshot the one before returned.
   private async read(em: EmSource, started: number): Promise<number> {
+    const heard = this.localFeed?.heard ?? -1;
     const { snapshot, changed, missed } = await this.fetch(em, this.snapshot);
     this.snapshot = snapshot;
     this.lastStarted = started;
+    this.heardAtLastRead = heard;
     if (missed) this.invalidate(EVERYONE);
     else for (const subject of changed) this.invalidate(subject);
     if (started - this.lastPruned > PRUNE_EVERY_MS) this.prune(em, started);

@@ -41,6 +41,15 @@ export interface ChangesRead {
   missed?: boolean;
 }
 
+/**
+ * The embedded database's feed: one process holds its data directory (see embedded-lock.ts), so
+ * every append commits in this process, which hears of it at commit (a NOTIFY, see access_changed).
+ * `heard` moves with each such commit; while it stands still, the feed has nothing new.
+ */
+export interface LocalFeed {
+  readonly heard: number;
+}
+
 /** Reads the access-change feed; `close` releases what it holds. */
 export interface ChangeReader {
   read(since: string | null): Promise<ChangesRead>;

@@ -6,7 +6,8 @@ import { IN_MEMORY, type DatabaseConfig } from '../config.ts';
 import { ALL_ENTITIES } from './entities/index.ts';
 import { ACCESS_ROUTINES } from './entities/access-change.ts';
 import { MIGRATIONS } from './migrations/index.ts';
-import { dedicatedChangeReader, type ChangeReader } from './change-reader.ts';
+import { dedicatedChangeReader, type ChangeReader, type LocalFeed } from './change-reader.ts';
+import { ACCESS_CHANGE_CHANNEL, NOTIFY_ACCESS_CHANGES_SETTING } from './entities/access-change.ts';
 import { acquireEmbeddedLock, type EmbeddedLock } from './embedded-lock.ts';
 
 export type Orm = MikroORM<AbstractSqlDriver, EntityManager>;
@@ -32,6 +33,8 @@ export interface Database {
   kind: DatabaseConfig['kind'];
   /** PostgreSQL: the access-change feed's own connection (see change-reader.ts). */
   changeReader?: ChangeReader;
+  /** Embedded: the feed this process alone appends to, and hears of (see change-reader.ts). */
+  localFeed?: LocalFeed;
   /** Applies the committed migrations that have not run yet; returns their names. */
   migrate(): Promise<string[]>;
   close(): Promise<void>;
@@ -101,6 +104,7 @@ export async function openDatabase(config: DatabaseConfig, options: OpenOptions)
   let lock: EmbeddedLock | undefined;
   let orm: Orm;
   let changeReader: ChangeReader | undefined;
+  let localFeed: LocalFeed | undefined;
   if (config.kind === 'embedded') {
     const inMemory = config.dataDir === IN_MEMORY;
     if (!inMemory) lock = acquireEmbeddedLock(config.dataDir, options.command);
@@ -111,6 +115,7 @@ export async function openDatabase(config: DatabaseConfig, options: OpenOptions)
         ...(await embeddedOptions()),
         dbName: inMemory ? IN_MEMORY : join(config.dataDir, 'pgdata'),
       } as Options as never)) as unknown as Orm;
+      localFeed = await listenToFeed(orm);
     } catch (error) {
       lock?.release();
       throw error;
@@ -132,6 +137,7 @@ export async function openDatabase(config: DatabaseConfig, options: OpenOptions)
     orm,
     kind: config.kind,
     ...(changeReader ? { changeReader } : {}),
+    ...(localFeed ? { localFeed } : {}),
     async migrate() {
       const applied = await orm.migrator.up();
       return applied.map((m) => m.name);
@@ -155,6 +161,26 @@ export async function openDatabase(config: DatabaseConfig, options: OpenOptions)
     }
   }
   return db;
+}
+
+/**
+ * Has PGlite's one session notify every append to the access-change feed, and counts them. Set
+ * before anything else runs here, so no change can commit unheard; PGlite delivers a notification
+ * while it reads the committing statement's answer, before that statement's caller resumes.
+ */
+async function listenToFeed(orm: Orm): Promise<LocalFeed> {
+  const pglite = await (orm.em.getConnection() as unknown as { getNativeClient(): Promise<PGliteLike> }).getNativeClient();
+  const feed = { heard: 0 };
+  await pglite.query(`set ${NOTIFY_ACCESS_CHANGES_SETTING} = 'on'`);
+  await pglite.listen(ACCESS_CHANGE_CHANNEL, () => {
+    feed.heard++;
+  });
+  return feed;
+}
+
+interface PGliteLike {
+  query(sql: string): Promise<unknown>;
+  listen(channel: string, callback: (payload: string) => void): Promise<unknown>;
 }
 
 /** Whether every committed migration has run on this database (false when it was never migrated). */

@@ -42,14 +42,23 @@ export { AccessChangeSchema };
  * on it: each cached value records what it was computed from when it is read (a delegator, the
  * roles it relied on), which stays right whatever commits concurrently. Null: everyone.
  */
+export const ACCESS_CHANGE_CHANNEL = 'mandate_access_change';
+/** Set only in the embedded database's sessions: the feed's appends are then also notified. */
+export const NOTIFY_ACCESS_CHANGES_SETTING = 'mandate.notify_access_changes';
+
 export const AccessChanged = new Routine({
   name: 'access_changed',
   type: 'function',
   language: 'plpgsql',
   params: { subject: { type: 'uuid', nullable: true } },
   returns: { runtimeType: 'any', columnType: 'void' },
+  // The embedded database's one process hears of each change at its commit (NOTIFY is delivered
+  // on commit only), so it reads the feed only after one; PostgreSQL's sessions never set this.
   body: `begin
   insert into access_change (subject_id) values (subject);
+  if current_setting('mandate.notify_access_changes', true) = 'on' then
+    perform pg_notify('mandate_access_change', '');
+  end if;
 end;`,
 });
 

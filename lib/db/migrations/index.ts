@@ -10,6 +10,7 @@ import { Migration20261201210000_scale } from './Migration20261201210000_scale.t
 import { Migration20261202000000_projects_and_agent_connections } from './Migration20261202000000_projects_and_agent_connections.ts';
 import { Migration20261202100000_gateway } from './Migration20261202100000_gateway.ts';
 import { Migration20261203000000_session_log_level } from './Migration20261203000000_session_log_level.ts';
+import { Migration20261203100000_access_change_notify } from './Migration20261203100000_access_change_notify.ts';
 
 /** Every migration, in order. Listed explicitly so the same list runs from .ts sources and built .js. */
 export const MIGRATIONS = [
@@ -25,4 +26,5 @@ export const MIGRATIONS = [
   { name: 'Migration20261202000000_projects_and_agent_connections', class: Migration20261202000000_projects_and_agent_connections },
   { name: 'Migration20261202100000_gateway', class: Migration20261202100000_gateway },
   { name: 'Migration20261203000000_session_log_level', class: Migration20261203000000_session_log_level },
+  { name: 'Migration20261203100000_access_change_notify', class: Migration20261203100000_access_change_notify },
 ];
