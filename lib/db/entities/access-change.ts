@@ -36,16 +36,17 @@ export class AccessChange extends AccessChangeSchema.class {}
 AccessChangeSchema.setClass(AccessChange);
 export { AccessChangeSchema };
 
+/** Where the embedded database's session hears of the feed's appends (see lib/db/orm.ts). */
+export const ACCESS_CHANGE_CHANNEL = 'mandate_access_change';
+/** Set only in the embedded database's sessions: the feed's appends are then also notified. */
+export const NOTIFY_ACCESS_CHANGES_SETTING = 'mandate.notify_access_changes';
+
 /**
  * Appends one change of `subject`: a user (its own row, assignments, delegations to it, tokens,
  * sessions) or a role (its permissions). A change reports only what it changed, never who depends
  * on it: each cached value records what it was computed from when it is read (a delegator, the
  * roles it relied on), which stays right whatever commits concurrently. Null: everyone.
  */
-export const ACCESS_CHANGE_CHANNEL = 'mandate_access_change';
-/** Set only in the embedded database's sessions: the feed's appends are then also notified. */
-export const NOTIFY_ACCESS_CHANGES_SETTING = 'mandate.notify_access_changes';
-
 export const AccessChanged = new Routine({
   name: 'access_changed',
   type: 'function',
