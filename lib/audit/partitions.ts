@@ -47,6 +47,9 @@ export async function maintainAuditPartitions(em: Em, now: Date, retentionDays: 
     const created: string[] = [];
     for (const [name, start] of [...months].sort(([a], [b]) => a.localeCompare(b))) {
       if (existing.has(name)) continue;
+      // The parent first, before any new partition: an insert holds the parent and then wants the
+      // partition it routes to, so taking them the other way round deadlocks with it.
+      if (created.length === 0) await tx.execute('lock table audit_event in access exclusive mode');
       await createMonth(tx, name, start, monthStart(start.getUTCFullYear(), start.getUTCMonth() + 1));
       created.push(name);
       existing.add(name);
