@@ -4,10 +4,9 @@ import type { AbstractSqlDriver, EntityManager } from '@mikro-orm/sql';
 import { Migrator } from '@mikro-orm/migrations';
 import { IN_MEMORY, type DatabaseConfig } from '../config.ts';
 import { ALL_ENTITIES } from './entities/index.ts';
-import { ACCESS_ROUTINES } from './entities/access-change.ts';
+import { ACCESS_CHANGE_CHANNEL, ACCESS_ROUTINES, NOTIFY_ACCESS_CHANGES_SETTING } from './entities/access-change.ts';
 import { MIGRATIONS } from './migrations/index.ts';
 import { dedicatedChangeReader, type ChangeReader, type LocalFeed } from './change-reader.ts';
-import { ACCESS_CHANGE_CHANNEL, NOTIFY_ACCESS_CHANGES_SETTING } from './entities/access-change.ts';
 import { acquireEmbeddedLock, type EmbeddedLock } from './embedded-lock.ts';
 
 export type Orm = MikroORM<AbstractSqlDriver, EntityManager>;
