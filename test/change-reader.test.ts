@@ -136,6 +136,8 @@ test('embedded: the feed is read only after an access change committed, and that
   try {
     const changes = rt.resolver.changes;
     assert.ok(rt.db.localFeed, 'an embedded runtime hears of the feed');
+    // However slow this machine, the silence is trusted throughout (its bound is the next test's).
+    changes.trustLocalFeedMs = 60_000;
     const user = await makeUser(rt, { roles: ['admin'] });
     const caller = { kind: 'user' as const, userId: user.id, email: user.email };
     const em = () => rt.db.orm.em.fork();
@@ -167,6 +169,62 @@ test('embedded: the feed is read only after an access change committed, and that
     assert.equal(changes.stats.reads, reads + 1, 'one read, after the change');
     await rt.resolver.resolveAnywhere(em(), caller);
     assert.equal(changes.stats.reads, reads + 1, 'and none after it');
+  } finally {
+    await rt.close();
+  }
+});
+
+// The skip trusts the session to notify: if that stopped (RESET ALL, DISCARD ALL, UNLISTEN, a PGlite
+// instance rebuilt), each read notices, and the feed is read at every check again; and the session's
+// silence is never trusted past a bound, so a change made in the gap is still seen.
+test('embedded: a session that stopped notifying is noticed, and its silence is trusted for a bounded time only', { skip: TEST_DB !== 'pglite' && 'the embedded database only' }, async () => {
+  const rt = await testRuntime();
+  try {
+    const changes = rt.resolver.changes;
+    const em = () => rt.db.orm.em.fork();
+    const admin = await makeUser(rt, { roles: ['admin'] });
+    const other = await makeUser(rt, { roles: ['admin'] });
+    const can = async (user: { id: string; email: string }) => (await rt.resolver.resolveAnywhere(em(), { userId: user.id })).grants.has('users:write');
+    assert.equal(await can(admin), true);
+    assert.equal(await can(other), true);
+
+    // The listener goes (the setting stays): a change commits unheard. Within the bound the
+    // silence stands; past it, a read, which finds the change and that the session no longer listens.
+    changes.trustLocalFeedMs = 200;
+    await em().execute('unlisten *');
+    await em().nativeDelete(RoleAssignment, { user: admin.id });
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    const reads = changes.stats.reads;
+    assert.equal(await can(admin), false, 'an unheard change is seen once the silence is past its bound');
+    assert.equal(changes.stats.reads, reads + 1);
+
+    // From then on every check reads, however long the bound: the session is known not to notify.
+    changes.trustLocalFeedMs = 60_000;
+    await em().nativeDelete(RoleAssignment, { user: other.id });
+    assert.equal(await can(other), false, 'revoked at the next check, with no wait');
+    assert.equal(changes.stats.reads, reads + 2);
+  } finally {
+    await rt.close();
+  }
+});
+
+test('embedded: RESET ALL in the session turns the skip off at the next read', { skip: TEST_DB !== 'pglite' && 'the embedded database only' }, async () => {
+  const rt = await testRuntime();
+  try {
+    const changes = rt.resolver.changes;
+    const em = () => rt.db.orm.em.fork();
+    const user = await makeUser(rt, { roles: ['admin'] });
+    const can = async () => (await rt.resolver.resolveAnywhere(em(), { userId: user.id })).grants.has('users:write');
+    assert.equal(await can(), true);
+    await em().execute('reset all');
+    // One read after the reset (forced here), which finds the session silent for good.
+    changes.trustLocalFeedMs = 0;
+    assert.equal(await can(), true);
+    changes.trustLocalFeedMs = 60_000;
+    const reads = changes.stats.reads;
+    await em().nativeDelete(RoleAssignment, { user: user.id });
+    assert.equal(await can(), false, 'revoked at the next check');
+    assert.equal(changes.stats.reads, reads + 1);
   } finally {
     await rt.close();
   }

@@ -1,10 +1,13 @@
 import { emOf, type EmSource } from '../db/orm.ts';
-import { CHANGES_QUERY, PRUNE_CHANGES_SQL, type ChangeReader, type ChangesRead, type LocalFeed } from '../db/change-reader.ts';
+import { CHANGES_QUERY, LOCAL_CHANGES_QUERY, PRUNE_CHANGES_SQL, type ChangeReader, type ChangesRead, type LocalFeed } from '../db/change-reader.ts';
 
 /** The subject of a change that may affect anything (a feed row without a subject). */
 export const EVERYONE = '*';
 
 const PRUNE_EVERY_MS = 10 * 60_000;
+// The longest the embedded feed's silence is trusted without a read: a read checks again that the
+// session still notifies, so if it stopped (something reset it), a change is seen this late at worst.
+const TRUST_LOCAL_FEED_MS = 1000;
 // Subjects remembered individually; past this, one "everything changed" stands for them all.
 const MAX_TRACKED_SUBJECTS = 50_000;
 
@@ -50,6 +53,10 @@ export class AccessChanges {
   private readonly localFeed: LocalFeed | undefined;
   /** What `localFeed` had heard when the newest completed read was sent. */
   private heardAtLastRead = -1;
+  /** When the newest read that found the session still notifying was sent; -Infinity if the last one did not. */
+  private notifyingConfirmedAt = Number.NEGATIVE_INFINITY;
+  /** How long the local feed's silence stands in for a read (tests shorten it). */
+  trustLocalFeedMs = TRUST_LOCAL_FEED_MS;
 
   constructor(reader?: Pick<ChangeReader, 'read'>, localFeed?: LocalFeed) {
     this.reader = reader;
@@ -94,8 +101,11 @@ export class AccessChanges {
     if (this.lastStarted >= notBefore) return this.counter;
     // Nothing appended since the last read was sent: a read now would find nothing.
     if (this.localFeed?.heard === this.heardAtLastRead) {
-      this.lastStarted = performance.now();
-      return this.counter;
+      const now = performance.now();
+      if (now - this.notifyingConfirmedAt < this.trustLocalFeedMs) {
+        this.lastStarted = now;
+        return this.counter;
+      }
     }
     const inflight = this.inflight;
     if (inflight && inflight.started >= notBefore) return inflight.done;
@@ -133,10 +143,11 @@ export class AccessChanges {
   // Reads go out one at a time (sync), each from the snapshot the one before returned.
   private async read(em: EmSource, started: number): Promise<number> {
     const heard = this.localFeed?.heard ?? -1;
-    const { snapshot, changed, missed } = await this.fetch(em, this.snapshot);
+    const { snapshot, changed, missed, notifying } = await this.fetch(em, this.snapshot);
     this.snapshot = snapshot;
     this.lastStarted = started;
     this.heardAtLastRead = heard;
+    this.notifyingConfirmedAt = notifying ? started : Number.NEGATIVE_INFINITY;
     if (missed) this.invalidate(EVERYONE);
     else for (const subject of changed) this.invalidate(subject);
     if (started - this.lastPruned > PRUNE_EVERY_MS) this.prune(em, started);
@@ -171,8 +182,9 @@ export class AccessChanges {
         // The dedicated connection is down (it reconnects on the next read): the pool answers.
       }
     }
-    const row = await emOf(em).execute<{ snapshot: string; changed: string[]; missed: boolean }>(CHANGES_QUERY, [since], 'get');
-    return { snapshot: row!.snapshot, changed: row!.changed, missed: row!.missed };
+    const query = this.localFeed ? LOCAL_CHANGES_QUERY : CHANGES_QUERY;
+    const row = await emOf(em).execute<{ snapshot: string; changed: string[]; missed: boolean; notifying?: boolean }>(query, [since], 'get');
+    return { snapshot: row!.snapshot, changed: row!.changed, missed: row!.missed, notifying: row!.notifying === true };
   }
 }
 

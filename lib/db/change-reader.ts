@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { ACCESS_CHANGE_CHANNEL, NOTIFY_ACCESS_CHANGES_SETTING } from './entities/access-change.ts';
 
 /**
  * What was appended to the `access_change` feed since the snapshot `since` (none: the first read,
@@ -21,6 +22,18 @@ select pg_current_snapshot()::text as snapshot,
   from (select ?::text as since) p`;
 
 /**
+ * The embedded database's read: the feed, and whether its one session still notifies each append
+ * and listens for it (`RESET ALL`, `DISCARD ALL`, `UNLISTEN`, or a PGlite instance rebuilt on
+ * reconnect would stop that silently). Checked in the same statement, so from the snapshot it
+ * returns on, either every append is heard or the reader knows it will not be.
+ */
+export const LOCAL_CHANGES_QUERY = CHANGES_QUERY.replace(
+  /\n  from \(select/,
+  `,\n       coalesce(current_setting('${NOTIFY_ACCESS_CHANGES_SETTING}', true) = 'on'
+                and '${ACCESS_CHANGE_CHANNEL}' in (select pg_listening_channels()), false) as notifying\n  from (select`,
+);
+
+/**
  * The feed keeps an hour, and records the newest transaction it pruned: a reader whose last
  * snapshot predates it cannot know what it missed (a transaction open for over an hour that has
  * just committed, a process suspended) and drops everything instead. Only rows of transactions
@@ -39,6 +52,8 @@ export interface ChangesRead {
   changed: string[];
   /** True when rows this reader may not have seen were pruned: it must drop everything. */
   missed?: boolean;
+  /** LOCAL_CHANGES_QUERY only: whether the session still hears every append. */
+  notifying?: boolean;
 }
 
 /**
