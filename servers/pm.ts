@@ -1,5 +1,4 @@
 // The `pm` server: project-management tools with the caller's own tracker connection.
-import { SERVERS } from '../lib/mcp/servers.ts';
 import { runIfMain } from '../lib/mcp/main.ts';
 
-await runIfMain(import.meta.url, [SERVERS.pm!]);
+await runIfMain(import.meta.url, ['pm']);

@@ -4,6 +4,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { localBackend } from '../lib/mcp/backend.ts';
 import { createMcpServer } from '../lib/mcp/server.ts';
+import { localCatalog } from '../lib/mcp/local-catalog.ts';
 import { SERVERS } from '../servers/index.ts';
 import { callerOf, makeUser } from './helpers/fixtures.ts';
 import { testRuntime, type TestRuntime } from './helpers/db.ts';
@@ -13,7 +14,7 @@ let client: Client;
 before(async () => {
   rt = await testRuntime();
   const admin = callerOf(await makeUser(rt, { roles: ['admin'] }));
-  const server = createMcpServer({ toolsets: [SERVERS.core!, SERVERS.admin!], backend: localBackend(rt, admin) });
+  const server = createMcpServer({ catalog: localCatalog([SERVERS.core!, SERVERS.admin!]), backend: localBackend(rt, admin) });
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
   await server.connect(serverSide);
   client = new Client({ name: 'test', version: '1.0.0' });

@@ -11,6 +11,7 @@ import type { RunMeta } from '../ops/runner.ts';
 import { localBackend } from '../mcp/backend.ts';
 import { OPERATIONS } from '../ops/index.ts';
 import { createMcpServer } from '../mcp/server.ts';
+import { localCatalog } from '../mcp/local-catalog.ts';
 import { parseToolsetList, servedBy, ToolsetListError, type PmToolset } from '../pm/settings.ts';
 import type { Toolset } from '../mcp/toolset.ts';
 import type { Runtime } from '../runtime.ts';
@@ -267,7 +268,7 @@ export class McpHttp {
         }
       },
     };
-    const server = createMcpServer({ toolsets, serves, backend: localBackend(this.runtime, caller, request), logLevel, streams: streamed });
+    const server = createMcpServer({ catalog: localCatalog(toolsets, false, serves), backend: localBackend(this.runtime, caller, request), logLevel, streams: streamed });
     const plain = streamed ? undefined : plainRequest(req, body);
     if (plain) return answerPlainRequest(server, plain);
     // The web-standard transport answers with a Response instead of writing to the socket.

@@ -9,6 +9,8 @@ import { readJsonBody, sendError, sendJson, sendRedirect } from './respond.ts';
 import { ABSENT, INPUT_HEADER, ROUTE_PARAM } from './wire.ts';
 import { acceptCamelCase, answerInCamelCase } from './camel-case-aliases.ts';
 import { openApiDocument } from './openapi.ts';
+import { McpToolsRoute } from './mcp-tools-route.ts';
+import type { Toolset } from '../mcp/toolset.ts';
 
 interface Route {
   op: AnyOperation;
@@ -54,12 +56,14 @@ export class RestApi {
   private readonly auth: HttpAuthenticator;
   private readonly operations: readonly AnyOperation[];
   private openapi: string | undefined;
+  private readonly catalog: McpToolsRoute;
 
-  constructor(runtime: Runtime, auth: HttpAuthenticator, operations: readonly AnyOperation[]) {
+  constructor(runtime: Runtime, auth: HttpAuthenticator, operations: readonly AnyOperation[], servers: Readonly<Record<string, Toolset>>) {
     this.runtime = runtime;
     this.auth = auth;
     this.operations = operations;
     this.routes = operations.map(compile);
+    this.catalog = new McpToolsRoute(servers, runtime.pm.settings);
   }
 
   /** Handles the request if it is an /api route; false when it is not. */
@@ -69,6 +73,15 @@ export class RestApi {
       // The interface is public knowledge; what a caller may do is decided per call.
       this.openapi ??= JSON.stringify(openApiDocument(this.operations, this.runtime.pm.settings.publicUrl || undefined));
       res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'public, max-age=300' }).end(this.openapi);
+      return true;
+    }
+    if (url.pathname === '/api/mcp/tools' && req.method === 'GET') {
+      try {
+        const catalog = this.catalog.answer(url);
+        res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'public, max-age=300' }).end(catalog);
+      } catch (error) {
+        sendError(res, knownError(error) ?? new OpError('internal', 'internal error; the server log has the details'));
+      }
       return true;
     }
     if (url.pathname === '/api/me/tools' && req.method === 'GET') {

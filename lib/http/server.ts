@@ -22,7 +22,7 @@ import { RESULT_PAGE } from '../ops/pm/oauth.ts';
 export function createHttpServer(runtime: Runtime, options: HttpAuthOptions = {}): Server {
   const auth = new HttpAuthenticator(runtime, options);
   // Routes of PM toolsets this deployment does not serve are not routes at all (404).
-  const rest = new RestApi(runtime, auth, Object.values(OPERATIONS).filter(servedBy(runtime.pm.settings)));
+  const rest = new RestApi(runtime, auth, Object.values(OPERATIONS).filter(servedBy(runtime.pm.settings)), SERVERS);
   const mcp = new McpHttp(runtime, auth, SERVERS);
   const oauth = runtime.oauth ? new OAuthHttp(runtime, runtime.oauth, auth) : null;
   const origins = originPolicy(runtime.pm.settings.publicUrl, options.allowedOrigins ?? [], options.host);

@@ -5,18 +5,19 @@ import type { RunMeta, RunResult } from '../ops/runner.ts';
 import type { OpError } from '../errors.ts';
 import type { Runtime } from '../runtime.ts';
 import type { ClientReport } from '../report.ts';
+import type { ServedTool } from './catalog.ts';
 
 /**
  * What an MCP server needs to serve one caller: which tools it may see, and a way to run one.
  * Locally that is the operation runner; in remote mode (MANDATE_URL) it is the REST API.
  */
-export interface ToolBackend {
-  /** The subset of `operations` the caller holds the permission of (listing is a convenience, not authorisation). */
-  visible(operations: readonly AnyOperation[]): Promise<AnyOperation[]>;
+export interface ToolBackend<T extends ServedTool = AnyOperation> {
+  /** The subset of `tools` the caller holds the permission of (listing is a convenience, not authorisation). */
+  visible(tools: readonly T[]): Promise<T[]>;
   /** `report`: where the call's log messages and progress go (not every backend sends them on). */
-  call(op: AnyOperation, args: unknown, report?: ClientReport): Promise<RunResult<unknown>>;
+  call(tool: T, args: unknown, report?: ClientReport): Promise<RunResult<unknown>>;
   /** Records a refused call of a tool this server does not serve to the caller. */
-  refuse(op: AnyOperation, args: unknown, error: OpError): void | Promise<void>;
+  refuse(tool: T, args: unknown, error: OpError): void | Promise<void>;
 }
 
 /** Runs tools in this process as `caller` (bound to its session, when it has one). */

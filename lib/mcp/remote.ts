@@ -1,8 +1,8 @@
 import { OpError, ERROR_STATUS, type ErrorBody } from '../errors.ts';
-import type { AnyOperation } from '../ops/operation.ts';
 import type { RunResult } from '../ops/runner.ts';
 import { ABSENT, INPUT_HEADER, ROUTE_PARAM } from '../http/wire.ts';
 import type { ToolBackend } from './backend.ts';
+import type { CatalogJson, ServedTool } from './catalog.ts';
 
 const TIMEOUT_MS = 30_000;
 
@@ -26,7 +26,7 @@ function toError(status: number, body: unknown): OpError {
  * a stdio server (MANDATE_URL), which has no database. Each call goes to its operation's own route
  * with exactly the input the tool got, so validation, guard, audit and errors are the server's.
  */
-export class RemoteBackend implements ToolBackend {
+export class RemoteBackend implements ToolBackend<ServedTool> {
   private readonly baseUrl: string;
   private readonly token: string;
 
@@ -64,14 +64,26 @@ export class RemoteBackend implements ToolBackend {
     return body;
   }
 
-  async visible(operations: readonly AnyOperation[]): Promise<AnyOperation[]> {
+  /** What the server serves as these MCP servers: the tools, their routes, and what to tell the client. */
+  async catalog(servers: readonly string[], readOnly: boolean): Promise<CatalogJson> {
+    const query = new URLSearchParams({ servers: servers.join(','), ...(readOnly ? { read_only: 'true' } : {}) });
+    const { status, body } = await this.request('GET', `/api/mcp/tools?${query}`);
+    if (status !== 200) throw toError(status, body);
+    const catalog = body as Partial<CatalogJson> | null;
+    if (!catalog || typeof catalog.name !== 'string' || !Array.isArray(catalog.tools) || typeof catalog.not_served !== 'object') {
+      throw new OpError('unavailable', `Mandate at ${this.baseUrl} answered no tool catalog (is it older than this server?)`);
+    }
+    return catalog as CatalogJson;
+  }
+
+  async visible<T extends ServedTool>(tools: readonly T[]): Promise<T[]> {
     const { status, body } = await this.request('GET', '/api/me/tools');
     if (status !== 200) return [];
     const names = new Set((body as { tools?: string[] }).tools ?? []);
-    return operations.filter((op) => names.has(op.name));
+    return tools.filter((tool) => names.has(tool.name));
   }
 
-  async call(op: AnyOperation, args: unknown): Promise<RunResult<unknown>> {
+  async call(op: ServedTool, args: unknown): Promise<RunResult<unknown>> {
     const input = (args ?? {}) as Record<string, unknown>;
     const path = op.route.path.replace(ROUTE_PARAM, (_m, name: string) => segment(input[name]));
     const json = JSON.stringify(input);

@@ -3,24 +3,19 @@ import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv
 import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, SetLevelRequestSchema, type CallToolResult, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import { SEPARATOR as GATEWAY_SEPARATOR } from '../gateway/names.ts';
 import { OpError, type ErrorBody } from '../errors.ts';
-import { callGatewayTool, listGatewayTools, OPERATIONS } from '../ops/index.ts';
-import { isReadEffect, type AnyOperation } from '../ops/operation.ts';
 import { VERSION } from '../version.ts';
 import type { ToolBackend } from './backend.ts';
-import { composeOperations, toolDescriptor, type Toolset } from './toolset.ts';
+import type { Catalog, ServedTool } from './catalog.ts';
 import { ProtocolError, ValidatingServer } from './validating-server.ts';
 import { levelInMemory, notificationReport, type LogLevelSetting } from './client-report.ts';
 import { DEFAULT_CLIENT_LOG_LEVEL, SILENT_REPORT, type ClientReport } from '../report.ts';
 
-export interface McpServerOptions {
-  toolsets: readonly Toolset[];
-  /** Serve only read-only tools (viewer, auditor). */
-  readOnly?: boolean;
+export interface McpServerOptions<T extends ServedTool> {
+  /** What it serves (lib/mcp/local-catalog.ts; in remote mode, what the Mandate server published). */
+  catalog: Catalog<T>;
   /** Waited for before any tool is listed or run (e.g. the stdio process still authenticating). */
-  ready?: Promise<ToolBackend>;
-  backend?: ToolBackend;
-  /** Which operations this server serves (PM toolsets chosen by the deployment or request). */
-  serves?: (op: AnyOperation) => boolean;
+  ready?: Promise<ToolBackend<T>>;
+  backend?: ToolBackend<T>;
   /** The session's log level (logging/setLevel); kept by this server when not given (stdio: one server per session). */
   logLevel?: LogLevelSetting;
   /**
@@ -44,19 +39,17 @@ export interface McpServerOptions {
 // session or per request here, so they share one (it is only used for elicitation schemas).
 let sharedValidator: AjvJsonSchemaValidator | undefined;
 
-export function createMcpServer(options: McpServerOptions): Server {
-  const operations = composeOperations(options.toolsets, options.readOnly ?? false, options.serves);
-  const served = new Map(operations.map((op) => [op.name, op]));
-  const name = `mandate-${options.toolsets.map((t) => t.name).join('-')}`;
+export function createMcpServer<T extends ServedTool>(options: McpServerOptions<T>): Server {
+  const { catalog } = options;
+  const served = new Map(catalog.tools.map((tool) => [tool.name, tool]));
   const backend = async () => options.backend ?? (await options.ready!);
-  // Installed servers' tools are their servers' word, whatever their hints say: not on read-only servers.
-  const gateway = !(options.readOnly ?? false) && options.toolsets.some((t) => t.gateway);
+  const gateway = catalog.gateway;
 
   const server = new ValidatingServer(
-    { name, title: `Mandate (${options.toolsets.map((t) => t.name).join(' + ')})`, version: VERSION },
+    { name: catalog.name, title: catalog.title, version: VERSION },
     {
       capabilities: { tools: { listChanged: options.watchToolsMs !== undefined }, logging: {} },
-      instructions: options.toolsets.map((t) => t.instructions).join('\n'),
+      instructions: catalog.instructions,
       jsonSchemaValidator: (sharedValidator ??= new AjvJsonSchemaValidator()),
     },
   );
@@ -68,17 +61,17 @@ export function createMcpServer(options: McpServerOptions): Server {
     return {};
   });
 
-  const listable = gateway ? [...operations, listGatewayTools] : operations;
+  const listable = gateway ? [...catalog.tools, gateway.list] : catalog.tools;
   // What the watch compares: Mandate's own tools the caller holds (and whether the gateway's are
   // listed at all; listing those is an audited call, not something to repeat on a timer).
   let listed: string | undefined;
-  const fingerprint = (visible: readonly AnyOperation[]) => visible.map((op) => op.name).join(',');
+  const fingerprint = (visible: readonly T[]) => visible.map((tool) => tool.name).join(',');
   server.setRequestHandler(ListToolsRequestSchema, async () => {
     const tools = await backend();
     const visible = await tools.visible(listable);
     listed = fingerprint(visible);
-    const own = visible.filter((op) => op !== listGatewayTools).map(toolDescriptor);
-    return { tools: visible.includes(listGatewayTools) ? [...own, ...(await gatewayTools(tools))] : own };
+    const own = visible.filter((tool) => tool !== gateway?.list).map((tool) => catalog.describe(tool));
+    return { tools: gateway && visible.includes(gateway.list) ? [...own, ...(await gatewayTools(tools, gateway.list))] : own };
   });
   if (options.watchToolsMs !== undefined) watchToolList(server, options.watchToolsMs, async () => fingerprint(await (await backend()).visible(listable)), () => listed, (now) => (listed = now));
 
@@ -86,10 +79,10 @@ export function createMcpServer(options: McpServerOptions): Server {
     const { name: toolName, arguments: args } = request.params;
     const tools = await backend();
     const report = options.streams === false ? SILENT_REPORT : notificationReport(extra.sendNotification, logLevel.current(), request.params._meta?.progressToken);
-    const op = served.get(toolName);
-    if (!op && gateway && toolName.includes(GATEWAY_SEPARATOR)) return callThroughGateway(tools, toolName, args, report);
-    if (!op) return refuseUnserved(tools, toolName, args, name, options.readOnly ?? false);
-    const result = await tools.call(op, args ?? {}, report);
+    const tool = served.get(toolName);
+    if (!tool && gateway && toolName.includes(GATEWAY_SEPARATOR)) return callThroughGateway(tools, gateway.call, toolName, args, report);
+    if (!tool) return refuseUnserved(tools, catalog, toolName, args);
+    const result = await tools.call(tool, args ?? {}, report);
     return result.ok ? toolResult(result.value) : toolError(result.error);
   });
 
@@ -128,7 +121,7 @@ function watchToolList(server: Server, everyMs: number, current: () => Promise<s
 }
 
 /** The installed servers' tools as MCP tools; none when the gateway cannot list them (Mandate's own still are). */
-async function gatewayTools(tools: ToolBackend): Promise<Tool[]> {
+async function gatewayTools<T extends ServedTool>(tools: ToolBackend<T>, listGatewayTools: T): Promise<Tool[]> {
   const listed = await tools.call(listGatewayTools, {});
   if (!listed.ok) return [];
   return (listed.value as { tools: GatewayTool[] }).tools.map((tool) => ({
@@ -141,7 +134,7 @@ async function gatewayTools(tools: ToolBackend): Promise<Tool[]> {
   }));
 }
 
-async function callThroughGateway(tools: ToolBackend, name: string, args: unknown, report: ClientReport): Promise<CallToolResult> {
+async function callThroughGateway<T extends ServedTool>(tools: ToolBackend<T>, callGatewayTool: T, name: string, args: unknown, report: ClientReport): Promise<CallToolResult> {
   const result = await tools.call(callGatewayTool, { name, arguments: args ?? {} }, report);
   if (!result.ok) return toolError(result.error);
   const value = result.value as { content: CallToolResult['content']; structured_content: Record<string, unknown> | null; is_error: boolean };
@@ -157,17 +150,12 @@ interface GatewayTool {
   annotations: Record<string, unknown> | null;
 }
 
-async function refuseUnserved(tools: ToolBackend, toolName: string, args: unknown, serverName: string, readOnly: boolean): Promise<CallToolResult> {
-  const known: AnyOperation | undefined = Object.hasOwn(OPERATIONS, toolName) ? OPERATIONS[toolName] : undefined;
+async function refuseUnserved<T extends ServedTool>(tools: ToolBackend<T>, catalog: Catalog<T>, toolName: string, args: unknown): Promise<CallToolResult> {
+  const known = catalog.known(toolName);
   // A name no server of Mandate's has is a protocol error (-32602), as the specification lists it.
   if (!known) throw new ProtocolError(ErrorCode.InvalidParams, `unknown tool "${toolName}"; tools/list shows the tools you can call`, { code: 'not_found', field: 'params.name' });
-  const why = readOnly && !isReadEffect(known.effect)
-    ? 'this server serves read-only tools only'
-    : known.toolset
-      ? `${serverName} does not serve it here: its toolset "${known.toolset}" is not enabled for this deployment or request`
-      : `${serverName} does not serve it`;
-  const error = new OpError('forbidden', `permission denied: ${toolName} is not available here (${why})`);
-  await tools.refuse(known, args, error);
+  const error = new OpError('forbidden', `permission denied: ${toolName} is not available here (${known.why})`);
+  await tools.refuse(known.tool, args, error);
   return toolError(error);
 }
 

@@ -1,33 +1,25 @@
+import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
-import { ConfigError, loadConfig } from '../config.ts';
-import { EmbeddedDatabaseBusyError } from '../db/embedded-lock.ts';
+import { ConfigError, loadConfig, type Config } from '../config.ts';
 import { OpError } from '../errors.ts';
-import { authenticateEnvToken } from '../identity/authenticate.ts';
-import type { UserCaller } from '../identity/caller.ts';
-import { endSession, nameSessionClient, startSession } from '../identity/sessions.ts';
-import { openRuntime, startAgentSessionSweep, startGatewaySweep, startAuditMaintenance, type Runtime } from '../runtime.ts';
-import { localBackend, type ToolBackend } from './backend.ts';
+import type { ToolBackend } from './backend.ts';
+import { catalogFromJson, type ServedTool } from './catalog.ts';
 import { RemoteBackend } from './remote.ts';
 import { createMcpServer } from './server.ts';
-import { servedBy } from '../pm/settings.ts';
-import type { Toolset } from './toolset.ts';
-
-// A stdio server maintains the audit log only once it has been up a minute: start-up comes first,
-// and a process that lives for one call leaves it to the longer-lived ones.
-const STDIO_MAINTENANCE_DELAY_MS = 60_000;
 
 /** How long a closing server lets calls in flight finish, and the point where it exits regardless. */
 const DRAIN_MS = 5_000;
 const FORCE_EXIT_MS = 10_000;
 
 export interface StdioOptions {
-  toolsets: readonly Toolset[];
+  /** The MCP servers to serve as one (names from lib/mcp/servers.ts, checked by the callers). */
+  servers: readonly string[];
   readOnly?: boolean;
   env?: NodeJS.ProcessEnv;
 }
 
 /** A refusal at start: one line on stderr, and the process exits non-zero. */
-class StartupError extends Error {
+export class StartupError extends Error {
   readonly exitCode: number;
   constructor(message: string, exitCode = 1) {
     super(message);
@@ -35,42 +27,46 @@ class StartupError extends Error {
   }
 }
 
+/** What serving over stdio needs besides the transport: the server, and what ends with it. */
+export interface StdioService {
+  server: Server;
+  /** Resolves once the caller is authenticated (rejects with why, when refused). */
+  ready: Promise<unknown>;
+  /** The client introduced itself (a local session row names it). */
+  clientNamed?(name: string): Promise<void>;
+  close?(): Promise<void>;
+}
+
 /**
- * Serves toolsets over stdio as the user MANDATE_TOKEN belongs to. The transport starts at once so
- * the client's initialize is answered while the database opens; every tool request waits for the
- * token check, and a refused token ends the process with one clear line on stderr. Nothing but
- * protocol messages ever goes to stdout (logs go to stderr or MANDATE_LOG_FILE).
+ * Serves MCP servers over stdio as the user MANDATE_TOKEN belongs to: in this process on the
+ * database (stdio-local.ts, loaded only then), or in remote mode (MANDATE_URL) through a Mandate
+ * server's REST API, loading neither the registry nor the ORM. A refused token ends the process
+ * with one clear line on stderr. Nothing but protocol messages ever goes to stdout (logs go to
+ * stderr or MANDATE_LOG_FILE).
  */
 export async function serveStdio(options: StdioOptions): Promise<void> {
-  const label = `mandate ${options.toolsets.map((t) => t.name).join('+')}`;
+  const label = `mandate ${options.servers.join('+')}`;
   const fail = (error: unknown): never => {
-    const known = error instanceof StartupError || error instanceof ConfigError || error instanceof EmbeddedDatabaseBusyError;
+    const known = error instanceof StartupError || error instanceof ConfigError;
     process.stderr.write(`${label}: ${known ? (error as Error).message : `could not start: ${(error as Error)?.message ?? error}`}\n`);
     process.exit(error instanceof StartupError ? error.exitCode : error instanceof ConfigError ? 2 : 1);
   };
-
-  let runtime: Runtime | undefined;
-  let sessionId: string | undefined;
   const inFlight = new Set<Promise<unknown>>();
-  const ready = (async (): Promise<ToolBackend> => {
+  let service: StdioService;
+  try {
     const config = loadConfig(options.env ?? process.env);
     if (!config.token) {
       throw new StartupError('MANDATE_TOKEN is not set; give the server an API token (mandate token create, or create_my_token)', 2);
     }
-    if (config.remoteUrl) return trackCalls(await connectRemote(config.remoteUrl, config.token), inFlight);
-    runtime = await openRuntime(config, { command: label, defaultLogLevel: 'warn' });
-    const caller = await authenticate(runtime, config.token);
-    const bound = await startSession(runtime.db.orm.em.fork(), caller, { transport: 'stdio', servers: options.toolsets.map((t) => t.name) });
-    sessionId = bound.sessionId;
-    startAgentSessionSweep(runtime);
-    startGatewaySweep(runtime);
-    startAuditMaintenance(runtime, config.auditRetentionDays, STDIO_MAINTENANCE_DELAY_MS);
-    return trackCalls(localBackend(runtime, bound), inFlight);
-  })();
-  ready.catch(fail);
+    service = config.remoteUrl
+      ? await serveRemote(config, config.remoteUrl, config.token, options, inFlight)
+      : await (await import('./stdio-local.ts')).serveLocal(config, config.token, options, label, (backend) => trackCalls(backend, inFlight));
+  } catch (error) {
+    return fail(error);
+  }
+  service.ready.catch(fail);
 
-  const { serves, watchToolsMs } = serverSettings(options.env ?? process.env);
-  const server = createMcpServer({ toolsets: options.toolsets, readOnly: options.readOnly ?? false, ready, serves, ...(watchToolsMs !== null ? { watchToolsMs } : {}) });
+  const { server, ready } = service;
   const transport = new StdioServerTransport();
   let closing = false;
   const shutdown = async () => {
@@ -82,10 +78,7 @@ export async function serveStdio(options: StdioOptions): Promise<void> {
     // A client may close stdin with calls still running: let them finish (and answer) first.
     await Promise.race([Promise.allSettled([...inFlight]), new Promise((resolve) => setTimeout(resolve, DRAIN_MS).unref())]);
     try {
-      if (runtime && sessionId) {
-        await endSession(runtime.db.orm.em.fork(), sessionId, 'closed');
-      }
-      await runtime?.close();
+      await service.close?.();
     } finally {
       process.exit(0);
     }
@@ -93,12 +86,8 @@ export async function serveStdio(options: StdioOptions): Promise<void> {
   // The session row names the client (e.g. "claude-code 2.1.0") once it has introduced itself.
   server.oninitialized = () => {
     const client = server.getClientVersion();
-    if (!client) return;
-    const naming = ready
-      .then(async () => {
-        if (runtime && sessionId) await nameSessionClient(runtime.db.orm.em.fork(), sessionId, `${client.name} ${client.version}`.slice(0, 200));
-      })
-      .catch(() => undefined);
+    if (!client || !service.clientNamed) return;
+    const naming = ready.then(() => service.clientNamed!(`${client.name} ${client.version}`.slice(0, 200))).catch(() => undefined);
     inFlight.add(naming);
     void naming.finally(() => inFlight.delete(naming));
   };
@@ -109,12 +98,13 @@ export async function serveStdio(options: StdioOptions): Promise<void> {
   await server.connect(transport);
 }
 
-function trackCalls(backend: ToolBackend, inFlight: Set<Promise<unknown>>): ToolBackend {
+/** Counts each call in flight, so a closing server lets it answer first. */
+function trackCalls<T extends ServedTool>(backend: ToolBackend<T>, inFlight: Set<Promise<unknown>>): ToolBackend<T> {
   return {
-    visible: (operations) => backend.visible(operations),
-    refuse: (op, args, error) => backend.refuse(op, args, error),
-    call(op, args, report) {
-      const running = backend.call(op, args, report);
+    visible: (tools) => backend.visible(tools),
+    refuse: (tool, args, error) => backend.refuse(tool, args, error),
+    call(tool, args, report) {
+      const running = backend.call(tool, args, report);
       inFlight.add(running);
       void running.finally(() => inFlight.delete(running));
       return running;
@@ -122,38 +112,22 @@ function trackCalls(backend: ToolBackend, inFlight: Set<Promise<unknown>>): Tool
   };
 }
 
-/** Remote mode (MANDATE_URL): no database here; the token is checked by the server at start. */
-async function connectRemote(url: string, token: string): Promise<ToolBackend> {
+/**
+ * Remote mode (MANDATE_URL): no database here. The server's catalog of the requested MCP servers
+ * is what this one serves, and the token is checked by the server, both before the transport starts.
+ */
+async function serveRemote(config: Config, url: string, token: string, options: StdioOptions, inFlight: Set<Promise<unknown>>): Promise<StdioService> {
   const remote = new RemoteBackend(url, token);
+  let catalog;
   try {
-    await remote.whoami();
+    [catalog] = await Promise.all([remote.catalog(options.servers, options.readOnly ?? false), remote.whoami()]);
   } catch (error) {
     if (!(error instanceof OpError)) throw error;
     throw new StartupError(
       error.code === 'unauthenticated' ? `MANDATE_TOKEN was refused by ${url}: ${error.message}` : error.message,
     );
   }
-  return remote;
-}
-
-async function authenticate(runtime: Runtime, token: string): Promise<UserCaller> {
-  try {
-    return await authenticateEnvToken(runtime.db.orm.em.fork(), token);
-  } catch (error) {
-    if (!(error instanceof OpError)) throw error;
-    throw new StartupError(`${error.message}; create a new one (mandate token create, or create_my_token)`);
-  }
-}
-
-/**
- * The deployment's PM toolset choice and tool-list watch; a bad configuration is reported by the
- * start-up itself (ready), so until then the defaults.
- */
-function serverSettings(env: NodeJS.ProcessEnv): { serves: ReturnType<typeof servedBy>; watchToolsMs: number | null } {
-  try {
-    const config = loadConfig(env);
-    return { serves: servedBy(config.pm), watchToolsMs: config.toolsWatchMs };
-  } catch {
-    return { serves: () => true, watchToolsMs: 2000 };
-  }
+  const backend = trackCalls(remote, inFlight);
+  const server = createMcpServer({ catalog: catalogFromJson(catalog), backend, ...(config.toolsWatchMs !== null ? { watchToolsMs: config.toolsWatchMs } : {}) });
+  return { server, ready: Promise.resolve() };
 }

@@ -5,6 +5,7 @@ import type { UserCaller } from '../../lib/identity/caller.ts';
 import { startSession } from '../../lib/identity/sessions.ts';
 import { localBackend } from '../../lib/mcp/backend.ts';
 import { createMcpServer } from '../../lib/mcp/server.ts';
+import { localCatalog } from '../../lib/mcp/local-catalog.ts';
 import type { Toolset } from '../../lib/mcp/toolset.ts';
 import type { Runtime } from '../../lib/runtime.ts';
 import { SERVERS } from '../../servers/index.ts';
@@ -22,7 +23,7 @@ export interface McpSession {
 export async function mcpSession(runtime: Runtime, caller: UserCaller, servers: (keyof typeof SERVERS)[], readOnly = false): Promise<McpSession> {
   const toolsets: Toolset[] = servers.map((name) => SERVERS[name]!);
   const bound = await startSession(runtime.db.orm.em.fork(), caller, { transport: 'stdio', servers });
-  const server = createMcpServer({ toolsets, readOnly, backend: localBackend(runtime, bound) });
+  const server = createMcpServer({ catalog: localCatalog(toolsets, readOnly), backend: localBackend(runtime, bound) });
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
   await server.connect(serverSide);
   const client = new Client({ name: 'mandate-test', version: '1.0.0' });
